@@ -1,0 +1,335 @@
+//! The `dbsync` command line: the whole pipeline on one machine, parts on local disk. Parses
+//! flags (each with a `DBSYNC_*` twin), calls one core pipeline, prints a summary. All logic
+//! lives in `dbsync-core`.
+
+mod progress;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use dbsync_core::conn::ConnSpec;
+use dbsync_core::job::{self, Options};
+use dbsync_core::scope::Scope;
+use dbsync_core::size::{human_bytes, parse_size};
+use dbsync_core::store::LocalStore;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "dbsync",
+    version,
+    about = "Byte-identical, chunked, streaming PostgreSQL-to-PostgreSQL sync"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log level (error, warn, info, debug).
+    #[arg(long, global = true, env = "DBSYNC_LOG", default_value = "info")]
+    log: String,
+    /// Print the result as JSON on stdout.
+    #[arg(long, global = true, env = "DBSYNC_JSON")]
+    json: bool,
+    /// No progress bar or progress lines.
+    #[arg(long, short, global = true, env = "DBSYNC_QUIET")]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Copy the data of every table in scope from source to target (the main job).
+    Sync(SyncArgs),
+    /// Export the source into gzip parts and a manifest in a directory.
+    Export(ExportArgs),
+    /// Import an export directory into the target (resumes after a failure).
+    Import(ImportArgs),
+    /// Show tables, FK levels, chunks and sizes without changing anything.
+    Plan(PlanArgs),
+    /// Compare row counts, content checksums and sequences of source and target.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Clone)]
+struct ScopeArgs {
+    /// Schemas to include (comma-separated globs; default all non-system schemas).
+    #[arg(long, env = "DBSYNC_SCHEMAS", value_delimiter = ',')]
+    schemas: Vec<String>,
+    /// Tables to include: `table` or `schema.table`, comma-separated globs (default all).
+    #[arg(long, env = "DBSYNC_TABLES", value_delimiter = ',')]
+    tables: Vec<String>,
+    /// Tables to leave out (comma-separated globs).
+    #[arg(long, env = "DBSYNC_EXCLUDE", value_delimiter = ',')]
+    exclude: Vec<String>,
+}
+
+#[derive(Args, Clone)]
+struct WorkArgs {
+    /// Parallel workers (connections on each side).
+    #[arg(long, short, env = "DBSYNC_JOBS", default_value_t = 4)]
+    jobs: usize,
+    /// Target size of a chunk, on disk (e.g. 256MB, 64kB).
+    #[arg(long, env = "DBSYNC_CHUNK_SIZE", default_value = "256MB")]
+    chunk_size: String,
+}
+
+#[derive(Args)]
+struct SyncArgs {
+    /// Source URL (postgresql://user:pass@host:port/db?sslmode=...).
+    #[arg(long, env = "DBSYNC_SOURCE")]
+    source: String,
+    /// Target URL.
+    #[arg(long, env = "DBSYNC_TARGET")]
+    target: String,
+    #[command(flatten)]
+    scope: ScopeArgs,
+    #[command(flatten)]
+    work: WorkArgs,
+    /// Go through gzip parts in this directory instead of streaming (export, then import).
+    #[arg(long, env = "DBSYNC_VIA")]
+    via: Option<PathBuf>,
+    /// After loading, compare every table's rows and checksum against the same snapshot.
+    #[arg(long, env = "DBSYNC_VERIFY")]
+    verify: bool,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// Source URL.
+    #[arg(long, env = "DBSYNC_SOURCE")]
+    source: String,
+    /// Directory for the parts and manifest.json.
+    #[arg(long, env = "DBSYNC_TO")]
+    to: PathBuf,
+    #[command(flatten)]
+    scope: ScopeArgs,
+    #[command(flatten)]
+    work: WorkArgs,
+    /// gzip level, 1 (fastest) to 9 (smallest).
+    #[arg(long, env = "DBSYNC_COMPRESS_LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
+    compress_level: u32,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Export directory (holds manifest.json).
+    #[arg(long, env = "DBSYNC_FROM")]
+    from: PathBuf,
+    /// Target URL.
+    #[arg(long, env = "DBSYNC_TARGET")]
+    target: String,
+    /// Parallel workers.
+    #[arg(long, short, env = "DBSYNC_JOBS", default_value_t = 4)]
+    jobs: usize,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    /// Source URL.
+    #[arg(long, env = "DBSYNC_SOURCE")]
+    source: String,
+    #[command(flatten)]
+    scope: ScopeArgs,
+    #[command(flatten)]
+    work: WorkArgs,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Source URL.
+    #[arg(long, env = "DBSYNC_SOURCE")]
+    source: String,
+    /// Target URL.
+    #[arg(long, env = "DBSYNC_TARGET")]
+    target: String,
+    #[command(flatten)]
+    scope: ScopeArgs,
+    /// Parallel workers.
+    #[arg(long, short, env = "DBSYNC_JOBS", default_value_t = 4)]
+    jobs: usize,
+}
+
+fn options(scope: &ScopeArgs, work: Option<&WorkArgs>) -> dbsync_core::Result<Options> {
+    let mut o = Options {
+        scope: Scope::from_lists(&scope.schemas, &scope.tables, &scope.exclude)?,
+        ..Options::default()
+    };
+    if let Some(w) = work {
+        if w.jobs == 0 {
+            return Err(dbsync_core::Error::config("--jobs", "must be at least 1"));
+        }
+        o.jobs = w.jobs;
+        o.chunk_bytes = parse_size(&w.chunk_size, "--chunk-size")?;
+    }
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(format!("dbsync={0},dbsync_core={0}", cli.log))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dbsync: error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line a person can act on; the stable name for scripts.
+            match e.downcast_ref::<dbsync_core::Error>() {
+                Some(core) => {
+                    eprintln!("dbsync: error[{}]: {core}", core.name());
+                    ExitCode::from(if core.name() == "DbsyncVerifyMismatch" {
+                        3
+                    } else {
+                        1
+                    })
+                }
+                None => {
+                    eprintln!("dbsync: error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).context("serialising the result")?
+    );
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Sync(a) => {
+            let source = ConnSpec::parse(&a.source, "--source")?;
+            let target = ConnSpec::parse(&a.target, "--target")?;
+            let mut opts = options(&a.scope, Some(&a.work))?;
+            opts.verify = a.verify;
+            let report = if let Some(dir) = &a.via {
+                let store = Arc::new(LocalStore::new(dir));
+                let m = job::export(&source, store.clone(), &opts, progress::new(quiet)).await?;
+                tracing::info!(parts = m.tables.iter().map(|t| t.parts.len()).sum::<usize>(), dir = %dir.display(), "export written");
+                let r = job::import(&target, store, &opts, progress::new(quiet)).await?;
+                if opts.verify {
+                    job::verify(&source, &target, &opts).await?.into_result()?;
+                }
+                r
+            } else {
+                job::sync(&source, &target, &opts, progress::new(quiet)).await?
+            };
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "synced {} tables ({} parts, {} rows, {}) and {} sequences from {} to {} in {:.1} s{}",
+                    report.tables,
+                    report.parts_loaded,
+                    report.rows,
+                    human_bytes(report.bytes),
+                    report.sequences,
+                    source,
+                    target,
+                    report.elapsed_ms as f64 / 1000.0,
+                    if report.verify.is_some() { "; verified identical" } else { "" }
+                );
+            }
+        }
+        Command::Export(a) => {
+            let source = ConnSpec::parse(&a.source, "--source")?;
+            let mut opts = options(&a.scope, Some(&a.work))?;
+            opts.compress_level = a.compress_level;
+            let store = Arc::new(LocalStore::new(&a.to));
+            let m = job::export(&source, store, &opts, progress::new(quiet)).await?;
+            if cli.json {
+                print_json(&m)?;
+            } else {
+                let parts: Vec<_> = m.tables.iter().flat_map(|t| &t.parts).collect();
+                println!(
+                    "exported {} tables into {} parts ({} rows, {} as COPY text, {} compressed) in {}; manifest {}",
+                    m.tables.len(),
+                    parts.len(),
+                    parts.iter().map(|p| p.stats.rows).sum::<u64>(),
+                    human_bytes(parts.iter().map(|p| p.stats.bytes).sum()),
+                    human_bytes(parts.iter().map(|p| p.compressed_bytes).sum()),
+                    a.to.display(),
+                    a.to.join(dbsync_core::manifest::KEY).display()
+                );
+            }
+        }
+        Command::Import(a) => {
+            let target = ConnSpec::parse(&a.target, "--target")?;
+            if a.jobs == 0 {
+                return Err(dbsync_core::Error::config("--jobs", "must be at least 1").into());
+            }
+            let opts = Options {
+                jobs: a.jobs,
+                ..Options::default()
+            };
+            let store = Arc::new(LocalStore::new(&a.from));
+            let r = job::import(&target, store, &opts, progress::new(quiet)).await?;
+            if cli.json {
+                print_json(&r)?;
+            } else if r.already_done {
+                println!(
+                    "export {} was already imported into {}; nothing to do",
+                    r.job_id, target
+                );
+            } else {
+                println!(
+                    "imported {} tables ({} parts, {} skipped as already loaded, {} rows) and {} sequences into {} in {:.1} s",
+                    r.tables,
+                    r.parts_loaded,
+                    r.parts_skipped,
+                    r.rows,
+                    r.sequences,
+                    target,
+                    r.elapsed_ms as f64 / 1000.0
+                );
+            }
+        }
+        Command::Plan(a) => {
+            let source = ConnSpec::parse(&a.source, "--source")?;
+            let opts = options(&a.scope, Some(&a.work))?;
+            let plan = job::plan_only(&source, &opts).await?;
+            if cli.json {
+                print_json(&plan)?;
+            } else {
+                print!("{}", progress::render_plan(&plan));
+            }
+        }
+        Command::Verify(a) => {
+            let source = ConnSpec::parse(&a.source, "--source")?;
+            let target = ConnSpec::parse(&a.target, "--target")?;
+            let mut opts = options(&a.scope, None)?;
+            opts.jobs = a.jobs.max(1);
+            let report = job::verify(&source, &target, &opts).await?;
+            if cli.json {
+                print_json(&report)?;
+            }
+            let n = report.tables.len();
+            report.into_result()?;
+            if !cli.json {
+                println!(
+                    "verified {n} tables and their sequences: source and target are identical"
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! Progress display: an indicatif bar (rows, bytes, rate, ETA) on a terminal, plain periodic
+//! lines otherwise (CI, pipes, logs), nothing with --quiet. Also renders `dbsync plan`.
+
+use dbsync_core::ident::QualName;
+use dbsync_core::plan::{ChunkRange, Plan};
+use dbsync_core::progress::{NoProgress, Progress};
+use dbsync_core::size::human_bytes;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The sink for this terminal.
+pub fn new(quiet: bool) -> Arc<dyn Progress> {
+    if quiet {
+        Arc::new(NoProgress)
+    } else if std::io::stderr().is_terminal() {
+        Arc::new(Bar::default())
+    } else {
+        Arc::new(Lines::default())
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    rows: AtomicU64,
+    bytes: AtomicU64,
+    chunks: AtomicU64,
+}
+
+impl Counters {
+    fn add(&self, rows: u64, bytes: u64) {
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.chunks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+struct Bar {
+    bar: Mutex<Option<ProgressBar>>,
+    counts: Counters,
+}
+
+impl Progress for Bar {
+    fn planned(&self, phase: &str, chunks: usize, est_bytes: u64) {
+        let pb = ProgressBar::new(est_bytes.max(1));
+        pb.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {percent:>3}% {msg} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        pb.set_prefix(format!("{phase} ({chunks} chunks)"));
+        pb.enable_steady_tick(Duration::from_millis(250));
+        if let Ok(mut b) = self.bar.lock() {
+            *b = Some(pb);
+        }
+    }
+
+    fn chunk_done(&self, _table: &QualName, rows: u64, bytes: u64, est: u64) {
+        self.counts.add(rows, bytes);
+        if let Ok(b) = self.bar.lock() {
+            if let Some(pb) = b.as_ref() {
+                pb.inc(est);
+                let secs = pb.elapsed().as_secs_f64().max(0.001);
+                let total = self.counts.bytes.load(Ordering::Relaxed);
+                pb.set_message(format!(
+                    "{} rows, {} ({}/s)",
+                    self.counts.rows.load(Ordering::Relaxed),
+                    human_bytes(total),
+                    human_bytes((total as f64 / secs) as u64)
+                ));
+            }
+        }
+    }
+
+    fn note(&self, message: &str) {
+        if let Ok(b) = self.bar.lock() {
+            match b.as_ref() {
+                Some(pb) => pb.suspend(|| eprintln!("{message}")),
+                None => eprintln!("{message}"),
+            }
+        }
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        if let Ok(b) = self.bar.lock() {
+            if let Some(pb) = b.as_ref() {
+                pb.finish_and_clear();
+            }
+        }
+    }
+}
+
+/// Plain lines, at most one every 5 seconds, plus the last chunk.
+#[derive(Default)]
+struct Lines {
+    state: Mutex<Option<(Instant, Instant, usize, u64)>>,
+    counts: Counters,
+    done_est: AtomicU64,
+}
+
+impl Progress for Lines {
+    fn planned(&self, phase: &str, chunks: usize, est_bytes: u64) {
+        eprintln!(
+            "{phase}: {chunks} chunks, about {} on disk",
+            human_bytes(est_bytes)
+        );
+        if let Ok(mut s) = self.state.lock() {
+            *s = Some((Instant::now(), Instant::now(), chunks, est_bytes));
+        }
+    }
+
+    fn chunk_done(&self, _table: &QualName, rows: u64, bytes: u64, est: u64) {
+        self.counts.add(rows, bytes);
+        self.done_est.fetch_add(est, Ordering::Relaxed);
+        let Ok(mut s) = self.state.lock() else { return };
+        let Some((start, last, chunks, est_total)) = s.as_mut() else {
+            return;
+        };
+        let done = self.counts.chunks.load(Ordering::Relaxed) as usize;
+        if last.elapsed() < Duration::from_secs(5) && done < *chunks {
+            return;
+        }
+        *last = Instant::now();
+        let secs = start.elapsed().as_secs_f64().max(0.001);
+        let total = self.counts.bytes.load(Ordering::Relaxed);
+        let frac =
+            (self.done_est.load(Ordering::Relaxed) as f64 / (*est_total).max(1) as f64).min(1.0);
+        let eta = if frac > 0.0 { secs / frac - secs } else { 0.0 };
+        eprintln!(
+            "progress: {done}/{chunks} chunks, {} rows, {} ({}/s), {:.0}%, eta {:.0} s",
+            self.counts.rows.load(Ordering::Relaxed),
+            human_bytes(total),
+            human_bytes((total as f64 / secs) as u64),
+            frac * 100.0,
+            eta.max(0.0)
+        );
+    }
+
+    fn note(&self, message: &str) {
+        eprintln!("{message}");
+    }
+}
+
+/// The text of `dbsync plan`.
+pub fn render_plan(plan: &Plan) -> String {
+    use std::fmt::Write;
+    let cat = &plan.catalog;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "source: PostgreSQL {} database {} ({}); chunk size {}",
+        cat.server.version,
+        cat.server.database,
+        cat.server.encoding,
+        human_bytes(plan.chunk_bytes)
+    );
+    let _ = writeln!(
+        out,
+        "{} tables in {} FK levels, {} chunks, {} on disk, {} sequences",
+        cat.tables.len(),
+        plan.order.level_count(),
+        plan.chunks.len(),
+        human_bytes(cat.tables.iter().map(|t| t.bytes.max(0) as u64).sum()),
+        cat.sequences.len()
+    );
+    for level in 0..plan.order.level_count() {
+        let _ = writeln!(out, "level {level}:");
+        for (i, t) in cat.tables.iter().enumerate() {
+            if plan.order.levels[i] != level {
+                continue;
+            }
+            let chunks: Vec<_> = plan.chunks.iter().filter(|c| c.table == i).collect();
+            let how = match (&t.key, chunks.first().map(|c| &c.range)) {
+                (_, Some(ChunkRange::Ctid { .. })) => "ctid ranges (no usable key)".to_string(),
+                (Some(k), _) => format!(
+                    "key {} ({})",
+                    k.index,
+                    k.columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                (None, _) => "no usable key".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<40} {:>10} {:>12} rows~ {:>4} chunks  {how}",
+                t.name.to_string(),
+                human_bytes(t.bytes.max(0) as u64),
+                t.est_rows.max(0),
+                chunks.len()
+            );
+        }
+    }
+    if !plan.order.cyclic.is_empty() {
+        let _ = writeln!(
+            out,
+            "foreign keys dropped during the load and re-added after (cycles, self-references):"
+        );
+        for fk in &plan.order.cyclic {
+            let _ = writeln!(out, "  {} on {} -> {}", fk.name, fk.table, fk.references);
+        }
+    }
+    out
+}

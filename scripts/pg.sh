@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL clusters for the demo, the tests and the benchmark.
+#
+#   scripts/pg.sh install            install the server binaries if they are missing (idempotent)
+#   scripts/pg.sh up NAME PORT       start cluster NAME on 127.0.0.1:PORT (init it first if needed); idempotent
+#   scripts/pg.sh down NAME          stop cluster NAME (no-op if it is not running)
+#   scripts/pg.sh url NAME PORT [DB] print the connection URL
+#
+# Clusters live under $DBSYNC_PG_ROOT (default: <repo>/.dbsync/pg/NAME), trust auth on loopback
+# only, superuser "postgres". The server refuses to run as root, so as root it runs as the
+# "postgres" system user (created if missing).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+root=${DBSYNC_PG_ROOT:-$repo/.dbsync/pg}
+
+find_bindir() {
+  local d
+  for d in ${DBSYNC_PG_BINDIR:-} /usr/lib/postgresql/{18,17,16,15,14}/bin; do
+    [ -n "$d" ] && [ -x "$d/initdb" ] && { echo "$d"; return 0; }
+  done
+  return 1
+}
+
+install() {
+  if find_bindir >/dev/null && command -v psql >/dev/null; then return 0; fi
+  echo "pg.sh: installing PostgreSQL server packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq postgresql postgresql-contrib >/dev/null
+  # Debian's package starts a cluster of its own on 5432; we do not use it.
+  command -v pg_ctlcluster >/dev/null && pg_ctlcluster --force 15 main stop >/dev/null 2>&1 || true
+  find_bindir >/dev/null
+}
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+up() {
+  local name=$1 port=$2 bindir dir
+  install
+  bindir=$(find_bindir)
+  dir=$root/$name
+  mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && { id postgres >/dev/null 2>&1 || as_pg true; chown postgres: "$dir"; chmod 700 "$dir"; 
+    # every parent must be traversable by the postgres user
+    local p=$dir; while [ "$p" != / ]; do p=$(dirname "$p"); chmod o+x "$p" 2>/dev/null || true; done; }
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_pg "$bindir/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+      || as_pg "$bindir/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C >"$dir/initdb.log" 2>&1
+    cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$dir'
+max_connections = 200
+shared_buffers = 256MB
+max_wal_size = 4GB
+fsync = ${DBSYNC_PG_FSYNC:-off}
+synchronous_commit = off
+full_page_writes = ${DBSYNC_PG_FSYNC:-off}
+CONF
+  fi
+  if as_pg "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    return 0
+  fi
+  if ! as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-p $port" start >/dev/null; then
+    echo "pg.sh: cluster $name did not start on port $port; the end of $dir/server.log:" >&2
+    tail -n 5 "$dir/server.log" >&2
+    return 1
+  fi
+}
+
+down() {
+  local name=$1 bindir dir
+  bindir=$(find_bindir) || return 0
+  dir=$root/$name
+  [ -d "$dir/data" ] || return 0
+  as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+cmd=${1:-}; shift || true
+case "$cmd" in
+  install) install ;;
+  up) up "$@" ;;
+  down) down "$@" ;;
+  url) echo "postgresql://postgres@127.0.0.1:$2/${3:-postgres}?sslmode=disable" ;;
+  bindir) find_bindir ;;
+  *) echo "usage: $0 install|up NAME PORT|down NAME|url NAME PORT [DB]|bindir" >&2; exit 2 ;;
+esac

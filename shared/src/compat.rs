@@ -1,0 +1,164 @@
+//! The pre-flight compatibility check: before anything in the target changes, compare the
+//! source's tables, columns, types and sequences (from a plan or manifest) with the target's
+//! catalog and list every mismatch at once. Pure.
+
+use crate::catalog::{Catalog, ForeignKey, Sequence, ServerInfo, Table};
+use crate::error::Error;
+use crate::ident::QualName;
+use std::collections::BTreeSet;
+
+/// Every reason the target cannot take the source's data; empty when it can.
+pub fn check(
+    source: &ServerInfo,
+    tables: &[Table],
+    sequences: &[Sequence],
+    target: &Catalog,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if source.encoding != target.server.encoding {
+        problems.push(format!(
+            "the source database is encoded {} but the target is {}",
+            source.encoding, target.server.encoding
+        ));
+    }
+    for t in tables {
+        let Some(tt) = target.table(&t.name) else {
+            problems.push(format!("table {} is missing on the target", t.name));
+            continue;
+        };
+        for c in t.copy_columns() {
+            match tt.columns.iter().find(|x| x.name == c.name) {
+                None => problems.push(format!(
+                    "column {}.{} ({}) is missing on the target",
+                    t.name,
+                    crate::ident::quote_ident(&c.name),
+                    c.type_name
+                )),
+                Some(tc) if tc.generated => problems.push(format!(
+                    "column {}.{} is generated on the target but not on the source",
+                    t.name,
+                    crate::ident::quote_ident(&c.name)
+                )),
+                Some(tc) if !type_compatible(&c.type_name, &tc.type_name) => {
+                    problems.push(format!(
+                        "column {}.{} is {} on the source but {} on the target",
+                        t.name,
+                        crate::ident::quote_ident(&c.name),
+                        c.type_name,
+                        tc.type_name
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        for tc in tt.columns.iter().filter(|c| !c.generated) {
+            let in_source = t.copy_columns().any(|c| c.name == tc.name);
+            if !in_source && tc.not_null && !tc.has_default {
+                problems.push(format!(
+                    "column {}.{} is NOT NULL without a default on the target and does not exist on the source",
+                    t.name,
+                    crate::ident::quote_ident(&tc.name)
+                ));
+            }
+        }
+    }
+    for s in sequences {
+        if !target.sequences.iter().any(|x| x.name == s.name) {
+            problems.push(format!("sequence {} is missing on the target", s.name));
+        }
+    }
+    problems
+}
+
+/// Whether values of `src` type load into a `dst` column unchanged (same text form).
+pub fn type_compatible(src: &str, dst: &str) -> bool {
+    if src == dst {
+        return true;
+    }
+    let base = |t: &str| t.split('(').next().unwrap_or(t).trim().to_string();
+    let typmod = |t: &str| -> Option<Vec<u64>> {
+        let inner = t.split_once('(')?.1.split_once(')')?.0;
+        inner.split(',').map(|p| p.trim().parse().ok()).collect()
+    };
+    let (sb, db) = (base(src), base(dst));
+    match (sb.as_str(), db.as_str()) {
+        // Widening integers and floats keeps the text form.
+        ("smallint", "integer" | "bigint" | "numeric")
+        | ("integer", "bigint" | "numeric")
+        | ("bigint", "numeric")
+        | ("real", "double precision") => typmod(dst).is_none(),
+        ("character varying" | "character", "text") => true,
+        ("character varying", "character varying") | ("numeric", "numeric") => {
+            match (typmod(src), typmod(dst)) {
+                (_, None) => true,
+                (Some(s), Some(d)) if sb == "character varying" => d[0] >= s[0],
+                (Some(s), Some(d)) => s.len() == d.len() && s.get(1) == d.get(1) && d[0] >= s[0],
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Refuses when a table outside the scope references one inside it: emptying the scope
+/// would need a cascade there.
+pub fn outside_references(
+    scope_units: &BTreeSet<QualName>,
+    target_fks: &[ForeignKey],
+) -> Result<(), Error> {
+    for fk in target_fks {
+        if scope_units.contains(&fk.references) && !scope_units.contains(&fk.table) {
+            return Err(Error::OutsideScope {
+                referencing: fk.table.to_string(),
+                constraint: fk.name.clone(),
+                referenced: fk.references.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widening_types_are_compatible_and_narrowing_ones_are_not() {
+        assert!(type_compatible("integer", "bigint"));
+        assert!(type_compatible(
+            "character varying(10)",
+            "character varying(20)"
+        ));
+        assert!(type_compatible("character varying(10)", "text"));
+        assert!(type_compatible("numeric(12,2)", "numeric"));
+        assert!(type_compatible("numeric(12,2)", "numeric(14,2)"));
+        assert!(!type_compatible("numeric(12,2)", "numeric(12,3)"));
+        assert!(!type_compatible("bigint", "integer"));
+        assert!(!type_compatible(
+            "character varying(20)",
+            "character varying(10)"
+        ));
+        assert!(!type_compatible("jsonb", "json"));
+        assert!(!type_compatible(
+            "timestamp without time zone",
+            "timestamp with time zone"
+        ));
+    }
+
+    #[test]
+    fn a_reference_from_outside_the_scope_is_refused_naming_both_tables() {
+        let fk = ForeignKey {
+            name: "audit_order_fk".into(),
+            table: QualName::new("app", "audit"),
+            references: QualName::new("app", "orders"),
+            definition: String::new(),
+        };
+        let scope: BTreeSet<_> = [QualName::new("app", "orders")].into_iter().collect();
+        let e = outside_references(&scope, &[fk]).expect_err("refused");
+        let m = e.to_string();
+        assert!(
+            m.contains("app.audit") && m.contains("app.orders") && m.contains("audit_order_fk"),
+            "{m}"
+        );
+    }
+}

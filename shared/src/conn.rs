@@ -1,0 +1,549 @@
+//! Connections: parsing postgres URLs and PG* environment variables, TLS through rustls
+//! honouring `sslmode`, and the pinned session settings every dbsync session runs with.
+//! Owns the only place a password is held; its `Debug` and `Display` redact it.
+
+use crate::error::{Error, Result, Role};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::config::{Host, SslMode as PgSslMode};
+use tokio_postgres::{Client, Config, NoTls};
+
+/// Settings pinned on every source and target session, so the text form of every value is
+/// the same on both sides whatever the servers' defaults are. Recorded in the manifest.
+pub const SESSION_SETTINGS: &[(&str, &str)] = &[
+    ("client_encoding", "UTF8"),
+    ("DateStyle", "ISO, YMD"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "3"),
+    ("TimeZone", "UTC"),
+    ("bytea_output", "hex"),
+    ("standard_conforming_strings", "on"),
+    // money's text form follows lc_monetary: pin it or a target in another locale misreads it.
+    ("lc_monetary", "C"),
+    // pg_dump's choice: content accepts every value a column can hold.
+    ("xmloption", "content"),
+    // Refuse rather than silently filter rows hidden by row-level security.
+    ("row_security", "off"),
+    ("statement_timeout", "0"),
+    ("lock_timeout", "0"),
+    ("idle_in_transaction_session_timeout", "0"),
+    // Only pg_catalog on the path: user functions cannot shadow what our SQL calls.
+    ("search_path", "pg_catalog"),
+];
+
+/// How to use TLS, as libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS if the server offers it, without verifying the certificate (libpq's default).
+    Prefer,
+    /// TLS, certificate not verified.
+    Require,
+    /// TLS, certificate chain verified, host name not checked.
+    VerifyCa,
+    /// TLS, chain and host name verified.
+    VerifyFull,
+}
+
+impl FromStr for SslMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s {
+            "disable" => SslMode::Disable,
+            // tokio-postgres has no "allow": prefer is the closest safe reading of it.
+            "allow" | "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            other => {
+                return Err(format!(
+                "unknown sslmode {other:?} (disable, prefer, require, verify-ca or verify-full)"
+            ))
+            }
+        })
+    }
+}
+
+/// A parsed connection specification. Holds the password; never printed with it.
+#[derive(Clone)]
+pub struct ConnSpec {
+    config: Config,
+    ssl: SslMode,
+    root_cert: Option<String>,
+}
+
+impl fmt::Debug for ConnSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnSpec")
+            .field("endpoint", &self.redacted())
+            .field("ssl", &self.ssl)
+            .finish()
+    }
+}
+
+impl fmt::Display for ConnSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Where to read PG* variables from; a function so tests can pass a map.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+impl ConnSpec {
+    /// Parses a `postgresql://` URL (or libpq key=value string), filling what it leaves out
+    /// from the PG* environment variables as libpq does. `setting` names the flag in errors.
+    pub fn parse(url: &str, setting: &str) -> Result<Self> {
+        Self::parse_with_env(url, setting, &|k| std::env::var(k).ok())
+    }
+
+    /// As [`ConnSpec::parse`], reading variables through `env`.
+    pub fn parse_with_env(url: &str, setting: &str, env: EnvLookup<'_>) -> Result<Self> {
+        let (rest, params) = split_tls_params(url);
+        let mut config = if rest.trim().is_empty() {
+            Config::new()
+        } else {
+            Config::from_str(&rest).map_err(|e| {
+                // The parse error text may quote the input; never repeat it.
+                Error::config(
+                    setting,
+                    format!(
+                        "not a valid postgres URL ({})",
+                        e.to_string().split(':').next().unwrap_or("invalid")
+                    ),
+                )
+            })?
+        };
+        if config.get_hosts().is_empty() {
+            config.host(env("PGHOST").as_deref().unwrap_or("localhost"));
+        }
+        if config.get_ports().is_empty() {
+            if let Some(p) = env("PGPORT") {
+                let port = p
+                    .parse::<u16>()
+                    .map_err(|_| Error::config("PGPORT", format!("not a port number: {p:?}")))?;
+                config.port(port);
+            }
+        }
+        if config.get_user().is_none() {
+            let user = env("PGUSER")
+                .or_else(|| env("USER"))
+                .unwrap_or_else(|| "postgres".into());
+            config.user(&user);
+        }
+        if config.get_password().is_none() {
+            if let Some(p) = env("PGPASSWORD") {
+                config.password(p);
+            }
+        }
+        if config.get_dbname().is_none() {
+            let db = env("PGDATABASE")
+                .or_else(|| config.get_user().map(str::to_string))
+                .unwrap_or_else(|| "postgres".into());
+            config.dbname(&db);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("dbsync");
+        }
+        config.connect_timeout(Duration::from_secs(30));
+        config.keepalives_idle(Duration::from_secs(60));
+        let mode = params
+            .sslmode
+            .or_else(|| env("PGSSLMODE"))
+            .unwrap_or_else(|| "prefer".into());
+        let ssl = mode
+            .parse::<SslMode>()
+            .map_err(|m| Error::config(setting, m))?;
+        let root_cert = params.sslrootcert.or_else(|| env("PGSSLROOTCERT"));
+        Ok(ConnSpec {
+            config,
+            ssl,
+            root_cert,
+        })
+    }
+
+    /// `user@host:port/db`, no password: the only form that reaches logs and errors.
+    pub fn redacted(&self) -> String {
+        let host = self
+            .config
+            .get_hosts()
+            .first()
+            .map(|h| match h {
+                Host::Tcp(s) => s.clone(),
+                Host::Unix(p) => p.display().to_string(),
+            })
+            .unwrap_or_default();
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        format!(
+            "{}@{}:{}/{}",
+            self.config.get_user().unwrap_or(""),
+            host,
+            port,
+            self.config.get_dbname().unwrap_or("")
+        )
+    }
+
+    /// The TLS mode in force.
+    pub fn ssl_mode(&self) -> SslMode {
+        self.ssl
+    }
+
+    /// The database name.
+    pub fn dbname(&self) -> &str {
+        self.config.get_dbname().unwrap_or("")
+    }
+
+    /// Opens a session, applies [`SESSION_SETTINGS`] and tags it with `application_name`.
+    pub async fn connect(&self, role: Role, application_name: &str) -> Result<Client> {
+        let mut config = self.config.clone();
+        config.application_name(application_name);
+        let err = |message: String| Error::Connect {
+            role,
+            endpoint: self.redacted(),
+            message,
+        };
+        let client = match self.ssl {
+            SslMode::Disable => {
+                config.ssl_mode(PgSslMode::Disable);
+                let (client, connection) = config
+                    .connect(NoTls)
+                    .await
+                    .map_err(|e| err(crate::error::describe_pg_error(&e)))?;
+                spawn_connection(connection, role);
+                client
+            }
+            mode => {
+                config.ssl_mode(if mode == SslMode::Prefer {
+                    PgSslMode::Prefer
+                } else {
+                    PgSslMode::Require
+                });
+                let tls = tls_config(mode, self.root_cert.as_deref()).map_err(err)?;
+                let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
+                let (client, connection) = config
+                    .connect(connector)
+                    .await
+                    .map_err(|e| err(crate::error::describe_pg_error(&e)))?;
+                spawn_connection(connection, role);
+                client
+            }
+        };
+        client
+            .batch_execute(&session_settings_sql())
+            .await
+            .map_err(|e| Error::pg(role, "applying the session settings", e))?;
+        Ok(client)
+    }
+}
+
+fn spawn_connection<S, T>(connection: tokio_postgres::Connection<S, T>, role: Role)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(%role, error = %crate::error::describe_pg_error(&e), "connection closed");
+        }
+    });
+}
+
+/// The `SET` statements for [`SESSION_SETTINGS`].
+pub fn session_settings_sql() -> String {
+    SESSION_SETTINGS
+        .iter()
+        .map(|(k, v)| format!("SET {k} = {};", crate::ident::quote_literal(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[derive(Default)]
+struct TlsParams {
+    sslmode: Option<String>,
+    sslrootcert: Option<String>,
+}
+
+/// tokio-postgres rejects `verify-full`/`verify-ca` and unknown keys like `sslrootcert`, so
+/// take them out of the URL (or key=value string) and handle them ourselves.
+fn split_tls_params(url: &str) -> (String, TlsParams) {
+    let mut p = TlsParams::default();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let Some((base, query)) = url.split_once('?') else {
+            return (url.to_string(), p);
+        };
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|s| !s.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "sslmode" => p.sslmode = Some(percent_decode(v)),
+                "sslrootcert" => p.sslrootcert = Some(percent_decode(v)),
+                _ => kept.push(pair),
+            }
+        }
+        let rest = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        (rest, p)
+    } else {
+        let mut kept = Vec::new();
+        for tok in url.split_whitespace() {
+            if let Some(v) = tok.strip_prefix("sslmode=") {
+                p.sslmode = Some(v.trim_matches('\'').to_string());
+            } else if let Some(v) = tok.strip_prefix("sslrootcert=") {
+                p.sslrootcert = Some(v.trim_matches('\'').to_string());
+            } else {
+                kept.push(tok);
+            }
+        }
+        (kept.join(" "), p)
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn tls_config(
+    mode: SslMode,
+    root_cert: Option<&str>,
+) -> std::result::Result<rustls::ClientConfig, String> {
+    use rustls::client::danger::ServerCertVerifier;
+    // Build with an explicit provider: two providers in one build make the default panic.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(path) = root_cert {
+        use rustls_pki_types::pem::PemObject;
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("sslrootcert {path}: {e}"))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("sslrootcert {path}: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("sslrootcert {path}: {e}"))?;
+        }
+    } else {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    let config = match mode {
+        SslMode::Prefer | SslMode::Require => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_no_client_auth(),
+        SslMode::VerifyCa => {
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| format!("TLS setup: {e}"))?;
+            let verifier: Arc<dyn ServerCertVerifier> = Arc::new(ChainOnly(inner));
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth()
+        }
+        SslMode::VerifyFull | SslMode::Disable => {
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
+    Ok(config)
+}
+
+/// `sslmode=require`/`prefer`: encrypted, not authenticated, exactly as libpq.
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `sslmode=verify-ca`: the chain must lead to a trusted root; the name is not checked.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls_pki_types::CertificateDer<'_>,
+        intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn verify_full_in_a_url_is_accepted_and_removed_before_tokio_postgres_sees_it() {
+        let spec = ConnSpec::parse_with_env(
+            "postgresql://app:s3cret@db.example:6432/prod?sslmode=verify-full&sslrootcert=/etc/rds.pem&application_name=x",
+            "--source",
+            &no_env,
+        )
+        .expect("parses");
+        assert_eq!(spec.ssl_mode(), SslMode::VerifyFull);
+        assert_eq!(spec.root_cert.as_deref(), Some("/etc/rds.pem"));
+        assert_eq!(spec.redacted(), "app@db.example:6432/prod");
+    }
+
+    #[test]
+    fn debug_and_display_never_show_the_password() {
+        let spec = ConnSpec::parse_with_env("postgresql://app:hunter2@h/db", "--source", &no_env)
+            .expect("parses");
+        assert!(!format!("{spec:?}").contains("hunter2"));
+        assert!(!spec.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn missing_parts_come_from_pg_environment_variables() {
+        let env = |k: &str| match k {
+            "PGHOST" => Some("pg.internal".to_string()),
+            "PGPORT" => Some("5433".to_string()),
+            "PGUSER" => Some("sync".to_string()),
+            "PGDATABASE" => Some("catalogue".to_string()),
+            "PGSSLMODE" => Some("require".to_string()),
+            _ => None,
+        };
+        let spec = ConnSpec::parse_with_env("", "--source", &env).expect("parses");
+        assert_eq!(spec.redacted(), "sync@pg.internal:5433/catalogue");
+        assert_eq!(spec.ssl_mode(), SslMode::Require);
+    }
+
+    #[test]
+    fn an_unknown_sslmode_names_the_setting() {
+        let err =
+            ConnSpec::parse_with_env("postgresql://h/db?sslmode=sometimes", "--target", &no_env)
+                .expect_err("refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("--target") && msg.contains("sometimes"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_bad_url_error_does_not_echo_the_password() {
+        let err = ConnSpec::parse_with_env(
+            "postgresql://u:topsecret@h:notaport/db",
+            "--source",
+            &no_env,
+        )
+        .expect_err("refused");
+        assert!(!err.to_string().contains("topsecret"), "{err}");
+    }
+
+    #[test]
+    fn key_value_strings_are_accepted_too() {
+        let spec = ConnSpec::parse_with_env(
+            "host=h user=u dbname=d sslmode=disable",
+            "--source",
+            &no_env,
+        )
+        .expect("parses");
+        assert_eq!(spec.redacted(), "u@h:5432/d");
+        assert_eq!(spec.ssl_mode(), SslMode::Disable);
+    }
+
+    #[test]
+    fn percent_encoded_values_are_decoded() {
+        assert_eq!(percent_decode("%2Fetc%2Fca.pem"), "/etc/ca.pem");
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+}

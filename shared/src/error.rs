@@ -1,0 +1,328 @@
+//! The core's one error type. Every variant names what it is about (table, chunk, setting,
+//! database role), knows whether a retry can help, and maps to a stable error name that the
+//! state machine's Retry/Catch and the CLI's exit line use. Messages never carry credentials:
+//! endpoints are always the redacted form from [`crate::conn::ConnSpec`].
+
+use std::fmt;
+
+/// Result alias for the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which database an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The database read from.
+    Source,
+    /// The database written to.
+    Target,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Source => "source",
+            Role::Target => "target",
+        })
+    }
+}
+
+/// Everything that can go wrong in the core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting or flag has a bad value; nothing was touched.
+    #[error("setting {setting}: {message}")]
+    Config {
+        /// The flag or environment variable, e.g. `--chunk-size` / `DBSYNC_CHUNK_SIZE`.
+        setting: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A connection could not be opened.
+    #[error("cannot connect to the {role} database {endpoint}: {message}")]
+    Connect {
+        /// Source or target.
+        role: Role,
+        /// Redacted endpoint (`user@host:port/db`).
+        endpoint: String,
+        /// Cause, without credentials.
+        message: String,
+    },
+    /// A statement failed on the server, or the connection broke while running it.
+    #[error("{role} database, {context}: {message}")]
+    Postgres {
+        /// Source or target.
+        role: Role,
+        /// What we were doing (names the table and chunk where there is one).
+        context: String,
+        /// SQLSTATE, when the server sent one.
+        sqlstate: Option<String>,
+        /// Server message with detail and hint.
+        message: String,
+    },
+    /// The target cannot take the source's data; nothing was changed.
+    #[error("the target does not match the source, nothing was changed:\n  - {}", .problems.join("\n  - "))]
+    Incompatible {
+        /// Every mismatch found, one line each.
+        problems: Vec<String>,
+    },
+    /// Emptying the in-scope tables would need to cascade to a table outside the scope.
+    #[error("refusing to empty the target: {referencing} (not in scope) has foreign key {constraint} to {referenced} (in scope); add {referencing} to the scope or leave {referenced} out. Nothing was changed")]
+    OutsideScope {
+        /// The out-of-scope table holding the foreign key.
+        referencing: String,
+        /// The constraint name.
+        constraint: String,
+        /// The in-scope table it references.
+        referenced: String,
+    },
+    /// Source and target are the same database.
+    #[error(
+        "source and target are the same database ({0}); refusing to sync a database onto itself"
+    )]
+    SameDatabase(String),
+    /// Another job holds the target.
+    #[error("another dbsync job is loading the target {0} right now; wait for it or cancel it")]
+    TargetLocked(String),
+    /// No table matched the scope.
+    #[error("no tables in scope ({0}); check --schemas, --tables and --exclude")]
+    EmptyScope(String),
+    /// A part's content does not match what the manifest says.
+    #[error("part {part} of table {table} is corrupt: {detail}")]
+    PartCorrupt {
+        /// Table name.
+        table: String,
+        /// Part key.
+        part: String,
+        /// What did not match.
+        detail: String,
+    },
+    /// Reading or writing a part, manifest or file failed.
+    #[error("{path}: {message}")]
+    Io {
+        /// File path or object key.
+        path: String,
+        /// Cause.
+        message: String,
+        /// Whether retrying might help (network stores).
+        retryable: bool,
+    },
+    /// A manifest is missing, unreadable or of an unknown version.
+    #[error("manifest {path}: {message}")]
+    Manifest {
+        /// Where it was read from.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Source and target differ after the copy.
+    #[error("verification failed: {} differ:\n  - {}", .differences.len(), .differences.join("\n  - "))]
+    VerifyMismatch {
+        /// One line per table or sequence that differs.
+        differences: Vec<String>,
+    },
+}
+
+impl Error {
+    /// Stable names, used by the state machine's Retry/Catch and in job records. Never rename
+    /// one: `statemachine/` and the tests match on them.
+    pub const NAMES: &'static [&'static str] = &[
+        "DbsyncConfig",
+        "DbsyncConnect",
+        "DbsyncPostgresTransient",
+        "DbsyncPostgres",
+        "DbsyncIncompatible",
+        "DbsyncOutsideScope",
+        "DbsyncSameDatabase",
+        "DbsyncTargetLocked",
+        "DbsyncEmptyScope",
+        "DbsyncPartCorrupt",
+        "DbsyncIoTransient",
+        "DbsyncIo",
+        "DbsyncManifest",
+        "DbsyncVerifyMismatch",
+    ];
+
+    /// The stable name of this error (one of [`Error::NAMES`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Error::Config { .. } => "DbsyncConfig",
+            Error::Connect { .. } => "DbsyncConnect",
+            Error::Postgres { .. } if self.is_retryable() => "DbsyncPostgresTransient",
+            Error::Postgres { .. } => "DbsyncPostgres",
+            Error::Incompatible { .. } => "DbsyncIncompatible",
+            Error::OutsideScope { .. } => "DbsyncOutsideScope",
+            Error::SameDatabase(_) => "DbsyncSameDatabase",
+            Error::TargetLocked(_) => "DbsyncTargetLocked",
+            Error::EmptyScope(_) => "DbsyncEmptyScope",
+            Error::PartCorrupt { .. } => "DbsyncPartCorrupt",
+            Error::Io {
+                retryable: true, ..
+            } => "DbsyncIoTransient",
+            Error::Io { .. } => "DbsyncIo",
+            Error::Manifest { .. } => "DbsyncManifest",
+            Error::VerifyMismatch { .. } => "DbsyncVerifyMismatch",
+        }
+    }
+
+    /// Whether running the same unit of work again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Connect { .. } | Error::TargetLocked(_) => true,
+            Error::Postgres { sqlstate, .. } => match sqlstate.as_deref() {
+                // No SQLSTATE: the connection broke (I/O, server gone) - worth another try.
+                None => true,
+                Some(code) => is_transient_sqlstate(code),
+            },
+            Error::Io { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
+
+    /// Wraps a tokio-postgres error with what we were doing.
+    pub fn pg(role: Role, context: impl Into<String>, err: tokio_postgres::Error) -> Self {
+        let sqlstate = err.code().map(|c| c.code().to_string());
+        Error::Postgres {
+            role,
+            context: context.into(),
+            sqlstate,
+            message: describe_pg_error(&err),
+        }
+    }
+
+    /// An I/O error on a local path.
+    pub fn io(path: impl Into<String>, err: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            message: err.to_string(),
+            retryable: false,
+        }
+    }
+
+    /// A bad setting.
+    pub fn config(setting: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Config {
+            setting: setting.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The SQLSTATE of a server error, if this is one.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Error::Postgres { sqlstate, .. } => sqlstate.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// SQLSTATEs after which the same work may succeed if tried again.
+pub fn is_transient_sqlstate(code: &str) -> bool {
+    matches!(
+        code,
+        "40001" // serialization_failure
+        | "40P01" // deadlock_detected
+        | "55P03" // lock_not_available
+        | "57P01" // admin_shutdown
+        | "57P02" // crash_shutdown
+        | "57P03" // cannot_connect_now
+        | "53300" // too_many_connections
+    ) || code.starts_with("08") // connection exceptions
+        || code.starts_with("53") // insufficient resources
+}
+
+/// Human-readable text of a tokio-postgres error: the server's message, detail and hint, or
+/// the client-side cause chain. tokio-postgres errors never contain the connection string.
+pub fn describe_pg_error(err: &tokio_postgres::Error) -> String {
+    if let Some(db) = err.as_db_error() {
+        let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(d) = db.detail() {
+            s.push_str("; detail: ");
+            s.push_str(d);
+        }
+        if let Some(h) = db.hint() {
+            s.push_str("; hint: ");
+            s.push_str(h);
+        }
+        if let Some(w) = db.where_() {
+            s.push_str("; where: ");
+            s.push_str(w);
+        }
+        return s;
+    }
+    let mut s = err.to_string();
+    let mut cur = std::error::Error::source(err);
+    while let Some(e) = cur {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        cur = e.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_name_is_listed_in_names() {
+        let samples = vec![
+            Error::config("x", "y"),
+            Error::Connect {
+                role: Role::Source,
+                endpoint: "e".into(),
+                message: "m".into(),
+            },
+            Error::Postgres {
+                role: Role::Target,
+                context: "c".into(),
+                sqlstate: Some("40001".into()),
+                message: "m".into(),
+            },
+            Error::Postgres {
+                role: Role::Target,
+                context: "c".into(),
+                sqlstate: Some("42P01".into()),
+                message: "m".into(),
+            },
+            Error::Incompatible { problems: vec![] },
+            Error::OutsideScope {
+                referencing: "a".into(),
+                constraint: "c".into(),
+                referenced: "b".into(),
+            },
+            Error::SameDatabase("x".into()),
+            Error::TargetLocked("x".into()),
+            Error::EmptyScope("x".into()),
+            Error::PartCorrupt {
+                table: "t".into(),
+                part: "p".into(),
+                detail: "d".into(),
+            },
+            Error::Io {
+                path: "p".into(),
+                message: "m".into(),
+                retryable: true,
+            },
+            Error::io("p", std::io::Error::other("x")),
+            Error::Manifest {
+                path: "p".into(),
+                message: "m".into(),
+            },
+            Error::VerifyMismatch {
+                differences: vec![],
+            },
+        ];
+        let names: std::collections::BTreeSet<_> = samples.iter().map(|e| e.name()).collect();
+        let listed: std::collections::BTreeSet<_> = Error::NAMES.iter().copied().collect();
+        assert_eq!(names, listed);
+    }
+
+    #[test]
+    fn serialization_failures_are_retryable_and_syntax_errors_are_not() {
+        assert!(is_transient_sqlstate("40001"));
+        assert!(is_transient_sqlstate("08006"));
+        assert!(!is_transient_sqlstate("42601"));
+        assert!(!is_transient_sqlstate("23505"));
+    }
+}

@@ -1,0 +1,800 @@
+//! The pipelines: `plan`, `sync` (source COPY streamed straight into target COPY), `export`
+//! (chunks into parts plus a manifest), `import` (parts into the target) and `verify`. They
+//! own the order of operations - snapshot, pre-flight checks, one-statement truncate, level
+//! by level loading, finalize - and the worker pool; the steps themselves live in the
+//! modules they are named after.
+
+use crate::catalog::{self, Catalog, Sequence, ServerInfo, Table};
+use crate::compat;
+use crate::conn::ConnSpec;
+use crate::copy_in::{self, LoadOutcome};
+use crate::copy_out::{self, CopyOutSource, GzPartSource, PartStats};
+use crate::error::{Error, Result, Role};
+use crate::ident::{quote_literal, QualName};
+use crate::ledger::{self, DisabledTriggers, JobState};
+use crate::manifest::{self, Manifest, ManifestTable, PartEntry};
+use crate::plan::{self, Chunk, FkOrder, Plan};
+use crate::progress::Progress;
+use crate::scope::Scope;
+use crate::store::PartStore;
+use crate::verify::{self, TableComparison, VerifyReport};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio_postgres::Client;
+
+/// Options shared by the pipelines.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Tables in scope.
+    pub scope: Scope,
+    /// Parallel workers (connections per side).
+    pub jobs: usize,
+    /// Target chunk size in bytes on disk.
+    pub chunk_bytes: u64,
+    /// gzip level for parts (1 fastest .. 9 smallest).
+    pub compress_level: u32,
+    /// Compare row counts and checksums of every table after a sync.
+    pub verify: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            scope: Scope::default(),
+            jobs: 4,
+            chunk_bytes: plan::DEFAULT_CHUNK_BYTES,
+            compress_level: 1,
+            verify: false,
+        }
+    }
+}
+
+/// What a sync or import did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoadReport {
+    /// Job id (ledger key).
+    pub job_id: String,
+    /// Tables loaded.
+    pub tables: usize,
+    /// Parts loaded now.
+    pub parts_loaded: usize,
+    /// Parts an earlier attempt had loaded already.
+    pub parts_skipped: usize,
+    /// Rows loaded now.
+    pub rows: u64,
+    /// COPY text bytes loaded now.
+    pub bytes: u64,
+    /// Sequences set.
+    pub sequences: usize,
+    /// Wall time.
+    pub elapsed_ms: u64,
+    /// Set when the job had finished before (an import run twice).
+    pub already_done: bool,
+    /// The comparison, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyReport>,
+}
+
+fn app_name(job_id: &str, what: &str) -> String {
+    format!("dbsync-{}-{what}", &job_id[..8.min(job_id.len())])
+}
+
+fn new_job_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Opens the coordinator session: a repeatable-read, read-only transaction whose snapshot
+/// every worker imports, so all chunks see one consistent state of the source.
+async fn open_snapshot(source: &ConnSpec, app: &str) -> Result<(Client, String)> {
+    let c = source.connect(Role::Source, app).await?;
+    c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .map_err(|e| Error::pg(Role::Source, "starting the snapshot transaction", e))?;
+    let snap: String = c
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .await
+        .map_err(|e| Error::pg(Role::Source, "exporting the snapshot", e))?
+        .get(0);
+    Ok((c, snap))
+}
+
+async fn join_snapshot(source: &ConnSpec, snapshot: &str, app: &str) -> Result<Client> {
+    let c = source.connect(Role::Source, app).await?;
+    c.batch_execute(&format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
+        quote_literal(snapshot)
+    ))
+    .await
+    .map_err(|e| Error::pg(Role::Source, "importing the snapshot", e))?;
+    Ok(c)
+}
+
+fn scope_text(scope: &Scope) -> String {
+    format!(
+        "schemas [{}], tables [{}], exclude [{}]",
+        scope.schemas.join(","),
+        scope.tables.join(","),
+        scope.exclude.join(",")
+    )
+}
+
+/// Reads the catalog and splits every table into chunks. Runs inside the caller's
+/// transaction, so a plan made in a snapshot describes that snapshot.
+pub async fn build_plan(client: &Client, scope: &Scope, chunk_bytes: u64) -> Result<Plan> {
+    let catalog = catalog::load(client, Role::Source, scope).await?;
+    if catalog.tables.is_empty() {
+        return Err(Error::EmptyScope(scope_text(scope)));
+    }
+    let order = plan::fk_order(&catalog.tables, &catalog.foreign_keys);
+    let mut chunks = Vec::new();
+    for (i, t) in catalog.tables.iter().enumerate() {
+        let n = plan::chunk_count(t.bytes, chunk_bytes);
+        let ranges = if n <= 1 {
+            vec![plan::ChunkRange::Whole]
+        } else if let Some(key) = &t.key {
+            let bounds = catalog::sample_key_bounds(client, Role::Source, t, key, n - 1).await?;
+            plan::key_ranges(&bounds)
+        } else {
+            plan::ctid_ranges(t.pages.max(0) as u64, n)
+        };
+        chunks.extend(ranges.into_iter().enumerate().map(|(seq, range)| Chunk {
+            table: i,
+            seq,
+            range,
+        }));
+    }
+    Ok(Plan {
+        catalog,
+        order,
+        chunks,
+        chunk_bytes,
+    })
+}
+
+/// `dbsync plan`: the plan of a source, without changing anything.
+pub async fn plan_only(source: &ConnSpec, opts: &Options) -> Result<Plan> {
+    let (c, _snap) = open_snapshot(source, "dbsync-plan").await?;
+    build_plan(&c, &opts.scope, opts.chunk_bytes).await
+}
+
+/// Runs `f` over `items` with one task per worker; stops taking new items after the first
+/// error and returns it. Workers are handed back for the next round.
+async fn run_pool<W, I, O, F, Fut>(workers: Vec<W>, items: Vec<I>, f: F) -> Result<(Vec<W>, Vec<O>)>
+where
+    W: Send + 'static,
+    I: Send + 'static,
+    O: Send + 'static,
+    F: Fn(W, I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (W, Result<O>)> + Send + 'static,
+{
+    let queue = Arc::new(Mutex::new(VecDeque::from(items)));
+    let failed = Arc::new(AtomicBool::new(false));
+    let f = Arc::new(f);
+    let mut set = tokio::task::JoinSet::new();
+    for w in workers {
+        let (queue, failed, f) = (queue.clone(), failed.clone(), f.clone());
+        set.spawn(async move {
+            let mut w = w;
+            let mut outs = Vec::new();
+            loop {
+                if failed.load(Ordering::Relaxed) {
+                    break;
+                }
+                let item = queue.lock().ok().and_then(|mut q| q.pop_front());
+                let Some(item) = item else { break };
+                let (back, r) = f(w, item).await;
+                w = back;
+                match r {
+                    Ok(o) => outs.push(o),
+                    Err(e) => {
+                        failed.store(true, Ordering::Relaxed);
+                        return (w, outs, Some(e));
+                    }
+                }
+            }
+            (w, outs, None)
+        });
+    }
+    let mut workers = Vec::new();
+    let mut outs = Vec::new();
+    let mut first_err = None;
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((w, o, e)) => {
+                workers.push(w);
+                outs.extend(o);
+                if first_err.is_none() {
+                    first_err = e;
+                }
+            }
+            Err(e) => {
+                first_err.get_or_insert(Error::Io {
+                    path: "worker".into(),
+                    message: format!("a worker task failed: {e}"),
+                    retryable: false,
+                });
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok((workers, outs)),
+    }
+}
+
+/// The target side of a load, prepared and started.
+struct TargetJob {
+    coord: Client,
+    /// Load order by the target's own foreign keys, indexed like the source tables.
+    order: FkOrder,
+    dropped: Vec<catalog::ForeignKey>,
+    disabled: Vec<DisabledTriggers>,
+    replica: bool,
+    already_done: bool,
+}
+
+/// Pre-flight checks, then the start of the job: refuses (changing nothing) when the target
+/// is the source, is locked, lacks tables/columns/sequences, or is referenced from outside
+/// the scope; otherwise empties the tables in one statement and drops cyclic foreign keys.
+async fn prepare_target(
+    target: &ConnSpec,
+    tables: &[Table],
+    sequences: &[Sequence],
+    source: &ServerInfo,
+    job_id: &str,
+    kind: &str,
+    source_app: Option<&str>,
+) -> Result<TargetJob> {
+    let mut coord = target
+        .connect(Role::Target, &app_name(job_id, "ctl"))
+        .await?;
+    if let Some(app) = source_app {
+        let same: bool = coord
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                   WHERE application_name = $1 AND datname = current_database())",
+                &[&app],
+            )
+            .await
+            .map_err(|e| Error::pg(Role::Target, "comparing source and target", e))?
+            .get(0);
+        if same {
+            return Err(Error::SameDatabase(target.redacted()));
+        }
+    }
+    ledger::lock_target(&coord, &target.redacted()).await?;
+    ledger::ensure(&mut coord).await?;
+    let tcat = catalog::load(&coord, Role::Target, &Scope::default()).await?;
+    let problems = compat::check(source, tables, sequences, &tcat);
+    if !problems.is_empty() {
+        return Err(Error::Incompatible { problems });
+    }
+    let ttables: Vec<Table> = tables
+        .iter()
+        .filter_map(|t| tcat.table(&t.name).cloned())
+        .collect();
+    let units: BTreeSet<QualName> = ttables
+        .iter()
+        .map(|t| t.partition_of.clone().unwrap_or_else(|| t.name.clone()))
+        .collect();
+    compat::outside_references(&units, &tcat.foreign_keys)?;
+    let order = plan::fk_order(&ttables, &tcat.foreign_keys);
+
+    // Triggers must not fire during the load: replica mode where we may set it (it also skips
+    // FK checks, which the snapshot makes redundant), else disable user triggers per table.
+    let replica = match coord
+        .batch_execute("SET session_replication_role = replica")
+        .await
+    {
+        Ok(()) => true,
+        Err(e) if e.code().map(|c| c.code()) == Some("42501") => false,
+        Err(e) => {
+            return Err(Error::pg(
+                Role::Target,
+                "setting session_replication_role",
+                e,
+            ))
+        }
+    };
+    let to_disable: Vec<QualName> = if replica {
+        Vec::new()
+    } else {
+        ttables
+            .iter()
+            .filter(|t| !t.user_triggers.is_empty())
+            .map(|t| t.name.clone())
+            .collect()
+    };
+    let (dropped, disabled, already_done) = match ledger::job_state(&coord, job_id).await? {
+        JobState::Done => (Vec::new(), Vec::new(), true),
+        JobState::Loading {
+            dropped_fks,
+            disabled,
+        } => (dropped_fks, disabled, false),
+        JobState::New => {
+            let names: Vec<QualName> = tables.iter().map(|t| t.name.clone()).collect();
+            let (d, t) =
+                ledger::start_job(&mut coord, job_id, kind, &names, &order.cyclic, &to_disable)
+                    .await?;
+            (d, t, false)
+        }
+    };
+    Ok(TargetJob {
+        coord,
+        order,
+        dropped,
+        disabled,
+        replica,
+        already_done,
+    })
+}
+
+async fn connect_loader(target: &ConnSpec, job_id: &str, replica: bool) -> Result<Client> {
+    let c = target
+        .connect(Role::Target, &app_name(job_id, "load"))
+        .await?;
+    if replica {
+        c.batch_execute("SET session_replication_role = replica")
+            .await
+            .map_err(|e| Error::pg(Role::Target, "setting session_replication_role", e))?;
+    }
+    Ok(c)
+}
+
+async fn finish_target(
+    tj: &mut TargetJob,
+    job_id: &str,
+    tables: &[Table],
+    sequences: &[Sequence],
+) -> Result<()> {
+    let names: Vec<QualName> = tables.iter().map(|t| t.name.clone()).collect();
+    ledger::finish_job(
+        &mut tj.coord,
+        job_id,
+        &tj.dropped,
+        &tj.disabled,
+        sequences,
+        &names,
+    )
+    .await
+}
+
+fn chunk_context(table: &Table, chunk: &Chunk) -> String {
+    format!("copying chunk {} of {}", chunk.id(), table.name)
+}
+
+fn est_chunk_bytes(plan: &Plan, chunk: &Chunk) -> u64 {
+    let t = &plan.catalog.tables[chunk.table];
+    let n = plan
+        .chunks
+        .iter()
+        .filter(|c| c.table == chunk.table)
+        .count()
+        .max(1);
+    t.bytes.max(0) as u64 / n as u64
+}
+
+struct SyncWorker {
+    src: Client,
+    tgt: Client,
+}
+
+/// `dbsync sync`: every chunk streamed from the source's COPY into the target's COPY, in
+/// parallel, level by level, through the ledger; then sequences, ANALYZE and (optionally) a
+/// full comparison against the same snapshot.
+pub async fn sync(
+    source: &ConnSpec,
+    target: &ConnSpec,
+    opts: &Options,
+    progress: Arc<dyn Progress>,
+) -> Result<LoadReport> {
+    let started = Instant::now();
+    let job_id = new_job_id();
+    let src_app = app_name(&job_id, "src");
+    let (src_coord, snapshot) = open_snapshot(source, &src_app).await?;
+    let plan = Arc::new(build_plan(&src_coord, &opts.scope, opts.chunk_bytes).await?);
+    let cat = &plan.catalog;
+    let mut tj = prepare_target(
+        target,
+        &cat.tables,
+        &cat.sequences,
+        &cat.server,
+        &job_id,
+        "sync",
+        Some(&src_app),
+    )
+    .await?;
+    progress.planned(
+        "sync",
+        plan.chunks.len(),
+        cat.tables.iter().map(|t| t.bytes.max(0) as u64).sum(),
+    );
+    let n = opts.jobs.clamp(1, plan.chunks.len().max(1));
+    let mut workers = Vec::with_capacity(n);
+    for _ in 0..n {
+        workers.push(SyncWorker {
+            src: join_snapshot(source, &snapshot, &src_app).await?,
+            tgt: connect_loader(target, &job_id, tj.replica).await?,
+        });
+    }
+    let mut report = LoadReport {
+        job_id: job_id.clone(),
+        tables: cat.tables.len(),
+        ..Default::default()
+    };
+    let job = Arc::new(job_id.clone());
+    for level in 0..tj.order.level_count() {
+        let items: Vec<Chunk> = plan
+            .chunks
+            .iter()
+            .filter(|c| tj.order.levels[c.table] == level)
+            .cloned()
+            .collect();
+        let (plan2, job2, prog) = (plan.clone(), job.clone(), progress.clone());
+        let (back, outs) = run_pool(workers, items, move |mut w: SyncWorker, chunk: Chunk| {
+            let (plan, job, prog) = (plan2.clone(), job2.clone(), prog.clone());
+            async move {
+                let table = &plan.catalog.tables[chunk.table];
+                let r = async {
+                    let mut src = CopyOutSource::start(
+                        &w.src,
+                        table,
+                        &chunk.range,
+                        chunk_context(table, &chunk),
+                    )
+                    .await?;
+                    copy_in::load_part(&mut w.tgt, &job, &chunk.id(), table, &mut src, None).await
+                }
+                .await;
+                if let Ok(LoadOutcome::Loaded(s)) = &r {
+                    prog.chunk_done(&table.name, s.rows, s.bytes, est_chunk_bytes(&plan, &chunk));
+                }
+                (w, r)
+            }
+        })
+        .await?;
+        workers = back;
+        tally_outcomes(&mut report, outs);
+    }
+    let mut seqs = cat.sequences.clone();
+    catalog::read_sequence_values(&src_coord, Role::Source, &mut seqs).await?;
+    finish_target(&mut tj, &job_id, &cat.tables, &seqs).await?;
+    report.sequences = seqs.len();
+    if opts.verify {
+        progress.note("verifying every table against the snapshot");
+        let (_, cmp) = compare_tables(workers, plan.clone()).await?;
+        let mut tseqs = seqs.clone();
+        catalog::read_sequence_values(&tj.coord, Role::Target, &mut tseqs).await?;
+        let v = VerifyReport {
+            tables: cmp,
+            sequence_differences: verify::compare_sequences(&seqs, &tseqs),
+        };
+        report.verify = Some(v.into_result()?);
+    }
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+fn tally_outcomes(report: &mut LoadReport, outs: Vec<LoadOutcome>) {
+    for o in outs {
+        match o {
+            LoadOutcome::Loaded(s) => {
+                report.parts_loaded += 1;
+                report.rows += s.rows;
+                report.bytes += s.bytes;
+            }
+            LoadOutcome::AlreadyLoaded => report.parts_skipped += 1,
+        }
+    }
+}
+
+async fn compare_tables(
+    workers: Vec<SyncWorker>,
+    plan: Arc<Plan>,
+) -> Result<(Vec<SyncWorker>, Vec<TableComparison>)> {
+    let idx: Vec<usize> = (0..plan.catalog.tables.len()).collect();
+    let (w, mut cmp) = run_pool(workers, idx, move |w: SyncWorker, i: usize| {
+        let plan = plan.clone();
+        async move {
+            let t = &plan.catalog.tables[i];
+            let cols: Vec<&str> = t.copy_columns().map(|c| c.name.as_str()).collect();
+            let r = async {
+                let (s, d) = tokio::try_join!(
+                    verify::fingerprint(&w.src, Role::Source, t, &cols),
+                    verify::fingerprint(&w.tgt, Role::Target, t, &cols)
+                )?;
+                Ok(TableComparison {
+                    table: t.name.to_string(),
+                    source: s,
+                    target: d,
+                })
+            }
+            .await;
+            (w, r)
+        }
+    })
+    .await?;
+    cmp.sort_by(|a, b| a.table.cmp(&b.table));
+    Ok((w, cmp))
+}
+
+/// The key of a chunk's part in a store.
+pub fn part_key(chunk: &Chunk) -> String {
+    format!("parts/{}.copy.gz", chunk.id())
+}
+
+/// `dbsync export`: every chunk into its own gzip part, then the manifest.
+pub async fn export(
+    source: &ConnSpec,
+    store: Arc<dyn PartStore>,
+    opts: &Options,
+    progress: Arc<dyn Progress>,
+) -> Result<Manifest> {
+    let started = Instant::now();
+    let job_id = new_job_id();
+    let created_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let app = app_name(&job_id, "src");
+    let (coord, snapshot) = open_snapshot(source, &app).await?;
+    let plan = Arc::new(build_plan(&coord, &opts.scope, opts.chunk_bytes).await?);
+    let planned_ms = started.elapsed().as_millis() as u64;
+    progress.planned(
+        "export",
+        plan.chunks.len(),
+        plan.catalog
+            .tables
+            .iter()
+            .map(|t| t.bytes.max(0) as u64)
+            .sum(),
+    );
+    let n = opts.jobs.clamp(1, plan.chunks.len().max(1));
+    let mut workers = Vec::with_capacity(n);
+    for _ in 0..n {
+        workers.push(join_snapshot(source, &snapshot, &app).await?);
+    }
+    // Largest chunks first, so the slowest one does not start last.
+    let mut items = plan.chunks.clone();
+    items.sort_by_key(|c| std::cmp::Reverse(est_chunk_bytes(&plan, c)));
+    let level = opts.compress_level;
+    let (plan2, store2, prog) = (plan.clone(), store.clone(), progress.clone());
+    let (_, parts) = run_pool(workers, items, move |w: Client, chunk: Chunk| {
+        let (plan, store, prog) = (plan2.clone(), store2.clone(), prog.clone());
+        async move {
+            let table = &plan.catalog.tables[chunk.table];
+            let key = part_key(&chunk);
+            let r = copy_out::export_chunk(
+                &w,
+                table,
+                &chunk.range,
+                chunk_context(table, &chunk),
+                store.as_ref(),
+                &key,
+                level,
+            )
+            .await
+            .map(|(stats, compressed)| {
+                prog.chunk_done(
+                    &table.name,
+                    stats.rows,
+                    stats.bytes,
+                    est_chunk_bytes(&plan, &chunk),
+                );
+                (chunk.clone(), key, stats, compressed)
+            });
+            (w, r)
+        }
+    })
+    .await?;
+    let export_ms = started.elapsed().as_millis() as u64 - planned_ms;
+    let mut sequences = plan.catalog.sequences.clone();
+    catalog::read_sequence_values(&coord, Role::Source, &mut sequences).await?;
+    let manifest = assemble(
+        &plan,
+        job_id,
+        created_at,
+        snapshot,
+        parts,
+        sequences,
+        BTreeMap::from([
+            ("plan".to_string(), planned_ms),
+            ("export".to_string(), export_ms),
+        ]),
+    );
+    store.put(manifest::KEY, &manifest.to_json()).await?;
+    Ok(manifest)
+}
+
+/// Builds the manifest from a plan and the parts its chunks produced.
+pub fn assemble(
+    plan: &Plan,
+    job_id: String,
+    created_at: String,
+    snapshot: String,
+    mut parts: Vec<(Chunk, String, PartStats, u64)>,
+    sequences: Vec<Sequence>,
+    timings_ms: BTreeMap<String, u64>,
+) -> Manifest {
+    parts.sort_by_key(|(c, ..)| (c.table, c.seq));
+    let cat: &Catalog = &plan.catalog;
+    let tables = cat
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ManifestTable {
+            table: t.clone(),
+            level: plan.order.levels[i],
+            parts: parts
+                .iter()
+                .filter(|(c, ..)| c.table == i)
+                .map(|(c, key, stats, compressed)| PartEntry {
+                    id: c.id(),
+                    key: key.clone(),
+                    range: c.range.clone(),
+                    stats: stats.clone(),
+                    compressed_bytes: *compressed,
+                })
+                .collect(),
+        })
+        .collect();
+    Manifest {
+        format: manifest::FORMAT.into(),
+        version: manifest::VERSION,
+        job_id,
+        created_at,
+        source: cat.server.clone(),
+        snapshot,
+        settings: crate::conn::SESSION_SETTINGS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        compression: "gzip".into(),
+        chunk_bytes: plan.chunk_bytes,
+        tables,
+        foreign_keys: cat.foreign_keys.clone(),
+        sequences,
+        timings_ms,
+    }
+}
+
+/// `dbsync import`: the parts of a manifest into the target, exactly once each; running it
+/// again after a failure resumes where it stopped.
+pub async fn import(
+    target: &ConnSpec,
+    store: Arc<dyn PartStore>,
+    opts: &Options,
+    progress: Arc<dyn Progress>,
+) -> Result<LoadReport> {
+    let started = Instant::now();
+    let data = store.get(manifest::KEY).await?;
+    let m = Arc::new(Manifest::from_json(&data, &store.location(manifest::KEY))?);
+    let tables: Vec<Table> = m.tables.iter().map(|t| t.table.clone()).collect();
+    let mut tj = prepare_target(
+        target,
+        &tables,
+        &m.sequences,
+        &m.source,
+        &m.job_id,
+        "import",
+        None,
+    )
+    .await?;
+    let mut report = LoadReport {
+        job_id: m.job_id.clone(),
+        tables: tables.len(),
+        already_done: tj.already_done,
+        ..Default::default()
+    };
+    if tj.already_done {
+        progress.note("this export was imported into the target before; nothing to do");
+        return Ok(report);
+    }
+    let all: Vec<(usize, usize)> = m
+        .tables
+        .iter()
+        .enumerate()
+        .flat_map(|(ti, t)| (0..t.parts.len()).map(move |pi| (ti, pi)))
+        .collect();
+    progress.planned(
+        "import",
+        all.len(),
+        m.tables.iter().map(|t| t.table.bytes.max(0) as u64).sum(),
+    );
+    let n = opts.jobs.clamp(1, all.len().max(1));
+    let mut workers = Vec::with_capacity(n);
+    for _ in 0..n {
+        workers.push(connect_loader(target, &m.job_id, tj.replica).await?);
+    }
+    for level in 0..tj.order.level_count() {
+        let items: Vec<(usize, usize)> = all
+            .iter()
+            .copied()
+            .filter(|(ti, _)| tj.order.levels[*ti] == level)
+            .collect();
+        let (m2, store2, prog) = (m.clone(), store.clone(), progress.clone());
+        let (back, outs) = run_pool(
+            workers,
+            items,
+            move |mut w: Client, (ti, pi): (usize, usize)| {
+                let (m, store, prog) = (m2.clone(), store2.clone(), prog.clone());
+                async move {
+                    let mt = &m.tables[ti];
+                    let part = &mt.parts[pi];
+                    let r = async {
+                        let mut src = GzPartSource::open(store.as_ref(), &part.key).await?;
+                        copy_in::load_part(
+                            &mut w,
+                            &m.job_id,
+                            &part.id,
+                            &mt.table,
+                            &mut src,
+                            Some(&part.stats),
+                        )
+                        .await
+                    }
+                    .await;
+                    if let Ok(LoadOutcome::Loaded(s)) = &r {
+                        let est = mt.table.bytes.max(0) as u64 / mt.parts.len().max(1) as u64;
+                        prog.chunk_done(&mt.table.name, s.rows, s.bytes, est);
+                    }
+                    (w, r)
+                }
+            },
+        )
+        .await?;
+        workers = back;
+        tally_outcomes(&mut report, outs);
+    }
+    finish_target(&mut tj, &m.job_id, &tables, &m.sequences).await?;
+    report.sequences = m.sequences.len();
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// `dbsync verify`: compares the live source and target table by table.
+pub async fn verify(source: &ConnSpec, target: &ConnSpec, opts: &Options) -> Result<VerifyReport> {
+    let src = source.connect(Role::Source, "dbsync-verify").await?;
+    let tgt = target.connect(Role::Target, "dbsync-verify").await?;
+    let mut cat = catalog::load(&src, Role::Source, &opts.scope).await?;
+    if cat.tables.is_empty() {
+        return Err(Error::EmptyScope(scope_text(&opts.scope)));
+    }
+    let tcat = catalog::load(&tgt, Role::Target, &Scope::default()).await?;
+    let problems: Vec<String> = compat::check(&cat.server, &cat.tables, &[], &tcat);
+    if !problems.is_empty() {
+        return Err(Error::Incompatible { problems });
+    }
+    catalog::read_sequence_values(&src, Role::Source, &mut cat.sequences).await?;
+    let mut tseqs: Vec<Sequence> = tcat
+        .sequences
+        .iter()
+        .filter(|s| cat.sequences.iter().any(|x| x.name == s.name))
+        .cloned()
+        .collect();
+    catalog::read_sequence_values(&tgt, Role::Target, &mut tseqs).await?;
+    let n = opts.jobs.clamp(1, cat.tables.len());
+    let mut workers = Vec::with_capacity(n);
+    for _ in 0..n {
+        workers.push(SyncWorker {
+            src: source.connect(Role::Source, "dbsync-verify").await?,
+            tgt: target.connect(Role::Target, "dbsync-verify").await?,
+        });
+    }
+    let sequence_differences = verify::compare_sequences(&cat.sequences, &tseqs);
+    let plan = Arc::new(Plan {
+        order: FkOrder {
+            levels: vec![0; cat.tables.len()],
+            cyclic: vec![],
+        },
+        catalog: cat,
+        chunks: vec![],
+        chunk_bytes: 0,
+    });
+    let (_, tables) = compare_tables(workers, plan).await?;
+    Ok(VerifyReport {
+        tables,
+        sequence_differences,
+    })
+}

@@ -1,0 +1,36 @@
+//! dbsync core: byte-identical, chunked, streaming PostgreSQL-to-PostgreSQL data sync.
+//!
+//! Module map (what each owns):
+//! - [`conn`]: connection specs, TLS, pinned session settings.
+//! - [`scope`]: which tables a job covers.
+//! - [`catalog`]: introspection of the source and target.
+//! - [`plan`]: pure decisions: FK levels, chunks, slice SQL.
+//! - [`store`]: where parts live (local directory now; S3 beside it later).
+//! - [`copy_out`] / [`copy_in`]: streaming one chunk out of the source / into the target.
+//! - [`ledger`]: the target-side record that makes part loads exactly-once.
+//! - [`manifest`]: the versioned JSON description of an export.
+//! - [`compat`]: the pre-flight check that refuses before anything is touched.
+//! - [`verify`]: row counts and content checksums on both sides.
+//! - [`job`]: the pipelines (sync, export, import) that tie the above together.
+//!
+//! Invariants: no row data or credentials in logs or errors; nothing on the target changes
+//! before every pre-flight check has passed; a part is loaded at most once per job.
+
+pub mod catalog;
+pub mod compat;
+pub mod conn;
+pub mod copy_in;
+pub mod copy_out;
+pub mod error;
+pub mod ident;
+pub mod job;
+pub mod ledger;
+pub mod manifest;
+pub mod plan;
+pub mod progress;
+pub mod scope;
+pub mod size;
+pub mod store;
+pub mod verify;
+
+pub use error::{Error, Result, Role};

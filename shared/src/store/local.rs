@@ -1,0 +1,157 @@
+//! The local-directory part store: the CLI's default. Objects are files under a root; a
+//! write goes to a temporary name and is renamed into place when finished.
+
+use super::{PartStore, PartWriter};
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+/// Parts in a directory.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    /// A store rooted at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalStore { root: root.into() }
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        // Keys are ours (manifest, parts/...), but a manifest read from disk could carry
+        // anything: never let one escape the root.
+        if key.split('/').any(|p| p == ".." || p.is_empty()) || key.starts_with('/') {
+            return Err(Error::Io {
+                path: key.to_string(),
+                message: "part key escapes the store directory".into(),
+                retryable: false,
+            });
+        }
+        Ok(self.root.join(key))
+    }
+}
+
+struct LocalWriter {
+    file: Option<tokio::io::BufWriter<tokio::fs::File>>,
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+impl Drop for LocalWriter {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[async_trait]
+impl PartWriter for LocalWriter {
+    async fn write(&mut self, data: &[u8]) -> Result<()> {
+        let f = self.file.as_mut().ok_or_else(|| {
+            Error::io(
+                self.dest.display().to_string(),
+                std::io::Error::other("writer already finished"),
+            )
+        })?;
+        f.write_all(data)
+            .await
+            .map_err(|e| Error::io(self.tmp.display().to_string(), e))
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<()> {
+        let Some(mut f) = self.file.take() else {
+            return Ok(());
+        };
+        let path = self.tmp.display().to_string();
+        f.flush().await.map_err(|e| Error::io(&path, e))?;
+        f.get_mut()
+            .sync_data()
+            .await
+            .map_err(|e| Error::io(&path, e))?;
+        drop(f);
+        tokio::fs::rename(&self.tmp, &self.dest)
+            .await
+            .map_err(|e| Error::io(self.dest.display().to_string(), e))
+    }
+}
+
+async fn ensure_parent(p: &Path) -> Result<()> {
+    if let Some(dir) = p.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| Error::io(dir.display().to_string(), e))?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl PartStore for LocalStore {
+    async fn create(&self, key: &str) -> Result<Box<dyn PartWriter>> {
+        let dest = self.path(key)?;
+        ensure_parent(&dest).await?;
+        let tmp = dest.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+        let file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| Error::io(tmp.display().to_string(), e))?;
+        Ok(Box::new(LocalWriter {
+            file: Some(tokio::io::BufWriter::with_capacity(1 << 20, file)),
+            tmp,
+            dest,
+        }))
+    }
+
+    async fn open(&self, key: &str) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>> {
+        let p = self.path(key)?;
+        let f = tokio::fs::File::open(&p)
+            .await
+            .map_err(|e| Error::io(p.display().to_string(), e))?;
+        Ok(Box::new(f))
+    }
+
+    async fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        let mut w = self.create(key).await?;
+        w.write(data).await?;
+        w.finish().await
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let p = self.path(key)?;
+        tokio::fs::read(&p)
+            .await
+            .map_err(|e| Error::io(p.display().to_string(), e))
+    }
+
+    fn location(&self, key: &str) -> String {
+        self.root.join(key).display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unfinished_part_leaves_nothing_behind() {
+        let dir = std::env::temp_dir().join(format!("dbsync-store-{}", uuid::Uuid::new_v4()));
+        let store = LocalStore::new(&dir);
+        let mut w = store.create("parts/a.gz").await.expect("create");
+        w.write(b"half").await.expect("write");
+        drop(w);
+        assert!(store.get("parts/a.gz").await.is_err());
+        let left: Vec<_> = std::fs::read_dir(dir.join("parts")).expect("dir").collect();
+        assert!(left.is_empty());
+        store.put("parts/a.gz", b"whole").await.expect("put");
+        assert_eq!(store.get("parts/a.gz").await.expect("get"), b"whole");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn keys_cannot_escape_the_root() {
+        let store = LocalStore::new("/tmp/x");
+        assert!(store.get("../etc/passwd").await.is_err());
+        assert!(store.get("/etc/passwd").await.is_err());
+    }
+}

@@ -1,0 +1,34 @@
+//! Part stores: where exported parts and manifests live. A small trait so the same pipeline
+//! writes to a local directory (here) or S3 (the serverless build). Writes are atomic: a part
+//! is visible under its key only after `finish`, so a re-run export replaces it whole.
+
+use crate::error::Result;
+use async_trait::async_trait;
+
+pub mod local;
+
+pub use local::LocalStore;
+
+/// A place parts are written to and read from.
+#[async_trait]
+pub trait PartStore: Send + Sync {
+    /// Starts writing an object; it appears under `key` when the writer finishes.
+    async fn create(&self, key: &str) -> Result<Box<dyn PartWriter>>;
+    /// Opens an object for streaming reads.
+    async fn open(&self, key: &str) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>>;
+    /// Writes a small object whole (manifests).
+    async fn put(&self, key: &str, data: &[u8]) -> Result<()>;
+    /// Reads a small object whole.
+    async fn get(&self, key: &str) -> Result<Vec<u8>>;
+    /// Where a key lives, for messages (path or URL; never credentials).
+    fn location(&self, key: &str) -> String;
+}
+
+/// A streaming writer for one object. Dropping it without `finish` discards the object.
+#[async_trait]
+pub trait PartWriter: Send {
+    /// Appends bytes.
+    async fn write(&mut self, data: &[u8]) -> Result<()>;
+    /// Makes the object visible under its key.
+    async fn finish(self: Box<Self>) -> Result<()>;
+}
