@@ -86,7 +86,8 @@ pub struct Table {
     /// Heap pages now.
     #[serde(default)]
     pub pages: i64,
-    /// Row-level security enabled.
+    /// Row-level security applies to the connected role (enabled, and the role is neither
+    /// superuser, BYPASSRLS, nor an owner exempt from it): its COPY would be refused.
     #[serde(default)]
     pub rls: bool,
     /// Enabled user triggers.
@@ -195,6 +196,8 @@ pub async fn load(client: &Client, role: Role, scope: &Scope) -> Result<Catalog>
                     pg_table_size(c.oid)::int8, c.reltuples::int8,
                     (pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8,
                     c.relrowsecurity
+                      AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)
+                      AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE'))
                FROM pg_class c
                JOIN pg_namespace n ON n.oid = c.relnamespace
                LEFT JOIN pg_class rc ON c.relispartition AND rc.oid = pg_partition_root(c.oid)

@@ -22,10 +22,22 @@ pub fn check(
         ));
     }
     for t in tables {
+        if t.rls {
+            problems.push(format!(
+                "row-level security on source table {} applies to the source role; connect as its owner, a superuser or a BYPASSRLS role",
+                t.name
+            ));
+        }
         let Some(tt) = target.table(&t.name) else {
             problems.push(format!("table {} is missing on the target", t.name));
             continue;
         };
+        if tt.rls {
+            problems.push(format!(
+                "row-level security on target table {} applies to the target role; load as a superuser or a BYPASSRLS role, or ALTER TABLE ... NO FORCE ROW LEVEL SECURITY",
+                t.name
+            ));
+        }
         for c in t.copy_columns() {
             match tt.columns.iter().find(|x| x.name == c.name) {
                 None => problems.push(format!(

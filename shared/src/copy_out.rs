@@ -207,7 +207,7 @@ mod tests {
         t.feed(b"2\t\\N\n");
         let s = t.finish();
         assert_eq!(s.rows, 2);
-        assert_eq!(s.bytes, 13);
+        assert_eq!(s.bytes, 12);
         assert_eq!(s.sha256.len(), 64);
         let mut whole = Tally::default();
         whole.feed(b"1\ta\\nb\n2\t\\N\n");

@@ -1,1 +1,58 @@
+//! Integration tests against two real PostgreSQL servers (source and target), one test binary
+//! with a module per area. Every test gets its own fresh database pair.
 
+mod chunks;
+mod errors;
+mod exact;
+mod resume;
+
+use dbsync_core::job::{self, LoadReport, Options};
+use dbsync_core::progress::NoProgress;
+use dbsync_core::scope::Scope;
+use dbsync_tests::Pair;
+use std::sync::Arc;
+
+pub const SCHEMA: &str = include_str!("fixtures/adversarial_schema.sql");
+pub const DATA: &str = include_str!("fixtures/adversarial_data.sql");
+
+/// Options with a tiny chunk size, so every table of the fixture spans many chunks.
+pub fn tiny_chunks() -> Options {
+    Options {
+        jobs: 3,
+        chunk_bytes: 16 * 1024,
+        ..Options::default()
+    }
+}
+
+/// A pair with the adversarial schema on both sides and its data in the source.
+pub async fn adversarial(hint: &str) -> Pair {
+    let p = Pair::new(hint).await;
+    p.both(SCHEMA).await;
+    p.source(DATA).await;
+    p.source("ANALYZE").await;
+    p
+}
+
+/// Runs `dbsync sync` through the core.
+pub async fn sync(p: &Pair, opts: &Options) -> dbsync_core::Result<LoadReport> {
+    job::sync(
+        &p.source_spec(),
+        &p.target_spec(),
+        opts,
+        Arc::new(NoProgress),
+    )
+    .await
+}
+
+/// Options limited to some tables.
+pub fn scoped(tables: &[&str], exclude: &[&str]) -> Options {
+    Options {
+        scope: Scope::from_lists(
+            &[],
+            &tables.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            &exclude.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+        .expect("scope"),
+        ..tiny_chunks()
+    }
+}

@@ -1,0 +1,134 @@
+//! Bad input: each gets one clear error naming what is wrong, and the target is left exactly
+//! as it was.
+
+use super::*;
+use dbsync_core::Error;
+use dbsync_tests::fingerprint;
+
+async fn assert_refused_unchanged(
+    p: &Pair,
+    opts: &Options,
+    expect_name: &str,
+    expect_text: &[&str],
+) {
+    let before = fingerprint(&p.target_url).await;
+    let err = sync(p, opts).await.expect_err("must be refused");
+    assert_eq!(err.name(), expect_name, "{err}");
+    let msg = err.to_string();
+    for t in expect_text {
+        assert!(msg.contains(t), "message {msg:?} should mention {t:?}");
+    }
+    assert_eq!(
+        before,
+        fingerprint(&p.target_url).await,
+        "the target must be unchanged"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_table_column_and_type_mismatch_are_all_listed_and_nothing_changes() {
+    let p = adversarial("incompatible").await;
+    p.target(
+        "INSERT INTO app.customers VALUES (1, 'keep me');
+         DROP TABLE app.empty_tbl;
+         ALTER TABLE app.serial_tbl DROP COLUMN v;
+         ALTER TABLE app.uuid_keyed ALTER COLUMN v TYPE varchar(5);
+         DROP SEQUENCE app.standalone_seq;",
+    )
+    .await;
+    assert_refused_unchanged(
+        &p,
+        &tiny_chunks(),
+        "DbsyncIncompatible",
+        &[
+            "app.empty_tbl is missing",
+            "app.serial_tbl.\"v\" (text) is missing",
+            "app.uuid_keyed.\"v\" is text on the source but character varying(5)",
+            "sequence app.standalone_seq is missing",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_table_outside_the_scope_that_references_one_inside_is_refused_naming_it() {
+    let p = adversarial("outside_ref").await;
+    p.target("INSERT INTO app.customers VALUES (1, 'keep me')")
+        .await;
+    assert_refused_unchanged(
+        &p,
+        &scoped(&["app.customers"], &[]),
+        "DbsyncOutsideScope",
+        &["app.orders", "app.customers", "orders_customer_id_fkey"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn syncing_a_database_onto_itself_is_refused() {
+    let p = adversarial("same_db").await;
+    let before = fingerprint(&p.source_url).await;
+    let err = job::sync(
+        &p.source_spec(),
+        &p.source_spec(),
+        &tiny_chunks(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(err.name(), "DbsyncSameDatabase", "{err}");
+    assert_eq!(before, fingerprint(&p.source_url).await);
+}
+
+#[tokio::test]
+async fn a_second_job_on_a_locked_target_is_refused() {
+    let p = adversarial("locked").await;
+    // Another session holds the target's job lock.
+    let holder = dbsync_tests::client(&p.target_url).await;
+    holder
+        .batch_execute("SELECT pg_advisory_lock(1684173689, 1)")
+        .await
+        .expect("lock");
+    assert_refused_unchanged(
+        &p,
+        &tiny_chunks(),
+        "DbsyncTargetLocked",
+        &["another dbsync job"],
+    )
+    .await;
+    drop(holder);
+}
+
+#[tokio::test]
+async fn a_scope_that_matches_nothing_is_refused_naming_the_filters() {
+    let p = adversarial("empty_scope").await;
+    assert_refused_unchanged(
+        &p,
+        &scoped(&["no_such_table*"], &[]),
+        "DbsyncEmptyScope",
+        &["no_such_table*"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreachable_target_fails_with_a_connect_error_that_hides_the_password() {
+    let p = adversarial("unreachable").await;
+    let target = dbsync_core::conn::ConnSpec::parse(
+        "postgresql://app:hunter2@127.0.0.1:1/nowhere?sslmode=disable",
+        "--target",
+    )
+    .expect("url");
+    let err = job::sync(
+        &p.source_spec(),
+        &target,
+        &tiny_chunks(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .expect_err("fails");
+    assert!(matches!(err, Error::Connect { .. }), "{err}");
+    assert!(err.is_retryable());
+    assert!(!err.to_string().contains("hunter2"));
+    assert!(err.to_string().contains("app@127.0.0.1:1/nowhere"), "{err}");
+}
