@@ -57,7 +57,7 @@ up() {
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$dir'
 max_connections = 200
-shared_buffers = 256MB
+shared_buffers = ${DBSYNC_PG_SHARED_BUFFERS:-256MB}
 max_wal_size = 4GB
 fsync = ${DBSYNC_PG_FSYNC:-off}
 synchronous_commit = off

@@ -1,0 +1,127 @@
+//! The `dbsync` binary as a user runs it: exit statuses, one-line errors naming the flag or
+//! table, `DBSYNC_*` environment twins, and no password in any output.
+
+use dbsync_tests::Pair;
+use std::process::{Command, Output};
+
+fn dbsync(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dbsync"));
+    c.args(args).arg("--quiet");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run dbsync")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn a_bad_chunk_size_names_the_flag_and_the_value_and_exits_1() {
+    let o = dbsync(
+        &[
+            "sync",
+            "--source",
+            "postgresql://h/a",
+            "--target",
+            "postgresql://h/b",
+            "--chunk-size",
+            "lots",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let e = text(&o.stderr);
+    assert!(
+        e.contains("error[DbsyncConfig]") && e.contains("--chunk-size") && e.contains("lots"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_missing_required_flag_is_a_usage_error() {
+    let o = dbsync(
+        &["sync", "--target", "postgresql://h/b"],
+        &[("DBSYNC_SOURCE", "")],
+    );
+    assert_ne!(o.status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn sync_reads_its_urls_from_environment_twins_and_verify_agrees() {
+    let p = Pair::new("cli_env").await;
+    p.both("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        .await;
+    p.source("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 1000) g")
+        .await;
+    let env = [
+        ("DBSYNC_SOURCE", p.source_url.as_str()),
+        ("DBSYNC_TARGET", p.target_url.as_str()),
+        ("DBSYNC_CHUNK_SIZE", "8kB"),
+        ("DBSYNC_JOBS", "2"),
+    ];
+    let o = dbsync(&["sync"], &env);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("synced 1 tables"),
+        "{}",
+        text(&o.stdout)
+    );
+    let v = dbsync(&["verify"], &env);
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v.stderr));
+    // A change on the target makes verify fail with status 3, naming the table.
+    p.target("UPDATE items SET name = 'changed' WHERE id = 7")
+        .await;
+    let v = dbsync(&["verify"], &env);
+    assert_eq!(v.status.code(), Some(3));
+    assert!(
+        text(&v.stderr).contains("public.items"),
+        "{}",
+        text(&v.stderr)
+    );
+}
+
+#[test]
+fn an_unreachable_database_is_one_line_without_the_password() {
+    let o = dbsync(
+        &[
+            "plan",
+            "--source",
+            "postgresql://app:s3cr3t-pw@127.0.0.1:1/prod?sslmode=disable",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let e = text(&o.stderr);
+    assert!(
+        e.contains("error[DbsyncConnect]") && e.contains("app@127.0.0.1:1/prod"),
+        "{e}"
+    );
+    assert!(!e.contains("s3cr3t-pw"), "{e}");
+}
+
+#[tokio::test]
+async fn export_then_import_through_the_command_line_and_a_broken_manifest_is_named() {
+    let p = Pair::new("cli_export").await;
+    p.both("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        .await;
+    p.source("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 500) g")
+        .await;
+    let dir = std::env::temp_dir().join(format!("dbsync-cli-{}", p.name));
+    let d = dir.to_str().expect("path");
+    let o = dbsync(&["export", "--source", &p.source_url, "--to", d], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = dbsync(&["import", "--from", d, "--target", &p.target_url], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    p.assert_identical().await;
+    std::fs::write(dir.join("manifest.json"), "{\"format\":\"something else\"}").expect("write");
+    let o = dbsync(&["import", "--from", d, "--target", &p.target_url], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("error[DbsyncManifest]"),
+        "{}",
+        text(&o.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
