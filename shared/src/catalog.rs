@@ -463,6 +463,10 @@ pub async fn read_sequence_values(
     Ok(())
 }
 
+/// Tables with at most this many (estimated) rows get exact key quantiles; larger ones are
+/// sampled with `TABLESAMPLE SYSTEM`.
+pub const EXACT_SAMPLE_ROWS: i64 = 2_000_000;
+
 /// Samples key values of a table, sorted, as text: exact quantiles when the table is small or
 /// has never been analyzed, block sampling (TABLESAMPLE SYSTEM) when it is large. Returns about
 /// `want` boundaries; the planner keeps chunks open-ended so nothing outside them is lost.
@@ -476,13 +480,21 @@ pub async fn sample_key_bounds(
     if want == 0 {
         return Ok(Vec::new());
     }
+    // Text outputs get their own names: `ORDER BY "id"` would otherwise sort the text output
+    // column (lexicographic: "10" < "9") instead of the key.
     let sel = key
         .columns
         .iter()
-        .map(|c| format!("{}::text", crate::ident::quote_ident(&c.name)))
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
+                "{}::text AS dbsync_k{i}",
+                crate::ident::quote_ident(&c.name)
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
-    let order = crate::plan::key_order_by(key);
+    let order = crate::plan::key_order_by(key, Some("dbsync_t"));
     let src = table.name.sql();
     // Never analyzed (-1): guess from the heap size, ~60 rows a page.
     let est_rows = if table.est_rows >= 0 {
@@ -490,34 +502,47 @@ pub async fn sample_key_bounds(
     } else {
         table.pages.max(1) * 60
     };
-    let sql = if est_rows <= 2_000_000 {
+    let run = |sql: String| async move {
+        let rows = client
+            .query(sql.as_str(), &[])
+            .await
+            .map_err(|e| Error::pg(role, format!("sampling keys of {}", table.name), e))?;
+        Ok::<_, Error>(
+            rows.iter()
+                .map(|r| {
+                    (0..key.columns.len())
+                        .map(|i| r.get::<_, String>(i))
+                        .collect::<Vec<String>>()
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let all = if est_rows <= EXACT_SAMPLE_ROWS {
         // Exact: every n-th key in key order.
         let step = ((est_rows.max(1) as f64) / (want as f64 + 1.0))
             .ceil()
             .max(1.0) as i64;
-        format!(
-            "SELECT {sel} FROM (SELECT *, row_number() OVER (ORDER BY {order}) AS dbsync_rn
-               FROM (SELECT {cols} FROM ONLY {src}) k) s
+        run(format!(
+            "SELECT {sel} FROM (SELECT dbsync_t.*, row_number() OVER (ORDER BY {order}) AS dbsync_rn
+               FROM ONLY {src} AS dbsync_t) AS dbsync_t
              WHERE dbsync_rn % {step} = 0 ORDER BY dbsync_rn",
-            cols = crate::ident::column_list(key.columns.iter().map(|c| c.name.as_str())),
-        )
+        ))
+        .await?
     } else {
-        // Large (or unknown): sample ~100 keys per wanted boundary from random blocks.
-        let rows = est_rows.max(1) as f64;
-        let pct = (100.0 * (want as f64 * 100.0).max(10_000.0) / rows).clamp(0.0001, 100.0);
-        format!("SELECT {sel} FROM ONLY {src} TABLESAMPLE SYSTEM ({pct:.6}) ORDER BY {order}")
+        // Large: ~100 keys per wanted boundary from random blocks. A wrong row estimate can make
+        // the sample come back nearly empty; then sample ten times more, up to the whole table.
+        let mut pct = (100.0 * (want as f64 * 100.0).max(10_000.0) / est_rows.max(1) as f64)
+            .clamp(0.0001, 100.0);
+        loop {
+            let got = run(format!(
+                "SELECT {sel} FROM ONLY {src} AS dbsync_t TABLESAMPLE SYSTEM ({pct:.6}) ORDER BY {order}"
+            ))
+            .await?;
+            if got.len() >= want * 10 || pct >= 100.0 {
+                break got;
+            }
+            pct = (pct * 10.0).min(100.0);
+        }
     };
-    let rows = client
-        .query(sql.as_str(), &[])
-        .await
-        .map_err(|e| Error::pg(role, format!("sampling keys of {}", table.name), e))?;
-    let all: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            (0..key.columns.len())
-                .map(|i| r.get::<_, String>(i))
-                .collect()
-        })
-        .collect();
     Ok(crate::plan::pick_quantiles(all, want))
 }

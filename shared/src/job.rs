@@ -363,6 +363,35 @@ async fn finish_target(
     .await
 }
 
+/// Groups work items into waves that run one after the other. With foreign keys enforced
+/// during the load, a wave per FK level (parents before children). In replica mode no FK
+/// trigger fires, so one wave holds everything: a level barrier would only leave workers
+/// idle behind the level's largest table. Within a wave, largest first, so the slowest item
+/// does not start last.
+fn load_waves<T: Clone>(
+    tj: &TargetJob,
+    items: &[T],
+    table_of: impl Fn(&T) -> usize,
+    size_of: impl Fn(&T) -> u64,
+) -> Vec<Vec<T>> {
+    let levels = if tj.replica {
+        1
+    } else {
+        tj.order.level_count()
+    };
+    (0..levels)
+        .map(|level| {
+            let mut wave: Vec<T> = items
+                .iter()
+                .filter(|i| tj.replica || tj.order.levels[table_of(i)] == level)
+                .cloned()
+                .collect();
+            wave.sort_by_key(|i| std::cmp::Reverse(size_of(i)));
+            wave
+        })
+        .collect()
+}
+
 fn chunk_context(table: &Table, chunk: &Chunk) -> String {
     format!("copying chunk {} of {}", chunk.id(), table.name)
 }
@@ -427,13 +456,13 @@ pub async fn sync(
         ..Default::default()
     };
     let job = Arc::new(job_id.clone());
-    for level in 0..tj.order.level_count() {
-        let items: Vec<Chunk> = plan
-            .chunks
-            .iter()
-            .filter(|c| tj.order.levels[c.table] == level)
-            .cloned()
-            .collect();
+    let waves = load_waves(
+        &tj,
+        &plan.chunks,
+        |c| c.table,
+        |c| est_chunk_bytes(&plan, c),
+    );
+    for items in waves {
         let (plan2, job2, prog) = (plan.clone(), job.clone(), progress.clone());
         let (back, outs) = run_pool(workers, items, move |mut w: SyncWorker, chunk: Chunk| {
             let (plan, job, prog) = (plan2.clone(), job2.clone(), prog.clone());
@@ -707,12 +736,13 @@ pub async fn import(
     for _ in 0..n {
         workers.push(connect_loader(target, &m.job_id, tj.replica).await?);
     }
-    for level in 0..tj.order.level_count() {
-        let items: Vec<(usize, usize)> = all
-            .iter()
-            .copied()
-            .filter(|(ti, _)| tj.order.levels[*ti] == level)
-            .collect();
+    let waves = load_waves(
+        &tj,
+        &all,
+        |(ti, _)| *ti,
+        |(ti, pi)| m.tables[*ti].parts[*pi].stats.bytes,
+    );
+    for items in waves {
         let (m2, store2, prog) = (m.clone(), store.clone(), progress.clone());
         let (back, outs) = run_pool(
             workers,

@@ -257,11 +257,16 @@ pub fn ctid_ranges(pages: u64, n: usize) -> Vec<ChunkRange> {
     out
 }
 
-/// `ORDER BY` text of a key, text parts in "C" collation.
-pub fn key_order_by(key: &Key) -> String {
+/// `ORDER BY` text of a key, text parts in "C" collation; columns qualified with `alias`
+/// when given (so they cannot be confused with output columns of the same name).
+pub fn key_order_by(key: &Key, alias: Option<&str>) -> String {
+    let col = |name: &str| match alias {
+        Some(a) => format!("{}.{}", quote_ident(a), quote_ident(name)),
+        None => quote_ident(name),
+    };
     key.columns
         .iter()
-        .map(|c| key_expr(&quote_ident(&c.name), c.kind))
+        .map(|c| key_expr(&col(&c.name), c.kind))
         .collect::<Vec<_>>()
         .join(", ")
 }
