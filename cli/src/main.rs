@@ -70,6 +70,10 @@ struct WorkArgs {
     /// Target size of a chunk, on disk (e.g. 256MB, 64kB).
     #[arg(long, env = "DBSYNC_CHUNK_SIZE", default_value = "256MB")]
     chunk_size: String,
+    /// Keep the target's secondary indexes during the load instead of dropping them and
+    /// rebuilding them after (slower, but the indexes never disappear).
+    #[arg(long, env = "DBSYNC_KEEP_INDEXES")]
+    keep_indexes: bool,
 }
 
 #[derive(Args)]
@@ -120,6 +124,9 @@ struct ImportArgs {
     /// Parallel workers.
     #[arg(long, short, env = "DBSYNC_JOBS", default_value_t = 4)]
     jobs: usize,
+    /// Keep the target's secondary indexes during the load.
+    #[arg(long, env = "DBSYNC_KEEP_INDEXES")]
+    keep_indexes: bool,
 }
 
 #[derive(Args)]
@@ -159,6 +166,7 @@ fn options(scope: &ScopeArgs, work: Option<&WorkArgs>) -> dbsync_core::Result<Op
         }
         o.jobs = w.jobs;
         o.chunk_bytes = parse_size(&w.chunk_size, "--chunk-size")?;
+        o.keep_indexes = w.keep_indexes;
     }
     Ok(o)
 }
@@ -279,6 +287,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let opts = Options {
                 jobs: a.jobs,
+                keep_indexes: a.keep_indexes,
                 ..Options::default()
             };
             let store = Arc::new(LocalStore::new(&a.from));

@@ -93,6 +93,22 @@ pub struct Table {
     /// Enabled user triggers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub user_triggers: Vec<String>,
+    /// Plain secondary indexes (not unique, not backing a constraint, not attached to a
+    /// partitioned index, not replica identity or clustered) that the connected role can
+    /// build again: safe to drop during a load and rebuild after.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secondary_indexes: Vec<SecondaryIndex>,
+}
+
+/// An index that can be rebuilt from its definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondaryIndex {
+    /// The table it is on.
+    pub table: QualName,
+    /// Index name (in the table's schema).
+    pub name: String,
+    /// `pg_get_indexdef` text.
+    pub definition: String,
 }
 
 impl Table {
@@ -236,6 +252,7 @@ pub async fn load(client: &Client, role: Role, scope: &Scope) -> Result<Catalog>
                 pages: r.get(8),
                 rls: r.get(9),
                 user_triggers: Vec::new(),
+                secondary_indexes: Vec::new(),
             },
         );
     }
@@ -333,6 +350,32 @@ pub async fn load(client: &Client, role: Role, scope: &Scope) -> Result<Catalog>
     {
         if let Some(t) = tables.get_mut(&r.get::<_, i64>(0)) {
             t.user_triggers.push(r.get(1));
+        }
+    }
+
+    for r in client
+        .query(
+            "SELECT i.indrelid::int8, ci.relname::text, pg_get_indexdef(i.indexrelid)
+               FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid
+               JOIN pg_class t ON t.oid = i.indrelid
+              WHERE i.indrelid = ANY($1::oid[]) AND NOT i.indisunique AND NOT i.indisprimary
+                -- only what this role can build again: table owner with CREATE on the schema
+                AND pg_has_role(t.relowner, 'USAGE') AND has_schema_privilege(ci.relnamespace, 'CREATE')
+                AND NOT i.indisexclusion AND i.indisvalid AND NOT i.indisreplident AND NOT i.indisclustered
+                AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+                AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
+              ORDER BY i.indrelid, ci.relname",
+            &[&oid_param],
+        )
+        .await
+        .map_err(err("listing indexes"))?
+    {
+        if let Some(t) = tables.get_mut(&r.get::<_, i64>(0)) {
+            t.secondary_indexes.push(SecondaryIndex {
+                table: t.name.clone(),
+                name: r.get(1),
+                definition: r.get(2),
+            });
         }
     }
 

@@ -11,7 +11,7 @@ use crate::copy_in::{self, LoadOutcome};
 use crate::copy_out::{self, CopyOutSource, GzPartSource, PartStats};
 use crate::error::{Error, Result, Role};
 use crate::ident::{quote_literal, QualName};
-use crate::ledger::{self, DisabledTriggers, JobState};
+use crate::ledger::{self, JobState, Restore};
 use crate::manifest::{self, Manifest, ManifestTable, PartEntry};
 use crate::plan::{self, Chunk, FkOrder, Plan};
 use crate::progress::Progress;
@@ -39,6 +39,9 @@ pub struct Options {
     pub compress_level: u32,
     /// Compare row counts and checksums of every table after a sync.
     pub verify: bool,
+    /// Keep the target's secondary indexes during the load (slower; by default they are
+    /// dropped and rebuilt after, as pgcopydb does).
+    pub keep_indexes: bool,
 }
 
 impl Default for Options {
@@ -49,6 +52,7 @@ impl Default for Options {
             chunk_bytes: plan::DEFAULT_CHUNK_BYTES,
             compress_level: 1,
             verify: false,
+            keep_indexes: false,
         }
     }
 }
@@ -231,8 +235,8 @@ struct TargetJob {
     coord: Client,
     /// Load order by the target's own foreign keys, indexed like the source tables.
     order: FkOrder,
-    dropped: Vec<catalog::ForeignKey>,
-    disabled: Vec<DisabledTriggers>,
+    /// What the job took away and must put back.
+    restore: Restore,
     replica: bool,
     already_done: bool,
 }
@@ -240,6 +244,7 @@ struct TargetJob {
 /// Pre-flight checks, then the start of the job: refuses (changing nothing) when the target
 /// is the source, is locked, lacks tables/columns/sequences, or is referenced from outside
 /// the scope; otherwise empties the tables in one statement and drops cyclic foreign keys.
+#[allow(clippy::too_many_arguments)]
 async fn prepare_target(
     target: &ConnSpec,
     tables: &[Table],
@@ -248,6 +253,7 @@ async fn prepare_target(
     job_id: &str,
     kind: &str,
     source_app: Option<&str>,
+    keep_indexes: bool,
 ) -> Result<TargetJob> {
     let mut coord = target
         .connect(Role::Target, &app_name(job_id, "ctl"))
@@ -300,34 +306,41 @@ async fn prepare_target(
             ))
         }
     };
-    let to_disable: Vec<QualName> = if replica {
-        Vec::new()
-    } else {
-        ttables
-            .iter()
-            .filter(|t| !t.user_triggers.is_empty())
-            .map(|t| t.name.clone())
-            .collect()
+    let take = Restore {
+        fks: order.cyclic.clone(),
+        indexes: if keep_indexes {
+            Vec::new()
+        } else {
+            ttables
+                .iter()
+                .flat_map(|t| t.secondary_indexes.clone())
+                .collect()
+        },
+        triggers: if replica {
+            Vec::new()
+        } else {
+            ttables
+                .iter()
+                .filter(|t| !t.user_triggers.is_empty())
+                .map(|t| t.name.clone())
+                .collect()
+        },
     };
-    let (dropped, disabled, already_done) = match ledger::job_state(&coord, job_id).await? {
-        JobState::Done => (Vec::new(), Vec::new(), true),
-        JobState::Loading {
-            dropped_fks,
-            disabled,
-        } => (dropped_fks, disabled, false),
+    let (restore, already_done) = match ledger::job_state(&coord, job_id).await? {
+        JobState::Done => (Restore::default(), true),
+        JobState::Loading(restore) => (restore, false),
         JobState::New => {
             let names: Vec<QualName> = tables.iter().map(|t| t.name.clone()).collect();
-            let (d, t) =
-                ledger::start_job(&mut coord, job_id, kind, &names, &order.cyclic, &to_disable)
-                    .await?;
-            (d, t, false)
+            (
+                ledger::start_job(&mut coord, job_id, kind, &names, take).await?,
+                false,
+            )
         }
     };
     Ok(TargetJob {
         coord,
         order,
-        dropped,
-        disabled,
+        restore,
         replica,
         already_done,
     })
@@ -345,22 +358,43 @@ async fn connect_loader(target: &ConnSpec, job_id: &str, replica: bool) -> Resul
     Ok(c)
 }
 
+/// Finalize on the loaders' connections: each group of statements in parallel, groups in
+/// order (indexes, FKs, validation, triggers and sequences, ANALYZE); then the job is done.
 async fn finish_target(
-    tj: &mut TargetJob,
+    tj: &TargetJob,
+    loaders: Vec<Client>,
     job_id: &str,
     tables: &[Table],
     sequences: &[Sequence],
-) -> Result<()> {
+) -> Result<Vec<Client>> {
     let names: Vec<QualName> = tables.iter().map(|t| t.name.clone()).collect();
-    ledger::finish_job(
-        &mut tj.coord,
-        job_id,
-        &tj.dropped,
-        &tj.disabled,
-        sequences,
-        &names,
-    )
-    .await
+    let mut loaders = loaders;
+    for group in ledger::finalize_steps(&tj.restore, sequences, &names) {
+        if !group.parallel {
+            for (ctx, sql) in group.steps {
+                tj.coord
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| Error::pg(Role::Target, ctx, e))?;
+            }
+            continue;
+        }
+        let (back, _) = run_pool(
+            loaders,
+            group.steps,
+            |c: Client, (ctx, sql): ledger::Step| async move {
+                let r = c
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| Error::pg(Role::Target, ctx, e));
+                (c, r)
+            },
+        )
+        .await?;
+        loaders = back;
+    }
+    ledger::mark_done(&tj.coord, job_id).await?;
+    Ok(loaders)
 }
 
 /// Groups work items into waves that run one after the other. With foreign keys enforced
@@ -426,8 +460,9 @@ pub async fn sync(
     let src_app = app_name(&job_id, "src");
     let (src_coord, snapshot) = open_snapshot(source, &src_app).await?;
     let plan = Arc::new(build_plan(&src_coord, &opts.scope, opts.chunk_bytes).await?);
+    let plan_ms = started.elapsed().as_millis() as u64;
     let cat = &plan.catalog;
-    let mut tj = prepare_target(
+    let tj = prepare_target(
         target,
         &cat.tables,
         &cat.sequences,
@@ -435,8 +470,10 @@ pub async fn sync(
         &job_id,
         "sync",
         Some(&src_app),
+        opts.keep_indexes,
     )
     .await?;
+    let prepare_ms = started.elapsed().as_millis() as u64 - plan_ms;
     progress.planned(
         "sync",
         plan.chunks.len(),
@@ -489,10 +526,30 @@ pub async fn sync(
         workers = back;
         tally_outcomes(&mut report, outs);
     }
+    let load_ms = started.elapsed().as_millis() as u64 - plan_ms - prepare_ms;
     let mut seqs = cat.sequences.clone();
     catalog::read_sequence_values(&src_coord, Role::Source, &mut seqs).await?;
-    finish_target(&mut tj, &job_id, &cat.tables, &seqs).await?;
+    let (srcs, tgts): (Vec<Client>, Vec<Client>) =
+        workers.into_iter().map(|w| (w.src, w.tgt)).unzip();
+    let tgts = finish_target(&tj, tgts, &job_id, &cat.tables, &seqs).await?;
+    let workers: Vec<SyncWorker> = srcs
+        .into_iter()
+        .zip(tgts)
+        .map(|(src, tgt)| SyncWorker { src, tgt })
+        .collect();
     report.sequences = seqs.len();
+    tracing::info!(
+        job = %job_id,
+        tables = report.tables,
+        parts = report.parts_loaded,
+        rows = report.rows,
+        bytes = report.bytes,
+        plan_ms,
+        prepare_ms,
+        load_ms,
+        finalize_ms = started.elapsed().as_millis() as u64 - plan_ms - prepare_ms - load_ms,
+        "sync loaded"
+    );
     if opts.verify {
         progress.note("verifying every table against the snapshot");
         let (_, cmp) = compare_tables(workers, plan.clone()).await?;
@@ -700,7 +757,7 @@ pub async fn import(
     let data = store.get(manifest::KEY).await?;
     let m = Arc::new(Manifest::from_json(&data, &store.location(manifest::KEY))?);
     let tables: Vec<Table> = m.tables.iter().map(|t| t.table.clone()).collect();
-    let mut tj = prepare_target(
+    let tj = prepare_target(
         target,
         &tables,
         &m.sequences,
@@ -708,6 +765,7 @@ pub async fn import(
         &m.job_id,
         "import",
         None,
+        opts.keep_indexes,
     )
     .await?;
     let mut report = LoadReport {
@@ -777,7 +835,7 @@ pub async fn import(
         workers = back;
         tally_outcomes(&mut report, outs);
     }
-    finish_target(&mut tj, &m.job_id, &tables, &m.sequences).await?;
+    finish_target(&tj, workers, &m.job_id, &tables, &m.sequences).await?;
     report.sequences = m.sequences.len();
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)

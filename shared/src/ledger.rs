@@ -3,10 +3,11 @@
 //! be finished or superseded without losing them); `dbsync.parts` records every loaded part in
 //! the same transaction as its COPY, which makes retried part loads exactly-once.
 
-use crate::catalog::ForeignKey;
+use crate::catalog::{ForeignKey, SecondaryIndex};
 use crate::copy_out::PartStats;
 use crate::error::{Error, Result, Role};
 use crate::ident::QualName;
+use crate::ident::{quote_ident, quote_literal};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, GenericClient};
 
@@ -19,15 +20,15 @@ const TARGET_LOCK: (i32, i32) = (0x6462_7379, 1);
 const DDL: &str = "
 CREATE SCHEMA IF NOT EXISTS dbsync;
 CREATE TABLE IF NOT EXISTS dbsync.jobs (
-    job_id            text PRIMARY KEY,
-    kind              text NOT NULL,
-    state             text NOT NULL,
-    started_at        timestamptz NOT NULL DEFAULT now(),
-    finished_at       timestamptz,
-    tables            jsonb NOT NULL DEFAULT '[]',
-    dropped_fks       jsonb NOT NULL DEFAULT '[]',
-    disabled_triggers jsonb NOT NULL DEFAULT '[]'
+    job_id      text PRIMARY KEY,
+    kind        text NOT NULL,
+    state       text NOT NULL,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    tables      jsonb NOT NULL DEFAULT '[]',
+    restore     jsonb NOT NULL DEFAULT '{}'
 );
+ALTER TABLE dbsync.jobs ADD COLUMN IF NOT EXISTS restore jsonb NOT NULL DEFAULT '{}';
 CREATE TABLE IF NOT EXISTS dbsync.parts (
     job_id     text NOT NULL,
     part_id    text NOT NULL,
@@ -74,11 +75,35 @@ pub async fn lock_target(client: &Client, endpoint: &str) -> Result<()> {
     }
 }
 
-/// A trigger disabled for the load.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DisabledTriggers {
-    /// The table whose user triggers were disabled.
-    pub table: QualName,
+/// What a job took away from the target for the load and must put back: recorded in
+/// `dbsync.jobs.restore` in the same transaction that took it away.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restore {
+    /// Foreign keys dropped (cycles and self-references).
+    #[serde(default)]
+    pub fks: Vec<ForeignKey>,
+    /// Secondary indexes dropped, rebuilt after the load.
+    #[serde(default)]
+    pub indexes: Vec<SecondaryIndex>,
+    /// Tables whose user triggers were disabled.
+    #[serde(default)]
+    pub triggers: Vec<QualName>,
+}
+
+impl Restore {
+    /// Adds what `other` holds that this does not.
+    pub fn merge(&mut self, other: Restore) {
+        fn add<T: PartialEq>(into: &mut Vec<T>, from: Vec<T>) {
+            for x in from {
+                if !into.contains(&x) {
+                    into.push(x);
+                }
+            }
+        }
+        add(&mut self.fks, other.fks);
+        add(&mut self.indexes, other.indexes);
+        add(&mut self.triggers, other.triggers);
+    }
 }
 
 /// Where a job stands in this target.
@@ -87,12 +112,7 @@ pub enum JobState {
     /// Never seen: the caller must start it.
     New,
     /// Started earlier and not finished: parts in the ledger are skipped.
-    Loading {
-        /// Foreign keys it dropped.
-        dropped_fks: Vec<ForeignKey>,
-        /// Tables whose triggers it disabled.
-        disabled: Vec<DisabledTriggers>,
-    },
+    Loading(Restore),
     /// Finished earlier.
     Done,
 }
@@ -101,7 +121,7 @@ pub enum JobState {
 pub async fn job_state(client: &Client, job_id: &str) -> Result<JobState> {
     let row = client
         .query_opt(
-            "SELECT state, dropped_fks::text, disabled_triggers::text FROM dbsync.jobs WHERE job_id = $1",
+            "SELECT state, restore::text FROM dbsync.jobs WHERE job_id = $1",
             &[&job_id],
         )
         .await
@@ -113,10 +133,7 @@ pub async fn job_state(client: &Client, job_id: &str) -> Result<JobState> {
     if state == "done" {
         return Ok(JobState::Done);
     }
-    Ok(JobState::Loading {
-        dropped_fks: parse_json(row.get(1))?,
-        disabled: parse_json(row.get(2))?,
-    })
+    Ok(JobState::Loading(parse_json(row.get(1))?))
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(s: String) -> Result<T> {
@@ -127,30 +144,27 @@ fn parse_json<T: serde::de::DeserializeOwned>(s: String) -> Result<T> {
 }
 
 /// Starts a job in one transaction: empties the in-scope tables in one `TRUNCATE` (never
-/// cascading), drops the given foreign keys and disables triggers, adopting what unfinished
-/// earlier jobs dropped or disabled so nothing is lost, and records all of it.
+/// cascading), drops the given foreign keys and indexes and disables triggers, adopting what
+/// unfinished earlier jobs took away so nothing is lost, and records all of it.
 pub async fn start_job(
     client: &mut Client,
     job_id: &str,
     kind: &str,
     tables: &[QualName],
-    drop_fks: &[ForeignKey],
-    disable_triggers: &[QualName],
-) -> Result<(Vec<ForeignKey>, Vec<DisabledTriggers>)> {
+    take: Restore,
+) -> Result<Restore> {
     let tx = client.transaction().await.map_err(pg("starting the job"))?;
-    let mut dropped: Vec<ForeignKey> = Vec::new();
-    let mut disabled: Vec<DisabledTriggers> = Vec::new();
+    let mut restore = Restore::default();
     for r in tx
         .query(
             "UPDATE dbsync.jobs SET state = 'superseded', finished_at = now()
-              WHERE state = 'loading' RETURNING dropped_fks::text, disabled_triggers::text",
+              WHERE state = 'loading' RETURNING restore::text",
             &[],
         )
         .await
         .map_err(pg("reading unfinished jobs"))?
     {
-        dropped.extend(parse_json::<Vec<ForeignKey>>(r.get(0))?);
-        disabled.extend(parse_json::<Vec<DisabledTriggers>>(r.get(1))?);
+        restore.merge(parse_json(r.get(0))?);
     }
     if !tables.is_empty() {
         let list = tables
@@ -162,11 +176,11 @@ pub async fn start_job(
             .await
             .map_err(|e| Error::pg(Role::Target, "emptying the in-scope tables", e))?;
     }
-    for fk in drop_fks {
+    for fk in &take.fks {
         tx.batch_execute(&format!(
             "ALTER TABLE {} DROP CONSTRAINT {}",
             fk.table.sql(),
-            crate::ident::quote_ident(&fk.name)
+            quote_ident(&fk.name)
         ))
         .await
         .map_err(|e| {
@@ -176,37 +190,45 @@ pub async fn start_job(
                 e,
             )
         })?;
-        if !dropped.contains(fk) {
-            dropped.push(fk.clone());
-        }
     }
-    for t in disable_triggers {
+    for ix in &take.indexes {
+        tx.batch_execute(&format!(
+            "DROP INDEX {}.{}",
+            quote_ident(&ix.table.schema),
+            quote_ident(&ix.name)
+        ))
+        .await
+        .map_err(|e| {
+            Error::pg(
+                Role::Target,
+                format!("dropping index {} on {}", ix.name, ix.table),
+                e,
+            )
+        })?;
+    }
+    for t in &take.triggers {
         tx.batch_execute(&format!("ALTER TABLE {} DISABLE TRIGGER USER", t.sql()))
             .await
             .map_err(|e| Error::pg(Role::Target, format!("disabling triggers on {t}"), e))?;
-        let d = DisabledTriggers { table: t.clone() };
-        if !disabled.contains(&d) {
-            disabled.push(d);
-        }
     }
+    restore.merge(take);
     tx.execute("DELETE FROM dbsync.parts WHERE job_id <> $1", &[&job_id])
         .await
         .map_err(pg("clearing old ledger entries"))?;
     tx.execute(
-        "INSERT INTO dbsync.jobs (job_id, kind, state, tables, dropped_fks, disabled_triggers)
-         VALUES ($1, $2, 'loading', $3::text::jsonb, $4::text::jsonb, $5::text::jsonb)",
+        "INSERT INTO dbsync.jobs (job_id, kind, state, tables, restore)
+         VALUES ($1, $2, 'loading', $3::text::jsonb, $4::text::jsonb)",
         &[
             &job_id,
             &kind,
             &to_json(&tables.iter().map(|t| t.to_string()).collect::<Vec<_>>()),
-            &to_json(&dropped),
-            &to_json(&disabled),
+            &to_json(&restore),
         ],
     )
     .await
     .map_err(pg("recording the job"))?;
     tx.commit().await.map_err(pg("starting the job"))?;
-    Ok((dropped, disabled))
+    Ok(restore)
 }
 
 fn to_json<T: Serialize>(v: &T) -> String {
@@ -270,83 +292,111 @@ pub async fn loaded_rows(client: &Client, job_id: &str) -> Result<Vec<(String, i
         .collect())
 }
 
-/// Finishes a job: re-adds dropped foreign keys (NOT VALID, then VALIDATE), re-enables
-/// triggers, sets sequences, ANALYZEs the tables and marks the job done.
-pub async fn finish_job(
-    client: &mut Client,
-    job_id: &str,
-    dropped: &[ForeignKey],
-    disabled: &[DisabledTriggers],
+/// A statement of the finalize phase, with what it is for (used in errors).
+pub type Step = (String, String);
+
+/// A group of finalize statements; `parallel` says whether they may run at the same time.
+pub struct StepGroup {
+    /// Run the statements concurrently (else one after the other, on one session).
+    pub parallel: bool,
+    /// The statements.
+    pub steps: Vec<Step>,
+}
+
+/// Finalize, in order; groups run one after the other: rebuild indexes (parallel); re-add
+/// dropped foreign keys as NOT VALID (serial: the two keys of a cycle lock both tables in
+/// opposite orders and would deadlock); validate them (parallel); re-enable triggers and set
+/// sequences (serial); ANALYZE (parallel).
+pub fn finalize_steps(
+    restore: &Restore,
     sequences: &[crate::catalog::Sequence],
     tables: &[QualName],
-) -> Result<()> {
-    for fk in dropped {
-        let exists = client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_constraint c
-                   JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace
-                  WHERE c.conname = $1 AND r.relname = $2 AND n.nspname = $3)",
-                &[&fk.name, &fk.table.name, &fk.table.schema],
+) -> Vec<StepGroup> {
+    let indexes = restore
+        .indexes
+        .iter()
+        .map(|ix| {
+            // Idempotent, so a resumed finalize does not trip over an index it already built.
+            let sql = ix
+                .definition
+                .replacen("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1);
+            (format!("rebuilding index {} on {}", ix.name, ix.table), sql)
+        })
+        .collect();
+    let add_fks = restore
+        .fks
+        .iter()
+        .map(|fk| {
+            let sql = format!(
+                "DO $dbsync$ BEGIN
+                   IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {name_lit}
+                                     AND conrelid = {table_lit}::regclass) THEN
+                     ALTER TABLE {table} ADD CONSTRAINT {name} {def} NOT VALID;
+                   END IF;
+                 END $dbsync$",
+                name_lit = quote_literal(&fk.name),
+                table_lit = quote_literal(&fk.table.sql()),
+                table = fk.table.sql(),
+                name = quote_ident(&fk.name),
+                def = fk.definition.trim_end_matches(" NOT VALID"),
+            );
+            (
+                format!("re-adding foreign key {} on {}", fk.name, fk.table),
+                sql,
             )
-            .await
-            .map_err(pg("checking foreign keys"))?
-            .get::<_, bool>(0);
-        let ctx = || format!("re-adding foreign key {} on {}", fk.name, fk.table);
-        if !exists {
-            client
-                .batch_execute(&format!(
-                    "ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID",
+        })
+        .collect();
+    let validate = restore
+        .fks
+        .iter()
+        .map(|fk| {
+            (
+                format!("validating foreign key {} on {}", fk.name, fk.table),
+                format!(
+                    "ALTER TABLE {} VALIDATE CONSTRAINT {}",
                     fk.table.sql(),
-                    crate::ident::quote_ident(&fk.name),
-                    fk.definition.trim_end_matches(" NOT VALID")
-                ))
-                .await
-                .map_err(|e| Error::pg(Role::Target, ctx(), e))?;
-        }
-        client
-            .batch_execute(&format!(
-                "ALTER TABLE {} VALIDATE CONSTRAINT {}",
-                fk.table.sql(),
-                crate::ident::quote_ident(&fk.name)
-            ))
-            .await
-            .map_err(|e| Error::pg(Role::Target, ctx(), e))?;
-    }
-    for d in disabled {
-        client
-            .batch_execute(&format!(
-                "ALTER TABLE {} ENABLE TRIGGER USER",
-                d.table.sql()
-            ))
-            .await
-            .map_err(|e| {
-                Error::pg(
-                    Role::Target,
-                    format!("re-enabling triggers on {}", d.table),
-                    e,
-                )
-            })?;
-    }
-    for s in sequences {
-        client
-            .execute(
-                "SELECT pg_catalog.setval($1::text::regclass, $2, $3)",
-                &[&s.name.sql(), &s.last_value, &s.is_called],
+                    quote_ident(&fk.name)
+                ),
             )
-            .await
-            .map_err(|e| Error::pg(Role::Target, format!("setting sequence {}", s.name), e))?;
-    }
-    if !tables.is_empty() {
-        let list = tables
-            .iter()
-            .map(QualName::sql)
-            .collect::<Vec<_>>()
-            .join(", ");
-        client
-            .batch_execute(&format!("ANALYZE {list}"))
-            .await
-            .map_err(pg("analyzing the loaded tables"))?;
-    }
+        })
+        .collect();
+    let mut last: Vec<Step> = restore
+        .triggers
+        .iter()
+        .map(|t| {
+            (
+                format!("re-enabling triggers on {t}"),
+                format!("ALTER TABLE {} ENABLE TRIGGER USER", t.sql()),
+            )
+        })
+        .collect();
+    last.extend(sequences.iter().map(|s| {
+        (
+            format!("setting sequence {}", s.name),
+            format!(
+                "SELECT pg_catalog.setval({}::regclass, {}, {})",
+                quote_literal(&s.name.sql()),
+                s.last_value,
+                s.is_called
+            ),
+        )
+    }));
+    let analyze = tables
+        .iter()
+        .map(|t| (format!("analyzing {t}"), format!("ANALYZE {}", t.sql())))
+        .collect();
+    let group = |parallel, steps| StepGroup { parallel, steps };
+    vec![
+        group(true, indexes),
+        group(false, add_fks),
+        group(true, validate),
+        group(false, last),
+        group(true, analyze),
+    ]
+}
+
+/// Marks a job done.
+pub async fn mark_done(client: &Client, job_id: &str) -> Result<()> {
     client
         .execute(
             "UPDATE dbsync.jobs SET state = 'done', finished_at = now() WHERE job_id = $1",
@@ -355,4 +405,48 @@ pub async fn finish_job(
         .await
         .map_err(pg("marking the job done"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_restores_keeps_each_item_once() {
+        let ix = SecondaryIndex {
+            table: QualName::new("a", "t"),
+            name: "i".into(),
+            definition: "CREATE INDEX i ON a.t USING btree (x)".into(),
+        };
+        let mut r = Restore {
+            indexes: vec![ix.clone()],
+            ..Default::default()
+        };
+        r.merge(Restore {
+            indexes: vec![ix],
+            triggers: vec![QualName::new("a", "t")],
+            ..Default::default()
+        });
+        assert_eq!(r.indexes.len(), 1);
+        assert_eq!(r.triggers.len(), 1);
+    }
+
+    #[test]
+    fn finalize_rebuilds_indexes_idempotently_before_anything_else() {
+        let r = Restore {
+            indexes: vec![SecondaryIndex {
+                table: QualName::new("a", "t"),
+                name: "i".into(),
+                definition: "CREATE INDEX i ON a.t USING btree (x)".into(),
+            }],
+            ..Default::default()
+        };
+        let steps = finalize_steps(&r, &[], &[QualName::new("a", "t")]);
+        assert_eq!(
+            steps[0].steps[0].1,
+            "CREATE INDEX IF NOT EXISTS i ON a.t USING btree (x)"
+        );
+        assert!(steps[0].parallel && !steps[1].parallel);
+        assert_eq!(steps[4].steps[0].1, "ANALYZE \"a\".\"t\"");
+    }
 }

@@ -392,6 +392,7 @@ mod tests {
             pages: 0,
             rls: false,
             user_triggers: vec![],
+            secondary_indexes: vec![],
         }
     }
 

@@ -117,3 +117,47 @@ async fn loading_the_same_part_twice_in_one_job_loads_it_once() {
         "100"
     );
 }
+
+#[tokio::test]
+async fn a_sync_after_a_failed_import_restores_the_indexes_and_keys_that_job_dropped() {
+    let p = adversarial("superseded").await;
+    let dir = std::env::temp_dir().join(format!("dbsync-it-{}", p.name));
+    let store = Arc::new(LocalStore::new(&dir));
+    let m = job::export(
+        &p.source_spec(),
+        store.clone(),
+        &tiny_chunks(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .expect("export");
+    let part = &m
+        .tables
+        .iter()
+        .find(|t| t.table.name.to_string() == "app.orders")
+        .expect("orders")
+        .parts[0];
+    std::fs::write(dir.join(&part.key), b"not gzip").expect("break a part");
+    let err = job::import(
+        &p.target_spec(),
+        store,
+        &tiny_chunks(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .expect_err("broken part");
+    assert_eq!(err.name(), "DbsyncIo", "{err}");
+    // The failed job left its dropped index out, recorded in the ledger ...
+    assert_eq!(
+        dbsync_tests::scalar(
+            &p.target_url,
+            "SELECT count(*)::text FROM pg_indexes WHERE indexname = 'orders_customer_idx'"
+        )
+        .await,
+        "0"
+    );
+    // ... and a new sync adopts it and puts everything back.
+    sync(&p, &tiny_chunks()).await.expect("sync");
+    p.assert_identical().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -164,6 +164,29 @@ pub async fn fingerprint(url: &str) -> BTreeMap<String, String> {
         )
         .await
         .expect("list relations");
+    // The schema dbsync may touch during a load: indexes and constraints must come back
+    // exactly, validated.
+    for (key, sql) in [
+        (
+            "indexes",
+            "SELECT coalesce(string_agg(indexdef, E'\\n' ORDER BY indexdef), '') FROM pg_indexes
+              WHERE schemaname NOT IN ('pg_catalog', 'dbsync')",
+        ),
+        (
+            "constraints",
+            "SELECT coalesce(string_agg(format('%s %s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid), convalidated),
+                    E'\\n' ORDER BY conrelid::regclass::text, conname), '')
+               FROM pg_constraint WHERE connamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+                AND conrelid <> 0 AND connamespace::regnamespace::text <> 'dbsync'",
+        ),
+        (
+            "triggers",
+            "SELECT coalesce(string_agg(tgname || ' ' || tgenabled::text, ',' ORDER BY tgname), '') FROM pg_trigger WHERE NOT tgisinternal",
+        ),
+    ] {
+        let v: String = c.query_one(sql, &[]).await.expect("schema fingerprint").get(0);
+        out.insert(key.to_string(), v);
+    }
     for r in rels {
         let name: String = r.get(0);
         let kind: String = r.get(1);
