@@ -2,7 +2,6 @@
 //! RLS, triggers, sequences of every kind, TOAST, stale target rows, repeated syncs.
 
 use super::*;
-use dbsync_core::store::LocalStore;
 use dbsync_tests::scalar;
 
 #[tokio::test]
@@ -53,16 +52,7 @@ async fn export_then_import_reproduces_the_source_exactly() {
     let p = adversarial("export_import").await;
     p.target("INSERT INTO app.customers VALUES (424242, 'stale')")
         .await;
-    let dir = std::env::temp_dir().join(format!("dbsync-it-{}", p.name));
-    let store = Arc::new(LocalStore::new(&dir));
-    let m = job::export(
-        &p.source_spec(),
-        store.clone(),
-        &tiny_chunks(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect("export");
+    let (dir, store, m) = export_to_temp(&p).await;
     assert_eq!(m.version, 1);
     assert!(m.tables.iter().all(|t| !t.parts.is_empty()));
     let manifest = String::from_utf8(std::fs::read(dir.join("manifest.json")).expect("manifest"))

@@ -44,6 +44,27 @@ pub async fn sync(p: &Pair, opts: &Options) -> dbsync_core::Result<LoadReport> {
     .await
 }
 
+/// Exports the source of `p` into a fresh temporary directory with tiny chunks.
+pub async fn export_to_temp(
+    p: &Pair,
+) -> (
+    std::path::PathBuf,
+    Arc<dbsync_core::store::LocalStore>,
+    dbsync_core::manifest::Manifest,
+) {
+    let dir = std::env::temp_dir().join(format!("dbsync-it-{}", p.name));
+    let store = Arc::new(dbsync_core::store::LocalStore::new(&dir));
+    let m = job::export(
+        &p.source_spec(),
+        store.clone(),
+        &tiny_chunks(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .expect("export");
+    (dir, store, m)
+}
+
 /// Options limited to some tables.
 pub fn scoped(tables: &[&str], exclude: &[&str]) -> Options {
     Options {

@@ -2,21 +2,11 @@
 //! stays resumable, and a re-run loads only what is missing.
 
 use super::*;
-use dbsync_core::store::LocalStore;
 
 #[tokio::test]
 async fn a_corrupt_part_is_refused_and_the_import_resumes_after_it_is_repaired() {
     let p = adversarial("resume").await;
-    let dir = std::env::temp_dir().join(format!("dbsync-it-{}", p.name));
-    let store = Arc::new(LocalStore::new(&dir));
-    let m = job::export(
-        &p.source_spec(),
-        store.clone(),
-        &tiny_chunks(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect("export");
+    let (dir, store, m) = export_to_temp(&p).await;
     // Corrupt the last part of the deepest level: earlier levels load, then it fails.
     let victim = m
         .tables
@@ -121,16 +111,7 @@ async fn loading_the_same_part_twice_in_one_job_loads_it_once() {
 #[tokio::test]
 async fn a_sync_after_a_failed_import_restores_the_indexes_and_keys_that_job_dropped() {
     let p = adversarial("superseded").await;
-    let dir = std::env::temp_dir().join(format!("dbsync-it-{}", p.name));
-    let store = Arc::new(LocalStore::new(&dir));
-    let m = job::export(
-        &p.source_spec(),
-        store.clone(),
-        &tiny_chunks(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect("export");
+    let (dir, store, m) = export_to_temp(&p).await;
     let part = &m
         .tables
         .iter()
