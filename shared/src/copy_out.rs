@@ -142,25 +142,52 @@ pub async fn export_chunk(
     Ok((tally.finish(), compressed))
 }
 
-/// Reads a gzip part back as COPY text.
+/// Reads a gzip part back as COPY text, in pieces of about [`OUT_PIECE`] bytes whatever the
+/// compression ratio: input goes to the decoder in small slices, so one read of highly
+/// compressible data never inflates into a large buffer.
 pub struct GzPartSource {
     reader: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
     decoder: flate2::write::GzDecoder<Vec<u8>>,
-    buf: Vec<u8>,
+    input: Vec<u8>,
+    pos: usize,
+    len: usize,
     done: bool,
     location: String,
 }
+
+/// Decoded bytes handed out at a time.
+const OUT_PIECE: usize = 256 * 1024;
+/// Compressed bytes given to the decoder at a time (deflate expands at most ~1000:1).
+const IN_SLICE: usize = 1024;
 
 impl GzPartSource {
     /// Opens `key` in `store`.
     pub async fn open(store: &dyn PartStore, key: &str) -> Result<Self> {
         Ok(GzPartSource {
             reader: store.open(key).await?,
-            decoder: flate2::write::GzDecoder::new(Vec::with_capacity(1 << 20)),
-            buf: vec![0; 256 * 1024],
+            decoder: flate2::write::GzDecoder::new(Vec::with_capacity(OUT_PIECE + 64 * 1024)),
+            input: vec![0; 64 * 1024],
+            pos: 0,
+            len: 0,
             done: false,
             location: store.location(key),
         })
+    }
+
+    fn corrupt(&self, e: std::io::Error) -> Error {
+        Error::Io {
+            path: self.location.clone(),
+            message: format!("not a valid gzip part: {e}"),
+            retryable: false,
+        }
+    }
+
+    fn take_output(&mut self) -> Option<Bytes> {
+        let out = std::mem::replace(
+            self.decoder.get_mut(),
+            Vec::with_capacity(OUT_PIECE + 64 * 1024),
+        );
+        (!out.is_empty()).then(|| Bytes::from(out))
     }
 }
 
@@ -169,28 +196,38 @@ impl ByteSource for GzPartSource {
     async fn next_bytes(&mut self) -> Result<Option<Bytes>> {
         use tokio::io::AsyncReadExt;
         loop {
-            if !self.decoder.get_ref().is_empty() {
-                let out = std::mem::take(self.decoder.get_mut());
-                return Ok(Some(Bytes::from(out)));
+            if self.decoder.get_ref().len() >= OUT_PIECE {
+                return Ok(self.take_output());
+            }
+            if self.pos < self.len {
+                let end = (self.pos + IN_SLICE).min(self.len);
+                let n = self
+                    .decoder
+                    .write(&self.input[self.pos..end])
+                    .map_err(|e| self.corrupt(e))?;
+                if n == 0 {
+                    // Bytes after the end of the gzip stream.
+                    return Err(
+                        self.corrupt(std::io::Error::other("trailing data after the gzip stream"))
+                    );
+                }
+                self.pos += n;
+                continue;
             }
             if self.done {
-                return Ok(None);
+                return Ok(self.take_output());
             }
             let n = self
                 .reader
-                .read(&mut self.buf)
+                .read(&mut self.input)
                 .await
                 .map_err(|e| Error::io(&self.location, e))?;
-            let corrupt = |e: std::io::Error| Error::Io {
-                path: self.location.clone(),
-                message: format!("not a valid gzip part: {e}"),
-                retryable: false,
-            };
             if n == 0 {
                 self.done = true;
-                self.decoder.try_finish().map_err(corrupt)?;
+                self.decoder.try_finish().map_err(|e| self.corrupt(e))?;
             } else {
-                self.decoder.write_all(&self.buf[..n]).map_err(corrupt)?;
+                self.pos = 0;
+                self.len = n;
             }
         }
     }
@@ -199,6 +236,48 @@ impl ByteSource for GzPartSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn read_all(src: &mut GzPartSource) -> Result<(Vec<u8>, usize)> {
+        let mut all = Vec::new();
+        let mut largest = 0;
+        while let Some(b) = src.next_bytes().await? {
+            largest = largest.max(b.len());
+            all.extend_from_slice(&b);
+        }
+        Ok((all, largest))
+    }
+
+    #[tokio::test]
+    async fn a_highly_compressible_part_is_read_back_in_bounded_pieces() {
+        let dir = std::env::temp_dir().join(format!("dbsync-gz-{}", uuid::Uuid::new_v4()));
+        let store = crate::store::LocalStore::new(&dir);
+        let text = vec![b' '; 50 * 1024 * 1024];
+        let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&text).expect("gzip");
+        store
+            .put("p.gz", &enc.finish().expect("gzip"))
+            .await
+            .expect("put");
+        let mut src = GzPartSource::open(&store, "p.gz").await.expect("open");
+        let (all, largest) = read_all(&mut src).await.expect("read");
+        assert_eq!(all.len(), text.len());
+        assert!(largest < 2 * OUT_PIECE, "a piece of {largest} bytes");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_truncated_part_is_reported_as_not_valid_gzip() {
+        let dir = std::env::temp_dir().join(format!("dbsync-gz-{}", uuid::Uuid::new_v4()));
+        let store = crate::store::LocalStore::new(&dir);
+        let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(b"1\tabc\n2\tdef\n").expect("gzip");
+        let gz = enc.finish().expect("gzip");
+        store.put("p.gz", &gz[..gz.len() - 6]).await.expect("put");
+        let mut src = GzPartSource::open(&store, "p.gz").await.expect("open");
+        let err = read_all(&mut src).await.expect_err("truncated");
+        assert!(err.to_string().contains("not a valid gzip part"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn tally_counts_rows_by_newlines_and_hashes_the_text() {
