@@ -41,6 +41,27 @@ as_pg() {
   fi
 }
 
+# A private CA and a server certificate for 127.0.0.1/localhost, so every cluster speaks TLS
+# (clients choose with sslmode; tests verify against $dir/ca.crt). Idempotent.
+ensure_tls() {
+  local dir=$1 data=$1/data
+  [ -f "$data/server.crt" ] && return 0
+  command -v openssl >/dev/null || { echo "pg.sh: no openssl; $dir runs without TLS" >&2; return 0; }
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+    -subj "/CN=dbsync test CA" -keyout "$dir/ca.key" -out "$dir/ca.crt" >/dev/null 2>&1
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+    -keyout "$data/server.key" -out "$dir/server.csr" >/dev/null 2>&1
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' >"$dir/server.ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$dir/server.ext" -out "$data/server.crt" >/dev/null 2>&1
+  chmod 600 "$data/server.key"
+  [ "$(id -u)" = 0 ] && chown postgres: "$data/server.key" "$data/server.crt"
+  chmod 644 "$dir/ca.crt"
+  echo "ssl = on" >>"$data/postgresql.conf"
+  # A running server picks the certificate up on reload.
+  as_pg "$(find_bindir)/pg_ctl" -D "$data" reload >/dev/null 2>&1 || true
+}
+
 up() {
   local name=$1 port=$2 bindir dir
   install
@@ -64,6 +85,7 @@ synchronous_commit = off
 full_page_writes = ${DBSYNC_PG_FSYNC:-off}
 CONF
   fi
+  ensure_tls "$dir"
   if as_pg "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     return 0
   fi

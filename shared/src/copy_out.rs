@@ -126,13 +126,27 @@ pub async fn export_chunk(
     let mut enc = GzEncoder::new(Vec::with_capacity(1 << 20), flate2::Compression::new(level));
     let mut compressed = 0u64;
     let gz_err = |e: std::io::Error| Error::io(store.location(key), e);
-    while let Some(buf) = src.next_bytes().await? {
-        tally.feed(&buf);
-        enc.write_all(&buf).map_err(gz_err)?;
+    // COPY hands over one row at a time; a deflate call per ~100-byte row costs more than the
+    // compression itself, so rows are gathered into larger pieces first.
+    let mut pending: Vec<u8> = Vec::with_capacity(128 * 1024 + 64 * 1024);
+    loop {
+        let next = src.next_bytes().await?;
+        if let Some(buf) = &next {
+            tally.feed(buf);
+            pending.extend_from_slice(buf);
+            if pending.len() < 128 * 1024 {
+                continue;
+            }
+        }
+        enc.write_all(&pending).map_err(gz_err)?;
+        pending.clear();
         if enc.get_ref().len() >= 1 << 20 {
             writer.write(enc.get_ref()).await?;
             compressed += enc.get_ref().len() as u64;
             enc.get_mut().clear();
+        }
+        if next.is_none() {
+            break;
         }
     }
     let rest = enc.finish().map_err(gz_err)?;

@@ -21,7 +21,7 @@ use crate::verify::{self, TableComparison, VerifyReport};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio_postgres::Client;
@@ -358,35 +358,84 @@ async fn connect_loader(target: &ConnSpec, job_id: &str, replica: bool) -> Resul
     Ok(c)
 }
 
-/// Finalize on the loaders' connections: each group of statements in parallel, groups in
-/// order (indexes, FKs, validation, triggers and sequences, ANALYZE); then the job is done.
+/// Counts down the parts of each table; the worker that finishes a table's last part runs
+/// its [`ledger::table_steps`] (index rebuilds, ANALYZE) right away, while other tables load.
+struct TableCountdown {
+    remaining: Vec<AtomicUsize>,
+    restore: Restore,
+    names: Vec<QualName>,
+}
+
+impl TableCountdown {
+    fn new(restore: &Restore, tables: &[Table], parts_of: impl Fn(usize) -> usize) -> Arc<Self> {
+        Arc::new(TableCountdown {
+            remaining: (0..tables.len())
+                .map(|i| AtomicUsize::new(parts_of(i)))
+                .collect(),
+            restore: restore.clone(),
+            names: tables.iter().map(|t| t.name.clone()).collect(),
+        })
+    }
+
+    /// Records one part of `table` as in; finishes the table if it was the last.
+    async fn part_done(&self, client: &Client, table: usize) -> Result<()> {
+        if self.remaining[table].fetch_sub(1, Ordering::AcqRel) == 1 {
+            run_steps(
+                client,
+                ledger::table_steps(&self.restore, &self.names[table]),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Tables not finished during the load (none, unless a manifest lists a table without
+    /// parts).
+    fn unfinished(&self) -> Vec<ledger::Step> {
+        self.remaining
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.load(Ordering::Acquire) > 0)
+            .flat_map(|(i, _)| ledger::table_steps(&self.restore, &self.names[i]))
+            .collect()
+    }
+}
+
+async fn run_steps(client: &Client, steps: Vec<ledger::Step>) -> Result<()> {
+    for (ctx, sql) in steps {
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| Error::pg(Role::Target, ctx, e))?;
+    }
+    Ok(())
+}
+
+/// The end of a job: tables left unfinished, then foreign keys (re-added serially, validated
+/// in parallel on the loaders), triggers and sequences; then the job is marked done.
 async fn finish_target(
     tj: &TargetJob,
     loaders: Vec<Client>,
+    countdown: &TableCountdown,
     job_id: &str,
-    tables: &[Table],
     sequences: &[Sequence],
 ) -> Result<Vec<Client>> {
-    let names: Vec<QualName> = tables.iter().map(|t| t.name.clone()).collect();
+    let mut groups = vec![ledger::StepGroup {
+        parallel: true,
+        steps: countdown.unfinished(),
+    }];
+    groups.extend(ledger::finalize_steps(&tj.restore, sequences));
     let mut loaders = loaders;
-    for group in ledger::finalize_steps(&tj.restore, sequences, &names) {
+    for group in groups {
         if !group.parallel {
-            for (ctx, sql) in group.steps {
-                tj.coord
-                    .batch_execute(&sql)
-                    .await
-                    .map_err(|e| Error::pg(Role::Target, ctx, e))?;
-            }
+            run_steps(&tj.coord, group.steps).await?;
             continue;
         }
         let (back, _) = run_pool(
             loaders,
             group.steps,
-            |c: Client, (ctx, sql): ledger::Step| async move {
-                let r = c
-                    .batch_execute(&sql)
-                    .await
-                    .map_err(|e| Error::pg(Role::Target, ctx, e));
+            |c: Client, step: ledger::Step| async move {
+                let r = run_steps(&c, vec![step]).await;
                 (c, r)
             },
         )
@@ -493,6 +542,9 @@ pub async fn sync(
         ..Default::default()
     };
     let job = Arc::new(job_id.clone());
+    let countdown = TableCountdown::new(&tj.restore, &cat.tables, |i| {
+        plan.chunks.iter().filter(|c| c.table == i).count()
+    });
     let waves = load_waves(
         &tj,
         &plan.chunks,
@@ -500,9 +552,15 @@ pub async fn sync(
         |c| est_chunk_bytes(&plan, c),
     );
     for items in waves {
-        let (plan2, job2, prog) = (plan.clone(), job.clone(), progress.clone());
+        let (plan2, job2, prog, cd2) = (
+            plan.clone(),
+            job.clone(),
+            progress.clone(),
+            countdown.clone(),
+        );
         let (back, outs) = run_pool(workers, items, move |mut w: SyncWorker, chunk: Chunk| {
-            let (plan, job, prog) = (plan2.clone(), job2.clone(), prog.clone());
+            let (plan, job, prog, countdown) =
+                (plan2.clone(), job2.clone(), prog.clone(), cd2.clone());
             async move {
                 let table = &plan.catalog.tables[chunk.table];
                 let r = async {
@@ -513,7 +571,11 @@ pub async fn sync(
                         chunk_context(table, &chunk),
                     )
                     .await?;
-                    copy_in::load_part(&mut w.tgt, &job, &chunk.id(), table, &mut src, None).await
+                    let o =
+                        copy_in::load_part(&mut w.tgt, &job, &chunk.id(), table, &mut src, None)
+                            .await?;
+                    countdown.part_done(&w.tgt, chunk.table).await?;
+                    Ok(o)
                 }
                 .await;
                 if let Ok(LoadOutcome::Loaded(s)) = &r {
@@ -531,7 +593,7 @@ pub async fn sync(
     catalog::read_sequence_values(&src_coord, Role::Source, &mut seqs).await?;
     let (srcs, tgts): (Vec<Client>, Vec<Client>) =
         workers.into_iter().map(|w| (w.src, w.tgt)).unzip();
-    let tgts = finish_target(&tj, tgts, &job_id, &cat.tables, &seqs).await?;
+    let tgts = finish_target(&tj, tgts, &countdown, &job_id, &seqs).await?;
     let workers: Vec<SyncWorker> = srcs
         .into_iter()
         .zip(tgts)
@@ -794,6 +856,7 @@ pub async fn import(
     for _ in 0..n {
         workers.push(connect_loader(target, &m.job_id, tj.replica).await?);
     }
+    let countdown = TableCountdown::new(&tj.restore, &tables, |i| m.tables[i].parts.len());
     let waves = load_waves(
         &tj,
         &all,
@@ -801,18 +864,24 @@ pub async fn import(
         |(ti, pi)| m.tables[*ti].parts[*pi].stats.bytes,
     );
     for items in waves {
-        let (m2, store2, prog) = (m.clone(), store.clone(), progress.clone());
+        let (m2, store2, prog, cd2) = (
+            m.clone(),
+            store.clone(),
+            progress.clone(),
+            countdown.clone(),
+        );
         let (back, outs) = run_pool(
             workers,
             items,
             move |mut w: Client, (ti, pi): (usize, usize)| {
-                let (m, store, prog) = (m2.clone(), store2.clone(), prog.clone());
+                let (m, store, prog, countdown) =
+                    (m2.clone(), store2.clone(), prog.clone(), cd2.clone());
                 async move {
                     let mt = &m.tables[ti];
                     let part = &mt.parts[pi];
                     let r = async {
                         let mut src = GzPartSource::open(store.as_ref(), &part.key).await?;
-                        copy_in::load_part(
+                        let o = copy_in::load_part(
                             &mut w,
                             &m.job_id,
                             &part.id,
@@ -820,7 +889,9 @@ pub async fn import(
                             &mut src,
                             Some(&part.stats),
                         )
-                        .await
+                        .await?;
+                        countdown.part_done(&w, ti).await?;
+                        Ok(o)
                     }
                     .await;
                     if let Ok(LoadOutcome::Loaded(s)) = &r {
@@ -835,7 +906,7 @@ pub async fn import(
         workers = back;
         tally_outcomes(&mut report, outs);
     }
-    finish_target(&tj, workers, &m.job_id, &tables, &m.sequences).await?;
+    finish_target(&tj, workers, &countdown, &m.job_id, &m.sequences).await?;
     report.sequences = m.sequences.len();
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)

@@ -303,26 +303,33 @@ pub struct StepGroup {
     pub steps: Vec<Step>,
 }
 
-/// Finalize, in order; groups run one after the other: rebuild indexes (parallel); re-add
-/// dropped foreign keys as NOT VALID (serial: the two keys of a cycle lock both tables in
-/// opposite orders and would deadlock); validate them (parallel); re-enable triggers and set
-/// sequences (serial); ANALYZE (parallel).
-pub fn finalize_steps(
-    restore: &Restore,
-    sequences: &[crate::catalog::Sequence],
-    tables: &[QualName],
-) -> Vec<StepGroup> {
-    let indexes = restore
+/// What finishes one table once all its parts are in: rebuild its dropped indexes
+/// (idempotently, so a resumed job does not trip over one it already built), then ANALYZE.
+/// Runs on the worker that loaded the table's last part, while other tables still load.
+pub fn table_steps(restore: &Restore, table: &QualName) -> Vec<Step> {
+    let mut steps: Vec<Step> = restore
         .indexes
         .iter()
+        .filter(|ix| &ix.table == table)
         .map(|ix| {
-            // Idempotent, so a resumed finalize does not trip over an index it already built.
             let sql = ix
                 .definition
                 .replacen("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1);
             (format!("rebuilding index {} on {}", ix.name, ix.table), sql)
         })
         .collect();
+    steps.push((
+        format!("analyzing {table}"),
+        format!("ANALYZE {}", table.sql()),
+    ));
+    steps
+}
+
+/// The end of a job, after every table's [`table_steps`]; groups run one after the other:
+/// re-add dropped foreign keys as NOT VALID (serial: the two keys of a cycle lock both tables
+/// in opposite orders and would deadlock); validate them (parallel); re-enable triggers and
+/// set sequences (serial).
+pub fn finalize_steps(restore: &Restore, sequences: &[crate::catalog::Sequence]) -> Vec<StepGroup> {
     let add_fks = restore
         .fks
         .iter()
@@ -381,17 +388,11 @@ pub fn finalize_steps(
             ),
         )
     }));
-    let analyze = tables
-        .iter()
-        .map(|t| (format!("analyzing {t}"), format!("ANALYZE {}", t.sql())))
-        .collect();
     let group = |parallel, steps| StepGroup { parallel, steps };
     vec![
-        group(true, indexes),
         group(false, add_fks),
         group(true, validate),
         group(false, last),
-        group(true, analyze),
     ]
 }
 
@@ -432,21 +433,24 @@ mod tests {
     }
 
     #[test]
-    fn finalize_rebuilds_indexes_idempotently_before_anything_else() {
+    fn a_table_is_finished_by_rebuilding_its_own_indexes_idempotently_then_analyzing_it() {
+        let ix = |t: &str| SecondaryIndex {
+            table: QualName::new("a", t),
+            name: format!("{t}_i"),
+            definition: format!("CREATE INDEX {t}_i ON a.{t} USING btree (x)"),
+        };
         let r = Restore {
-            indexes: vec![SecondaryIndex {
-                table: QualName::new("a", "t"),
-                name: "i".into(),
-                definition: "CREATE INDEX i ON a.t USING btree (x)".into(),
-            }],
+            indexes: vec![ix("t"), ix("u")],
             ..Default::default()
         };
-        let steps = finalize_steps(&r, &[], &[QualName::new("a", "t")]);
+        let steps = table_steps(&r, &QualName::new("a", "t"));
+        assert_eq!(steps.len(), 2);
         assert_eq!(
-            steps[0].steps[0].1,
-            "CREATE INDEX IF NOT EXISTS i ON a.t USING btree (x)"
+            steps[0].1,
+            "CREATE INDEX IF NOT EXISTS t_i ON a.t USING btree (x)"
         );
-        assert!(steps[0].parallel && !steps[1].parallel);
-        assert_eq!(steps[4].steps[0].1, "ANALYZE \"a\".\"t\"");
+        assert_eq!(steps[1].1, "ANALYZE \"a\".\"t\"");
+        let groups = finalize_steps(&r, &[]);
+        assert!(!groups[0].parallel && groups[1].parallel && !groups[2].parallel);
     }
 }
