@@ -28,6 +28,7 @@ export DBSYNC_PG_FSYNC=on DBSYNC_PG_SHARED_BUFFERS=1GB
 scripts/pg.sh up bench-source $SP
 scripts/pg.sh up bench-target $TP
 export PGOPTIONS="-c client_min_messages=warning"
+export DBSYNC_LOG=warn
 SRC="postgresql://postgres@127.0.0.1:$SP/bench?sslmode=disable"
 DST="postgresql://postgres@127.0.0.1:$TP/bench?sslmode=disable"
 psqlc() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
