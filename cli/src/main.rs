@@ -94,6 +94,9 @@ struct SyncArgs {
     /// After loading, compare every table's rows and checksum against the same snapshot.
     #[arg(long, env = "DBSYNC_VERIFY")]
     verify: bool,
+    /// Check everything against the target and say what would happen; change nothing.
+    #[arg(long, env = "DBSYNC_DRY_RUN")]
+    dry_run: bool,
 }
 
 #[derive(Args)]
@@ -127,6 +130,9 @@ struct ImportArgs {
     /// Keep the target's secondary indexes during the load.
     #[arg(long, env = "DBSYNC_KEEP_INDEXES")]
     keep_indexes: bool,
+    /// Check everything against the target and say what would happen; change nothing.
+    #[arg(long, env = "DBSYNC_DRY_RUN")]
+    dry_run: bool,
 }
 
 #[derive(Args)]
@@ -229,6 +235,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let target = ConnSpec::parse(&a.target, "--target")?;
             let mut opts = options(&a.scope, Some(&a.work))?;
             opts.verify = a.verify;
+            opts.dry_run = a.dry_run;
+            if a.dry_run && a.via.is_some() {
+                return Err(dbsync_core::Error::config(
+                    "--dry-run",
+                    "cannot be combined with --via",
+                )
+                .into());
+            }
             let report = if let Some(dir) = &a.via {
                 let store = Arc::new(LocalStore::new(dir));
                 let m = job::export(&source, store.clone(), &opts, progress::new(quiet)).await?;
@@ -243,6 +257,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             if cli.json {
                 print_json(&report)?;
+            } else if let Some(d) = &report.dry_run {
+                print!("{}", progress::render_dry_run(d, &target));
             } else {
                 println!(
                     "synced {} tables ({} parts, {} rows, {}) and {} sequences from {} to {} in {:.1} s{}",
@@ -288,12 +304,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let opts = Options {
                 jobs: a.jobs,
                 keep_indexes: a.keep_indexes,
+                dry_run: a.dry_run,
                 ..Options::default()
             };
             let store = Arc::new(LocalStore::new(&a.from));
             let r = job::import(&target, store, &opts, progress::new(quiet)).await?;
             if cli.json {
                 print_json(&r)?;
+            } else if let Some(d) = &r.dry_run {
+                print!("{}", progress::render_dry_run(d, &target));
             } else if r.already_done {
                 println!(
                     "export {} was already imported into {}; nothing to do",

@@ -209,3 +209,52 @@ pub fn render_plan(plan: &Plan) -> String {
     }
     out
 }
+
+/// The text of a dry run.
+pub fn render_dry_run(d: &dbsync_core::job::DryRun, target: &dyn std::fmt::Display) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "dry run: every check passed; nothing was changed in {target}"
+    );
+    let _ = writeln!(
+        out,
+        "would empty and load {} tables, in this order:",
+        d.tables.len()
+    );
+    for t in &d.tables {
+        let _ = writeln!(out, "  {t}");
+    }
+    let list = |out: &mut String, what: &str, items: &[String]| {
+        if !items.is_empty() {
+            let _ = writeln!(out, "{what}:");
+            for i in items {
+                let _ = writeln!(out, "  {i}");
+            }
+        }
+    };
+    list(
+        &mut out,
+        "would drop and re-add foreign keys",
+        &d.foreign_keys,
+    );
+    list(&mut out, "would drop and rebuild indexes", &d.indexes);
+    list(
+        &mut out,
+        "would disable user triggers on",
+        &d.triggers_disabled_on,
+    );
+    let _ = writeln!(
+        out,
+        "triggers during the load: {}",
+        if d.replica_mode {
+            "not fired (session_replication_role = replica)"
+        } else if d.triggers_disabled_on.is_empty() {
+            "none to disable"
+        } else {
+            "disabled per table, re-enabled after"
+        }
+    );
+    out
+}

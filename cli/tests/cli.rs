@@ -125,3 +125,56 @@ async fn export_then_import_through_the_command_line_and_a_broken_manifest_is_na
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn sync_via_a_directory_and_a_dry_run_that_changes_nothing() {
+    let p = Pair::new("cli_via").await;
+    p.both("CREATE TABLE items (id int PRIMARY KEY, name text); CREATE INDEX items_name ON items (name)")
+        .await;
+    p.source("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 700) g")
+        .await;
+    p.target("INSERT INTO items VALUES (1, 'stale')").await;
+    let dry = dbsync(
+        &[
+            "sync",
+            "--dry-run",
+            "--source",
+            &p.source_url,
+            "--target",
+            &p.target_url,
+        ],
+        &[],
+    );
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
+    let out = text(&dry.stdout);
+    assert!(
+        out.contains("nothing was changed")
+            && out.contains("public.items")
+            && out.contains("items_name"),
+        "{out}"
+    );
+    assert_eq!(
+        dbsync_tests::scalar(&p.target_url, "SELECT string_agg(name, ',') FROM items").await,
+        "stale"
+    );
+
+    let dir = std::env::temp_dir().join(format!("dbsync-cli-{}", p.name));
+    let d = dir.to_str().expect("path");
+    let o = dbsync(
+        &[
+            "sync",
+            "--via",
+            d,
+            "--verify",
+            "--source",
+            &p.source_url,
+            "--target",
+            &p.target_url,
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(dir.join("manifest.json").exists());
+    p.assert_identical().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

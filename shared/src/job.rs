@@ -42,6 +42,8 @@ pub struct Options {
     /// Keep the target's secondary indexes during the load (slower; by default they are
     /// dropped and rebuilt after, as pgcopydb does).
     pub keep_indexes: bool,
+    /// Run every check against the target and report what would happen; change nothing.
+    pub dry_run: bool,
 }
 
 impl Default for Options {
@@ -53,6 +55,7 @@ impl Default for Options {
             compress_level: 1,
             verify: false,
             keep_indexes: false,
+            dry_run: false,
         }
     }
 }
@@ -81,6 +84,57 @@ pub struct LoadReport {
     /// The comparison, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyReport>,
+    /// What a dry run found the job would do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<DryRun>,
+}
+
+/// What a job would do to the target, found by a dry run (every check passed).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DryRun {
+    /// Tables that would be emptied and loaded, in load order.
+    pub tables: Vec<String>,
+    /// Foreign keys that would be dropped and re-added (cycles, self-references).
+    pub foreign_keys: Vec<String>,
+    /// Secondary indexes that would be dropped and rebuilt.
+    pub indexes: Vec<String>,
+    /// Tables whose user triggers would be disabled (when replica mode is not allowed).
+    pub triggers_disabled_on: Vec<String>,
+    /// Whether loads would run with session_replication_role = replica.
+    pub replica_mode: bool,
+}
+
+impl DryRun {
+    fn new(tj: &TargetJob, tables: &[Table]) -> Self {
+        let mut order: Vec<(usize, String)> = tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                (
+                    tj.order.levels.get(i).copied().unwrap_or(0),
+                    t.name.to_string(),
+                )
+            })
+            .collect();
+        order.sort();
+        DryRun {
+            tables: order.into_iter().map(|(_, n)| n).collect(),
+            foreign_keys: tj
+                .restore
+                .fks
+                .iter()
+                .map(|f| format!("{} on {}", f.name, f.table))
+                .collect(),
+            indexes: tj
+                .restore
+                .indexes
+                .iter()
+                .map(|i| format!("{} on {}", i.name, i.table))
+                .collect(),
+            triggers_disabled_on: tj.restore.triggers.iter().map(|t| t.to_string()).collect(),
+            replica_mode: tj.replica,
+        }
+    }
 }
 
 fn app_name(job_id: &str, what: &str) -> String {
@@ -254,6 +308,7 @@ async fn prepare_target(
     kind: &str,
     source_app: Option<&str>,
     keep_indexes: bool,
+    dry_run: bool,
 ) -> Result<TargetJob> {
     let mut coord = target
         .connect(Role::Target, &app_name(job_id, "ctl"))
@@ -273,7 +328,9 @@ async fn prepare_target(
         }
     }
     ledger::lock_target(&coord, &target.redacted()).await?;
-    ledger::ensure(&mut coord).await?;
+    if !dry_run {
+        ledger::ensure(&mut coord).await?;
+    }
     let tcat = catalog::load(&coord, Role::Target, &Scope::default()).await?;
     let problems = compat::check(source, tables, sequences, &tcat);
     if !problems.is_empty() {
@@ -326,6 +383,16 @@ async fn prepare_target(
                 .collect()
         },
     };
+    if dry_run {
+        // Everything is checked; say what the job would take away, change nothing.
+        return Ok(TargetJob {
+            coord,
+            order,
+            restore: take,
+            replica,
+            already_done: false,
+        });
+    }
     let (restore, already_done) = match ledger::job_state(&coord, job_id).await? {
         JobState::Done => (Restore::default(), true),
         JobState::Loading(restore) => (restore, false),
@@ -520,8 +587,19 @@ pub async fn sync(
         "sync",
         Some(&src_app),
         opts.keep_indexes,
+        opts.dry_run,
     )
     .await?;
+    if opts.dry_run {
+        return Ok(LoadReport {
+            job_id,
+            tables: cat.tables.len(),
+            sequences: cat.sequences.len(),
+            dry_run: Some(DryRun::new(&tj, &cat.tables)),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            ..Default::default()
+        });
+    }
     let prepare_ms = started.elapsed().as_millis() as u64 - plan_ms;
     progress.planned(
         "sync",
@@ -828,6 +906,7 @@ pub async fn import(
         "import",
         None,
         opts.keep_indexes,
+        opts.dry_run,
     )
     .await?;
     let mut report = LoadReport {
@@ -836,6 +915,11 @@ pub async fn import(
         already_done: tj.already_done,
         ..Default::default()
     };
+    if opts.dry_run {
+        report.dry_run = Some(DryRun::new(&tj, &tables));
+        report.sequences = m.sequences.len();
+        return Ok(report);
+    }
     if tj.already_done {
         progress.note("this export was imported into the target before; nothing to do");
         return Ok(report);

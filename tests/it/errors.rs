@@ -132,3 +132,51 @@ async fn an_unreachable_target_fails_with_a_connect_error_that_hides_the_passwor
     assert!(!err.to_string().contains("hunter2"));
     assert!(err.to_string().contains("app@127.0.0.1:1/nowhere"), "{err}");
 }
+
+#[tokio::test]
+async fn a_dry_run_reports_what_would_happen_and_changes_nothing_not_even_the_ledger() {
+    let p = adversarial("dry_run").await;
+    p.target("INSERT INTO app.customers VALUES (1, 'keep me')")
+        .await;
+    let before = fingerprint(&p.target_url).await;
+    let opts = Options {
+        dry_run: true,
+        ..tiny_chunks()
+    };
+    let r = sync(&p, &opts).await.expect("dry run");
+    let d = r.dry_run.expect("dry run report");
+    assert!(d.tables.iter().any(|t| t == "app.orders"));
+    let pos = |n: &str| d.tables.iter().position(|t| t == n).expect("listed");
+    assert!(
+        pos("app.customers") < pos("app.orders"),
+        "load order: {:?}",
+        d.tables
+    );
+    assert!(
+        d.indexes
+            .iter()
+            .any(|i| i.starts_with("orders_customer_idx")),
+        "{:?}",
+        d.indexes
+    );
+    assert!(
+        d.foreign_keys
+            .iter()
+            .any(|f| f.starts_with("orders_parent_id_fkey")),
+        "{:?}",
+        d.foreign_keys
+    );
+    assert_eq!(before, fingerprint(&p.target_url).await);
+    assert_eq!(
+        dbsync_tests::scalar(
+            &p.target_url,
+            "SELECT count(*)::text FROM pg_namespace WHERE nspname = 'dbsync'"
+        )
+        .await,
+        "0"
+    );
+    // A dry run runs the same checks: an incompatible target is refused the same way.
+    p.target("ALTER TABLE app.customers DROP COLUMN name").await;
+    let err = sync(&p, &opts).await.expect_err("refused");
+    assert_eq!(err.name(), "DbsyncIncompatible", "{err}");
+}
