@@ -93,11 +93,21 @@ pub struct Table {
     /// Enabled user triggers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub user_triggers: Vec<String>,
+    /// The connected role may read the table (SELECT). Not part of a manifest.
+    #[serde(skip, default = "yes")]
+    pub can_read: bool,
+    /// The connected role may empty and load the table (TRUNCATE and INSERT).
+    #[serde(skip, default = "yes")]
+    pub can_load: bool,
     /// Plain secondary indexes (not unique, not backing a constraint, not attached to a
     /// partitioned index, not replica identity or clustered) that the connected role can
     /// build again: safe to drop during a load and rebuild after.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secondary_indexes: Vec<SecondaryIndex>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// An index that can be rebuilt from its definition.
@@ -144,6 +154,9 @@ pub struct Sequence {
     pub last_value: i64,
     /// `is_called`.
     pub is_called: bool,
+    /// The connected role may set it (UPDATE). Not part of a manifest.
+    #[serde(skip, default = "yes")]
+    pub can_set: bool,
 }
 
 /// The server a catalog came from.
@@ -213,7 +226,9 @@ pub async fn load(client: &Client, role: Role, scope: &Scope) -> Result<Catalog>
                     (pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8,
                     c.relrowsecurity
                       AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)
-                      AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE'))
+                      AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')),
+                    has_table_privilege(c.oid, 'SELECT'),
+                    has_table_privilege(c.oid, 'INSERT') AND has_table_privilege(c.oid, 'TRUNCATE')
                FROM pg_class c
                JOIN pg_namespace n ON n.oid = c.relnamespace
                LEFT JOIN pg_class rc ON c.relispartition AND rc.oid = pg_partition_root(c.oid)
@@ -251,6 +266,8 @@ pub async fn load(client: &Client, role: Role, scope: &Scope) -> Result<Catalog>
                 est_rows: r.get(7),
                 pages: r.get(8),
                 rls: r.get(9),
+                can_read: r.get(10),
+                can_load: r.get(11),
                 user_triggers: Vec::new(),
                 secondary_indexes: Vec::new(),
             },
@@ -443,7 +460,8 @@ async fn load_sequences(
                     EXISTS (SELECT 1 FROM pg_depend dd JOIN pg_attrdef ad ON dd.classid = 'pg_attrdef'::regclass
                                    AND dd.objid = ad.oid
                              WHERE dd.refclassid = 'pg_class'::regclass AND dd.refobjid = s.oid
-                               AND ad.adrelid = ANY($1::oid[]))
+                               AND ad.adrelid = ANY($1::oid[])),
+                    has_sequence_privilege(s.oid, 'UPDATE')
                FROM pg_class s
                JOIN pg_namespace n ON n.oid = s.relnamespace
                LEFT JOIN pg_depend own ON own.classid = 'pg_class'::regclass AND own.objid = s.oid
@@ -480,6 +498,7 @@ async fn load_sequences(
                 owned_by,
                 last_value: 0,
                 is_called: false,
+                can_set: r.get(7),
             });
         }
     }

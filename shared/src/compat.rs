@@ -22,6 +22,12 @@ pub fn check(
         ));
     }
     for t in tables {
+        if !t.can_read {
+            problems.push(format!(
+                "the source role may not read table {} (needs SELECT)",
+                t.name
+            ));
+        }
         if t.rls {
             problems.push(format!(
                 "row-level security on source table {} applies to the source role; connect as its owner, a superuser or a BYPASSRLS role",
@@ -32,6 +38,12 @@ pub fn check(
             problems.push(format!("table {} is missing on the target", t.name));
             continue;
         };
+        if !tt.can_load {
+            problems.push(format!(
+                "the target role may not empty and load table {} (needs TRUNCATE and INSERT)",
+                t.name
+            ));
+        }
         if tt.rls {
             problems.push(format!(
                 "row-level security on target table {} applies to the target role; load as a superuser or a BYPASSRLS role, or ALTER TABLE ... NO FORCE ROW LEVEL SECURITY",
@@ -75,8 +87,13 @@ pub fn check(
         }
     }
     for s in sequences {
-        if !target.sequences.iter().any(|x| x.name == s.name) {
-            problems.push(format!("sequence {} is missing on the target", s.name));
+        match target.sequences.iter().find(|x| x.name == s.name) {
+            None => problems.push(format!("sequence {} is missing on the target", s.name)),
+            Some(ts) if !ts.can_set => problems.push(format!(
+                "the target role may not set sequence {} (needs UPDATE)",
+                s.name
+            )),
+            Some(_) => {}
         }
     }
     problems

@@ -328,11 +328,11 @@ async fn prepare_target(
         }
     }
     ledger::lock_target(&coord, &target.redacted()).await?;
-    if !dry_run {
-        ledger::ensure(&mut coord).await?;
-    }
     let tcat = catalog::load(&coord, Role::Target, &Scope::default()).await?;
-    let problems = compat::check(source, tables, sequences, &tcat);
+    let mut problems = compat::check(source, tables, sequences, &tcat);
+    if let Some(p) = ledger::creatable(&coord).await? {
+        problems.push(p);
+    }
     if !problems.is_empty() {
         return Err(Error::Incompatible { problems });
     }
@@ -383,6 +383,10 @@ async fn prepare_target(
                 .collect()
         },
     };
+    if !dry_run {
+        // Every check has passed: the first change to the target.
+        ledger::ensure(&mut coord).await?;
+    }
     if dry_run {
         // Everything is checked; say what the job would take away, change nothing.
         return Ok(TargetJob {

@@ -59,6 +59,27 @@ pub async fn ensure(client: &mut Client) -> Result<()> {
     tx.commit().await.map_err(pg("creating the ledger"))
 }
 
+/// None when the ledger exists or this role may create it; otherwise the problem, for the
+/// pre-flight list.
+pub async fn creatable(client: &Client) -> Result<Option<String>> {
+    let ok: bool = client
+        .query_one(
+            "SELECT CASE WHEN to_regclass('dbsync.parts') IS NOT NULL AND to_regclass('dbsync.jobs') IS NOT NULL
+                         THEN has_schema_privilege('dbsync', 'USAGE')
+                              AND has_table_privilege('dbsync.parts', 'INSERT, UPDATE, DELETE, SELECT')
+                              AND has_table_privilege('dbsync.jobs', 'INSERT, UPDATE, SELECT')
+                         WHEN to_regnamespace('dbsync') IS NOT NULL THEN has_schema_privilege('dbsync', 'CREATE')
+                         ELSE has_database_privilege(current_database(), 'CREATE') END",
+            &[],
+        )
+        .await
+        .map_err(pg("checking the ledger"))?
+        .get(0);
+    Ok((!ok).then(|| {
+        "the target role may not create or write dbsync's ledger (schema dbsync): grant it CREATE on the database, or create the schema for it".to_string()
+    }))
+}
+
 /// Takes the per-database job lock for this session, or says who holds it.
 pub async fn lock_target(client: &Client, endpoint: &str) -> Result<()> {
     let row = client

@@ -391,6 +391,8 @@ mod tests {
             bytes: 0,
             pages: 0,
             rls: false,
+            can_read: true,
+            can_load: true,
             user_triggers: vec![],
             secondary_indexes: vec![],
         }

@@ -180,3 +180,44 @@ async fn a_dry_run_reports_what_would_happen_and_changes_nothing_not_even_the_le
     let err = sync(&p, &opts).await.expect_err("refused");
     assert_eq!(err.name(), "DbsyncIncompatible", "{err}");
 }
+
+#[tokio::test]
+async fn a_target_role_without_privileges_is_refused_before_anything_changes() {
+    let p = adversarial("privileges").await;
+    let role = format!("reader_{}", &p.name[p.name.len() - 8..]);
+    p.target(&format!(
+        "CREATE ROLE {role} LOGIN;
+         GRANT USAGE ON SCHEMA app, \"Weird Schema\" TO {role};
+         GRANT SELECT ON ALL TABLES IN SCHEMA app, \"Weird Schema\" TO {role};
+         GRANT SELECT, INSERT, TRUNCATE ON app.customers TO {role};
+         INSERT INTO app.customers VALUES (1, 'keep me');"
+    ))
+    .await;
+    let url = p.target_url.replace("postgres@", &format!("{role}@"));
+    let target = dbsync_core::conn::ConnSpec::parse(&url, "--target").expect("url");
+    let before = fingerprint(&p.target_url).await;
+    let err = job::sync(
+        &p.source_spec(),
+        &target,
+        &scoped(&["app.orders", "app.customers", "app.serial_tbl"], &[]),
+        Arc::new(NoProgress),
+    )
+    .await
+    .expect_err("refused");
+    let msg = err.to_string();
+    assert_eq!(err.name(), "DbsyncIncompatible", "{msg}");
+    assert!(
+        msg.contains("may not empty and load table app.orders (needs TRUNCATE and INSERT)"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("may not set sequence app.serial_tbl_id_seq (needs UPDATE)"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("may not create or write dbsync's ledger"),
+        "{msg}"
+    );
+    assert!(!msg.contains("table app.customers (needs"), "{msg}");
+    assert_eq!(before, fingerprint(&p.target_url).await);
+}
