@@ -558,8 +558,9 @@ pub async fn sample_key_bounds(
         .join(", ");
     let order = crate::plan::key_order_by(key, Some("dbsync_t"));
     let src = table.name.sql();
-    // Never analyzed (-1): guess from the heap size, ~60 rows a page.
-    let est_rows = if table.est_rows >= 0 {
+    // Never analyzed (-1), or analyzed while nearly empty (under a row per page): guess from
+    // the heap's real size, ~60 rows a page. The guess only picks the method below.
+    let est_rows = if table.est_rows >= table.pages.max(1) {
         table.est_rows
     } else {
         table.pages.max(1) * 60
@@ -580,14 +581,14 @@ pub async fn sample_key_bounds(
         )
     };
     let all = if est_rows <= EXACT_SAMPLE_ROWS {
-        // Exact: every n-th key in key order.
-        let step = ((est_rows.max(1) as f64) / (want as f64 + 1.0))
-            .ceil()
-            .max(1.0) as i64;
+        // Exact: every n-th key in key order, n from the real row count (same pass), so only
+        // about `want` keys reach us even when the statistics are stale.
+        let parts = want as i64 + 1;
         run(format!(
-            "SELECT {sel} FROM (SELECT dbsync_t.*, row_number() OVER (ORDER BY {order}) AS dbsync_rn
+            "SELECT {sel} FROM (SELECT dbsync_t.*, row_number() OVER (ORDER BY {order}) AS dbsync_rn,
+                                       count(*) OVER () AS dbsync_n
                FROM ONLY {src} AS dbsync_t) AS dbsync_t
-             WHERE dbsync_rn % {step} = 0 ORDER BY dbsync_rn",
+             WHERE dbsync_rn % GREATEST(1, dbsync_n / {parts}) = 0 ORDER BY dbsync_rn LIMIT {want}",
         ))
         .await?
     } else {
