@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs PostgreSQL if it is missing, starts two
-# throwaway clusters (source on 55442, target on 55443), runs every test against them.
+# The whole test suite, from a fresh machine: installs PostgreSQL and moto if they are missing,
+# starts two throwaway clusters (source on 55442, target on 55443) and the AWS emulator (55500),
+# runs every test against them.
 # Idempotent: run it as often as you like; clusters are reused between runs (CI stops them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,9 +11,11 @@ command -v cargo >/dev/null || { echo "test.sh: cargo (Rust toolchain) is requir
 scripts/pg.sh install
 scripts/pg.sh up test-source "${DBSYNC_TEST_SOURCE_PORT:=55442}"
 scripts/pg.sh up test-target "${DBSYNC_TEST_TARGET_PORT:=55443}"
+scripts/moto.sh up "${DBSYNC_TEST_MOTO_PORT:=55500}"
 if [ "${CI:-}" = true ]; then
-  trap 'scripts/pg.sh down test-source; scripts/pg.sh down test-target' EXIT
+  trap 'scripts/pg.sh down test-source; scripts/pg.sh down test-target; scripts/moto.sh down $DBSYNC_TEST_MOTO_PORT' EXIT
 fi
+export DBSYNC_TEST_S3_ENDPOINT="http://127.0.0.1:$DBSYNC_TEST_MOTO_PORT"
 export DBSYNC_TEST_SOURCE_URL="postgresql://postgres@127.0.0.1:$DBSYNC_TEST_SOURCE_PORT/postgres?sslmode=disable"
 export DBSYNC_TEST_TARGET_URL="postgresql://postgres@127.0.0.1:$DBSYNC_TEST_TARGET_PORT/postgres?sslmode=disable"
 

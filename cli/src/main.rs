@@ -10,10 +10,8 @@ use dbsync_core::conn::ConnSpec;
 use dbsync_core::job::{self, Options};
 use dbsync_core::scope::Scope;
 use dbsync_core::size::{human_bytes, parse_size};
-use dbsync_core::store::LocalStore;
-use std::path::PathBuf;
+use dbsync_core::store::{open_store, S3Settings};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -88,9 +86,10 @@ struct SyncArgs {
     scope: ScopeArgs,
     #[command(flatten)]
     work: WorkArgs,
-    /// Go through gzip parts in this directory instead of streaming (export, then import).
+    /// Go through gzip parts in this directory or s3://bucket/prefix instead of streaming
+    /// (export, then import).
     #[arg(long, env = "DBSYNC_VIA")]
-    via: Option<PathBuf>,
+    via: Option<String>,
     /// After loading, compare every table's rows and checksum against the same snapshot.
     #[arg(long, env = "DBSYNC_VERIFY")]
     verify: bool,
@@ -104,9 +103,9 @@ struct ExportArgs {
     /// Source URL.
     #[arg(long, env = "DBSYNC_SOURCE")]
     source: String,
-    /// Directory for the parts and manifest.json.
+    /// Where the parts and manifest.json go: a directory or s3://bucket/prefix.
     #[arg(long, env = "DBSYNC_TO")]
-    to: PathBuf,
+    to: String,
     #[command(flatten)]
     scope: ScopeArgs,
     #[command(flatten)]
@@ -118,9 +117,9 @@ struct ExportArgs {
 
 #[derive(Args)]
 struct ImportArgs {
-    /// Export directory (holds manifest.json).
+    /// The export: a directory or s3://bucket/prefix holding manifest.json.
     #[arg(long, env = "DBSYNC_FROM")]
-    from: PathBuf,
+    from: String,
     /// Target URL.
     #[arg(long, env = "DBSYNC_TARGET")]
     target: String,
@@ -244,9 +243,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .into());
             }
             let report = if let Some(dir) = &a.via {
-                let store = Arc::new(LocalStore::new(dir));
+                let store = open_store(dir, &S3Settings::default()).await?;
                 let m = job::export(&source, store.clone(), &opts, progress::new(quiet)).await?;
-                tracing::info!(parts = m.tables.iter().map(|t| t.parts.len()).sum::<usize>(), dir = %dir.display(), "export written");
+                tracing::info!(parts = m.tables.iter().map(|t| t.parts.len()).sum::<usize>(), to = %dir, "export written");
                 let r = job::import(&target, store, &opts, progress::new(quiet)).await?;
                 if opts.verify {
                     job::verify(&source, &target, &opts).await?.into_result()?;
@@ -278,8 +277,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let source = ConnSpec::parse(&a.source, "--source")?;
             let mut opts = options(&a.scope, Some(&a.work))?;
             opts.compress_level = a.compress_level;
-            let store = Arc::new(LocalStore::new(&a.to));
-            let m = job::export(&source, store, &opts, progress::new(quiet)).await?;
+            let store = open_store(&a.to, &S3Settings::default()).await?;
+            let m = job::export(&source, store.clone(), &opts, progress::new(quiet)).await?;
             if cli.json {
                 print_json(&m)?;
             } else {
@@ -291,8 +290,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     parts.iter().map(|p| p.stats.rows).sum::<u64>(),
                     human_bytes(parts.iter().map(|p| p.stats.bytes).sum()),
                     human_bytes(parts.iter().map(|p| p.compressed_bytes).sum()),
-                    a.to.display(),
-                    a.to.join(dbsync_core::manifest::KEY).display()
+                    a.to,
+                    store.location(dbsync_core::manifest::KEY)
                 );
             }
         }
@@ -307,7 +306,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 dry_run: a.dry_run,
                 ..Options::default()
             };
-            let store = Arc::new(LocalStore::new(&a.from));
+            let store = open_store(&a.from, &S3Settings::default()).await?;
             let r = job::import(&target, store, &opts, progress::new(quiet)).await?;
             if cli.json {
                 print_json(&r)?;

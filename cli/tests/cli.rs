@@ -178,3 +178,31 @@ async fn sync_via_a_directory_and_a_dry_run_that_changes_nothing() {
     p.assert_identical().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn export_to_and_import_from_s3_with_the_standard_aws_environment() {
+    let p = Pair::new("cli_s3").await;
+    p.both("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        .await;
+    p.source("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 300) g")
+        .await;
+    let endpoint = dbsync_tests::s3_settings().endpoint_url.expect("endpoint");
+    let bucket = dbsync_tests::s3_bucket("cli").await;
+    let url = format!("s3://{bucket}/exports/items");
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let o = dbsync(&["export", "--source", &p.source_url, "--to", &url], &env);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains(&format!("{url}/manifest.json")),
+        "{}",
+        text(&o.stdout)
+    );
+    let o = dbsync(&["import", "--from", &url, "--target", &p.target_url], &env);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    p.assert_identical().await;
+}

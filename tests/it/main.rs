@@ -5,6 +5,7 @@ mod chunks;
 mod errors;
 mod exact;
 mod resume;
+mod s3;
 mod tls;
 
 use dbsync_core::job::{self, LoadReport, Options};

@@ -217,3 +217,45 @@ pub async fn scalar(url: &str, sql: &str) -> String {
         .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
         .get::<_, String>(0)
 }
+
+/// S3 settings for the local emulator (moto): started by scripts/test.sh, or here when the
+/// tests run without it.
+pub fn s3_settings() -> dbsync_core::store::S3Settings {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    let endpoint = ENDPOINT.get_or_init(|| {
+        if let Ok(e) = std::env::var("DBSYNC_TEST_S3_ENDPOINT") {
+            return e;
+        }
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let st = std::process::Command::new("bash")
+            .arg(format!("{root}/scripts/moto.sh"))
+            .args(["up", "55500"])
+            .status()
+            .expect("run scripts/moto.sh");
+        assert!(st.success(), "scripts/moto.sh up 55500 failed");
+        "http://127.0.0.1:55500".into()
+    });
+    dbsync_core::store::S3Settings {
+        endpoint_url: Some(endpoint.clone()),
+        region: Some("us-east-1".into()),
+        static_credentials: Some(("test".into(), "test".into())),
+        part_size: None,
+    }
+}
+
+/// A fresh bucket in the emulator; returns its name.
+pub async fn s3_bucket(hint: &str) -> String {
+    let client = dbsync_core::store::s3::client(&s3_settings()).await;
+    let name = format!(
+        "dbsync-{}-{}",
+        hint.replace('_', "-"),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    client
+        .create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("create bucket");
+    name
+}

@@ -6,8 +6,19 @@ use crate::error::Result;
 use async_trait::async_trait;
 
 pub mod local;
+pub mod s3;
 
 pub use local::LocalStore;
+pub use s3::{S3Settings, S3Store};
+
+/// A store for a location: `s3://bucket/prefix` or a local directory.
+pub async fn open_store(location: &str, s3: &S3Settings) -> Result<std::sync::Arc<dyn PartStore>> {
+    if location.starts_with("s3://") {
+        Ok(std::sync::Arc::new(S3Store::connect(location, s3).await?))
+    } else {
+        Ok(std::sync::Arc::new(LocalStore::new(location)))
+    }
+}
 
 /// A place parts are written to and read from.
 #[async_trait]
