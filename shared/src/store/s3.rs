@@ -132,6 +132,18 @@ impl S3Store {
         })
     }
 
+    async fn get_body(&self, key: &str) -> Result<ByteStream> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .send()
+            .await
+            .map_err(|e| s3_error(&self.location(key), "reading", e))?;
+        Ok(out.body)
+    }
+
     fn object_key(&self, key: &str) -> String {
         if self.prefix.is_empty() {
             key.to_string()
@@ -298,15 +310,8 @@ impl PartStore for S3Store {
     }
 
     async fn open(&self, key: &str) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.object_key(key))
-            .send()
-            .await
-            .map_err(|e| s3_error(&self.location(key), "reading", e))?;
-        Ok(Box::new(Box::pin(out.body.into_async_read())))
+        let body = self.get_body(key).await?;
+        Ok(Box::new(Box::pin(body.into_async_read())))
     }
 
     async fn put(&self, key: &str, data: &[u8]) -> Result<()> {
@@ -322,19 +327,16 @@ impl PartStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.object_key(key))
-            .send()
+        let data = self
+            .get_body(key)
+            .await?
+            .collect()
             .await
-            .map_err(|e| s3_error(&self.location(key), "reading", e))?;
-        let data = out.body.collect().await.map_err(|e| Error::Io {
-            path: self.location(key),
-            message: format!("reading: {e}"),
-            retryable: true,
-        })?;
+            .map_err(|e| Error::Io {
+                path: self.location(key),
+                message: format!("reading: {e}"),
+                retryable: true,
+            })?;
         Ok(data.into_bytes().to_vec())
     }
 
