@@ -87,9 +87,13 @@ impl CopyOutSource {
         range: &ChunkRange,
         context: String,
     ) -> Result<Self> {
-        let sql = crate::plan::copy_out_sql(table, range);
+        Self::start_sql(client, &crate::plan::copy_out_sql(table, range), context).await
+    }
+
+    /// Starts a given `COPY ... TO STDOUT` statement.
+    pub async fn start_sql(client: &Client, sql: &str, context: String) -> Result<Self> {
         let stream = client
-            .copy_out(sql.as_str())
+            .copy_out(sql)
             .await
             .map_err(|e| Error::pg(Role::Source, context.clone(), e))?;
         Ok(CopyOutSource {
@@ -110,6 +114,75 @@ impl ByteSource for CopyOutSource {
     }
 }
 
+/// A gzip part being written: COPY text in, counted and hashed, compressed in pieces.
+struct GzPartSink<'a> {
+    writer: Box<dyn crate::store::PartWriter>,
+    enc: GzEncoder<Vec<u8>>,
+    pending: Vec<u8>,
+    tally: Tally,
+    compressed: u64,
+    store: &'a dyn PartStore,
+    key: &'a str,
+}
+
+impl<'a> GzPartSink<'a> {
+    async fn create(store: &'a dyn PartStore, key: &'a str, level: u32) -> Result<Self> {
+        Ok(GzPartSink {
+            writer: store.create(key).await?,
+            enc: GzEncoder::new(Vec::with_capacity(1 << 20), flate2::Compression::new(level)),
+            pending: Vec::with_capacity(128 * 1024 + 64 * 1024),
+            tally: Tally::default(),
+            compressed: 0,
+            store,
+            key,
+        })
+    }
+
+    fn gz_err(&self, e: std::io::Error) -> Error {
+        Error::io(self.store.location(self.key), e)
+    }
+
+    /// Compresses what is pending and uploads full buffers.
+    async fn flush(&mut self) -> Result<()> {
+        self.enc
+            .write_all(&self.pending)
+            .map_err(|e| self.gz_err(e))?;
+        self.pending.clear();
+        if self.enc.get_ref().len() >= 1 << 20 {
+            self.writer.write(self.enc.get_ref()).await?;
+            self.compressed += self.enc.get_ref().len() as u64;
+            self.enc.get_mut().clear();
+        }
+        Ok(())
+    }
+
+    /// Takes everything `src` yields. COPY hands over one row at a time; a deflate call per
+    /// ~100-byte row costs more than the compression itself, so rows are gathered first.
+    async fn feed(&mut self, src: &mut dyn ByteSource) -> Result<()> {
+        while let Some(buf) = src.next_bytes().await? {
+            self.tally.feed(&buf);
+            self.pending.extend_from_slice(&buf);
+            if self.pending.len() >= 128 * 1024 {
+                self.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the part visible; returns what it holds and its compressed size.
+    async fn finish(mut self) -> Result<(PartStats, u64)> {
+        self.flush().await?;
+        let rest = self
+            .enc
+            .finish()
+            .map_err(|e| Error::io(self.store.location(self.key), e))?;
+        self.compressed += rest.len() as u64;
+        self.writer.write(&rest).await?;
+        self.writer.finish().await?;
+        Ok((self.tally.finish(), self.compressed))
+    }
+}
+
 /// Exports one chunk into a gzip part under `key`; returns what it holds.
 pub async fn export_chunk(
     client: &Client,
@@ -121,39 +194,127 @@ pub async fn export_chunk(
     level: u32,
 ) -> Result<(PartStats, u64)> {
     let mut src = CopyOutSource::start(client, table, range, context).await?;
-    let mut writer = store.create(key).await?;
-    let mut tally = Tally::default();
-    let mut enc = GzEncoder::new(Vec::with_capacity(1 << 20), flate2::Compression::new(level));
-    let mut compressed = 0u64;
-    let gz_err = |e: std::io::Error| Error::io(store.location(key), e);
-    // COPY hands over one row at a time; a deflate call per ~100-byte row costs more than the
-    // compression itself, so rows are gathered into larger pieces first.
-    let mut pending: Vec<u8> = Vec::with_capacity(128 * 1024 + 64 * 1024);
-    loop {
-        let next = src.next_bytes().await?;
-        if let Some(buf) = &next {
-            tally.feed(buf);
-            pending.extend_from_slice(buf);
-            if pending.len() < 128 * 1024 {
-                continue;
+    let mut sink = GzPartSink::create(store, key, level).await?;
+    sink.feed(&mut src).await?;
+    sink.finish().await
+}
+
+/// How much one invocation may do before it hands over a continuation.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Stop starting new pages after this instant.
+    pub deadline: std::time::Instant,
+    /// Rows per page of a keyed table.
+    pub page_rows: u64,
+    /// Heap pages per page of a table without a key.
+    pub page_blocks: u64,
+}
+
+/// What one budgeted export of (part of) a chunk produced.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// What the part holds.
+    pub stats: PartStats,
+    /// Its size in the store.
+    pub compressed_bytes: u64,
+    /// Where the next invocation continues; None when the chunk is complete.
+    pub resume: Option<crate::plan::Resume>,
+}
+
+/// Exports a chunk page by page in key order (heap order without a key) into one part,
+/// starting at `resume`, until the chunk is done or `budget.deadline` has passed after a
+/// page: then the part is closed and the continuation returned. The first page always runs,
+/// so every invocation makes progress. Pages of one chunk must read one snapshot.
+#[allow(clippy::too_many_arguments)]
+pub async fn export_segment(
+    client: &Client,
+    table: &Table,
+    range: &ChunkRange,
+    resume: Option<&crate::plan::Resume>,
+    budget: Budget,
+    context: String,
+    store: &dyn PartStore,
+    key: &str,
+    level: u32,
+) -> Result<Segment> {
+    use crate::plan::{self, Resume};
+    let mut sink = GzPartSink::create(store, key, level).await?;
+    let resume = match &table.key {
+        Some(k) => {
+            let mut after: Option<Vec<String>> = match resume {
+                Some(Resume::Key { after }) => Some(after.clone()),
+                _ => None,
+            };
+            loop {
+                let end = client
+                    .query_opt(
+                        plan::page_end_sql(table, k, range, after.as_deref(), budget.page_rows)
+                            .as_str(),
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| Error::pg(Role::Source, context.clone(), e))?
+                    .map(|r| {
+                        (0..k.columns.len())
+                            .map(|i| r.get::<_, String>(i))
+                            .collect::<Vec<String>>()
+                    });
+                let sql =
+                    plan::key_page_copy_sql(table, k, range, after.as_deref(), end.as_deref());
+                let mut src = CopyOutSource::start_sql(client, &sql, context.clone()).await?;
+                sink.feed(&mut src).await?;
+                match end {
+                    None => break None,
+                    Some(e) if std::time::Instant::now() >= budget.deadline => {
+                        break Some(Resume::Key { after: e })
+                    }
+                    Some(e) => after = Some(e),
+                }
             }
         }
-        enc.write_all(&pending).map_err(gz_err)?;
-        pending.clear();
-        if enc.get_ref().len() >= 1 << 20 {
-            writer.write(enc.get_ref()).await?;
-            compressed += enc.get_ref().len() as u64;
-            enc.get_mut().clear();
+        None => {
+            let (lower, upper) = match range {
+                ChunkRange::Ctid { lower, upper } => (lower.unwrap_or(0), *upper),
+                _ => (0, None),
+            };
+            let mut from = match resume {
+                Some(Resume::Ctid { from_page }) => *from_page,
+                _ => lower,
+            };
+            // Heap pages now; pages added later hold only rows the snapshot cannot see.
+            let blocks: i64 = client
+                .query_one(
+                    "SELECT (pg_relation_size($1::text::regclass) / current_setting('block_size')::int8)::int8",
+                    &[&table.name.sql()],
+                )
+                .await
+                .map_err(|e| Error::pg(Role::Source, context.clone(), e))?
+                .get(0);
+            let end = upper.unwrap_or(blocks.max(0) as u64);
+            loop {
+                let to = from + budget.page_blocks.max(1);
+                // The last page of an open-ended chunk stays open, as the plan's ranges do.
+                let last = to >= end;
+                let sql =
+                    plan::ctid_page_copy_sql(table, from, if last { upper } else { Some(to) });
+                let mut src = CopyOutSource::start_sql(client, &sql, context.clone()).await?;
+                sink.feed(&mut src).await?;
+                if last {
+                    break None;
+                }
+                from = to;
+                if std::time::Instant::now() >= budget.deadline {
+                    break Some(Resume::Ctid { from_page: from });
+                }
+            }
         }
-        if next.is_none() {
-            break;
-        }
-    }
-    let rest = enc.finish().map_err(gz_err)?;
-    compressed += rest.len() as u64;
-    writer.write(&rest).await?;
-    writer.finish().await?;
-    Ok((tally.finish(), compressed))
+    };
+    let (stats, compressed_bytes) = sink.finish().await?;
+    Ok(Segment {
+        stats,
+        compressed_bytes,
+        resume,
+    })
 }
 
 /// Reads a gzip part back as COPY text, in pieces of about [`OUT_PIECE`] bytes whatever the

@@ -757,6 +757,31 @@ pub fn part_key(chunk: &Chunk) -> String {
     format!("parts/{}.copy.gz", chunk.id())
 }
 
+/// The part id of segment `n` of a chunk exported in budgeted invocations.
+pub fn segment_id(chunk: &Chunk, n: u32) -> String {
+    format!("{}.s{n:04}", chunk.id())
+}
+
+/// The store key of segment `n` of a chunk.
+pub fn segment_key(chunk: &Chunk, n: u32) -> String {
+    format!("parts/{}.copy.gz", segment_id(chunk, n))
+}
+
+/// One part an export produced.
+#[derive(Debug, Clone)]
+pub struct ExportedPart {
+    /// The chunk it belongs to.
+    pub chunk: Chunk,
+    /// Part id (the ledger key): the chunk id, or a segment id.
+    pub id: String,
+    /// Store key.
+    pub key: String,
+    /// What it holds.
+    pub stats: PartStats,
+    /// Its size in the store.
+    pub compressed_bytes: u64,
+}
+
 /// `dbsync export`: every chunk into its own gzip part, then the manifest.
 pub async fn export(
     source: &ConnSpec,
@@ -805,14 +830,20 @@ pub async fn export(
                 level,
             )
             .await
-            .map(|(stats, compressed)| {
+            .map(|(stats, compressed_bytes)| {
                 prog.chunk_done(
                     &table.name,
                     stats.rows,
                     stats.bytes,
                     est_chunk_bytes(&plan, &chunk),
                 );
-                (chunk.clone(), key, stats, compressed)
+                ExportedPart {
+                    id: chunk.id(),
+                    chunk: chunk.clone(),
+                    key,
+                    stats,
+                    compressed_bytes,
+                }
             });
             (w, r)
         }
@@ -843,11 +874,13 @@ pub fn assemble(
     job_id: String,
     created_at: String,
     snapshot: String,
-    mut parts: Vec<(Chunk, String, PartStats, u64)>,
+    mut parts: Vec<ExportedPart>,
     sequences: Vec<Sequence>,
     timings_ms: BTreeMap<String, u64>,
 ) -> Manifest {
-    parts.sort_by_key(|(c, ..)| (c.table, c.seq));
+    parts.sort_by(|a, b| {
+        (a.chunk.table, a.chunk.seq, &a.id).cmp(&(b.chunk.table, b.chunk.seq, &b.id))
+    });
     let cat: &Catalog = &plan.catalog;
     let tables = cat
         .tables
@@ -858,13 +891,13 @@ pub fn assemble(
             level: plan.order.levels[i],
             parts: parts
                 .iter()
-                .filter(|(c, ..)| c.table == i)
-                .map(|(c, key, stats, compressed)| PartEntry {
-                    id: c.id(),
-                    key: key.clone(),
-                    range: c.range.clone(),
-                    stats: stats.clone(),
-                    compressed_bytes: *compressed,
+                .filter(|p| p.chunk.table == i)
+                .map(|p| PartEntry {
+                    id: p.id.clone(),
+                    key: p.key.clone(),
+                    range: p.chunk.range.clone(),
+                    stats: p.stats.clone(),
+                    compressed_bytes: p.compressed_bytes,
                 })
                 .collect(),
         })

@@ -289,20 +289,25 @@ fn bound_row(key: &Key, values: &[String]) -> String {
     format!("ROW({})", parts.join(", "))
 }
 
+/// The key as a row expression for comparisons.
+fn key_row(key: &Key) -> String {
+    format!(
+        "ROW({})",
+        key.columns
+            .iter()
+            .map(|c| key_expr(&quote_ident(&c.name), c.kind))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 /// The `WHERE` condition of a range, or None for the whole table.
 pub fn range_condition(key: Option<&Key>, range: &ChunkRange) -> Option<String> {
     match range {
         ChunkRange::Whole => None,
         ChunkRange::Key { lower, upper } => {
             let key = key?;
-            let lhs = format!(
-                "ROW({})",
-                key.columns
-                    .iter()
-                    .map(|c| key_expr(&quote_ident(&c.name), c.kind))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            let lhs = key_row(key);
             let mut conds = Vec::new();
             if let Some(l) = lower {
                 conds.push(format!("{lhs} >= {}", bound_row(key, l)));
@@ -335,6 +340,88 @@ pub fn copy_out_sql(table: &Table, range: &ChunkRange) -> String {
     }
     sql.push_str(") TO STDOUT");
     sql
+}
+
+/// Where a chunk export that stopped for its time budget continues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Resume {
+    /// After this key (exclusive): the last key exported so far.
+    Key {
+        /// One text value per key column.
+        after: Vec<String>,
+    },
+    /// From this heap page on (inclusive), for tables without a key.
+    Ctid {
+        /// First page not exported yet.
+        from_page: u64,
+    },
+}
+
+fn and_all(conds: impl IntoIterator<Item = Option<String>>) -> String {
+    let c: Vec<String> = conds.into_iter().flatten().collect();
+    if c.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", c.join(" AND "))
+    }
+}
+
+/// The query finding the last key of the next page of `page_rows` rows of a keyed table's
+/// chunk, after `after`; no row means the rest of the chunk fits in one page.
+pub fn page_end_sql(
+    table: &Table,
+    key: &Key,
+    range: &ChunkRange,
+    after: Option<&[String]>,
+    page_rows: u64,
+) -> String {
+    let sel = key
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{}::text AS dbsync_k{i}", quote_ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let filter = and_all([
+        range_condition(Some(key), range),
+        after.map(|a| format!("{} > {}", key_row(key), bound_row(key, a))),
+    ]);
+    format!(
+        "SELECT {sel} FROM ONLY {} AS dbsync_t{filter} ORDER BY {} OFFSET {} LIMIT 1",
+        table.name.sql(),
+        key_order_by(key, Some("dbsync_t")),
+        page_rows.max(1) - 1
+    )
+}
+
+/// `COPY` of one page of a keyed table's chunk: keys in `(after, upto]`, either end open.
+pub fn key_page_copy_sql(
+    table: &Table,
+    key: &Key,
+    range: &ChunkRange,
+    after: Option<&[String]>,
+    upto: Option<&[String]>,
+) -> String {
+    let cols = column_list(table.copy_columns().map(|c| c.name.as_str()));
+    let filter = and_all([
+        range_condition(Some(key), range),
+        after.map(|a| format!("{} > {}", key_row(key), bound_row(key, a))),
+        upto.map(|u| format!("{} <= {}", key_row(key), bound_row(key, u))),
+    ]);
+    format!(
+        "COPY (SELECT {cols} FROM ONLY {}{filter}) TO STDOUT",
+        table.name.sql()
+    )
+}
+
+/// `COPY` of heap pages `[from, to)` of a table (`to` None: to the end).
+pub fn ctid_page_copy_sql(table: &Table, from: u64, to: Option<u64>) -> String {
+    let range = ChunkRange::Ctid {
+        lower: (from > 0).then_some(from),
+        upper: to,
+    };
+    copy_out_sql(table, &range)
 }
 
 /// The `COPY ... FROM STDIN` statement loading a chunk: explicit columns, because the
@@ -555,6 +642,38 @@ mod tests {
         assert_eq!(
             c,
             "ROW(\"Region\" COLLATE \"C\", \"n\") >= ROW('O''Brien'::text COLLATE \"C\", '3'::integer)"
+        );
+    }
+
+    #[test]
+    fn pages_of_a_chunk_continue_strictly_after_the_last_key_done() {
+        let mut t = table("app", "t");
+        let key = Key {
+            index: "pk".into(),
+            columns: vec![KeyColumn {
+                name: "id".into(),
+                type_name: "bigint".into(),
+                kind: KeyKind::Integer,
+            }],
+        };
+        t.key = Some(key.clone());
+        let range = ChunkRange::Key {
+            lower: Some(vec!["10".into()]),
+            upper: Some(vec!["90".into()]),
+        };
+        let after = vec!["41".to_string()];
+        assert_eq!(
+            page_end_sql(&t, &key, &range, Some(&after), 100),
+            "SELECT \"id\"::text AS dbsync_k0 FROM ONLY \"app\".\"t\" AS dbsync_t WHERE ROW(\"id\") >= ROW('10'::bigint) AND ROW(\"id\") < ROW('90'::bigint) AND ROW(\"id\") > ROW('41'::bigint) ORDER BY \"dbsync_t\".\"id\" OFFSET 99 LIMIT 1"
+        );
+        let upto = vec!["57".to_string()];
+        assert_eq!(
+            key_page_copy_sql(&t, &key, &ChunkRange::Whole, Some(&after), Some(&upto)),
+            "COPY (SELECT \"id\" FROM ONLY \"app\".\"t\" WHERE ROW(\"id\") > ROW('41'::bigint) AND ROW(\"id\") <= ROW('57'::bigint)) TO STDOUT"
+        );
+        assert_eq!(
+            ctid_page_copy_sql(&t, 8, None),
+            "COPY (SELECT \"id\" FROM ONLY \"app\".\"t\" WHERE ctid >= '(8,0)'::tid) TO STDOUT"
         );
     }
 

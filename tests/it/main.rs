@@ -6,6 +6,7 @@ mod errors;
 mod exact;
 mod resume;
 mod s3;
+mod segments;
 mod tls;
 
 use dbsync_core::job::{self, LoadReport, Options};
