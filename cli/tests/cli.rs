@@ -186,7 +186,7 @@ async fn export_to_and_import_from_s3_with_the_standard_aws_environment() {
         .await;
     p.source("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 300) g")
         .await;
-    let endpoint = dbsync_tests::s3_settings().endpoint_url.expect("endpoint");
+    let endpoint = dbsync_tests::aws_settings().endpoint_url.expect("endpoint");
     let bucket = dbsync_tests::s3_bucket("cli").await;
     let url = format!("s3://{bucket}/exports/items");
     let env = [

@@ -165,6 +165,42 @@ impl ConnSpec {
         })
     }
 
+    /// A spec from separate fields (as a Secrets Manager secret holds them): no URL is
+    /// assembled, so passwords with `@`, `/`, `%` or quotes need no escaping.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_parts(
+        host: &str,
+        port: u16,
+        user: &str,
+        password: Option<&str>,
+        dbname: &str,
+        sslmode: Option<&str>,
+        sslrootcert: Option<&str>,
+        setting: &str,
+    ) -> Result<Self> {
+        let mut config = Config::new();
+        config
+            .host(host)
+            .port(port)
+            .user(user)
+            .dbname(dbname)
+            .application_name("dbsync")
+            .connect_timeout(Duration::from_secs(30))
+            .keepalives_idle(Duration::from_secs(60));
+        if let Some(p) = password {
+            config.password(p);
+        }
+        let ssl = sslmode
+            .unwrap_or("prefer")
+            .parse::<SslMode>()
+            .map_err(|m| Error::config(setting, m))?;
+        Ok(ConnSpec {
+            config,
+            ssl,
+            root_cert: sslrootcert.map(str::to_string),
+        })
+    }
+
     /// `user@host:port/db`, no password: the only form that reaches logs and errors.
     pub fn redacted(&self) -> String {
         let host = self

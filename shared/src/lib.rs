@@ -2,6 +2,8 @@
 //!
 //! Module map (what each owns):
 //! - [`conn`]: connection specs, TLS, pinned session settings.
+//! - [`secrets`]: connection specs from AWS Secrets Manager secrets.
+//! - [`aws`]: the one AWS SDK configuration every service client is built from.
 //! - [`scope`]: which tables a job covers.
 //! - [`catalog`]: introspection of the source and target.
 //! - [`plan`]: pure decisions: FK levels, chunks, slice SQL.
@@ -16,6 +18,7 @@
 //! Invariants: no row data or credentials in logs or errors; nothing on the target changes
 //! before every pre-flight check has passed; a part is loaded at most once per job.
 
+pub mod aws;
 pub mod catalog;
 pub mod compat;
 pub mod conn;
@@ -29,6 +32,7 @@ pub mod manifest;
 pub mod plan;
 pub mod progress;
 pub mod scope;
+pub mod secrets;
 pub mod size;
 pub mod store;
 pub mod verify;

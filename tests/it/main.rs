@@ -6,6 +6,7 @@ mod errors;
 mod exact;
 mod resume;
 mod s3;
+mod secrets;
 mod segments;
 mod tls;
 

@@ -44,7 +44,7 @@ async fn an_export_to_s3_with_multipart_parts_imports_back_byte_for_byte() {
     assert!(store
         .location(&big.parts[0].key)
         .starts_with(&format!("s3://{bucket}/nightly/run-1/parts/")));
-    let client = dbsync_core::store::s3::client(&s3_settings()).await;
+    let client = dbsync_core::store::s3::client(&dbsync_tests::aws_settings()).await;
     let open = client
         .list_multipart_uploads()
         .bucket(&bucket)

@@ -218,9 +218,9 @@ pub async fn scalar(url: &str, sql: &str) -> String {
         .get::<_, String>(0)
 }
 
-/// S3 settings for the local emulator (moto): started by scripts/test.sh, or here when the
+/// AWS settings for the local emulator (moto): started by scripts/test.sh, or here when the
 /// tests run without it.
-pub fn s3_settings() -> dbsync_core::store::S3Settings {
+pub fn aws_settings() -> dbsync_core::aws::AwsSettings {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
     let endpoint = ENDPOINT.get_or_init(|| {
         if let Ok(e) = std::env::var("DBSYNC_TEST_S3_ENDPOINT") {
@@ -235,17 +235,24 @@ pub fn s3_settings() -> dbsync_core::store::S3Settings {
         assert!(st.success(), "scripts/moto.sh up 55500 failed");
         "http://127.0.0.1:55500".into()
     });
-    dbsync_core::store::S3Settings {
+    dbsync_core::aws::AwsSettings {
         endpoint_url: Some(endpoint.clone()),
         region: Some("us-east-1".into()),
         static_credentials: Some(("test".into(), "test".into())),
+    }
+}
+
+/// S3 settings for the local emulator.
+pub fn s3_settings() -> dbsync_core::store::S3Settings {
+    dbsync_core::store::S3Settings {
+        aws: aws_settings(),
         part_size: None,
     }
 }
 
 /// A fresh bucket in the emulator; returns its name.
 pub async fn s3_bucket(hint: &str) -> String {
-    let client = dbsync_core::store::s3::client(&s3_settings()).await;
+    let client = dbsync_core::store::s3::client(&aws_settings()).await;
     let name = format!(
         "dbsync-{}-{}",
         hint.replace('_', "-"),

@@ -15,32 +15,13 @@ use aws_sdk_s3::Client;
 /// Smallest part S3 accepts (except the last).
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
-/// How to reach S3. Everything left unset comes from the standard AWS chain (environment,
-/// profile, instance/Lambda role; `AWS_ENDPOINT_URL` and `AWS_REGION` included).
-#[derive(Clone, Default)]
+/// How to reach S3 and how large upload parts are.
+#[derive(Clone, Debug, Default)]
 pub struct S3Settings {
-    /// Custom endpoint (S3-compatible stores, local emulators); switches to path-style URLs.
-    pub endpoint_url: Option<String>,
-    /// Region.
-    pub region: Option<String>,
-    /// Static access key id and secret, for stores outside AWS's credential chain.
-    pub static_credentials: Option<(String, String)>,
+    /// Endpoint, region and credential overrides.
+    pub aws: crate::aws::AwsSettings,
     /// Multipart part size in bytes (at least [`MIN_PART_SIZE`]; default 8 MiB).
     pub part_size: Option<usize>,
-}
-
-impl std::fmt::Debug for S3Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Settings")
-            .field("endpoint_url", &self.endpoint_url)
-            .field("region", &self.region)
-            .field(
-                "static_credentials",
-                &self.static_credentials.as_ref().map(|_| "<redacted>"),
-            )
-            .field("part_size", &self.part_size)
-            .finish()
-    }
 }
 
 /// Parts in an S3 bucket under a prefix.
@@ -67,36 +48,15 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String)> {
     Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
 }
 
-/// Builds an S3 client: the SDK's credential and region chain, a rustls (ring) HTTPS client,
-/// and checksums only where S3 requires them (emulators reject the SDK's default ones).
-pub async fn client(settings: &S3Settings) -> Client {
-    use aws_smithy_http_client::tls;
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
-    if let Some(r) = &settings.region {
-        loader = loader.region(aws_config::Region::new(r.clone()));
-    }
-    if let Some((id, secret)) = &settings.static_credentials {
-        loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
-            id.clone(),
-            secret.clone(),
-            None,
-            None,
-            "dbsync-static",
-        ));
-    }
-    if let Some(e) = &settings.endpoint_url {
-        loader = loader.endpoint_url(e.clone());
-    }
-    let sdk = loader.load().await;
+/// Builds an S3 client from the shared SDK configuration, with path-style addressing for
+/// custom endpoints and checksums only where S3 requires them (emulators reject the SDK's
+/// default ones).
+pub async fn client(settings: &crate::aws::AwsSettings) -> Client {
+    let sdk = crate::aws::sdk_config(settings).await;
     let mut b = aws_sdk_s3::config::Builder::from(&sdk)
         .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired);
-    if settings.endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+    if settings.custom_endpoint() {
         b = b.force_path_style(true);
     }
     Client::from_conf(b.build())
@@ -114,7 +74,7 @@ impl S3Store {
             ));
         }
         Ok(S3Store {
-            client: client(settings).await,
+            client: client(&settings.aws).await,
             bucket,
             prefix,
             part_size,
@@ -361,14 +321,5 @@ mod tests {
         );
         assert!(parse_s3_url("/tmp/x").is_err());
         assert!(parse_s3_url("s3://ab/x").is_err());
-    }
-
-    #[test]
-    fn settings_debug_hides_the_secret() {
-        let s = S3Settings {
-            static_credentials: Some(("AKIA".into(), "very-secret".into())),
-            ..Default::default()
-        };
-        assert!(!format!("{s:?}").contains("very-secret"));
     }
 }
