@@ -15,7 +15,7 @@ scripts/moto.sh up "${DBSYNC_TEST_MOTO_PORT:=55500}"
 if [ "${CI:-}" = true ]; then
   trap 'scripts/pg.sh down test-source; scripts/pg.sh down test-target; scripts/moto.sh down $DBSYNC_TEST_MOTO_PORT' EXIT
 fi
-export DBSYNC_TEST_S3_ENDPOINT="http://127.0.0.1:$DBSYNC_TEST_MOTO_PORT"
+export DBSYNC_TEST_AWS_ENDPOINT="http://127.0.0.1:$DBSYNC_TEST_MOTO_PORT"
 export DBSYNC_TEST_SOURCE_URL="postgresql://postgres@127.0.0.1:$DBSYNC_TEST_SOURCE_PORT/postgres?sslmode=disable"
 export DBSYNC_TEST_TARGET_URL="postgresql://postgres@127.0.0.1:$DBSYNC_TEST_TARGET_PORT/postgres?sslmode=disable"
 

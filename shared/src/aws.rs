@@ -62,6 +62,45 @@ pub async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// Maps an SDK error about `location`: throttling, 5xx-like codes, timeouts and dispatch
+/// failures are retryable; the message carries the service's error code.
+pub fn sdk_error<E, R>(
+    location: &str,
+    what: &str,
+    err: aws_sdk_s3::error::SdkError<E, R>,
+) -> crate::error::Error
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+    let retryable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(se) => matches!(
+            se.err().code(),
+            Some(
+                "SlowDown"
+                    | "RequestTimeout"
+                    | "InternalError"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+                    | "ThrottlingException"
+                    | "ProvisionedThroughputExceededException"
+                    | "RequestLimitExceeded"
+            )
+        ),
+        _ => false,
+    };
+    let code = err.code().map(|c| format!(" ({c})")).unwrap_or_default();
+    crate::error::Error::Io {
+        path: location.to_string(),
+        message: format!("{what}{code}: {}", DisplayErrorContext(&err)),
+        retryable,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

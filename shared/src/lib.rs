@@ -14,6 +14,7 @@
 //! - [`compat`]: the pre-flight check that refuses before anything is touched.
 //! - [`verify`]: row counts and content checksums on both sides.
 //! - [`job`]: the pipelines (sync, export, import) that tie the above together.
+//! - [`jobs`]: job records and target locks (DynamoDB, or memory).
 //!
 //! Invariants: no row data or credentials in logs or errors; nothing on the target changes
 //! before every pre-flight check has passed; a part is loaded at most once per job.
@@ -27,6 +28,7 @@ pub mod copy_out;
 pub mod error;
 pub mod ident;
 pub mod job;
+pub mod jobs;
 pub mod ledger;
 pub mod manifest;
 pub mod plan;

@@ -4,6 +4,7 @@
 mod chunks;
 mod errors;
 mod exact;
+mod jobstore;
 mod resume;
 mod s3;
 mod secrets;

@@ -223,7 +223,7 @@ pub async fn scalar(url: &str, sql: &str) -> String {
 pub fn aws_settings() -> dbsync_core::aws::AwsSettings {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
     let endpoint = ENDPOINT.get_or_init(|| {
-        if let Ok(e) = std::env::var("DBSYNC_TEST_S3_ENDPOINT") {
+        if let Ok(e) = std::env::var("DBSYNC_TEST_AWS_ENDPOINT") {
             return e;
         }
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");

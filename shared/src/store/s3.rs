@@ -7,7 +7,6 @@
 use super::{PartStore, PartWriter};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
@@ -100,7 +99,7 @@ impl S3Store {
             .key(self.object_key(key))
             .send()
             .await
-            .map_err(|e| s3_error(&self.location(key), "reading", e))?;
+            .map_err(|e| crate::aws::sdk_error(&self.location(key), "reading", e))?;
         Ok(out.body)
     }
 
@@ -110,32 +109,6 @@ impl S3Store {
         } else {
             format!("{}/{key}", self.prefix)
         }
-    }
-}
-
-/// Maps an SDK error: throttling, 5xx, timeouts and dispatch failures are retryable.
-fn s3_error<E, R>(location: &str, what: &str, err: SdkError<E, R>) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let retryable = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(se) => {
-            matches!(
-                se.err().code(),
-                Some("SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable")
-            )
-        }
-        _ => false,
-    };
-    let code = err.code().map(|c| format!(" ({c})")).unwrap_or_default();
-    Error::Io {
-        path: location.to_string(),
-        message: format!("{what}{code}: {}", DisplayErrorContext(&err)),
-        retryable,
     }
 }
 
@@ -161,7 +134,7 @@ impl S3Writer {
                 .key(&self.key)
                 .send()
                 .await
-                .map_err(|e| s3_error(&self.location, "starting the upload", e))?;
+                .map_err(|e| crate::aws::sdk_error(&self.location, "starting the upload", e))?;
             self.upload_id = out.upload_id().map(str::to_string);
         }
         let n = self.parts.len() as i32 + 1;
@@ -175,7 +148,9 @@ impl S3Writer {
             .body(ByteStream::from(data))
             .send()
             .await
-            .map_err(|e| s3_error(&self.location, &format!("uploading part {n}"), e))?;
+            .map_err(|e| {
+                crate::aws::sdk_error(&self.location, &format!("uploading part {n}"), e)
+            })?;
         self.parts.push(
             CompletedPart::builder()
                 .part_number(n)
@@ -229,7 +204,7 @@ impl PartWriter for S3Writer {
                 .body(ByteStream::from(last))
                 .send()
                 .await
-                .map_err(|e| s3_error(&self.location, "writing", e))?;
+                .map_err(|e| crate::aws::sdk_error(&self.location, "writing", e))?;
         } else {
             if !last.is_empty() {
                 self.upload_part(last).await?;
@@ -246,7 +221,7 @@ impl PartWriter for S3Writer {
                 )
                 .send()
                 .await
-                .map_err(|e| s3_error(&self.location, "completing the upload", e))?;
+                .map_err(|e| crate::aws::sdk_error(&self.location, "completing the upload", e))?;
         }
         self.done = true;
         Ok(())
@@ -282,7 +257,7 @@ impl PartStore for S3Store {
             .body(ByteStream::from(data.to_vec()))
             .send()
             .await
-            .map_err(|e| s3_error(&self.location(key), "writing", e))?;
+            .map_err(|e| crate::aws::sdk_error(&self.location(key), "writing", e))?;
         Ok(())
     }
 

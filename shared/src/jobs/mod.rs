@@ -1,0 +1,483 @@
+//! Job state: one record per job (request without secrets, status, phase, counters updated
+//! atomically by each chunk and part, timings, error) and one lock per target so two jobs
+//! never load the same target at once. A small trait with two implementations: DynamoDB for
+//! the serverless build and memory for tests and single-process runs.
+
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+pub mod dynamodb;
+
+pub use dynamodb::DynamoJobStore;
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Accepted, not started.
+    Queued,
+    /// Running.
+    Running,
+    /// Finished, target identical to the source snapshot.
+    Succeeded,
+    /// Stopped by an error (see `error`).
+    Failed,
+    /// Stopped on request.
+    Cancelled,
+}
+
+/// What a running job is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Reading the catalog, splitting chunks.
+    Planning,
+    /// Chunks being exported to parts.
+    Exporting,
+    /// Writing the manifest.
+    Assembling,
+    /// Parts being loaded into the target.
+    Importing,
+    /// Foreign keys, sequences, ANALYZE, checks.
+    Finalizing,
+    /// Nothing left to do.
+    Done,
+}
+
+impl JobStatus {
+    /// The stored text.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl Phase {
+    /// The stored text.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Phase::Planning => "planning",
+            Phase::Exporting => "exporting",
+            Phase::Assembling => "assembling",
+            Phase::Importing => "importing",
+            Phase::Finalizing => "finalizing",
+            Phase::Done => "done",
+        }
+    }
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+}
+
+/// Work done so far; added to atomically.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Chunks exported.
+    pub chunks_done: u64,
+    /// Parts loaded.
+    pub parts_done: u64,
+    /// Rows moved.
+    pub rows: u64,
+    /// COPY text bytes moved.
+    pub bytes: u64,
+}
+
+/// A recorded error: stable name and a message without secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    /// One of [`Error::NAMES`].
+    pub name: String,
+    /// What happened.
+    pub message: String,
+}
+
+impl From<&Error> for JobError {
+    fn from(e: &Error) -> Self {
+        JobError {
+            name: e.name().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// One job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Id (also the Step Functions execution name).
+    pub job_id: String,
+    /// "sync" or "export".
+    pub kind: String,
+    /// Status.
+    pub status: JobStatus,
+    /// Phase.
+    pub phase: Phase,
+    /// The request as accepted (secret ids, never secret values).
+    pub request: serde_json::Value,
+    /// The target lock key, when the job loads a target.
+    pub target: Option<String>,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// RFC 3339, UTC.
+    pub updated_at: String,
+    /// Chunks planned.
+    pub chunks_total: u64,
+    /// Parts to load.
+    pub parts_total: u64,
+    /// Work done.
+    pub counters: Counters,
+    /// Set when failed.
+    pub error: Option<JobError>,
+}
+
+impl JobRecord {
+    /// A new queued job.
+    pub fn new(
+        job_id: &str,
+        kind: &str,
+        request: serde_json::Value,
+        target: Option<String>,
+    ) -> Self {
+        let now = now_rfc3339();
+        JobRecord {
+            job_id: job_id.to_string(),
+            kind: kind.to_string(),
+            status: JobStatus::Queued,
+            phase: Phase::Planning,
+            request,
+            target,
+            created_at: now.clone(),
+            updated_at: now,
+            chunks_total: 0,
+            parts_total: 0,
+            counters: Counters::default(),
+            error: None,
+        }
+    }
+
+    /// Overall progress, 0-100: exporting counts for the first half, loading for the second.
+    pub fn progress_pct(&self) -> f64 {
+        let frac = |done: u64, total: u64| {
+            if total == 0 {
+                0.0
+            } else {
+                (done as f64 / total as f64).min(1.0)
+            }
+        };
+        match self.status {
+            JobStatus::Succeeded => 100.0,
+            _ => {
+                50.0 * frac(self.counters.chunks_done, self.chunks_total)
+                    + 50.0 * frac(self.counters.parts_done, self.parts_total)
+            }
+        }
+    }
+}
+
+/// A change to a job's status fields (counters change through [`JobStore::add`]).
+#[derive(Debug, Clone, Default)]
+pub struct JobChange {
+    /// New status.
+    pub status: Option<JobStatus>,
+    /// New phase.
+    pub phase: Option<Phase>,
+    /// Chunks and parts planned.
+    pub totals: Option<(u64, u64)>,
+    /// The error that stopped it.
+    pub error: Option<JobError>,
+}
+
+/// Current time, RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// Current time, seconds since the epoch.
+pub fn now_epoch() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Where job state lives.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Records a new job; fails if the id exists.
+    async fn create(&self, job: &JobRecord) -> Result<()>;
+    /// Reads a job.
+    async fn get(&self, job_id: &str) -> Result<Option<JobRecord>>;
+    /// The most recent jobs, newest first.
+    async fn recent(&self, limit: usize) -> Result<Vec<JobRecord>>;
+    /// Changes status fields.
+    async fn update(&self, job_id: &str, change: JobChange) -> Result<()>;
+    /// Adds to the counters atomically (parallel chunks and parts call it concurrently).
+    async fn add(&self, job_id: &str, delta: Counters) -> Result<()>;
+    /// Takes the target's lock for `ttl_secs`, or fails with [`Error::TargetLocked`] while
+    /// another job holds an unexpired one. Taking it again by the same job extends it.
+    async fn lock_target(&self, target: &str, job_id: &str, ttl_secs: u64) -> Result<()>;
+    /// Releases the target's lock if this job holds it.
+    async fn release_target(&self, target: &str, job_id: &str) -> Result<()>;
+}
+
+/// Job state in memory: tests and single-process runs.
+#[derive(Default)]
+pub struct MemoryJobStore {
+    jobs: Mutex<HashMap<String, JobRecord>>,
+    locks: Mutex<HashMap<String, (String, u64)>>,
+}
+
+fn poisoned() -> Error {
+    Error::Io {
+        path: "job store".into(),
+        message: "a thread panicked while holding the job store".into(),
+        retryable: false,
+    }
+}
+
+fn missing(job_id: &str) -> Error {
+    Error::Io {
+        path: format!("job {job_id}"),
+        message: "no such job".into(),
+        retryable: false,
+    }
+}
+
+#[async_trait]
+impl JobStore for MemoryJobStore {
+    async fn create(&self, job: &JobRecord) -> Result<()> {
+        let mut jobs = self.jobs.lock().map_err(|_| poisoned())?;
+        if jobs.contains_key(&job.job_id) {
+            return Err(Error::Io {
+                path: format!("job {}", job.job_id),
+                message: "exists already".into(),
+                retryable: false,
+            });
+        }
+        jobs.insert(job.job_id.clone(), job.clone());
+        Ok(())
+    }
+
+    async fn get(&self, job_id: &str) -> Result<Option<JobRecord>> {
+        Ok(self
+            .jobs
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(job_id)
+            .cloned())
+    }
+
+    async fn recent(&self, limit: usize) -> Result<Vec<JobRecord>> {
+        let mut all: Vec<JobRecord> = self
+            .jobs
+            .lock()
+            .map_err(|_| poisoned())?
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| (&b.created_at, &b.job_id).cmp(&(&a.created_at, &a.job_id)));
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    async fn update(&self, job_id: &str, change: JobChange) -> Result<()> {
+        let mut jobs = self.jobs.lock().map_err(|_| poisoned())?;
+        let j = jobs.get_mut(job_id).ok_or_else(|| missing(job_id))?;
+        if let Some(s) = change.status {
+            j.status = s;
+        }
+        if let Some(p) = change.phase {
+            j.phase = p;
+        }
+        if let Some((c, p)) = change.totals {
+            j.chunks_total = c;
+            j.parts_total = p;
+        }
+        if change.error.is_some() {
+            j.error = change.error;
+        }
+        j.updated_at = now_rfc3339();
+        Ok(())
+    }
+
+    async fn add(&self, job_id: &str, d: Counters) -> Result<()> {
+        let mut jobs = self.jobs.lock().map_err(|_| poisoned())?;
+        let j = jobs.get_mut(job_id).ok_or_else(|| missing(job_id))?;
+        j.counters.chunks_done += d.chunks_done;
+        j.counters.parts_done += d.parts_done;
+        j.counters.rows += d.rows;
+        j.counters.bytes += d.bytes;
+        Ok(())
+    }
+
+    async fn lock_target(&self, target: &str, job_id: &str, ttl_secs: u64) -> Result<()> {
+        let mut locks = self.locks.lock().map_err(|_| poisoned())?;
+        let now = now_epoch();
+        match locks.get(target) {
+            Some((holder, until)) if holder != job_id && *until > now => {
+                Err(Error::TargetLocked(target.to_string()))
+            }
+            _ => {
+                locks.insert(target.to_string(), (job_id.to_string(), now + ttl_secs));
+                Ok(())
+            }
+        }
+    }
+
+    async fn release_target(&self, target: &str, job_id: &str) -> Result<()> {
+        let mut locks = self.locks.lock().map_err(|_| poisoned())?;
+        if locks.get(target).is_some_and(|(h, _)| h == job_id) {
+            locks.remove(target);
+        }
+        Ok(())
+    }
+}
+
+/// Behaviour every implementation must show; run against each of them by the tests.
+pub async fn check_contract(store: &dyn JobStore, prefix: &str) {
+    let id = |n: &str| format!("{prefix}-{n}");
+    let mut a = JobRecord::new(
+        &id("a"),
+        "sync",
+        serde_json::json!({"source": "prod/db"}),
+        Some(id("t")),
+    );
+    a.created_at = "2026-11-25T10:00:00Z".into();
+    let mut b = JobRecord::new(&id("b"), "sync", serde_json::json!({}), None);
+    b.created_at = "2026-11-25T11:00:00Z".into();
+    store.create(&a).await.expect("create a");
+    store.create(&b).await.expect("create b");
+    assert!(store.create(&a).await.is_err(), "a job id is created once");
+    let got = store.get(&id("a")).await.expect("get").expect("found");
+    assert_eq!(got.request, a.request);
+    assert_eq!(got.target, a.target);
+    assert!(store.get(&id("zzz")).await.expect("get").is_none());
+
+    store
+        .update(
+            &id("a"),
+            JobChange {
+                status: Some(JobStatus::Running),
+                phase: Some(Phase::Exporting),
+                totals: Some((4, 4)),
+                error: None,
+            },
+        )
+        .await
+        .expect("update");
+    let a_id = id("a");
+    let adds = (0..8).map(|_| {
+        store.add(
+            &a_id,
+            Counters {
+                chunks_done: 1,
+                parts_done: 0,
+                rows: 10,
+                bytes: 100,
+            },
+        )
+    });
+    for r in futures_util::future::join_all(adds).await {
+        r.expect("add");
+    }
+    let got = store.get(&id("a")).await.expect("get").expect("found");
+    assert_eq!(
+        got.counters.chunks_done, 8,
+        "concurrent adds must all count"
+    );
+    assert_eq!(got.counters.rows, 80);
+    assert_eq!(
+        (got.status, got.phase, got.chunks_total),
+        (JobStatus::Running, Phase::Exporting, 4)
+    );
+    let err = JobError {
+        name: "DbsyncConnect".into(),
+        message: "cannot connect".into(),
+    };
+    store
+        .update(
+            &id("a"),
+            JobChange {
+                status: Some(JobStatus::Failed),
+                error: Some(err.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("fail");
+    assert_eq!(
+        store
+            .get(&id("a"))
+            .await
+            .expect("get")
+            .expect("found")
+            .error,
+        Some(err)
+    );
+
+    let recent = store.recent(10).await.expect("recent");
+    let ours: Vec<_> = recent
+        .iter()
+        .filter(|j| j.job_id.starts_with(prefix))
+        .map(|j| j.job_id.clone())
+        .collect();
+    assert_eq!(ours, vec![id("b"), id("a")], "newest first");
+
+    let t = id("target");
+    store.lock_target(&t, &id("a"), 60).await.expect("lock");
+    store
+        .lock_target(&t, &id("a"), 60)
+        .await
+        .expect("the holder may extend");
+    let e = store.lock_target(&t, &id("b"), 60).await.expect_err("held");
+    assert_eq!(e.name(), "DbsyncTargetLocked");
+    store
+        .release_target(&t, &id("b"))
+        .await
+        .expect("not the holder: no-op");
+    assert!(
+        store.lock_target(&t, &id("b"), 60).await.is_err(),
+        "still held by a"
+    );
+    store.release_target(&t, &id("a")).await.expect("release");
+    store
+        .lock_target(&t, &id("b"), 0)
+        .await
+        .expect("free again");
+    // A lock whose time is up no longer blocks anyone.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    store
+        .lock_target(&t, &id("a"), 60)
+        .await
+        .expect("expired lock taken over");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_the_job_store_contract() {
+        check_contract(&MemoryJobStore::default(), "mem").await;
+    }
+
+    #[test]
+    fn progress_counts_export_for_half_and_loading_for_the_other_half() {
+        let mut j = JobRecord::new("j", "sync", serde_json::json!({}), None);
+        j.chunks_total = 4;
+        j.parts_total = 4;
+        j.counters.chunks_done = 4;
+        j.counters.parts_done = 2;
+        assert_eq!(j.progress_pct(), 75.0);
+        j.status = JobStatus::Succeeded;
+        assert_eq!(j.progress_pct(), 100.0);
+    }
+}
