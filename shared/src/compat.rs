@@ -7,12 +7,23 @@ use crate::error::Error;
 use crate::ident::QualName;
 use std::collections::BTreeSet;
 
-/// Every reason the target cannot take the source's data; empty when it can.
+/// What the target is checked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Emptying and loading it (sync, import).
+    Load,
+    /// Only reading it (verify).
+    Compare,
+}
+
+/// Every reason the target cannot take (or, for [`Purpose::Compare`], be compared with) the
+/// source's data; empty when it can.
 pub fn check(
     source: &ServerInfo,
     tables: &[Table],
     sequences: &[Sequence],
     target: &Catalog,
+    purpose: Purpose,
 ) -> Vec<String> {
     let mut problems = Vec::new();
     if source.encoding != target.server.encoding {
@@ -38,7 +49,13 @@ pub fn check(
             problems.push(format!("table {} is missing on the target", t.name));
             continue;
         };
-        if !tt.can_load {
+        if purpose == Purpose::Compare && !tt.can_read {
+            problems.push(format!(
+                "the target role may not read table {} (needs SELECT)",
+                t.name
+            ));
+        }
+        if purpose == Purpose::Load && !tt.can_load {
             problems.push(format!(
                 "the target role may not empty and load table {} (needs TRUNCATE and INSERT)",
                 t.name
@@ -89,7 +106,7 @@ pub fn check(
     for s in sequences {
         match target.sequences.iter().find(|x| x.name == s.name) {
             None => problems.push(format!("sequence {} is missing on the target", s.name)),
-            Some(ts) if !ts.can_set => problems.push(format!(
+            Some(ts) if purpose == Purpose::Load && !ts.can_set => problems.push(format!(
                 "the target role may not set sequence {} (needs UPDATE)",
                 s.name
             )),

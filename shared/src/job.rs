@@ -329,7 +329,7 @@ async fn prepare_target(
     }
     ledger::lock_target(&coord, &target.redacted()).await?;
     let tcat = catalog::load(&coord, Role::Target, &Scope::default()).await?;
-    let mut problems = compat::check(source, tables, sequences, &tcat);
+    let mut problems = compat::check(source, tables, sequences, &tcat, compat::Purpose::Load);
     if let Some(p) = ledger::creatable(&coord).await? {
         problems.push(p);
     }
@@ -1042,7 +1042,13 @@ pub async fn verify(source: &ConnSpec, target: &ConnSpec, opts: &Options) -> Res
         return Err(Error::EmptyScope(scope_text(&opts.scope)));
     }
     let tcat = catalog::load(&tgt, Role::Target, &Scope::default()).await?;
-    let problems: Vec<String> = compat::check(&cat.server, &cat.tables, &[], &tcat);
+    let problems: Vec<String> = compat::check(
+        &cat.server,
+        &cat.tables,
+        &[],
+        &tcat,
+        compat::Purpose::Compare,
+    );
     if !problems.is_empty() {
         return Err(Error::Incompatible { problems });
     }

@@ -221,3 +221,37 @@ async fn a_target_role_without_privileges_is_refused_before_anything_changes() {
     assert!(!msg.contains("table app.customers (needs"), "{msg}");
     assert_eq!(before, fingerprint(&p.target_url).await);
 }
+
+#[tokio::test]
+async fn verify_works_with_a_read_only_target_role_and_names_what_differs() {
+    let p = adversarial("verify_ro").await;
+    sync(&p, &tiny_chunks()).await.expect("sync");
+    let role = format!("ro_{}", &p.name[p.name.len() - 8..]);
+    p.target(&format!(
+        "CREATE ROLE {role} LOGIN BYPASSRLS;
+         GRANT USAGE ON SCHEMA app, \"Weird Schema\" TO {role};
+         GRANT SELECT ON ALL TABLES IN SCHEMA app, \"Weird Schema\" TO {role};
+         GRANT SELECT ON ALL SEQUENCES IN SCHEMA app TO {role};"
+    ))
+    .await;
+    let url = p.target_url.replace("postgres@", &format!("{role}@"));
+    let target = dbsync_core::conn::ConnSpec::parse(&url, "--target").expect("url");
+    let report = job::verify(&p.source_spec(), &target, &tiny_chunks())
+        .await
+        .expect("verify");
+    assert!(
+        report.differences().is_empty(),
+        "{:?}",
+        report.differences()
+    );
+    p.target("DELETE FROM app.orders WHERE id = 4000").await;
+    let d = job::verify(&p.source_spec(), &target, &tiny_chunks())
+        .await
+        .expect("verify")
+        .differences();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(
+        d[0].starts_with("table app.orders: source 4000 rows"),
+        "{d:?}"
+    );
+}
