@@ -115,6 +115,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A job step ran before the steps it needs (finalize before every part was loaded).
+    #[error("job {job} is not ready: parts {} are not loaded yet", .missing.join(", "))]
+    Incomplete {
+        /// The job.
+        job: String,
+        /// Part ids not loaded.
+        missing: Vec<String>,
+    },
     /// Source and target differ after the copy.
     #[error("verification failed: {} differ:\n  - {}", .differences.len(), .differences.join("\n  - "))]
     VerifyMismatch {
@@ -140,6 +148,7 @@ impl Error {
         "DbsyncIoTransient",
         "DbsyncIo",
         "DbsyncManifest",
+        "DbsyncIncomplete",
         "DbsyncVerifyMismatch",
     ];
 
@@ -161,6 +170,7 @@ impl Error {
             } => "DbsyncIoTransient",
             Error::Io { .. } => "DbsyncIo",
             Error::Manifest { .. } => "DbsyncManifest",
+            Error::Incomplete { .. } => "DbsyncIncomplete",
             Error::VerifyMismatch { .. } => "DbsyncVerifyMismatch",
         }
     }
@@ -308,6 +318,10 @@ mod tests {
             Error::Manifest {
                 path: "p".into(),
                 message: "m".into(),
+            },
+            Error::Incomplete {
+                job: "j".into(),
+                missing: vec![],
             },
             Error::VerifyMismatch {
                 differences: vec![],

@@ -934,18 +934,7 @@ pub async fn import(
     let data = store.get(manifest::KEY).await?;
     let m = Arc::new(Manifest::from_json(&data, &store.location(manifest::KEY))?);
     let tables: Vec<Table> = m.tables.iter().map(|t| t.table.clone()).collect();
-    let tj = prepare_target(
-        target,
-        &tables,
-        &m.sequences,
-        &m.source,
-        &m.job_id,
-        "import",
-        None,
-        opts.keep_indexes,
-        opts.dry_run,
-    )
-    .await?;
+    let tj = prepare_manifest_target(target, &m, &tables, opts.keep_indexes, opts.dry_run).await?;
     let mut report = LoadReport {
         job_id: m.job_id.clone(),
         tables: tables.len(),
@@ -961,12 +950,7 @@ pub async fn import(
         progress.note("this export was imported into the target before; nothing to do");
         return Ok(report);
     }
-    let all: Vec<(usize, usize)> = m
-        .tables
-        .iter()
-        .enumerate()
-        .flat_map(|(ti, t)| (0..t.parts.len()).map(move |pi| (ti, pi)))
-        .collect();
+    let all = manifest_parts(&m);
     progress.planned(
         "import",
         all.len(),
@@ -1001,16 +985,7 @@ pub async fn import(
                     let mt = &m.tables[ti];
                     let part = &mt.parts[pi];
                     let r = async {
-                        let mut src = GzPartSource::open(store.as_ref(), &part.key).await?;
-                        let o = copy_in::load_part(
-                            &mut w,
-                            &m.job_id,
-                            &part.id,
-                            &mt.table,
-                            &mut src,
-                            Some(&part.stats),
-                        )
-                        .await?;
+                        let o = import_part(&mut w, &m, &part.id, store.as_ref()).await?;
                         countdown.part_done(&w, ti).await?;
                         Ok(o)
                     }
@@ -1083,4 +1058,152 @@ pub async fn verify(source: &ConnSpec, target: &ConnSpec, opts: &Options) -> Res
         tables,
         sequence_differences,
     })
+}
+
+/// The target side of an import, prepared once and then carried out by any number of later,
+/// separate calls (one Lambda invocation per part): everything they need is here or in the
+/// target's ledger, nothing in a session.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ImportPlan {
+    /// The job (the manifest's job id, also the ledger key).
+    pub job_id: String,
+    /// Part ids in waves: every part of a wave may load in parallel; waves in order.
+    pub waves: Vec<Vec<String>>,
+    /// Whether part loads may run with `session_replication_role = replica`.
+    pub replica: bool,
+    /// The import had finished before: nothing to do.
+    pub already_done: bool,
+}
+
+/// Pre-flight checks and the start of an import of manifest `m` (see [`prepare_target`]).
+async fn prepare_manifest_target(
+    target: &ConnSpec,
+    m: &Manifest,
+    tables: &[Table],
+    keep_indexes: bool,
+    dry_run: bool,
+) -> Result<TargetJob> {
+    prepare_target(
+        target,
+        tables,
+        &m.sequences,
+        &m.source,
+        &m.job_id,
+        "import",
+        None,
+        keep_indexes,
+        dry_run,
+    )
+    .await
+}
+
+/// Every part of a manifest as (table index, part index).
+fn manifest_parts(m: &Manifest) -> Vec<(usize, usize)> {
+    m.tables
+        .iter()
+        .enumerate()
+        .flat_map(|(ti, t)| (0..t.parts.len()).map(move |pi| (ti, pi)))
+        .collect()
+}
+
+/// Step one of a stateless import: every pre-flight check, then the start of the job
+/// (truncate, drop cyclic FKs and secondary indexes, disable triggers; all recorded in the
+/// ledger). Running it again for the same manifest resumes instead of starting over.
+pub async fn prepare_import(target: &ConnSpec, m: &Manifest, opts: &Options) -> Result<ImportPlan> {
+    let tables: Vec<Table> = m.tables.iter().map(|t| t.table.clone()).collect();
+    let tj = prepare_manifest_target(target, m, &tables, opts.keep_indexes, false).await?;
+    let all = manifest_parts(m);
+    let waves = load_waves(
+        &tj,
+        &all,
+        |(ti, _)| *ti,
+        |(ti, pi)| m.tables[*ti].parts[*pi].stats.bytes,
+    )
+    .into_iter()
+    .map(|w| {
+        w.into_iter()
+            .map(|(ti, pi)| m.tables[ti].parts[pi].id.clone())
+            .collect()
+    })
+    .filter(|w: &Vec<String>| !w.is_empty())
+    .collect();
+    Ok(ImportPlan {
+        job_id: m.job_id.clone(),
+        waves,
+        replica: tj.replica,
+        already_done: tj.already_done,
+    })
+}
+
+/// Opens a session for loading parts of `plan`.
+pub async fn connect_part_loader(target: &ConnSpec, plan: &ImportPlan) -> Result<Client> {
+    connect_loader(target, &plan.job_id, plan.replica).await
+}
+
+/// Step two: loads one part, exactly once however often it is called (retries, duplicate
+/// deliveries): the ledger row is written in the part's own transaction.
+pub async fn import_part(
+    client: &mut Client,
+    m: &Manifest,
+    part_id: &str,
+    store: &dyn PartStore,
+) -> Result<LoadOutcome> {
+    let (mt, part) = m
+        .tables
+        .iter()
+        .find_map(|t| t.parts.iter().find(|p| p.id == part_id).map(|p| (t, p)))
+        .ok_or_else(|| Error::Manifest {
+            path: manifest::KEY.into(),
+            message: format!("has no part {part_id}"),
+        })?;
+    let mut src = GzPartSource::open(store, &part.key).await?;
+    copy_in::load_part(
+        client,
+        &m.job_id,
+        &part.id,
+        &mt.table,
+        &mut src,
+        Some(&part.stats),
+    )
+    .await
+}
+
+/// Step three: rebuilds dropped indexes and ANALYZEs every table, re-adds and validates
+/// foreign keys, re-enables triggers, sets sequences, marks the job done. What to restore is
+/// read from the ledger. Idempotent: calling it again after it finished does nothing.
+pub async fn finalize_import(target: &ConnSpec, m: &Manifest) -> Result<()> {
+    let client = target
+        .connect(Role::Target, &app_name(&m.job_id, "fin"))
+        .await?;
+    let restore = match ledger::job_state(&client, &m.job_id).await? {
+        JobState::Done => return Ok(()),
+        JobState::New => {
+            return Err(Error::Manifest {
+                path: manifest::KEY.into(),
+                message: format!("job {} was never prepared in this target", m.job_id),
+            })
+        }
+        JobState::Loading(r) => r,
+    };
+    let missing = ledger::missing_parts(
+        &client,
+        &m.job_id,
+        m.tables
+            .iter()
+            .flat_map(|t| t.parts.iter().map(|p| p.id.clone())),
+    )
+    .await?;
+    if !missing.is_empty() {
+        return Err(Error::Incomplete {
+            job: m.job_id.clone(),
+            missing,
+        });
+    }
+    for t in &m.tables {
+        run_steps(&client, ledger::table_steps(&restore, &t.table.name)).await?;
+    }
+    for group in ledger::finalize_steps(&restore, &m.sequences) {
+        run_steps(&client, group.steps).await?;
+    }
+    ledger::mark_done(&client, &m.job_id).await
 }

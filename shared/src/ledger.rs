@@ -417,6 +417,24 @@ pub fn finalize_steps(restore: &Restore, sequences: &[crate::catalog::Sequence])
     ]
 }
 
+/// The part ids of `all` that the ledger does not record as loaded for `job_id`.
+pub async fn missing_parts(
+    client: &Client,
+    job_id: &str,
+    all: impl Iterator<Item = String>,
+) -> Result<Vec<String>> {
+    let want: Vec<String> = all.collect();
+    let rows = client
+        .query(
+            "SELECT p FROM unnest($2::text[]) AS p
+              WHERE NOT EXISTS (SELECT 1 FROM dbsync.parts WHERE job_id = $1 AND part_id = p) ORDER BY p",
+            &[&job_id, &want],
+        )
+        .await
+        .map_err(pg("reading the ledger"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Marks a job done.
 pub async fn mark_done(client: &Client, job_id: &str) -> Result<()> {
     client

@@ -9,6 +9,7 @@ mod resume;
 mod s3;
 mod secrets;
 mod segments;
+mod stateless;
 mod tls;
 
 use dbsync_core::job::{self, LoadReport, Options};
