@@ -115,6 +115,9 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// An export tried to read a snapshot that is no longer held (its holder's window ended).
+    #[error("snapshot {0} is no longer held (the snapshot window ended before every chunk was exported); retry the job with a longer window or smaller chunks, or allow per-chunk consistency")]
+    SnapshotReleased(String),
     /// A job step ran before the steps it needs (finalize before every part was loaded).
     #[error("job {job} is not ready: parts {} are not loaded yet", .missing.join(", "))]
     Incomplete {
@@ -149,6 +152,7 @@ impl Error {
         "DbsyncIo",
         "DbsyncManifest",
         "DbsyncIncomplete",
+        "DbsyncSnapshotReleased",
         "DbsyncVerifyMismatch",
     ];
 
@@ -171,6 +175,7 @@ impl Error {
             Error::Io { .. } => "DbsyncIo",
             Error::Manifest { .. } => "DbsyncManifest",
             Error::Incomplete { .. } => "DbsyncIncomplete",
+            Error::SnapshotReleased(_) => "DbsyncSnapshotReleased",
             Error::VerifyMismatch { .. } => "DbsyncVerifyMismatch",
         }
     }
@@ -323,6 +328,7 @@ mod tests {
                 job: "j".into(),
                 missing: vec![],
             },
+            Error::SnapshotReleased("s".into()),
             Error::VerifyMismatch {
                 differences: vec![],
             },

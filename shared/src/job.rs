@@ -145,9 +145,9 @@ fn new_job_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Opens the coordinator session: a repeatable-read, read-only transaction whose snapshot
+/// Opens the coordinator session (public for the serverless snapshot holder): a repeatable-read, read-only transaction whose snapshot
 /// every worker imports, so all chunks see one consistent state of the source.
-async fn open_snapshot(source: &ConnSpec, app: &str) -> Result<(Client, String)> {
+pub async fn open_snapshot(source: &ConnSpec, app: &str) -> Result<(Client, String)> {
     let c = source.connect(Role::Source, app).await?;
     c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await
@@ -160,14 +160,19 @@ async fn open_snapshot(source: &ConnSpec, app: &str) -> Result<(Client, String)>
     Ok((c, snap))
 }
 
-async fn join_snapshot(source: &ConnSpec, snapshot: &str, app: &str) -> Result<Client> {
+/// Opens a source session reading `snapshot` (exported by [`open_snapshot`], still held).
+pub async fn join_snapshot(source: &ConnSpec, snapshot: &str, app: &str) -> Result<Client> {
     let c = source.connect(Role::Source, app).await?;
     c.batch_execute(&format!(
         "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
         quote_literal(snapshot)
     ))
     .await
-    .map_err(|e| Error::pg(Role::Source, "importing the snapshot", e))?;
+    .map_err(|e| match e.code().map(|c| c.code()) {
+        // invalid_parameter_value: "invalid snapshot identifier" - its holder let go.
+        Some("22023") => Error::SnapshotReleased(snapshot.to_string()),
+        _ => Error::pg(Role::Source, "importing the snapshot", e),
+    })?;
     Ok(c)
 }
 

@@ -15,6 +15,7 @@
 //! - [`verify`]: row counts and content checksums on both sides.
 //! - [`job`]: the pipelines (sync, export, import) that tie the above together.
 //! - [`jobs`]: job records and target locks (DynamoDB, or memory).
+//! - [`snapshot`]: holding one source snapshot for exports in separate processes.
 //!
 //! Invariants: no row data or credentials in logs or errors; nothing on the target changes
 //! before every pre-flight check has passed; a part is loaded at most once per job.
@@ -36,6 +37,7 @@ pub mod progress;
 pub mod scope;
 pub mod secrets;
 pub mod size;
+pub mod snapshot;
 pub mod store;
 pub mod verify;
 

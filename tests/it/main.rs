@@ -9,6 +9,7 @@ mod resume;
 mod s3;
 mod secrets;
 mod segments;
+mod snapshot;
 mod stateless;
 mod tls;
 

@@ -123,6 +123,10 @@ fn to_item(j: &JobRecord, expires_at: u64) -> HashMap<String, Av> {
         m.insert("error_name".into(), s(&e.name));
         m.insert("error_message".into(), s(&e.message));
     }
+    if let Some(snap) = &j.snapshot {
+        m.insert("snapshot".into(), s(snap));
+    }
+    m.insert("exports_done".into(), Av::Bool(j.exports_done));
     m
 }
 
@@ -155,6 +159,12 @@ fn from_item(m: &HashMap<String, Av>) -> Option<JobRecord> {
             (Some(name), Some(message)) => Some(JobError { name, message }),
             _ => None,
         },
+        snapshot: text("snapshot"),
+        exports_done: m
+            .get("exports_done")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
     })
 }
 
@@ -238,6 +248,15 @@ impl JobStore for DynamoJobStore {
             sets.push("error_name = :en, error_message = :em".into());
             values.insert(":en".into(), s(&e.name));
             values.insert(":em".into(), s(&e.message));
+        }
+        if let Some(snap) = change.snapshot {
+            sets.push("#sn = :sn".into());
+            names.insert("#sn".to_string(), "snapshot".to_string());
+            values.insert(":sn".into(), s(&snap));
+        }
+        if let Some(d) = change.exports_done {
+            sets.push("exports_done = :xd".into());
+            values.insert(":xd".into(), Av::Bool(d));
         }
         self.client
             .update_item()

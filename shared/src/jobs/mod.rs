@@ -136,6 +136,12 @@ pub struct JobRecord {
     pub counters: Counters,
     /// Set when failed.
     pub error: Option<JobError>,
+    /// The exported source snapshot every chunk export reads, while it is held.
+    #[serde(default)]
+    pub snapshot: Option<String>,
+    /// Every chunk is exported: the snapshot holder may let go.
+    #[serde(default)]
+    pub exports_done: bool,
 }
 
 impl JobRecord {
@@ -160,6 +166,8 @@ impl JobRecord {
             parts_total: 0,
             counters: Counters::default(),
             error: None,
+            snapshot: None,
+            exports_done: false,
         }
     }
 
@@ -193,6 +201,10 @@ pub struct JobChange {
     pub totals: Option<(u64, u64)>,
     /// The error that stopped it.
     pub error: Option<JobError>,
+    /// The snapshot id now held for the job.
+    pub snapshot: Option<String>,
+    /// Set when every chunk is exported.
+    pub exports_done: Option<bool>,
 }
 
 /// Current time, RFC 3339 UTC.
@@ -304,6 +316,12 @@ impl JobStore for MemoryJobStore {
         if change.error.is_some() {
             j.error = change.error;
         }
+        if change.snapshot.is_some() {
+            j.snapshot = change.snapshot;
+        }
+        if let Some(d) = change.exports_done {
+            j.exports_done = d;
+        }
         j.updated_at = now_rfc3339();
         Ok(())
     }
@@ -368,7 +386,7 @@ pub async fn check_contract(store: &dyn JobStore, prefix: &str) {
                 status: Some(JobStatus::Running),
                 phase: Some(Phase::Exporting),
                 totals: Some((4, 4)),
-                error: None,
+                ..Default::default()
             },
         )
         .await
@@ -421,6 +439,23 @@ pub async fn check_contract(store: &dyn JobStore, prefix: &str) {
             .expect("found")
             .error,
         Some(err)
+    );
+
+    store
+        .update(
+            &id("b"),
+            JobChange {
+                snapshot: Some("00000003-0000001B-1".into()),
+                exports_done: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("snapshot");
+    let got = store.get(&id("b")).await.expect("get").expect("found");
+    assert_eq!(
+        (got.snapshot.as_deref(), got.exports_done),
+        (Some("00000003-0000001B-1"), true)
     );
 
     let recent = store.recent(10).await.expect("recent");
