@@ -81,6 +81,8 @@ pub struct LoadReport {
     pub elapsed_ms: u64,
     /// Set when the job had finished before (an import run twice).
     pub already_done: bool,
+    /// Chunks or parts retried after a transient failure.
+    pub retries: u64,
     /// The comparison, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyReport>,
@@ -139,6 +141,98 @@ impl DryRun {
 
 fn app_name(job_id: &str, what: &str) -> String {
     format!("dbsync-{}-{what}", &job_id[..8.min(job_id.len())])
+}
+
+/// Attempts per chunk or part before its error stops the job.
+pub const ATTEMPTS: u32 = 4;
+
+/// Full-jitter exponential backoff: a random wait in `[0, min(8 s, 250 ms * 2^attempt)]`.
+/// Workers that failed together (a database restart, a network blip) then retry spread out
+/// instead of in lockstep.
+fn backoff(attempt: u32) -> std::time::Duration {
+    let ceiling = 8_000u64.min(250u64 << attempt.min(5));
+    let random = (uuid::Uuid::new_v4().as_u128() % u128::from(ceiling + 1)) as u64;
+    std::time::Duration::from_millis(random)
+}
+
+/// Everything a worker needs to open its sessions again after a transient failure.
+struct Reconnect {
+    source: Option<ConnSpec>,
+    target: ConnSpec,
+    snapshot: String,
+    read_app: String,
+    job_id: String,
+    replica: bool,
+}
+
+impl Reconnect {
+    async fn loader(&self) -> Result<Client> {
+        connect_loader(&self.target, &self.job_id, self.replica).await
+    }
+
+    async fn sync_worker(&self) -> Result<SyncWorker> {
+        let source = self
+            .source
+            .as_ref()
+            .ok_or_else(|| Error::config("source", "missing"))?;
+        Ok(SyncWorker {
+            src: join_snapshot(source, &self.snapshot, &self.read_app).await?,
+            tgt: self.loader().await?,
+        })
+    }
+}
+
+/// Runs `f` until it succeeds, fails for good, or uses up [`ATTEMPTS`] (opening sessions).
+async fn retrying<T, F, Fut>(what: &str, f: F) -> Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {
+                attempt += 1;
+                tracing::warn!(work = what, attempt, error = %e, "transient failure, retrying");
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs one unit of work on a worker, retrying transient failures on fresh sessions (the
+/// ledger makes a retried part exactly-once). Returns the worker, the result and the retries.
+async fn with_retries<W, O, F, Fut, R, RFut>(
+    mut w: W,
+    what: &str,
+    work: F,
+    reconnect: R,
+) -> (W, Result<O>, u64)
+where
+    F: Fn(W) -> Fut,
+    Fut: Future<Output = (W, Result<O>)>,
+    R: Fn() -> RFut,
+    RFut: Future<Output = Result<W>>,
+{
+    let mut attempt = 0;
+    loop {
+        let (back, r) = work(w).await;
+        w = back;
+        match r {
+            Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {
+                attempt += 1;
+                tracing::warn!(work = what, attempt, error = %e, "transient failure, retrying on fresh sessions");
+                tokio::time::sleep(backoff(attempt)).await;
+                match reconnect().await {
+                    Ok(fresh) => w = fresh,
+                    Err(e) if e.is_retryable() => {}
+                    Err(e) => return (w, Err(e), u64::from(attempt)),
+                }
+            }
+            other => return (w, other, u64::from(attempt)),
+        }
+    }
 }
 
 fn new_job_id() -> String {
@@ -615,13 +709,19 @@ pub async fn sync(
         plan.chunks.len(),
         cat.tables.iter().map(|t| t.bytes.max(0) as u64).sum(),
     );
+    // Workers get their own application name: the coordinator ("src") holds the snapshot.
+    let again = Arc::new(Reconnect {
+        source: Some(source.clone()),
+        target: target.clone(),
+        snapshot: snapshot.clone(),
+        read_app: app_name(&job_id, "read"),
+        job_id: job_id.clone(),
+        replica: tj.replica,
+    });
     let n = opts.jobs.clamp(1, plan.chunks.len().max(1));
     let mut workers = Vec::with_capacity(n);
     for _ in 0..n {
-        workers.push(SyncWorker {
-            src: join_snapshot(source, &snapshot, &src_app).await?,
-            tgt: connect_loader(target, &job_id, tj.replica).await?,
-        });
+        workers.push(retrying("opening worker sessions", || again.sync_worker()).await?);
     }
     let mut report = LoadReport {
         job_id: job_id.clone(),
@@ -639,36 +739,58 @@ pub async fn sync(
         |c| est_chunk_bytes(&plan, c),
     );
     for items in waves {
-        let (plan2, job2, prog, cd2) = (
+        let (plan2, job2, prog, cd2, again2) = (
             plan.clone(),
             job.clone(),
             progress.clone(),
             countdown.clone(),
+            again.clone(),
         );
-        let (back, outs) = run_pool(workers, items, move |mut w: SyncWorker, chunk: Chunk| {
-            let (plan, job, prog, countdown) =
-                (plan2.clone(), job2.clone(), prog.clone(), cd2.clone());
+        let (back, outs) = run_pool(workers, items, move |w: SyncWorker, chunk: Chunk| {
+            let (plan, job, prog, countdown, again) = (
+                plan2.clone(),
+                job2.clone(),
+                prog.clone(),
+                cd2.clone(),
+                again2.clone(),
+            );
             async move {
                 let table = &plan.catalog.tables[chunk.table];
-                let r = async {
-                    let mut src = CopyOutSource::start(
-                        &w.src,
-                        table,
-                        &chunk.range,
-                        chunk_context(table, &chunk),
-                    )
-                    .await?;
-                    let o =
-                        copy_in::load_part(&mut w.tgt, &job, &chunk.id(), table, &mut src, None)
+                let work = |mut w: SyncWorker| {
+                    let (job, countdown, chunk) = (job.clone(), countdown.clone(), chunk.clone());
+                    async move {
+                        let r = async {
+                            let mut src = CopyOutSource::start(
+                                &w.src,
+                                table,
+                                &chunk.range,
+                                chunk_context(table, &chunk),
+                            )
                             .await?;
-                    countdown.part_done(&w.tgt, chunk.table).await?;
-                    Ok(o)
-                }
+                            let o = copy_in::load_part(
+                                &mut w.tgt,
+                                &job,
+                                &chunk.id(),
+                                table,
+                                &mut src,
+                                None,
+                            )
+                            .await?;
+                            countdown.part_done(&w.tgt, chunk.table).await?;
+                            Ok(o)
+                        }
+                        .await;
+                        (w, r)
+                    }
+                };
+                let (w, r, retries) = with_retries(w, &chunk_context(table, &chunk), work, || {
+                    again.sync_worker()
+                })
                 .await;
                 if let Ok(LoadOutcome::Loaded(s)) = &r {
                     prog.chunk_done(&table.name, s.rows, s.bytes, est_chunk_bytes(&plan, &chunk));
                 }
-                (w, r)
+                (w, r.map(|o| (o, retries)))
             }
         })
         .await?;
@@ -714,8 +836,9 @@ pub async fn sync(
     Ok(report)
 }
 
-fn tally_outcomes(report: &mut LoadReport, outs: Vec<LoadOutcome>) {
-    for o in outs {
+fn tally_outcomes(report: &mut LoadReport, outs: Vec<(LoadOutcome, u64)>) {
+    for (o, retries) in outs {
+        report.retries += retries;
         match o {
             LoadOutcome::Loaded(s) => {
                 report.parts_loaded += 1;
@@ -961,10 +1084,18 @@ pub async fn import(
         all.len(),
         m.tables.iter().map(|t| t.table.bytes.max(0) as u64).sum(),
     );
+    let again = Arc::new(Reconnect {
+        source: None,
+        target: target.clone(),
+        snapshot: String::new(),
+        read_app: String::new(),
+        job_id: m.job_id.clone(),
+        replica: tj.replica,
+    });
     let n = opts.jobs.clamp(1, all.len().max(1));
     let mut workers = Vec::with_capacity(n);
     for _ in 0..n {
-        workers.push(connect_loader(target, &m.job_id, tj.replica).await?);
+        workers.push(retrying("opening loader sessions", || again.loader()).await?);
     }
     let countdown = TableCountdown::new(&tj.restore, &tables, |i| m.tables[i].parts.len());
     let waves = load_waves(
@@ -974,32 +1105,46 @@ pub async fn import(
         |(ti, pi)| m.tables[*ti].parts[*pi].stats.bytes,
     );
     for items in waves {
-        let (m2, store2, prog, cd2) = (
+        let (m2, store2, prog, cd2, again2) = (
             m.clone(),
             store.clone(),
             progress.clone(),
             countdown.clone(),
+            again.clone(),
         );
         let (back, outs) = run_pool(
             workers,
             items,
-            move |mut w: Client, (ti, pi): (usize, usize)| {
-                let (m, store, prog, countdown) =
-                    (m2.clone(), store2.clone(), prog.clone(), cd2.clone());
+            move |w: Client, (ti, pi): (usize, usize)| {
+                let (m, store, prog, countdown, again) = (
+                    m2.clone(),
+                    store2.clone(),
+                    prog.clone(),
+                    cd2.clone(),
+                    again2.clone(),
+                );
                 async move {
                     let mt = &m.tables[ti];
                     let part = &mt.parts[pi];
-                    let r = async {
-                        let o = import_part(&mut w, &m, &part.id, store.as_ref()).await?;
-                        countdown.part_done(&w, ti).await?;
-                        Ok(o)
-                    }
-                    .await;
+                    let work = |mut w: Client| {
+                        let (m, store, countdown) = (m.clone(), store.clone(), countdown.clone());
+                        async move {
+                            let r = async {
+                                let o = import_part(&mut w, &m, &part.id, store.as_ref()).await?;
+                                countdown.part_done(&w, ti).await?;
+                                Ok(o)
+                            }
+                            .await;
+                            (w, r)
+                        }
+                    };
+                    let what = format!("loading part {} of {}", part.id, mt.table.name);
+                    let (w, r, retries) = with_retries(w, &what, work, || again.loader()).await;
                     if let Ok(LoadOutcome::Loaded(s)) = &r {
                         let est = mt.table.bytes.max(0) as u64 / mt.parts.len().max(1) as u64;
                         prog.chunk_done(&mt.table.name, s.rows, s.bytes, est);
                     }
-                    (w, r)
+                    (w, r.map(|o| (o, retries)))
                 }
             },
         )

@@ -142,3 +142,64 @@ async fn a_sync_after_a_failed_import_restores_the_indexes_and_keys_that_job_dro
     p.assert_identical().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_sync_survives_killed_worker_sessions_on_both_sides_and_stays_exact() {
+    let p = Pair::new("chaos").await;
+    p.both("CREATE TABLE big (id int PRIMARY KEY, v text); CREATE INDEX big_v ON big (v); CREATE TABLE other (id int PRIMARY KEY, v text)")
+        .await;
+    p.source(
+        "INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 200000) g;
+         INSERT INTO other SELECT g, 'x' || g FROM generate_series(1, 50000) g; ANALYZE;",
+    )
+    .await;
+    let opts = Options {
+        jobs: 3,
+        chunk_bytes: 512 * 1024,
+        ..Options::default()
+    };
+    // Terminate dbsync's worker sessions (loaders on the target, readers on the source) while
+    // the load runs - never the coordinator, which holds the snapshot. At most 3 kills, so no
+    // chunk can use up its attempts.
+    let (s_url, t_url) = (p.source_url.clone(), p.target_url.clone());
+    let chaos = tokio::spawn(async move {
+        let (s, t) = (
+            dbsync_tests::client(&s_url).await,
+            dbsync_tests::client(&t_url).await,
+        );
+        let kill = |app: &'static str| {
+            format!(
+                "SELECT count(pg_terminate_backend(pid))::int8 FROM (SELECT pid FROM pg_stat_activity
+                   WHERE datname = current_database() AND application_name LIKE 'dbsync-%-{app}' LIMIT 1) x"
+            )
+        };
+        let mut kills = 0i64;
+        for round in 0..300 {
+            tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+            let (c, app) = if round % 2 == 0 {
+                (&t, "load")
+            } else {
+                (&s, "read")
+            };
+            kills += c
+                .query_one(kill(app).as_str(), &[])
+                .await
+                .map(|r| r.get::<_, i64>(0))
+                .unwrap_or(0);
+            if kills >= 3 {
+                break;
+            }
+        }
+        kills
+    });
+    let r = sync(&p, &opts)
+        .await
+        .expect("the sync rides out killed sessions");
+    let kills = chaos.await.expect("chaos task");
+    assert!(kills >= 1, "the chaos task never found a worker to kill");
+    assert!(
+        r.retries >= 1,
+        "killed sessions must show as retries (kills {kills})"
+    );
+    p.assert_identical().await;
+}
