@@ -586,6 +586,7 @@ async fn run_steps(client: &Client, steps: Vec<ledger::Step>) -> Result<()> {
 async fn finish_target(
     tj: &TargetJob,
     loaders: Vec<Client>,
+    again: &Arc<Reconnect>,
     countdown: &TableCountdown,
     job_id: &str,
     sequences: &[Sequence],
@@ -601,12 +602,24 @@ async fn finish_target(
             run_steps(&tj.coord, group.steps).await?;
             continue;
         }
+        // Every parallel step is idempotent (IF NOT EXISTS, VALIDATE, ANALYZE): safe to retry.
+        let again = again.clone();
         let (back, _) = run_pool(
             loaders,
             group.steps,
-            |c: Client, step: ledger::Step| async move {
-                let r = run_steps(&c, vec![step]).await;
-                (c, r)
+            move |c: Client, step: ledger::Step| {
+                let again = again.clone();
+                async move {
+                    let work = |c: Client| {
+                        let step = step.clone();
+                        async move {
+                            let r = run_steps(&c, vec![step]).await;
+                            (c, r)
+                        }
+                    };
+                    let (c, r, _) = with_retries(c, &step.0, work, || again.loader()).await;
+                    (c, r)
+                }
             },
         )
         .await?;
@@ -802,7 +815,7 @@ pub async fn sync(
     catalog::read_sequence_values(&src_coord, Role::Source, &mut seqs).await?;
     let (srcs, tgts): (Vec<Client>, Vec<Client>) =
         workers.into_iter().map(|w| (w.src, w.tgt)).unzip();
-    let tgts = finish_target(&tj, tgts, &countdown, &job_id, &seqs).await?;
+    let tgts = finish_target(&tj, tgts, &again, &countdown, &job_id, &seqs).await?;
     let workers: Vec<SyncWorker> = srcs
         .into_iter()
         .zip(tgts)
@@ -1152,7 +1165,7 @@ pub async fn import(
         workers = back;
         tally_outcomes(&mut report, outs);
     }
-    finish_target(&tj, workers, &countdown, &m.job_id, &m.sequences).await?;
+    finish_target(&tj, workers, &again, &countdown, &m.job_id, &m.sequences).await?;
     report.sequences = m.sequences.len();
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
