@@ -132,6 +132,9 @@ struct ImportArgs {
     /// Check everything against the target and say what would happen; change nothing.
     #[arg(long, env = "DBSYNC_DRY_RUN")]
     dry_run: bool,
+    /// Start over even if this export was imported (or half-imported) into the target before.
+    #[arg(long, env = "DBSYNC_RESTART")]
+    restart: bool,
 }
 
 #[derive(Args)]
@@ -305,6 +308,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 jobs: a.jobs,
                 keep_indexes: a.keep_indexes,
                 dry_run: a.dry_run,
+                restart: a.restart,
                 ..Options::default()
             };
             let store = open_store(&a.from, &S3Settings::default()).await?;

@@ -44,6 +44,8 @@ pub struct Options {
     pub keep_indexes: bool,
     /// Run every check against the target and report what would happen; change nothing.
     pub dry_run: bool,
+    /// Import: start over even if this export was imported (or half-imported) before.
+    pub restart: bool,
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             verify: false,
             keep_indexes: false,
             dry_run: false,
+            restart: false,
         }
     }
 }
@@ -408,6 +411,7 @@ async fn prepare_target(
     source_app: Option<&str>,
     keep_indexes: bool,
     dry_run: bool,
+    restart: bool,
 ) -> Result<TargetJob> {
     let mut coord = target
         .connect(Role::Target, &app_name(job_id, "ctl"))
@@ -495,6 +499,9 @@ async fn prepare_target(
             replica,
             already_done: false,
         });
+    }
+    if restart {
+        ledger::set_aside(&coord, job_id).await?;
     }
     let (restore, already_done) = match ledger::job_state(&coord, job_id).await? {
         JobState::Done => (Restore::default(), true),
@@ -704,6 +711,7 @@ pub async fn sync(
         Some(&src_app),
         opts.keep_indexes,
         opts.dry_run,
+        false,
     )
     .await?;
     if opts.dry_run {
@@ -1075,7 +1083,7 @@ pub async fn import(
     let data = store.get(manifest::KEY).await?;
     let m = Arc::new(Manifest::from_json(&data, &store.location(manifest::KEY))?);
     let tables: Vec<Table> = m.tables.iter().map(|t| t.table.clone()).collect();
-    let tj = prepare_manifest_target(target, &m, &tables, opts.keep_indexes, opts.dry_run).await?;
+    let tj = prepare_manifest_target(target, &m, &tables, opts, opts.dry_run).await?;
     let mut report = LoadReport {
         job_id: m.job_id.clone(),
         tables: tables.len(),
@@ -1243,7 +1251,7 @@ async fn prepare_manifest_target(
     target: &ConnSpec,
     m: &Manifest,
     tables: &[Table],
-    keep_indexes: bool,
+    opts: &Options,
     dry_run: bool,
 ) -> Result<TargetJob> {
     prepare_target(
@@ -1254,8 +1262,9 @@ async fn prepare_manifest_target(
         &m.job_id,
         "import",
         None,
-        keep_indexes,
+        opts.keep_indexes,
         dry_run,
+        opts.restart && !dry_run,
     )
     .await
 }
@@ -1274,7 +1283,7 @@ fn manifest_parts(m: &Manifest) -> Vec<(usize, usize)> {
 /// ledger). Running it again for the same manifest resumes instead of starting over.
 pub async fn prepare_import(target: &ConnSpec, m: &Manifest, opts: &Options) -> Result<ImportPlan> {
     let tables: Vec<Table> = m.tables.iter().map(|t| t.table.clone()).collect();
-    let tj = prepare_manifest_target(target, m, &tables, opts.keep_indexes, false).await?;
+    let tj = prepare_manifest_target(target, m, &tables, opts, false).await?;
     let all = manifest_parts(m);
     let waves = load_waves(
         &tj,

@@ -164,6 +164,25 @@ fn parse_json<T: serde::de::DeserializeOwned>(s: String) -> Result<T> {
     })
 }
 
+/// Sets an earlier run of `job_id` aside so the job can start over: its row is renamed (a
+/// finished one stays as history; an unfinished one stays `loading`, so the new start adopts
+/// what it dropped) and its parts no longer count.
+pub async fn set_aside(client: &Client, job_id: &str) -> Result<()> {
+    client
+        .execute(
+            "UPDATE dbsync.jobs SET job_id = job_id || '#set-aside-' || to_char(clock_timestamp(), 'YYYYMMDD\"T\"HH24MISS.US')
+              WHERE job_id = $1",
+            &[&job_id],
+        )
+        .await
+        .map_err(pg("setting the earlier run aside"))?;
+    client
+        .execute("DELETE FROM dbsync.parts WHERE job_id = $1", &[&job_id])
+        .await
+        .map_err(pg("setting the earlier run aside"))?;
+    Ok(())
+}
+
 /// Starts a job in one transaction: empties the in-scope tables in one `TRUNCATE` (never
 /// cascading), drops the given foreign keys and indexes and disables triggers, adopting what
 /// unfinished earlier jobs took away so nothing is lost, and records all of it.

@@ -203,3 +203,68 @@ async fn a_sync_survives_killed_worker_sessions_on_both_sides_and_stays_exact() 
     );
     p.assert_identical().await;
 }
+
+#[tokio::test]
+async fn restart_imports_the_same_export_again_after_a_finished_or_a_half_finished_run() {
+    let p = adversarial("restart").await;
+    let (dir, store, m) = export_to_temp(&p).await;
+    let restart = Options {
+        restart: true,
+        ..tiny_chunks()
+    };
+    // Half-finished: a broken part stops the first run after other parts loaded.
+    let part = &m
+        .tables
+        .iter()
+        .find(|t| t.table.name.to_string() == "app.orders")
+        .expect("orders")
+        .parts[0];
+    let good = std::fs::read(dir.join(&part.key)).expect("read");
+    std::fs::write(dir.join(&part.key), b"not gzip").expect("break");
+    job::import(
+        &p.target_spec(),
+        store.clone(),
+        &tiny_chunks(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .expect_err("broken part");
+    std::fs::write(dir.join(&part.key), good).expect("repair");
+    let r = job::import(
+        &p.target_spec(),
+        store.clone(),
+        &restart,
+        Arc::new(NoProgress),
+    )
+    .await
+    .expect("restarted import");
+    assert_eq!(r.parts_skipped, 0, "a restart loads every part again");
+    p.assert_identical().await;
+
+    // Finished, then the target is changed: a plain import does nothing, --restart repairs it.
+    p.target("DELETE FROM app.orders WHERE id > 3000; UPDATE app.customers SET name = 'changed'")
+        .await;
+    let plain = job::import(
+        &p.target_spec(),
+        store.clone(),
+        &tiny_chunks(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .expect("plain import");
+    assert!(plain.already_done);
+    job::import(&p.target_spec(), store, &restart, Arc::new(NoProgress))
+        .await
+        .expect("restart");
+    p.assert_identical().await;
+    let set_aside = dbsync_tests::scalar(
+        &p.target_url,
+        &format!(
+            "SELECT count(*)::text FROM dbsync.jobs WHERE job_id LIKE '{}#set-aside-%'",
+            m.job_id
+        ),
+    )
+    .await;
+    assert_eq!(set_aside, "2", "both earlier runs are kept as history");
+    let _ = std::fs::remove_dir_all(dir);
+}
