@@ -119,14 +119,9 @@ async fn an_unreachable_target_fails_with_a_connect_error_that_hides_the_passwor
         "--target",
     )
     .expect("url");
-    let err = job::sync(
-        &p.source_spec(),
-        &target,
-        &tiny_chunks(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect_err("fails");
+    let err = sync_to(&p, &target, &tiny_chunks())
+        .await
+        .expect_err("fails");
     assert!(matches!(err, Error::Connect { .. }), "{err}");
     assert!(err.is_retryable());
     assert!(!err.to_string().contains("hunter2"));
@@ -193,14 +188,12 @@ async fn a_target_role_without_privileges_is_refused_before_anything_changes() {
          INSERT INTO app.customers VALUES (1, 'keep me');"
     ))
     .await;
-    let url = p.target_url.replace("postgres@", &format!("{role}@"));
-    let target = dbsync_core::conn::ConnSpec::parse(&url, "--target").expect("url");
+    let target = target_as(&p, &role);
     let before = fingerprint(&p.target_url).await;
-    let err = job::sync(
-        &p.source_spec(),
+    let err = sync_to(
+        &p,
         &target,
         &scoped(&["app.orders", "app.customers", "app.serial_tbl"], &[]),
-        Arc::new(NoProgress),
     )
     .await
     .expect_err("refused");
@@ -234,8 +227,7 @@ async fn verify_works_with_a_read_only_target_role_and_names_what_differs() {
          GRANT SELECT ON ALL SEQUENCES IN SCHEMA app TO {role};"
     ))
     .await;
-    let url = p.target_url.replace("postgres@", &format!("{role}@"));
-    let target = dbsync_core::conn::ConnSpec::parse(&url, "--target").expect("url");
+    let target = target_as(&p, &role);
     let report = job::verify(&p.source_spec(), &target, &tiny_chunks())
         .await
         .expect("verify");

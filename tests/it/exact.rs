@@ -61,25 +61,15 @@ async fn export_then_import_reproduces_the_source_exactly() {
         !manifest.contains("postgres@"),
         "the manifest must not carry connection details"
     );
-    let r = job::import(
-        &p.target_spec(),
-        store.clone(),
-        &tiny_chunks(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect("import");
+    let r = import(&p, store.clone(), &tiny_chunks())
+        .await
+        .expect("import");
     assert_eq!(r.parts_skipped, 0);
     p.assert_identical().await;
     // Importing the same export again changes nothing and says so.
-    let again = job::import(
-        &p.target_spec(),
-        store,
-        &tiny_chunks(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect("import again");
+    let again = import(&p, store, &tiny_chunks())
+        .await
+        .expect("import again");
     assert!(again.already_done);
     p.assert_identical().await;
     let _ = std::fs::remove_dir_all(dir);
@@ -130,18 +120,12 @@ async fn a_non_superuser_owner_loads_with_foreign_keys_enforced_and_triggers_dis
         db = p.name
     ))
     .await;
-    let url = p.target_url.replace("postgres@", &format!("{role}@"));
-    let target = dbsync_core::conn::ConnSpec::parse(&url, "--target").expect("url");
+    let target = target_as(&p, &role);
     // FORCE RLS filters even the owner: refused before anything changes, naming the table.
     let before = dbsync_tests::fingerprint(&p.target_url).await;
-    let err = job::sync(
-        &p.source_spec(),
-        &target,
-        &tiny_chunks(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect_err("refused");
+    let err = sync_to(&p, &target, &tiny_chunks())
+        .await
+        .expect_err("refused");
     assert!(
         err.to_string()
             .contains("row-level security on target table app.secure"),
@@ -150,14 +134,9 @@ async fn a_non_superuser_owner_loads_with_foreign_keys_enforced_and_triggers_dis
     assert_eq!(before, dbsync_tests::fingerprint(&p.target_url).await);
     p.target("ALTER TABLE app.secure NO FORCE ROW LEVEL SECURITY")
         .await;
-    job::sync(
-        &p.source_spec(),
-        &target,
-        &tiny_chunks(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect("sync as table owner");
+    sync_to(&p, &target, &tiny_chunks())
+        .await
+        .expect("sync as table owner");
     p.assert_identical().await;
     assert_eq!(
         scalar(

@@ -51,6 +51,30 @@ pub async fn sync(p: &Pair, opts: &Options) -> dbsync_core::Result<LoadReport> {
     .await
 }
 
+/// Runs `dbsync sync` from the source of `p` to another target.
+pub async fn sync_to(
+    p: &Pair,
+    target: &dbsync_core::conn::ConnSpec,
+    opts: &Options,
+) -> dbsync_core::Result<LoadReport> {
+    job::sync(&p.source_spec(), target, opts, Arc::new(NoProgress)).await
+}
+
+/// Runs `dbsync import` of `store` into the target of `p`.
+pub async fn import(
+    p: &Pair,
+    store: Arc<dyn dbsync_core::store::PartStore>,
+    opts: &Options,
+) -> dbsync_core::Result<LoadReport> {
+    job::import(&p.target_spec(), store, opts, Arc::new(NoProgress)).await
+}
+
+/// The target of `p`, connected as `role`.
+pub fn target_as(p: &Pair, role: &str) -> dbsync_core::conn::ConnSpec {
+    let url = p.target_url.replace("postgres@", &format!("{role}@"));
+    dbsync_core::conn::ConnSpec::parse(&url, "--target").expect("url")
+}
+
 /// Exports the source of `p` into a fresh temporary directory with tiny chunks.
 pub async fn export_to_temp(
     p: &Pair,

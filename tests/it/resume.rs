@@ -28,7 +28,7 @@ async fn a_corrupt_part_is_refused_and_the_import_resumes_after_it_is_repaired()
         jobs: 1,
         ..tiny_chunks()
     };
-    let err = job::import(&p.target_spec(), store.clone(), &opts, Arc::new(NoProgress))
+    let err = import(&p, store.clone(), &opts)
         .await
         .expect_err("corrupt part refused");
     assert_eq!(err.name(), "DbsyncPartCorrupt", "{err}");
@@ -38,9 +38,7 @@ async fn a_corrupt_part_is_refused_and_the_import_resumes_after_it_is_repaired()
     );
 
     std::fs::write(&path, good).expect("repair");
-    let r = job::import(&p.target_spec(), store, &opts, Arc::new(NoProgress))
-        .await
-        .expect("resumed import");
+    let r = import(&p, store, &opts).await.expect("resumed import");
     assert!(
         r.parts_skipped > 0,
         "the resumed import must skip loaded parts"
@@ -119,14 +117,9 @@ async fn a_sync_after_a_failed_import_restores_the_indexes_and_keys_that_job_dro
         .expect("orders")
         .parts[0];
     std::fs::write(dir.join(&part.key), b"not gzip").expect("break a part");
-    let err = job::import(
-        &p.target_spec(),
-        store,
-        &tiny_chunks(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect_err("broken part");
+    let err = import(&p, store, &tiny_chunks())
+        .await
+        .expect_err("broken part");
     assert_eq!(err.name(), "DbsyncIo", "{err}");
     // The failed job left its dropped index out, recorded in the ledger ...
     assert_eq!(
@@ -221,41 +214,24 @@ async fn restart_imports_the_same_export_again_after_a_finished_or_a_half_finish
         .parts[0];
     let good = std::fs::read(dir.join(&part.key)).expect("read");
     std::fs::write(dir.join(&part.key), b"not gzip").expect("break");
-    job::import(
-        &p.target_spec(),
-        store.clone(),
-        &tiny_chunks(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect_err("broken part");
+    import(&p, store.clone(), &tiny_chunks())
+        .await
+        .expect_err("broken part");
     std::fs::write(dir.join(&part.key), good).expect("repair");
-    let r = job::import(
-        &p.target_spec(),
-        store.clone(),
-        &restart,
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect("restarted import");
+    let r = import(&p, store.clone(), &restart)
+        .await
+        .expect("restarted import");
     assert_eq!(r.parts_skipped, 0, "a restart loads every part again");
     p.assert_identical().await;
 
     // Finished, then the target is changed: a plain import does nothing, --restart repairs it.
     p.target("DELETE FROM app.orders WHERE id > 3000; UPDATE app.customers SET name = 'changed'")
         .await;
-    let plain = job::import(
-        &p.target_spec(),
-        store.clone(),
-        &tiny_chunks(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect("plain import");
-    assert!(plain.already_done);
-    job::import(&p.target_spec(), store, &restart, Arc::new(NoProgress))
+    let plain = import(&p, store.clone(), &tiny_chunks())
         .await
-        .expect("restart");
+        .expect("plain import");
+    assert!(plain.already_done);
+    import(&p, store, &restart).await.expect("restart");
     p.assert_identical().await;
     let set_aside = dbsync_tests::scalar(
         &p.target_url,

@@ -53,9 +53,7 @@ async fn an_export_to_s3_with_multipart_parts_imports_back_byte_for_byte() {
         .expect("list uploads");
     assert!(open.uploads().is_empty(), "no upload may be left open");
 
-    job::import(&p.target_spec(), store, &opts, Arc::new(NoProgress))
-        .await
-        .expect("import from S3");
+    import(&p, store, &opts).await.expect("import from S3");
     p.assert_identical().await;
 }
 

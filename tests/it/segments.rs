@@ -105,14 +105,7 @@ async fn a_chunk_exported_in_many_budgeted_invocations_imports_back_exactly() {
         .put(dbsync_core::manifest::KEY, &m.to_json())
         .await
         .expect("manifest");
-    job::import(
-        &p.target_spec(),
-        store,
-        &tiny_chunks(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect("import");
+    import(&p, store, &tiny_chunks()).await.expect("import");
     p.assert_identical().await;
     let _ = std::fs::remove_dir_all(dir);
 }
