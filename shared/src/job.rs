@@ -917,7 +917,7 @@ pub fn segment_key(chunk: &Chunk, n: u32) -> String {
 }
 
 /// One part an export produced.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ExportedPart {
     /// The chunk it belongs to.
     pub chunk: Chunk,

@@ -16,6 +16,7 @@
 //! - [`job`]: the pipelines (sync, export, import) that tie the above together.
 //! - [`jobs`]: job records and target locks (DynamoDB, or memory).
 //! - [`snapshot`]: holding one source snapshot for exports in separate processes.
+//! - [`serverless`]: the steps each Lambda calls (plan, export a segment, ...).
 //!
 //! Invariants: no row data or credentials in logs or errors; nothing on the target changes
 //! before every pre-flight check has passed; a part is loaded at most once per job.
@@ -36,6 +37,7 @@ pub mod plan;
 pub mod progress;
 pub mod scope;
 pub mod secrets;
+pub mod serverless;
 pub mod size;
 pub mod snapshot;
 pub mod store;

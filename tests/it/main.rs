@@ -11,6 +11,7 @@ mod secrets;
 mod segments;
 mod snapshot;
 mod stateless;
+mod steps;
 mod tls;
 
 use dbsync_core::job::{self, LoadReport, Options};

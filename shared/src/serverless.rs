@@ -1,0 +1,213 @@
+//! The serverless pipeline's steps, each one function a Lambda handler calls: state moves
+//! between invocations only through the part store (plan, chunk list, parts, per-part results)
+//! and the job store (snapshot id, totals, counters). Handlers resolve credentials and
+//! settings; nothing here knows about Lambda or Step Functions.
+
+use crate::conn::ConnSpec;
+use crate::copy_out::{export_segment, Budget};
+use crate::error::{Error, Result};
+use crate::job::{build_plan, join_snapshot, segment_id, segment_key, ExportedPart};
+use crate::jobs::{Counters, JobChange, JobStore, Phase};
+use crate::plan::{Plan, Resume};
+use crate::scope::Scope;
+use crate::store::PartStore;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// Store key of the plan (catalog, FK order, chunks).
+pub const PLAN_KEY: &str = "plan.json";
+/// Store key of the chunk list the export Map reads its items from.
+pub const CHUNKS_KEY: &str = "chunks.json";
+
+/// Store key of the result record of a part.
+pub fn result_key(part_id: &str) -> String {
+    format!("results/{part_id}.json")
+}
+
+/// One item of the export Map: a chunk to export, labelled for the console.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkItem {
+    /// The job.
+    pub job_id: String,
+    /// Table index in the plan.
+    pub table: usize,
+    /// Chunk position within the table.
+    pub chunk: usize,
+    /// `schema.table #n`, shown in the execution view.
+    pub label: String,
+}
+
+/// What planning found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanSummary {
+    /// Tables in scope.
+    pub tables: usize,
+    /// Chunks to export.
+    pub chunks: usize,
+    /// Where the chunk list is, in the store.
+    pub chunks_key: String,
+}
+
+/// Plans the job inside the held snapshot and writes the plan and the chunk list to the store
+/// (Step Functions state is capped at 256 KiB: thousands of chunks never travel inline).
+pub async fn plan_job(
+    source: &ConnSpec,
+    snapshot: &str,
+    store: &dyn PartStore,
+    jobs: &dyn JobStore,
+    job_id: &str,
+    scope: &Scope,
+    chunk_bytes: u64,
+) -> Result<PlanSummary> {
+    let client = join_snapshot(source, snapshot, &format!("dbsync-{job_id}-plan")).await?;
+    let plan = build_plan(&client, scope, chunk_bytes).await?;
+    store.put(PLAN_KEY, &to_json(&plan)).await?;
+    let items: Vec<ChunkItem> = plan
+        .chunks
+        .iter()
+        .map(|c| ChunkItem {
+            job_id: job_id.to_string(),
+            table: c.table,
+            chunk: c.seq,
+            label: format!("{} #{}", plan.catalog.tables[c.table].name, c.seq),
+        })
+        .collect();
+    store.put(CHUNKS_KEY, &to_json(&items)).await?;
+    jobs.update(
+        job_id,
+        JobChange {
+            phase: Some(Phase::Exporting),
+            totals: Some((plan.chunks.len() as u64, 0)),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(PlanSummary {
+        tables: plan.catalog.tables.len(),
+        chunks: plan.chunks.len(),
+        chunks_key: CHUNKS_KEY.to_string(),
+    })
+}
+
+/// JSON bytes of our own plain data types, which always serialise.
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// Reads the plan a [`plan_job`] wrote.
+pub async fn read_plan(store: &dyn PartStore) -> Result<Plan> {
+    let data = store.get(PLAN_KEY).await?;
+    serde_json::from_slice(&data).map_err(|e| Error::Manifest {
+        path: store.location(PLAN_KEY),
+        message: format!("unreadable plan: {e}"),
+    })
+}
+
+/// One export invocation's input: a chunk item plus where to continue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportStep {
+    /// The chunk.
+    #[serde(flatten)]
+    pub item: ChunkItem,
+    /// Segment number of this invocation (0 first).
+    #[serde(default)]
+    pub segment: u32,
+    /// Where the previous invocation stopped.
+    #[serde(default)]
+    pub resume: Option<Resume>,
+}
+
+/// One export invocation's output: the input for the next invocation when `resume` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportStepResult {
+    /// The chunk, and the segment the next invocation writes.
+    #[serde(flatten)]
+    pub next: ExportStep,
+    /// The part this invocation wrote.
+    pub part_id: String,
+    /// Rows in it.
+    pub rows: u64,
+    /// False while the chunk needs another invocation.
+    pub done: bool,
+}
+
+/// Exports one segment of a chunk in the held snapshot until `deadline`, records its result
+/// next to the part (durably, so the assembler needs no Map results), adds to the job's
+/// counters, and returns where to continue.
+pub async fn export_step(
+    source: &ConnSpec,
+    snapshot: &str,
+    store: &dyn PartStore,
+    jobs: &dyn JobStore,
+    step: &ExportStep,
+    deadline: Instant,
+    compress_level: u32,
+) -> Result<ExportStepResult> {
+    let plan = read_plan(store).await?;
+    let chunk = plan
+        .chunks
+        .iter()
+        .find(|c| c.table == step.item.table && c.seq == step.item.chunk)
+        .cloned()
+        .ok_or_else(|| Error::Manifest {
+            path: store.location(PLAN_KEY),
+            message: format!("has no chunk {}", step.item.label),
+        })?;
+    let table = &plan.catalog.tables[chunk.table];
+    let client = join_snapshot(
+        source,
+        snapshot,
+        &format!("dbsync-{}-read", step.item.job_id),
+    )
+    .await?;
+    let key = segment_key(&chunk, step.segment);
+    let seg = export_segment(
+        &client,
+        table,
+        &chunk.range,
+        step.resume.as_ref(),
+        Budget {
+            deadline,
+            page_rows: 50_000,
+            page_blocks: 1_000,
+        },
+        format!(
+            "exporting {} of {}",
+            segment_id(&chunk, step.segment),
+            table.name
+        ),
+        store,
+        &key,
+        compress_level,
+    )
+    .await?;
+    let part = ExportedPart {
+        id: segment_id(&chunk, step.segment),
+        key,
+        stats: seg.stats.clone(),
+        compressed_bytes: seg.compressed_bytes,
+        chunk,
+    };
+    store.put(&result_key(&part.id), &to_json(&part)).await?;
+    let done = seg.resume.is_none();
+    jobs.add(
+        &step.item.job_id,
+        Counters {
+            chunks_done: u64::from(done),
+            parts_done: 0,
+            rows: seg.stats.rows,
+            bytes: seg.stats.bytes,
+        },
+    )
+    .await?;
+    Ok(ExportStepResult {
+        next: ExportStep {
+            item: step.item.clone(),
+            segment: step.segment + 1,
+            resume: seg.resume,
+        },
+        part_id: part.id,
+        rows: seg.stats.rows,
+        done,
+    })
+}
