@@ -24,6 +24,15 @@ pub fn result_key(part_id: &str) -> String {
     format!("results/{part_id}.json")
 }
 
+/// What an export invocation records next to its part, for the assembler.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartResult {
+    /// The part.
+    pub part: ExportedPart,
+    /// The chunk's last segment: the chunk is complete.
+    pub last: bool,
+}
+
 /// One item of the export Map: a chunk to export, labelled for the console.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkItem {
@@ -188,8 +197,12 @@ pub async fn export_step(
         compressed_bytes: seg.compressed_bytes,
         chunk,
     };
-    store.put(&result_key(&part.id), &to_json(&part)).await?;
     let done = seg.resume.is_none();
+    let result = PartResult { part, last: done };
+    store
+        .put(&result_key(&result.part.id), &to_json(&result))
+        .await?;
+    let part = result.part;
     jobs.add(
         &step.item.job_id,
         Counters {
@@ -210,4 +223,72 @@ pub async fn export_step(
         rows: seg.stats.rows,
         done,
     })
+}
+
+/// Assembles the job: reads every part's result from the store, checks that every planned
+/// chunk got its last segment, reads the sequences (after the data, so never behind it),
+/// writes the manifest and moves the job to importing with its part total.
+pub async fn assemble_job(
+    source: &ConnSpec,
+    store: &dyn PartStore,
+    jobs: &dyn JobStore,
+    job_id: &str,
+    snapshot: &str,
+) -> Result<crate::manifest::Manifest> {
+    let started = Instant::now();
+    let plan = read_plan(store).await?;
+    let mut parts = Vec::new();
+    let mut complete = std::collections::BTreeSet::new();
+    for key in store.list("results/").await? {
+        let data = store.get(&key).await?;
+        let r: PartResult = serde_json::from_slice(&data).map_err(|e| Error::Manifest {
+            path: store.location(&key),
+            message: format!("unreadable part result: {e}"),
+        })?;
+        if r.last {
+            complete.insert((r.part.chunk.table, r.part.chunk.seq));
+        }
+        parts.push(r.part);
+    }
+    let missing: Vec<String> = plan
+        .chunks
+        .iter()
+        .filter(|c| !complete.contains(&(c.table, c.seq)))
+        .map(|c| format!("{} #{}", plan.catalog.tables[c.table].name, c.seq))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Incomplete {
+            job: job_id.to_string(),
+            missing,
+        });
+    }
+    let client = source
+        .connect(crate::Role::Source, &format!("dbsync-{job_id}-asm"))
+        .await?;
+    let mut sequences = plan.catalog.sequences.clone();
+    crate::catalog::read_sequence_values(&client, crate::Role::Source, &mut sequences).await?;
+    let n_parts = parts.len() as u64;
+    let m = crate::job::assemble(
+        &plan,
+        job_id.to_string(),
+        crate::jobs::now_rfc3339(),
+        snapshot.to_string(),
+        parts,
+        sequences,
+        std::collections::BTreeMap::from([(
+            "assemble".to_string(),
+            started.elapsed().as_millis() as u64,
+        )]),
+    );
+    store.put(crate::manifest::KEY, &m.to_json()).await?;
+    jobs.update(
+        job_id,
+        JobChange {
+            phase: Some(Phase::Importing),
+            totals: Some((plan.chunks.len() as u64, n_parts)),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(m)
 }

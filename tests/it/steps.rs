@@ -128,44 +128,67 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
     assert_eq!(record.counters.chunks_done, summary.chunks as u64);
     assert_eq!(record.chunks_total, summary.chunks as u64);
 
-    // Assemble from the durable per-part results.
-    let plan = serverless::read_plan(store.as_ref())
-        .await
-        .expect("plan back");
-    let mut parts = Vec::new();
-    for id in &part_ids {
-        let data = store
-            .get(&serverless::result_key(id))
-            .await
-            .expect("result");
-        parts.push(serde_json::from_slice::<job::ExportedPart>(&data).expect("result json"));
-    }
+    // Assemble from the durable per-part results; a missing chunk would be named.
+    let m = serverless::assemble_job(
+        &p.source_spec(),
+        store.as_ref(),
+        job_store.as_ref(),
+        &job_id,
+        &snapshot,
+    )
+    .await
+    .expect("assemble");
     assert_eq!(
-        parts.iter().map(|x| x.stats.rows).sum::<u64>(),
+        m.tables.iter().flat_map(|t| &t.parts).count(),
+        part_ids.len()
+    );
+    assert_eq!(
+        m.tables
+            .iter()
+            .flat_map(|t| &t.parts)
+            .map(|x| x.stats.rows)
+            .sum::<u64>(),
         record.counters.rows
     );
-    let src = p
-        .source_spec()
-        .connect(dbsync_core::Role::Source, "t")
+    let record = job_store.get(&job_id).await.expect("get").expect("job");
+    assert_eq!(record.parts_total, part_ids.len() as u64);
+    import(&p, store.clone(), &tiny_chunks())
         .await
-        .expect("connect");
-    let mut seqs = plan.catalog.sequences.clone();
-    dbsync_core::catalog::read_sequence_values(&src, dbsync_core::Role::Source, &mut seqs)
-        .await
-        .expect("sequences");
-    let m = job::assemble(
-        &plan,
-        job_id.clone(),
-        "now".into(),
-        snapshot,
-        parts,
-        seqs,
-        Default::default(),
-    );
-    store
-        .put(dbsync_core::manifest::KEY, &m.to_json())
-        .await
-        .expect("manifest");
-    import(&p, store, &tiny_chunks()).await.expect("import");
+        .expect("import");
     p.assert_identical().await;
+
+    // A chunk whose last segment never arrived stops the assembler, named.
+    let last = m
+        .tables
+        .iter()
+        .flat_map(|t| &t.parts)
+        .last()
+        .expect("a part")
+        .id
+        .clone();
+    let mut r: serverless::PartResult = serde_json::from_slice(
+        &store
+            .get(&serverless::result_key(&last))
+            .await
+            .expect("result"),
+    )
+    .expect("json");
+    r.last = false;
+    store
+        .put(
+            &serverless::result_key(&last),
+            &serde_json::to_vec(&r).expect("json"),
+        )
+        .await
+        .expect("put");
+    let err = serverless::assemble_job(
+        &p.source_spec(),
+        store.as_ref(),
+        job_store.as_ref(),
+        &job_id,
+        "snap",
+    )
+    .await
+    .expect_err("incomplete");
+    assert_eq!(err.name(), "DbsyncIncomplete", "{err}");
 }

@@ -124,6 +124,29 @@ impl PartStore for LocalStore {
             .map_err(|e| Error::io(p.display().to_string(), e))
     }
 
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let dir = self.path(prefix.trim_end_matches('/'))?;
+        let mut out = Vec::new();
+        let mut rd = match tokio::fs::read_dir(&dir).await {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io(dir.display().to_string(), e)),
+        };
+        while let Some(entry) = rd
+            .next_entry()
+            .await
+            .map_err(|e| Error::io(dir.display().to_string(), e))?
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Unfinished writes (temporary names) are not objects yet.
+            if !name.contains(".tmp-") {
+                out.push(format!("{}/{name}", prefix.trim_end_matches('/')));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     fn location(&self, key: &str) -> String {
         self.root.join(key).display().to_string()
     }
@@ -145,6 +168,23 @@ mod tests {
         assert!(left.is_empty());
         store.put("parts/a.gz", b"whole").await.expect("put");
         assert_eq!(store.get("parts/a.gz").await.expect("get"), b"whole");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn listing_shows_finished_objects_only_sorted_and_an_absent_folder_is_empty() {
+        let dir = std::env::temp_dir().join(format!("dbsync-list-{}", uuid::Uuid::new_v4()));
+        let store = LocalStore::new(&dir);
+        store.put("results/b.json", b"1").await.expect("put");
+        store.put("results/a.json", b"1").await.expect("put");
+        let mut unfinished = store.create("results/c.json").await.expect("create");
+        unfinished.write(b"half").await.expect("write");
+        assert_eq!(
+            store.list("results/").await.expect("list"),
+            vec!["results/a.json".to_string(), "results/b.json".to_string()]
+        );
+        assert!(store.list("nothing/").await.expect("list").is_empty());
+        drop(unfinished);
         let _ = std::fs::remove_dir_all(dir);
     }
 

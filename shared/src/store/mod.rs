@@ -31,6 +31,8 @@ pub trait PartStore: Send + Sync {
     async fn put(&self, key: &str, data: &[u8]) -> Result<()>;
     /// Reads a small object whole.
     async fn get(&self, key: &str) -> Result<Vec<u8>>;
+    /// Keys of the objects under `prefix` (a folder such as `results/`), sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
     /// Where a key lives, for messages (path or URL; never credentials).
     fn location(&self, key: &str) -> String;
 }

@@ -275,6 +275,36 @@ impl PartStore for S3Store {
         Ok(data.into_bytes().to_vec())
     }
 
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let full = self.object_key(prefix);
+        let strip = self.object_key("");
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&full)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| crate::aws::sdk_error(&self.location(prefix), "listing", e))?;
+            out.extend(page.contents().iter().filter_map(|o| o.key()).map(|k| {
+                k.strip_prefix(strip.as_str())
+                    .unwrap_or(k)
+                    .trim_start_matches('/')
+                    .to_string()
+            }));
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated().unwrap_or(false) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     fn location(&self, key: &str) -> String {
         format!("s3://{}/{}", self.bucket, self.object_key(key))
     }
