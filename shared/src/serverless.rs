@@ -292,3 +292,127 @@ pub async fn assemble_job(
     .await?;
     Ok(m)
 }
+
+/// Reads the manifest [`assemble_job`] wrote.
+pub async fn read_manifest(store: &dyn PartStore) -> Result<crate::manifest::Manifest> {
+    let data = store.get(crate::manifest::KEY).await?;
+    crate::manifest::Manifest::from_json(&data, &store.location(crate::manifest::KEY))
+}
+
+/// Prepares the target for the import Map (pre-flight checks, truncate, drops; see
+/// [`crate::job::prepare_import`]) and returns the waves of part ids.
+pub async fn prepare_step(
+    target: &ConnSpec,
+    store: &dyn PartStore,
+    opts: &crate::job::Options,
+) -> Result<crate::job::ImportPlan> {
+    let m = read_manifest(store).await?;
+    crate::job::prepare_import(target, &m, opts).await
+}
+
+/// One import invocation: loads one part (exactly once) and adds it to the job's counters
+/// when it was loaded now.
+pub async fn import_step(
+    target: &ConnSpec,
+    store: &dyn PartStore,
+    jobs: &dyn JobStore,
+    plan: &crate::job::ImportPlan,
+    part_id: &str,
+) -> Result<crate::copy_in::LoadOutcome> {
+    let m = read_manifest(store).await?;
+    let mut client = crate::job::connect_part_loader(target, plan).await?;
+    let outcome = crate::job::import_part(&mut client, &m, part_id, store).await?;
+    if let crate::copy_in::LoadOutcome::Loaded(s) = &outcome {
+        jobs.add(
+            &m.job_id,
+            Counters {
+                chunks_done: 0,
+                parts_done: 1,
+                rows: s.rows,
+                bytes: s.bytes,
+            },
+        )
+        .await?;
+    }
+    Ok(outcome)
+}
+
+/// Finishes the job: [`crate::job::finalize_import`], then the rows the ledger recorded per
+/// table are checked against the manifest, the job marked succeeded and the target's lock
+/// released. Idempotent.
+pub async fn finalize_job(
+    target: &ConnSpec,
+    store: &dyn PartStore,
+    jobs: &dyn JobStore,
+    lock_key: Option<&str>,
+) -> Result<()> {
+    let m = read_manifest(store).await?;
+    jobs.update(
+        &m.job_id,
+        JobChange {
+            phase: Some(Phase::Finalizing),
+            ..Default::default()
+        },
+    )
+    .await?;
+    crate::job::finalize_import(target, &m).await?;
+    let client = target
+        .connect(crate::Role::Target, &format!("dbsync-{}-check", m.job_id))
+        .await?;
+    let loaded: std::collections::BTreeMap<String, i64> =
+        crate::ledger::loaded_rows(&client, &m.job_id)
+            .await?
+            .into_iter()
+            .map(|(t, _, rows)| (t, rows))
+            .collect();
+    let differences: Vec<String> = m
+        .tables
+        .iter()
+        .filter_map(|t| {
+            let want: u64 = t.parts.iter().map(|p| p.stats.rows).sum();
+            let got = loaded.get(&t.table.name.to_string()).copied().unwrap_or(0);
+            (got as u64 != want)
+                .then(|| format!("table {}: manifest {want} rows, ledger {got}", t.table.name))
+        })
+        .collect();
+    if !differences.is_empty() {
+        return Err(Error::VerifyMismatch { differences });
+    }
+    jobs.update(
+        &m.job_id,
+        JobChange {
+            status: Some(crate::jobs::JobStatus::Succeeded),
+            phase: Some(Phase::Done),
+            ..Default::default()
+        },
+    )
+    .await?;
+    if let Some(k) = lock_key {
+        jobs.release_target(k, &m.job_id).await?;
+    }
+    Ok(())
+}
+
+/// The Catch path: records the error on the job (stable name, message without secrets) and
+/// releases the target's lock. The target stays resumable: its ledger knows what was done.
+pub async fn fail_job(
+    jobs: &dyn JobStore,
+    job_id: &str,
+    error: crate::jobs::JobError,
+    lock_key: Option<&str>,
+) -> Result<()> {
+    jobs.update(
+        job_id,
+        JobChange {
+            status: Some(crate::jobs::JobStatus::Failed),
+            error: Some(error),
+            exports_done: Some(true),
+            ..Default::default()
+        },
+    )
+    .await?;
+    if let Some(k) = lock_key {
+        jobs.release_target(k, job_id).await?;
+    }
+    Ok(())
+}

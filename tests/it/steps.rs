@@ -191,4 +191,13 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
     .await
     .expect_err("incomplete");
     assert_eq!(err.name(), "DbsyncIncomplete", "{err}");
+
+    // The Catch path records the error and frees the target.
+    let e = dbsync_core::Error::TargetLocked("x".into());
+    serverless::fail_job(job_store.as_ref(), &job_id, (&e).into(), Some("staging"))
+        .await
+        .expect("fail");
+    let record = job_store.get(&job_id).await.expect("get").expect("job");
+    assert_eq!(record.status, jobs::JobStatus::Failed);
+    assert_eq!(record.error.expect("error").name, "DbsyncTargetLocked");
 }
