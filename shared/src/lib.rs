@@ -17,6 +17,7 @@
 //! - [`jobs`]: job records and target locks (DynamoDB, or memory).
 //! - [`snapshot`]: holding one source snapshot for exports in separate processes.
 //! - [`serverless`]: the steps each Lambda calls (plan, export a segment, ...).
+//! - [`lambda`]: the one module that knows `lambda_runtime` (settings, clients, errors).
 //!
 //! Invariants: no row data or credentials in logs or errors; nothing on the target changes
 //! before every pre-flight check has passed; a part is loaded at most once per job.
@@ -31,6 +32,7 @@ pub mod error;
 pub mod ident;
 pub mod job;
 pub mod jobs;
+pub mod lambda;
 pub mod ledger;
 pub mod manifest;
 pub mod plan;

@@ -416,3 +416,29 @@ pub async fn fail_job(
     }
     Ok(())
 }
+
+/// The export-chunk function's input: an export step, the source's secret id and the held
+/// snapshot. Its output has the same shape plus the step's result, so the state machine's
+/// loop feeds each output back in while `done` is false.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportChunkEvent {
+    /// Secrets Manager id of the source's credentials.
+    pub source_secret: String,
+    /// The snapshot every export of the job reads.
+    pub snapshot: String,
+    /// The chunk and where to continue.
+    #[serde(flatten)]
+    pub step: ExportStep,
+}
+
+/// The export-chunk function's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportChunkOutput {
+    /// Passed through for the next invocation.
+    pub source_secret: String,
+    /// Passed through for the next invocation.
+    pub snapshot: String,
+    /// What this invocation did, and the next step.
+    #[serde(flatten)]
+    pub result: ExportStepResult,
+}

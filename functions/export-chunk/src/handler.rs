@@ -1,0 +1,147 @@
+//! Translates an export-chunk event into one core call.
+
+use dbsync_core::lambda::{Clients, FunctionError};
+use dbsync_core::serverless::{self, ExportChunkEvent, ExportChunkOutput};
+use std::time::Instant;
+
+/// Resolves the source's secret, exports one segment until `deadline`, passes the secret id
+/// and snapshot through for the next invocation.
+pub async fn handle(
+    clients: &Clients,
+    event: ExportChunkEvent,
+    deadline: Instant,
+) -> Result<ExportChunkOutput, FunctionError> {
+    let source = dbsync_core::secrets::fetch(&clients.secrets, &event.source_secret).await?;
+    let store = clients.store_for(&event.step.item.job_id)?;
+    let result = serverless::export_step(
+        &source,
+        &event.snapshot,
+        &store,
+        &clients.jobs(),
+        &event.step,
+        deadline,
+        clients.env.compress_level,
+    )
+    .await?;
+    Ok(ExportChunkOutput {
+        source_secret: event.source_secret,
+        snapshot: event.snapshot,
+        result,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dbsync_core::jobs::{DynamoJobStore, JobRecord, JobStore};
+    use dbsync_core::lambda::FunctionEnv;
+    use dbsync_core::serverless::ExportChunkEvent;
+    use dbsync_tests::Pair;
+
+    #[tokio::test]
+    async fn the_sample_event_exports_its_chunk_and_its_output_is_the_next_input() {
+        let sample = include_str!("../../../events/export-chunk.json");
+        let p = Pair::new("fn_export").await;
+        p.both("CREATE TABLE items (id int PRIMARY KEY, v text)")
+            .await;
+        p.source("INSERT INTO items SELECT g, repeat('v', 300) FROM generate_series(1, 3000) g; ANALYZE items")
+            .await;
+        let aws = dbsync_tests::aws_settings();
+        let bucket = dbsync_tests::s3_bucket("fn-export").await;
+        let table = format!("dbsync-jobs-{}", &p.name[p.name.len() - 8..]);
+        let env = FunctionEnv::from_lookup(&|k| match k {
+            "DBSYNC_BUCKET" => Some(bucket.clone()),
+            "DBSYNC_JOB_TABLE" => Some(table.clone()),
+            _ => None,
+        })
+        .expect("env");
+        let clients = Clients::new(env, &aws).await;
+        DynamoJobStore::create_table(&clients.dynamodb, &table)
+            .await
+            .expect("table");
+
+        // The sample, pointed at this test's job, secret and snapshot.
+        let mut event: ExportChunkEvent = serde_json::from_str(sample).expect("the sample parses");
+        let job_id = event.step.item.job_id.clone();
+        let secret = format!("{}/source", p.name);
+        clients
+            .secrets
+            .create_secret()
+            .name(&secret)
+            .secret_string(serde_json::json!({ "url": p.source_url }).to_string())
+            .send()
+            .await
+            .expect("secret");
+        clients
+            .jobs()
+            .create(&JobRecord::new(
+                &job_id,
+                "sync",
+                serde_json::json!({}),
+                None,
+            ))
+            .await
+            .expect("job");
+        let (_holder, snapshot) = dbsync_core::job::open_snapshot(&p.source_spec(), "holder")
+            .await
+            .expect("snapshot");
+        let store = clients.store_for(&job_id).expect("store");
+        let summary = serverless::plan_job(
+            &p.source_spec(),
+            &snapshot,
+            &store,
+            &clients.jobs(),
+            &job_id,
+            &Default::default(),
+            64 * 1024,
+        )
+        .await
+        .expect("plan");
+        assert!(summary.chunks > 3);
+        event.source_secret = secret;
+        event.snapshot = snapshot;
+        event.step.item.table = 0;
+        event.step.resume = None;
+
+        // Every chunk through the handler; each output, as JSON, is the next input.
+        let mut rows = 0;
+        for chunk in 0..summary.chunks {
+            event.step.item.chunk = chunk;
+            event.step.segment = 0;
+            let mut input = serde_json::to_value(&event).expect("json");
+            loop {
+                let ev: ExportChunkEvent = serde_json::from_value(input).expect("input");
+                let out = handle(
+                    &clients,
+                    ev,
+                    Instant::now() + std::time::Duration::from_secs(60),
+                )
+                .await
+                .expect("handler");
+                rows += out.result.rows;
+                if out.result.done {
+                    break;
+                }
+                input = serde_json::to_value(&out).expect("output as next input");
+            }
+        }
+        assert_eq!(rows, 3000);
+        let job = clients
+            .jobs()
+            .get(&job_id)
+            .await
+            .expect("get")
+            .expect("job");
+        assert_eq!(job.counters.chunks_done, summary.chunks as u64);
+
+        // A missing secret comes back under its stable name.
+        let mut bad = event.clone();
+        bad.source_secret = "no/such/secret".into();
+        let err = handle(&clients, bad, Instant::now())
+            .await
+            .expect_err("missing secret");
+        let d: lambda_runtime::Diagnostic = err.into();
+        assert_eq!(d.error_type, "DbsyncIo");
+        assert!(d.error_message.contains("no/such/secret"));
+    }
+}
