@@ -131,6 +131,27 @@ impl From<FunctionError> for lambda_runtime::Diagnostic {
     }
 }
 
+/// Runs a function: JSON logs, settings and clients built once for the cold start, then each
+/// invocation's payload handed to `handler` with the clients and its deadline.
+pub async fn serve<E, O, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    E: serde::de::DeserializeOwned + Send + 'static,
+    O: serde::Serialize + Send + 'static,
+    F: Fn(std::sync::Arc<Clients>, E, Instant) -> Fut,
+    Fut: std::future::Future<Output = Result<O, FunctionError>> + Send,
+{
+    init_logging();
+    let env = FunctionEnv::from_env()?;
+    let clients = std::sync::Arc::new(Clients::new(env, &AwsSettings::default()).await);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |ev: lambda_runtime::LambdaEvent<E>| {
+            let deadline = deadline(ev.context.deadline, clients.env.margin);
+            handler(clients.clone(), ev.payload, deadline)
+        },
+    ))
+    .await
+}
+
 /// JSON log lines (one object per event) to stdout, which Lambda ships to CloudWatch.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -442,3 +442,61 @@ pub struct ExportChunkOutput {
     #[serde(flatten)]
     pub result: ExportStepResult,
 }
+
+/// The plan function's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanEvent {
+    /// The job.
+    pub job_id: String,
+    /// Secrets Manager id of the source's credentials.
+    pub source_secret: String,
+    /// The held snapshot to plan in.
+    pub snapshot: String,
+    /// Tables in scope.
+    #[serde(default)]
+    pub scope: Scope,
+    /// Chunk size in bytes (default 256 MiB).
+    #[serde(default)]
+    pub chunk_bytes: Option<u64>,
+}
+
+/// The plan function's output: what the export Map's ItemReader reads, and what it passes on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanOutput {
+    /// The job.
+    pub job_id: String,
+    /// Passed on to the exports.
+    pub source_secret: String,
+    /// Passed on to the exports.
+    pub snapshot: String,
+    /// Tables in scope.
+    pub tables: usize,
+    /// Chunks to export.
+    pub chunks: usize,
+    /// Bucket of the chunk list (ItemReader `Bucket`).
+    pub items_bucket: String,
+    /// Key of the chunk list (ItemReader `Key`).
+    pub items_key: String,
+}
+
+/// The import-part function's input: one part id of a wave, with the plan prepare returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportPartEvent {
+    /// Secrets Manager id of the target's credentials.
+    pub target_secret: String,
+    /// What prepare returned.
+    pub plan: crate::job::ImportPlan,
+    /// The part to load.
+    pub part_id: String,
+}
+
+/// The import-part function's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportPartOutput {
+    /// The part.
+    pub part_id: String,
+    /// Loaded now (false: an earlier delivery had loaded it).
+    pub loaded: bool,
+    /// Rows loaded now.
+    pub rows: u64,
+}

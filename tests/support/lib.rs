@@ -266,3 +266,80 @@ pub async fn s3_bucket(hint: &str) -> String {
         .expect("create bucket");
     name
 }
+
+/// A serverless test setup: a database pair, a bucket, a job table, a job record, source and
+/// target secrets, and the clients a function builds at its cold start, all against the
+/// local emulator.
+pub struct FunctionFixture {
+    /// The databases.
+    pub pair: Pair,
+    /// The function clients.
+    pub clients: dbsync_core::lambda::Clients,
+    /// The job id (taken from the caller, usually from a sample event).
+    pub job_id: String,
+    /// Secret ids holding the source and target URLs.
+    pub source_secret: String,
+    /// Target secret id.
+    pub target_secret: String,
+}
+
+impl FunctionFixture {
+    /// Sets everything up; `schema` runs on both sides, `data` on the source.
+    pub async fn new(hint: &str, job_id: &str, schema: &str, data: &str) -> FunctionFixture {
+        use dbsync_core::jobs::JobStore;
+        let pair = Pair::new(hint).await;
+        pair.both(schema).await;
+        pair.source(data).await;
+        let bucket = s3_bucket(&hint.replace('_', "-")).await;
+        let table = format!("dbsync-jobs-{}", &pair.name[pair.name.len() - 8..]);
+        let env = dbsync_core::lambda::FunctionEnv::from_lookup(&|k| match k {
+            "DBSYNC_BUCKET" => Some(bucket.clone()),
+            "DBSYNC_JOB_TABLE" => Some(table.clone()),
+            _ => None,
+        })
+        .expect("env");
+        let clients = dbsync_core::lambda::Clients::new(env, &aws_settings()).await;
+        dbsync_core::jobs::DynamoJobStore::create_table(&clients.dynamodb, &table)
+            .await
+            .expect("job table");
+        clients
+            .jobs()
+            .create(&dbsync_core::jobs::JobRecord::new(
+                job_id,
+                "sync",
+                serde_json::json!({}),
+                None,
+            ))
+            .await
+            .expect("job");
+        let (source_secret, target_secret) = (
+            format!("{}/source", pair.name),
+            format!("{}/target", pair.name),
+        );
+        for (id, url) in [
+            (&source_secret, &pair.source_url),
+            (&target_secret, &pair.target_url),
+        ] {
+            clients
+                .secrets
+                .create_secret()
+                .name(id.as_str())
+                .secret_string(serde_json::json!({ "url": url }).to_string())
+                .send()
+                .await
+                .expect("secret");
+        }
+        FunctionFixture {
+            pair,
+            clients,
+            job_id: job_id.to_string(),
+            source_secret,
+            target_secret,
+        }
+    }
+
+    /// The job's folder in the bucket.
+    pub fn store(&self) -> dbsync_core::store::S3Store {
+        self.clients.store_for(&self.job_id).expect("store")
+    }
+}

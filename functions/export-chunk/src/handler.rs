@@ -2,12 +2,13 @@
 
 use dbsync_core::lambda::{Clients, FunctionError};
 use dbsync_core::serverless::{self, ExportChunkEvent, ExportChunkOutput};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Resolves the source's secret, exports one segment until `deadline`, passes the secret id
 /// and snapshot through for the next invocation.
 pub async fn handle(
-    clients: &Clients,
+    clients: Arc<Clients>,
     event: ExportChunkEvent,
     deadline: Instant,
 ) -> Result<ExportChunkOutput, FunctionError> {
@@ -33,55 +34,27 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dbsync_core::jobs::{DynamoJobStore, JobRecord, JobStore};
-    use dbsync_core::lambda::FunctionEnv;
-    use dbsync_core::serverless::ExportChunkEvent;
-    use dbsync_tests::Pair;
+    use dbsync_core::jobs::JobStore;
 
     #[tokio::test]
     async fn the_sample_event_exports_its_chunk_and_its_output_is_the_next_input() {
-        let sample = include_str!("../../../events/export-chunk.json");
-        let p = Pair::new("fn_export").await;
-        p.both("CREATE TABLE items (id int PRIMARY KEY, v text)")
-            .await;
-        p.source("INSERT INTO items SELECT g, repeat('v', 300) FROM generate_series(1, 3000) g; ANALYZE items")
-            .await;
-        let aws = dbsync_tests::aws_settings();
-        let bucket = dbsync_tests::s3_bucket("fn-export").await;
-        let table = format!("dbsync-jobs-{}", &p.name[p.name.len() - 8..]);
-        let env = FunctionEnv::from_lookup(&|k| match k {
-            "DBSYNC_BUCKET" => Some(bucket.clone()),
-            "DBSYNC_JOB_TABLE" => Some(table.clone()),
-            _ => None,
-        })
-        .expect("env");
-        let clients = Clients::new(env, &aws).await;
-        DynamoJobStore::create_table(&clients.dynamodb, &table)
-            .await
-            .expect("table");
-
         // The sample, pointed at this test's job, secret and snapshot.
-        let mut event: ExportChunkEvent = serde_json::from_str(sample).expect("the sample parses");
+        let mut event: ExportChunkEvent =
+            serde_json::from_str(include_str!("../../../events/export-chunk.json"))
+                .expect("the sample parses");
         let job_id = event.step.item.job_id.clone();
-        let secret = format!("{}/source", p.name);
-        clients
-            .secrets
-            .create_secret()
-            .name(&secret)
-            .secret_string(serde_json::json!({ "url": p.source_url }).to_string())
-            .send()
-            .await
-            .expect("secret");
-        clients
-            .jobs()
-            .create(&JobRecord::new(
-                &job_id,
-                "sync",
-                serde_json::json!({}),
-                None,
-            ))
-            .await
-            .expect("job");
+        let f = dbsync_tests::FunctionFixture::new(
+            "fn_export",
+            &job_id,
+            "CREATE TABLE items (id int PRIMARY KEY, v text)",
+            "INSERT INTO items SELECT g, repeat('v', 300) FROM generate_series(1, 3000) g; ANALYZE items",
+        )
+        .await;
+        let (p, clients, secret) = (
+            &f.pair,
+            Arc::new(f.clients.clone()),
+            f.source_secret.clone(),
+        );
         let (_holder, snapshot) = dbsync_core::job::open_snapshot(&p.source_spec(), "holder")
             .await
             .expect("snapshot");
@@ -112,7 +85,7 @@ mod tests {
             loop {
                 let ev: ExportChunkEvent = serde_json::from_value(input).expect("input");
                 let out = handle(
-                    &clients,
+                    clients.clone(),
                     ev,
                     Instant::now() + std::time::Duration::from_secs(60),
                 )
@@ -137,7 +110,7 @@ mod tests {
         // A missing secret comes back under its stable name.
         let mut bad = event.clone();
         bad.source_secret = "no/such/secret".into();
-        let err = handle(&clients, bad, Instant::now())
+        let err = handle(clients.clone(), bad, Instant::now())
             .await
             .expect_err("missing secret");
         let d: lambda_runtime::Diagnostic = err.into();

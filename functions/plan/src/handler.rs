@@ -1,0 +1,92 @@
+//! Translates a plan event into one core call.
+
+use dbsync_core::lambda::{Clients, FunctionError};
+use dbsync_core::serverless::{self, PlanEvent, PlanOutput};
+use dbsync_core::store::PartStore;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Resolves the source's secret, plans the job in the held snapshot, and says where the
+/// chunk list is.
+pub async fn handle(
+    clients: Arc<Clients>,
+    event: PlanEvent,
+    _deadline: Instant,
+) -> Result<PlanOutput, FunctionError> {
+    let source = dbsync_core::secrets::fetch(&clients.secrets, &event.source_secret).await?;
+    let store = clients.store_for(&event.job_id)?;
+    let summary = serverless::plan_job(
+        &source,
+        &event.snapshot,
+        &store,
+        &clients.jobs(),
+        &event.job_id,
+        &event.scope,
+        event
+            .chunk_bytes
+            .unwrap_or(dbsync_core::plan::DEFAULT_CHUNK_BYTES),
+    )
+    .await?;
+    let items_key = store
+        .location(&summary.chunks_key)
+        .trim_start_matches(&format!("s3://{}/", clients.env.bucket))
+        .to_string();
+    Ok(PlanOutput {
+        job_id: event.job_id,
+        source_secret: event.source_secret,
+        snapshot: event.snapshot,
+        tables: summary.tables,
+        chunks: summary.chunks,
+        items_bucket: clients.env.bucket.clone(),
+        items_key,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dbsync_core::serverless::ChunkItem;
+
+    #[tokio::test]
+    async fn the_sample_event_plans_the_scope_and_points_the_map_at_its_chunk_list() {
+        let mut event: PlanEvent =
+            serde_json::from_str(include_str!("../../../events/plan.json")).expect("sample");
+        let f = dbsync_tests::FunctionFixture::new(
+            "fn_plan",
+            &event.job_id,
+            "CREATE SCHEMA app; CREATE TABLE app.orders (id int PRIMARY KEY, v text); CREATE TABLE app.audit_log (v text);
+             CREATE TABLE public.elsewhere (id int PRIMARY KEY)",
+            "INSERT INTO app.orders SELECT g, repeat('o', 200) FROM generate_series(1, 2000) g; ANALYZE",
+        )
+        .await;
+        let (_holder, snapshot) = dbsync_core::job::open_snapshot(&f.pair.source_spec(), "holder")
+            .await
+            .expect("snapshot");
+        event.source_secret = f.source_secret.clone();
+        event.snapshot = snapshot;
+        event.chunk_bytes = Some(64 * 1024);
+        let clients = Arc::new(f.clients.clone());
+        let out = handle(clients.clone(), event, Instant::now())
+            .await
+            .expect("plan");
+        assert_eq!(out.tables, 1, "schema app, audit_* excluded");
+        assert!(out.chunks > 2);
+        // What the ItemReader will read: the bucket and key the output names.
+        let body = clients
+            .s3
+            .get_object()
+            .bucket(&out.items_bucket)
+            .key(&out.items_key)
+            .send()
+            .await
+            .expect("items object")
+            .body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes();
+        let items: Vec<ChunkItem> = serde_json::from_slice(&body).expect("items");
+        assert_eq!(items.len(), out.chunks);
+        assert!(items.iter().all(|i| i.label.starts_with("app.orders #")));
+    }
+}
