@@ -1357,14 +1357,12 @@ pub async fn finalize_import(target: &ConnSpec, m: &Manifest) -> Result<()> {
         }
         JobState::Loading(r) => r,
     };
-    let missing = ledger::missing_parts(
-        &client,
-        &m.job_id,
-        m.tables
-            .iter()
-            .flat_map(|t| t.parts.iter().map(|p| p.id.clone())),
-    )
-    .await?;
+    let all: Vec<String> = m
+        .tables
+        .iter()
+        .flat_map(|t| t.parts.iter().map(|p| p.id.clone()))
+        .collect();
+    let missing = ledger::missing_parts(&client, &m.job_id, &all).await?;
     if !missing.is_empty() {
         return Err(Error::Incomplete {
             job: m.job_id.clone(),

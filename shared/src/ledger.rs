@@ -437,12 +437,7 @@ pub fn finalize_steps(restore: &Restore, sequences: &[crate::catalog::Sequence])
 }
 
 /// The part ids of `all` that the ledger does not record as loaded for `job_id`.
-pub async fn missing_parts(
-    client: &Client,
-    job_id: &str,
-    all: impl Iterator<Item = String>,
-) -> Result<Vec<String>> {
-    let want: Vec<String> = all.collect();
+pub async fn missing_parts(client: &Client, job_id: &str, want: &[String]) -> Result<Vec<String>> {
     let rows = client
         .query(
             "SELECT p FROM unnest($2::text[]) AS p

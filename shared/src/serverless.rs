@@ -479,15 +479,160 @@ pub struct PlanOutput {
     pub items_key: String,
 }
 
-/// The import-part function's input: one part id of a wave, with the plan prepare returned.
+/// The import-part function's input: one item of a wave's Distributed Map. Small on purpose
+/// (Step Functions state is capped at 256 KiB): never the whole plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportPartEvent {
     /// Secrets Manager id of the target's credentials.
     pub target_secret: String,
-    /// What prepare returned.
-    pub plan: crate::job::ImportPlan,
+    /// The job.
+    pub job_id: String,
+    /// Whether loads may run with `session_replication_role = replica` (from prepare).
+    pub replica: bool,
     /// The part to load.
     pub part_id: String,
+}
+
+impl ImportPartEvent {
+    /// The minimal plan a part load needs.
+    pub fn plan(&self) -> crate::job::ImportPlan {
+        crate::job::ImportPlan {
+            job_id: self.job_id.clone(),
+            waves: Vec::new(),
+            replica: self.replica,
+            already_done: false,
+        }
+    }
+}
+
+/// The prepare function's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrepareEvent {
+    /// The job.
+    pub job_id: String,
+    /// Secrets Manager id of the target's credentials.
+    pub target_secret: String,
+    /// Keep the target's secondary indexes during the load.
+    #[serde(default)]
+    pub keep_indexes: bool,
+}
+
+/// One wave of the import, for the outer Map (one wave at a time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveRef {
+    /// Position, from 0.
+    pub index: usize,
+    /// Parts in it.
+    pub parts: usize,
+    /// Bucket of its item list (ItemReader `Bucket`).
+    pub items_bucket: String,
+    /// Key of its item list, a JSON array of [`ImportPartEvent`] (ItemReader `Key`).
+    pub items_key: String,
+}
+
+/// The prepare function's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrepareOutput {
+    /// The job.
+    pub job_id: String,
+    /// Passed on.
+    pub target_secret: String,
+    /// The import had finished before: nothing to load.
+    pub already_done: bool,
+    /// The waves, in order.
+    pub waves: Vec<WaveRef>,
+}
+
+/// Prepares the target (see [`prepare_step`]) and writes each wave's items to the store.
+pub async fn prepare_job(
+    target: &ConnSpec,
+    store: &dyn PartStore,
+    bucket: &str,
+    event: &PrepareEvent,
+) -> Result<PrepareOutput> {
+    let opts = crate::job::Options {
+        keep_indexes: event.keep_indexes,
+        ..Default::default()
+    };
+    let plan = prepare_step(target, store, &opts).await?;
+    let mut waves = Vec::new();
+    for (index, wave) in plan.waves.iter().enumerate() {
+        let items: Vec<ImportPartEvent> = wave
+            .iter()
+            .map(|part_id| ImportPartEvent {
+                target_secret: event.target_secret.clone(),
+                job_id: plan.job_id.clone(),
+                replica: plan.replica,
+                part_id: part_id.clone(),
+            })
+            .collect();
+        let key = format!("waves/{index:04}.json");
+        store.put(&key, &to_json(&items)).await?;
+        waves.push(WaveRef {
+            index,
+            parts: items.len(),
+            items_bucket: bucket.to_string(),
+            items_key: store
+                .location(&key)
+                .trim_start_matches(&format!("s3://{bucket}/"))
+                .to_string(),
+        });
+    }
+    Ok(PrepareOutput {
+        job_id: plan.job_id,
+        target_secret: event.target_secret.clone(),
+        already_done: plan.already_done,
+        waves,
+    })
+}
+
+/// The finalize function's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalizeEvent {
+    /// The job.
+    pub job_id: String,
+    /// Secrets Manager id of the target's credentials.
+    pub target_secret: String,
+    /// The target's lock key, released when done.
+    #[serde(default)]
+    pub lock_key: Option<String>,
+}
+
+/// The fail function's input: the job and what Step Functions' Catch recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailEvent {
+    /// The job.
+    pub job_id: String,
+    /// The target's lock key, released.
+    #[serde(default)]
+    pub lock_key: Option<String>,
+    /// Catch's `$.error`: `{"Error": name, "Cause": text}`.
+    pub error: CaughtError,
+}
+
+/// Step Functions' record of a caught error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaughtError {
+    /// The error name (our stable names for our errors; `States.*` for the service's own).
+    #[serde(rename = "Error")]
+    pub error: String,
+    /// Its cause: for a Lambda error, the JSON of its `errorMessage` / `errorType`.
+    #[serde(rename = "Cause", default)]
+    pub cause: String,
+}
+
+impl CaughtError {
+    /// The message to record: the Lambda's `errorMessage` when the cause is one, else the text.
+    pub fn message(&self) -> String {
+        serde_json::from_str::<serde_json::Value>(&self.cause)
+            .ok()
+            .and_then(|v| {
+                v.get("errorMessage")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| self.cause.clone())
+    }
 }
 
 /// The import-part function's output.

@@ -342,4 +342,50 @@ impl FunctionFixture {
     pub fn store(&self) -> dbsync_core::store::S3Store {
         self.clients.store_for(&self.job_id).expect("store")
     }
+
+    /// What the steps before Prepare leave behind: a plan, every chunk exported in one held
+    /// snapshot, the manifest.
+    pub async fn export_all(&self) {
+        use dbsync_core::serverless::{self, ChunkItem, ExportStep};
+        use dbsync_core::store::PartStore;
+        let (src, store, jobs) = (self.pair.source_spec(), self.store(), self.clients.jobs());
+        let (_holder, snapshot) = dbsync_core::job::open_snapshot(&src, "holder")
+            .await
+            .expect("snapshot");
+        let summary = serverless::plan_job(
+            &src,
+            &snapshot,
+            &store,
+            &jobs,
+            &self.job_id,
+            &Default::default(),
+            64 * 1024,
+        )
+        .await
+        .expect("plan");
+        let items: Vec<ChunkItem> =
+            serde_json::from_slice(&store.get(&summary.chunks_key).await.expect("items"))
+                .expect("items json");
+        for item in items {
+            let mut step = ExportStep {
+                item,
+                segment: 0,
+                resume: None,
+            };
+            loop {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                let out =
+                    serverless::export_step(&src, &snapshot, &store, &jobs, &step, deadline, 1)
+                        .await
+                        .expect("export");
+                if out.done {
+                    break;
+                }
+                step = out.next;
+            }
+        }
+        serverless::assemble_job(&src, &store, &jobs, &self.job_id, &snapshot)
+            .await
+            .expect("assemble");
+    }
 }

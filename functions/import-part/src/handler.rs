@@ -13,12 +13,12 @@ pub async fn handle(
     _deadline: Instant,
 ) -> Result<ImportPartOutput, FunctionError> {
     let target = dbsync_core::secrets::fetch(&clients.secrets, &event.target_secret).await?;
-    let store = clients.store_for(&event.plan.job_id)?;
+    let store = clients.store_for(&event.job_id)?;
     let outcome = serverless::import_step(
         &target,
         &store,
         &clients.jobs(),
-        &event.plan,
+        &event.plan(),
         &event.part_id,
     )
     .await?;
@@ -46,54 +46,21 @@ mod tests {
             serde_json::from_str(include_str!("../../../events/import-part.json")).expect("sample");
         let f = dbsync_tests::FunctionFixture::new(
             "fn_import",
-            &event.plan.job_id,
+            &event.job_id,
             "CREATE TABLE items (id int PRIMARY KEY, v text)",
             "INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 500) g",
         )
         .await;
         let clients = Arc::new(f.clients.clone());
-        let store = f.store();
         // An export of the source, as the export Map and Assemble leave it.
-        let src = f.pair.source_spec();
-        let (holder, snapshot) = dbsync_core::job::open_snapshot(&src, "holder")
-            .await
-            .expect("snapshot");
-        let jobs = clients.jobs();
-        serverless::plan_job(
-            &src,
-            &snapshot,
-            &store,
-            &jobs,
-            &f.job_id,
-            &Default::default(),
-            1 << 30,
-        )
-        .await
-        .expect("plan");
-        let step = serverless::ExportStep {
-            item: serverless::ChunkItem {
-                job_id: f.job_id.clone(),
-                table: 0,
-                chunk: 0,
-                label: "public.items #0".into(),
-            },
-            segment: 0,
-            resume: None,
-        };
-        let deadline = Instant::now() + std::time::Duration::from_secs(60);
-        serverless::export_step(&src, &snapshot, &store, &jobs, &step, deadline, 1)
-            .await
-            .expect("export");
-        drop(holder);
-        serverless::assemble_job(&src, &store, &jobs, &f.job_id, &snapshot)
-            .await
-            .expect("assemble");
+        f.export_all().await;
+        let store = f.store();
         let plan = serverless::prepare_step(&f.pair.target_spec(), &store, &Default::default())
             .await
             .expect("prepare");
         event.target_secret = f.target_secret.clone();
         event.part_id = plan.waves[0][0].clone();
-        event.plan = plan;
+        event.replica = plan.replica;
 
         let out = handle(clients.clone(), event.clone(), Instant::now())
             .await
