@@ -645,3 +645,50 @@ pub struct ImportPartOutput {
     /// Rows loaded now.
     pub rows: u64,
 }
+
+/// The hold-snapshot function's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldSnapshotEvent {
+    /// The job.
+    pub job_id: String,
+    /// Secrets Manager id of the source's credentials.
+    pub source_secret: String,
+    /// How long to hold at most (the invocation's own time limit caps it too).
+    #[serde(default)]
+    pub window_seconds: Option<u64>,
+}
+
+/// The hold-snapshot function's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldSnapshotOutput {
+    /// The job.
+    pub job_id: String,
+    /// The snapshot that was held.
+    pub snapshot: String,
+    /// Why it was let go.
+    pub released: crate::snapshot::Released,
+}
+
+/// The assemble function's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssembleEvent {
+    /// The job.
+    pub job_id: String,
+    /// Secrets Manager id of the source's credentials (sequences are read after the data).
+    pub source_secret: String,
+    /// The snapshot the exports read, recorded in the manifest.
+    pub snapshot: String,
+}
+
+/// The assemble function's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssembleOutput {
+    /// The job.
+    pub job_id: String,
+    /// Tables in the manifest.
+    pub tables: usize,
+    /// Parts in the manifest.
+    pub parts: usize,
+    /// Where the manifest is, in the job's folder.
+    pub manifest: String,
+}

@@ -9,7 +9,8 @@ use crate::jobs::{JobChange, JobStatus, JobStore};
 use std::time::{Duration, Instant};
 
 /// Why a holder let go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Released {
     /// Every chunk was exported.
     ExportsDone,

@@ -346,6 +346,21 @@ impl FunctionFixture {
     /// What the steps before Prepare leave behind: a plan, every chunk exported in one held
     /// snapshot, the manifest.
     pub async fn export_all(&self) {
+        let snapshot = self.export_chunks().await;
+        dbsync_core::serverless::assemble_job(
+            &self.pair.source_spec(),
+            &self.store(),
+            &self.clients.jobs(),
+            &self.job_id,
+            &snapshot,
+        )
+        .await
+        .expect("assemble");
+    }
+
+    /// What the steps before Assemble leave behind: a plan and every chunk exported in one
+    /// snapshot (whose id is returned; no longer held).
+    pub async fn export_chunks(&self) -> String {
         use dbsync_core::serverless::{self, ChunkItem, ExportStep};
         use dbsync_core::store::PartStore;
         let (src, store, jobs) = (self.pair.source_spec(), self.store(), self.clients.jobs());
@@ -384,8 +399,6 @@ impl FunctionFixture {
                 step = out.next;
             }
         }
-        serverless::assemble_job(&src, &store, &jobs, &self.job_id, &snapshot)
-            .await
-            .expect("assemble");
+        snapshot
     }
 }
