@@ -19,4 +19,14 @@ export DBSYNC_TEST_AWS_ENDPOINT="http://127.0.0.1:$DBSYNC_TEST_MOTO_PORT"
 export DBSYNC_TEST_SOURCE_URL="postgresql://postgres@127.0.0.1:$DBSYNC_TEST_SOURCE_PORT/postgres?sslmode=disable"
 export DBSYNC_TEST_TARGET_URL="postgresql://postgres@127.0.0.1:$DBSYNC_TEST_TARGET_PORT/postgres?sslmode=disable"
 
-cargo test --workspace "$@"
+# No doc-tests exist; leaving them out keeps an empty "0 passed" from closing the output.
+log=$(mktemp)
+set +e
+cargo test --workspace --lib --bins --tests "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One total line for the whole run.
+awk '/^test result:/ { for (i = 2; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "dbsync: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"
