@@ -47,6 +47,18 @@ async fn a_corrupt_part_is_refused_and_the_import_resumes_after_it_is_repaired()
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The first part of a table in a manifest.
+fn first_part<'a>(
+    m: &'a dbsync_core::manifest::Manifest,
+    table: &str,
+) -> &'a dbsync_core::manifest::PartEntry {
+    &m.tables
+        .iter()
+        .find(|t| t.table.name.to_string() == table)
+        .unwrap_or_else(|| panic!("{table} is not in the manifest"))
+        .parts[0]
+}
+
 fn flate_decode(data: &[u8], out: &mut Vec<u8>) {
     use std::io::Read;
     flate2::read::GzDecoder::new(data)
@@ -110,12 +122,7 @@ async fn loading_the_same_part_twice_in_one_job_loads_it_once() {
 async fn a_sync_after_a_failed_import_restores_the_indexes_and_keys_that_job_dropped() {
     let p = adversarial("superseded").await;
     let (dir, store, m) = export_to_temp(&p).await;
-    let part = &m
-        .tables
-        .iter()
-        .find(|t| t.table.name.to_string() == "app.orders")
-        .expect("orders")
-        .parts[0];
+    let part = first_part(&m, "app.orders");
     std::fs::write(dir.join(&part.key), b"not gzip").expect("break a part");
     let err = import(&p, store, &tiny_chunks())
         .await
@@ -206,12 +213,7 @@ async fn restart_imports_the_same_export_again_after_a_finished_or_a_half_finish
         ..tiny_chunks()
     };
     // Half-finished: a broken part stops the first run after other parts loaded.
-    let part = &m
-        .tables
-        .iter()
-        .find(|t| t.table.name.to_string() == "app.orders")
-        .expect("orders")
-        .parts[0];
+    let part = first_part(&m, "app.orders");
     let good = std::fs::read(dir.join(&part.key)).expect("read");
     std::fs::write(dir.join(&part.key), b"not gzip").expect("break");
     import(&p, store.clone(), &tiny_chunks())
