@@ -1080,8 +1080,7 @@ pub async fn import(
     progress: Arc<dyn Progress>,
 ) -> Result<LoadReport> {
     let started = Instant::now();
-    let data = store.get(manifest::KEY).await?;
-    let m = Arc::new(Manifest::from_json(&data, &store.location(manifest::KEY))?);
+    let m = Arc::new(Manifest::read(store.as_ref()).await?);
     let tables: Vec<Table> = m.tables.iter().map(|t| t.table.clone()).collect();
     let tj = prepare_manifest_target(target, &m, &tables, opts, opts.dry_run).await?;
     let mut report = LoadReport {

@@ -99,6 +99,12 @@ impl Manifest {
         serde_json::from_value(v).map_err(|e| err(format!("malformed: {e}")))
     }
 
+    /// Reads and checks the manifest of an export in `store`.
+    pub async fn read(store: &dyn crate::store::PartStore) -> Result<Self> {
+        let data = store.get(KEY).await?;
+        Self::from_json(&data, &store.location(KEY))
+    }
+
     /// Pretty JSON.
     pub fn to_json(&self) -> Vec<u8> {
         // Only strings, numbers and maps with string keys: serialisation cannot fail.

@@ -293,12 +293,6 @@ pub async fn assemble_job(
     Ok(m)
 }
 
-/// Reads the manifest [`assemble_job`] wrote.
-pub async fn read_manifest(store: &dyn PartStore) -> Result<crate::manifest::Manifest> {
-    let data = store.get(crate::manifest::KEY).await?;
-    crate::manifest::Manifest::from_json(&data, &store.location(crate::manifest::KEY))
-}
-
 /// Prepares the target for the import Map (pre-flight checks, truncate, drops; see
 /// [`crate::job::prepare_import`]) and returns the waves of part ids.
 pub async fn prepare_step(
@@ -306,7 +300,7 @@ pub async fn prepare_step(
     store: &dyn PartStore,
     opts: &crate::job::Options,
 ) -> Result<crate::job::ImportPlan> {
-    let m = read_manifest(store).await?;
+    let m = crate::manifest::Manifest::read(store).await?;
     crate::job::prepare_import(target, &m, opts).await
 }
 
@@ -319,7 +313,7 @@ pub async fn import_step(
     plan: &crate::job::ImportPlan,
     part_id: &str,
 ) -> Result<crate::copy_in::LoadOutcome> {
-    let m = read_manifest(store).await?;
+    let m = crate::manifest::Manifest::read(store).await?;
     let mut client = crate::job::connect_part_loader(target, plan).await?;
     let outcome = crate::job::import_part(&mut client, &m, part_id, store).await?;
     if let crate::copy_in::LoadOutcome::Loaded(s) = &outcome {
@@ -346,7 +340,7 @@ pub async fn finalize_job(
     jobs: &dyn JobStore,
     lock_key: Option<&str>,
 ) -> Result<()> {
-    let m = read_manifest(store).await?;
+    let m = crate::manifest::Manifest::read(store).await?;
     jobs.update(
         &m.job_id,
         JobChange {

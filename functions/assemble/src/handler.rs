@@ -58,7 +58,7 @@ mod tests {
             "{}",
             out.manifest
         );
-        let m = serverless::read_manifest(&f.store())
+        let m = dbsync_core::manifest::Manifest::read(&f.store())
             .await
             .expect("manifest");
         assert_eq!(
