@@ -74,7 +74,7 @@ impl Clients {
     pub async fn new(env: FunctionEnv, aws: &AwsSettings) -> Self {
         let sdk = crate::aws::sdk_config(aws).await;
         Clients {
-            s3: crate::store::s3::client(aws).await,
+            s3: crate::store::s3::client_from(&sdk, aws),
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
             env,

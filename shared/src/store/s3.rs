@@ -51,8 +51,12 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String)> {
 /// custom endpoints and checksums only where S3 requires them (emulators reject the SDK's
 /// default ones).
 pub async fn client(settings: &crate::aws::AwsSettings) -> Client {
-    let sdk = crate::aws::sdk_config(settings).await;
-    let mut b = aws_sdk_s3::config::Builder::from(&sdk)
+    client_from(&crate::aws::sdk_config(settings).await, settings)
+}
+
+/// As [`client`], from an SDK configuration already loaded (one load per cold start).
+pub fn client_from(sdk: &aws_config::SdkConfig, settings: &crate::aws::AwsSettings) -> Client {
+    let mut b = aws_sdk_s3::config::Builder::from(sdk)
         .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired);
     if settings.custom_endpoint() {
