@@ -19,6 +19,15 @@ pub const PLAN_KEY: &str = "plan.json";
 /// Store key of the chunk list the export Map reads its items from.
 pub const CHUNKS_KEY: &str = "chunks.json";
 
+/// The object key, within `bucket`, of `key` in `store` - what a Distributed Map's
+/// ItemReader needs.
+pub fn bucket_key(store: &dyn PartStore, bucket: &str, key: &str) -> String {
+    store
+        .location(key)
+        .trim_start_matches(&format!("s3://{bucket}/"))
+        .to_string()
+}
+
 /// Store key of the result record of a part.
 pub fn result_key(part_id: &str) -> String {
     format!("results/{part_id}.json")
@@ -566,10 +575,7 @@ pub async fn prepare_job(
             index,
             parts: items.len(),
             items_bucket: bucket.to_string(),
-            items_key: store
-                .location(&key)
-                .trim_start_matches(&format!("s3://{bucket}/"))
-                .to_string(),
+            items_key: bucket_key(store, bucket, &key),
         });
     }
     Ok(PrepareOutput {

@@ -2,7 +2,6 @@
 
 use dbsync_core::lambda::{Clients, FunctionError};
 use dbsync_core::serverless::{self, PlanEvent, PlanOutput};
-use dbsync_core::store::PartStore;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,10 +26,7 @@ pub async fn handle(
             .unwrap_or(dbsync_core::plan::DEFAULT_CHUNK_BYTES),
     )
     .await?;
-    let items_key = store
-        .location(&summary.chunks_key)
-        .trim_start_matches(&format!("s3://{}/", clients.env.bucket))
-        .to_string();
+    let items_key = serverless::bucket_key(&store, &clients.env.bucket, &summary.chunks_key);
     Ok(PlanOutput {
         job_id: event.job_id,
         source_secret: event.source_secret,
