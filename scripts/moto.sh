@@ -2,7 +2,10 @@
 # The local AWS emulator for tests (moto server, loopback only).
 #
 #   scripts/moto.sh install      install moto[server] from PyPI if missing (idempotent)
-#   scripts/moto.sh up PORT      start it on 127.0.0.1:PORT unless already answering there
+#   scripts/moto.sh up PORT [GATEWAY_PORT LAMBDA_URL]
+#                                start it on 127.0.0.1:PORT unless already answering there; with
+#                                a gateway port, Step Functions Tasks invoke Lambda functions at
+#                                LAMBDA_URL (cargo lambda watch) through it (see moto_server.py)
 #   scripts/moto.sh down PORT    stop the one this script started
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,12 +24,17 @@ answering() {
 }
 
 up() {
-  local port=$1
+  local port=$1 gw=${2:-$1}
   install
-  answering "$port" && return 0
-  nohup "$py" "$repo/scripts/moto_server.py" "$port" >"$run/moto-$port.log" 2>&1 &
+  if answering "$port"; then
+    answering "$gw" && return 0
+    # An emulator from an older run, without the gateway: replace it.
+    down "$port"
+    sleep 0.5
+  fi
+  nohup "$py" "$repo/scripts/moto_server.py" "$@" >"$run/moto-$port.log" 2>&1 &
   echo $! >"$run/moto-$port.pid"
-  for _ in $(seq 100); do answering "$port" && return 0; sleep 0.1; done
+  for _ in $(seq 100); do answering "$port" && answering "$gw" && return 0; sleep 0.1; done
   echo "moto.sh: moto did not start on $port; see $run/moto-$port.log" >&2
   tail -n 5 "$run/moto-$port.log" >&2
   return 1

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs PostgreSQL and moto if they are missing,
-# starts two throwaway clusters (source on 55442, target on 55443) and the AWS emulator (55500),
-# runs every test against them.
+# The whole test suite, from a fresh machine: installs PostgreSQL, moto, cargo-lambda and the
+# validators if they are missing, starts two throwaway clusters (source on 55442, target on
+# 55443), the AWS emulator (55500) with its Lambda invoke gateway (55501) and the function
+# binaries (55509), validates the template and state machine, runs every test against them.
 # Idempotent: run it as often as you like; clusters are reused between runs (CI stops them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,11 +12,19 @@ command -v cargo >/dev/null || { echo "test.sh: cargo (Rust toolchain) is requir
 scripts/pg.sh install
 scripts/pg.sh up test-source "${DBSYNC_TEST_SOURCE_PORT:=55442}"
 scripts/pg.sh up test-target "${DBSYNC_TEST_TARGET_PORT:=55443}"
-scripts/moto.sh up "${DBSYNC_TEST_MOTO_PORT:=55500}"
+# The emulator, with the invoke gateway its Step Functions Tasks call (55501), and the real
+# function binaries behind it (cargo lambda watch, 55509).
+scripts/moto.sh up "${DBSYNC_TEST_MOTO_PORT:=55500}" 55501 http://127.0.0.1:55509
 if [ "${CI:-}" = true ]; then
-  trap 'scripts/pg.sh down test-source; scripts/pg.sh down test-target; scripts/moto.sh down $DBSYNC_TEST_MOTO_PORT' EXIT
+  trap 'scripts/lambda.sh down 55509; scripts/pg.sh down test-source; scripts/pg.sh down test-target; scripts/moto.sh down $DBSYNC_TEST_MOTO_PORT' EXIT
 fi
+scripts/lambda.sh up 55509 "http://127.0.0.1:$DBSYNC_TEST_MOTO_PORT"
+export DBSYNC_TEST_LAMBDA_GATEWAY=http://127.0.0.1:55501
 export DBSYNC_TEST_AWS_ENDPOINT="http://127.0.0.1:$DBSYNC_TEST_MOTO_PORT"
+
+# Static checks of the deployment: the SAM template (cfn-lint, sam validate --lint) and the
+# state machine (asl-validator). Names and substitutions are checked by the Rust tests.
+scripts/validate.sh
 export DBSYNC_TEST_SOURCE_URL="postgresql://postgres@127.0.0.1:$DBSYNC_TEST_SOURCE_PORT/postgres?sslmode=disable"
 export DBSYNC_TEST_TARGET_URL="postgresql://postgres@127.0.0.1:$DBSYNC_TEST_TARGET_PORT/postgres?sslmode=disable"
 

@@ -222,6 +222,14 @@ impl ConnSpec {
         )
     }
 
+    /// `host:port/db`: which database this is, whoever connects (the target lock's key).
+    pub fn identity(&self) -> String {
+        let r = self.redacted();
+        r.rsplit_once('@')
+            .map(|(_, rest)| rest.to_string())
+            .unwrap_or(r)
+    }
+
     /// The TLS mode in force.
     pub fn ssl_mode(&self) -> SslMode {
         self.ssl

@@ -929,6 +929,9 @@ pub struct ExportedPart {
     pub stats: PartStats,
     /// Its size in the store.
     pub compressed_bytes: u64,
+    /// The snapshot it read, when not the job's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 /// `dbsync export`: every chunk into its own gzip part, then the manifest.
@@ -992,6 +995,7 @@ pub async fn export(
                     key,
                     stats,
                     compressed_bytes,
+                    snapshot: None,
                 }
             });
             (w, r)
@@ -1031,7 +1035,7 @@ pub fn assemble(
         (a.chunk.table, a.chunk.seq, &a.id).cmp(&(b.chunk.table, b.chunk.seq, &b.id))
     });
     let cat: &Catalog = &plan.catalog;
-    let tables = cat
+    let tables: Vec<ManifestTable> = cat
         .tables
         .iter()
         .enumerate()
@@ -1047,6 +1051,7 @@ pub fn assemble(
                     range: p.chunk.range.clone(),
                     stats: p.stats.clone(),
                     compressed_bytes: p.compressed_bytes,
+                    snapshot: p.snapshot.clone(),
                 })
                 .collect(),
         })
@@ -1057,6 +1062,15 @@ pub fn assemble(
         job_id,
         created_at,
         source: cat.server.clone(),
+        consistency: if tables
+            .iter()
+            .flat_map(|t| &t.parts)
+            .any(|p| p.snapshot.is_some())
+        {
+            "per_chunk".into()
+        } else {
+            "snapshot".into()
+        },
         snapshot,
         settings: crate::conn::SESSION_SETTINGS
             .iter()

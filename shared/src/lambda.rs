@@ -23,6 +23,10 @@ pub struct FunctionEnv {
     pub compress_level: u32,
     /// `DBSYNC_JOB_RETENTION_DAYS` (default 30): TTL of job records.
     pub retention_days: u64,
+    /// `DBSYNC_LOCAL_TIMEOUT_SECONDS` (unset in AWS): each invocation's time limit, in place of
+    /// the runtime's deadline - for local runtimes (`cargo lambda watch`) whose reported
+    /// deadline is not the function's timeout.
+    pub local_timeout: Option<Duration>,
 }
 
 impl FunctionEnv {
@@ -52,6 +56,13 @@ impl FunctionEnv {
             margin: Duration::from_secs(number("DBSYNC_TIME_MARGIN_SECONDS", 60)?),
             compress_level: number("DBSYNC_COMPRESS_LEVEL", 1)?.min(9) as u32,
             retention_days: number("DBSYNC_JOB_RETENTION_DAYS", 30)?,
+            local_timeout: match env("DBSYNC_LOCAL_TIMEOUT_SECONDS") {
+                None => None,
+                Some(_) => Some(Duration::from_secs(number(
+                    "DBSYNC_LOCAL_TIMEOUT_SECONDS",
+                    900,
+                )?)),
+            },
         })
     }
 }
@@ -67,6 +78,8 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Secrets Manager.
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// Step Functions.
+    pub sfn: aws_sdk_sfn::Client,
 }
 
 impl Clients {
@@ -77,6 +90,7 @@ impl Clients {
             s3: crate::store::s3::client_from(&sdk, aws),
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+            sfn: aws_sdk_sfn::Client::new(&sdk),
             env,
         }
     }
@@ -145,7 +159,18 @@ where
     let clients = std::sync::Arc::new(Clients::new(env, &AwsSettings::default()).await);
     lambda_runtime::run(lambda_runtime::service_fn(
         |ev: lambda_runtime::LambdaEvent<E>| {
-            let deadline = deadline(ev.context.deadline, clients.env.margin);
+            let deadline = match clients.env.local_timeout {
+                Some(t) => (Instant::now() + t)
+                    .checked_sub(clients.env.margin)
+                    .unwrap_or_else(Instant::now),
+                None => deadline(ev.context.deadline, clients.env.margin),
+            };
+            tracing::debug!(
+                remaining_ms = deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_millis() as u64,
+                "invocation"
+            );
             handler(clients.clone(), ev.payload, deadline)
         },
     ))

@@ -17,11 +17,13 @@
 //! - [`jobs`]: job records and target locks (DynamoDB, or memory).
 //! - [`snapshot`]: holding one source snapshot for exports in separate processes.
 //! - [`serverless`]: the steps each Lambda calls (plan, export a segment, ...).
+//! - [`api`]: the HTTP API and the schedule entry point (validate, lock, start, status).
 //! - [`lambda`]: the one module that knows `lambda_runtime` (settings, clients, errors).
 //!
 //! Invariants: no row data or credentials in logs or errors; nothing on the target changes
 //! before every pre-flight check has passed; a part is loaded at most once per job.
 
+pub mod api;
 pub mod aws;
 pub mod catalog;
 pub mod compat;

@@ -30,8 +30,12 @@ pub struct Manifest {
     pub created_at: String,
     /// The source server.
     pub source: ServerInfo,
-    /// The exported snapshot every chunk read.
+    /// The exported snapshot every chunk read (but the parts that name their own).
     pub snapshot: String,
+    /// `snapshot`: every part read `snapshot`; `per_chunk`: some parts read a snapshot of
+    /// their own, taken later (each names it), so rows across those parts may not agree.
+    #[serde(default = "snapshot_consistency")]
+    pub consistency: String,
     /// Session settings the COPY text was produced under.
     pub settings: BTreeMap<String, String>,
     /// Part compression.
@@ -74,6 +78,13 @@ pub struct PartEntry {
     pub stats: PartStats,
     /// Bytes in the store.
     pub compressed_bytes: u64,
+    /// The snapshot this part read, when not the job's (per-chunk consistency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+}
+
+fn snapshot_consistency() -> String {
+    "snapshot".into()
 }
 
 impl Manifest {

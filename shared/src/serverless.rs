@@ -107,6 +107,54 @@ pub async fn plan_job(
     })
 }
 
+/// Waits for the snapshot holder running beside the plan to publish its snapshot on the job
+/// record; refuses when the job stops first or nothing is published before `deadline`.
+pub async fn await_snapshot(
+    jobs: &dyn JobStore,
+    job_id: &str,
+    deadline: Instant,
+) -> Result<String> {
+    let waited = Instant::now();
+    loop {
+        match jobs.get(job_id).await? {
+            Some(j) if j.snapshot.is_some() => return Ok(j.snapshot.unwrap_or_default()),
+            Some(j)
+                if matches!(
+                    j.status,
+                    crate::jobs::JobStatus::Failed | crate::jobs::JobStatus::Cancelled
+                ) =>
+            {
+                return Err(Error::Incomplete {
+                    job: job_id.to_string(),
+                    missing: vec![format!(
+                        "the source snapshot (job {} before it was published)",
+                        j.status.as_str()
+                    )],
+                })
+            }
+            Some(_) => {}
+            None => {
+                return Err(Error::Io {
+                    path: format!("job {job_id}"),
+                    message: "no such job".into(),
+                    retryable: false,
+                })
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Io {
+                path: format!("job {job_id}"),
+                message: format!(
+                    "the snapshot holder published no snapshot within {} s",
+                    waited.elapsed().as_secs()
+                ),
+                retryable: false,
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
 /// JSON bytes of our own plain data types, which always serialise.
 fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
@@ -133,6 +181,25 @@ pub struct ExportStep {
     /// Where the previous invocation stopped.
     #[serde(default)]
     pub resume: Option<Resume>,
+    /// How much each invocation does, and what it may read.
+    #[serde(flatten, default)]
+    pub tuning: ExportTuning,
+}
+
+/// The request's export settings, carried along with every step of a chunk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportTuning {
+    /// Seconds of work per invocation before it hands over a continuation (absent: until
+    /// the invocation's own deadline). Small values force continuations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_seconds: Option<u64>,
+    /// Rows per keyset page (default 50,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_rows: Option<u64>,
+    /// What to do when the job's snapshot is gone: fail (`snapshot`), or read a snapshot
+    /// of this invocation's own and record it on the part (`per_chunk`).
+    #[serde(default)]
+    pub consistency: crate::api::Consistency,
 }
 
 /// One export invocation's output: the input for the next invocation when `resume` is set.
@@ -158,7 +225,7 @@ pub async fn export_step(
     store: &dyn PartStore,
     jobs: &dyn JobStore,
     step: &ExportStep,
-    deadline: Instant,
+    mut deadline: Instant,
     compress_level: u32,
 ) -> Result<ExportStepResult> {
     let plan = read_plan(store).await?;
@@ -172,12 +239,21 @@ pub async fn export_step(
             message: format!("has no chunk {}", step.item.label),
         })?;
     let table = &plan.catalog.tables[chunk.table];
-    let client = join_snapshot(
-        source,
-        snapshot,
-        &format!("dbsync-{}-read", step.item.job_id),
-    )
-    .await?;
+    let app = format!("dbsync-{}-read", step.item.job_id);
+    let (client, own_snapshot) = match join_snapshot(source, snapshot, &app).await {
+        Err(Error::SnapshotReleased(_))
+            if step.tuning.consistency == crate::api::Consistency::PerChunk =>
+        {
+            let (c, s) = crate::job::open_snapshot(source, &app).await?;
+            tracing::warn!(job = %step.item.job_id, chunk = %step.item.label, snapshot = %s,
+                "the job's snapshot is gone; per-chunk consistency: this segment reads its own");
+            (c, Some(s))
+        }
+        other => (other?, None),
+    };
+    if let Some(b) = step.tuning.budget_seconds {
+        deadline = deadline.min(Instant::now() + std::time::Duration::from_secs(b));
+    }
     let key = segment_key(&chunk, step.segment);
     let seg = export_segment(
         &client,
@@ -186,7 +262,7 @@ pub async fn export_step(
         step.resume.as_ref(),
         Budget {
             deadline,
-            page_rows: 50_000,
+            page_rows: step.tuning.page_rows.unwrap_or(50_000).max(1),
             page_blocks: 1_000,
         },
         format!(
@@ -205,6 +281,7 @@ pub async fn export_step(
         stats: seg.stats.clone(),
         compressed_bytes: seg.compressed_bytes,
         chunk,
+        snapshot: own_snapshot,
     };
     let done = seg.resume.is_none();
     let result = PartResult { part, last: done };
@@ -227,6 +304,7 @@ pub async fn export_step(
             item: step.item.clone(),
             segment: step.segment + 1,
             resume: seg.resume,
+            tuning: step.tuning.clone(),
         },
         part_id: part.id,
         rows: seg.stats.rows,
@@ -295,6 +373,8 @@ pub async fn assemble_job(
         JobChange {
             phase: Some(Phase::Importing),
             totals: Some((plan.chunks.len() as u64, n_parts)),
+            // Every chunk is exported: the snapshot holder may let go.
+            exports_done: Some(true),
             ..Default::default()
         },
     )
@@ -396,6 +476,19 @@ pub async fn finalize_job(
     Ok(())
 }
 
+/// Finishes an export-only job: the manifest is written, nothing is loaded.
+pub async fn finish_export(jobs: &dyn JobStore, job_id: &str) -> Result<()> {
+    jobs.update(
+        job_id,
+        JobChange {
+            status: Some(crate::jobs::JobStatus::Succeeded),
+            phase: Some(Phase::Done),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
 /// The Catch path: records the error on the job (stable name, message without secrets) and
 /// releases the target's lock. The target stays resumable: its ledger knows what was done.
 pub async fn fail_job(
@@ -404,11 +497,17 @@ pub async fn fail_job(
     error: crate::jobs::JobError,
     lock_key: Option<&str>,
 ) -> Result<()> {
+    // The first error recorded is the cause; a later one is its echo (a Map reports its
+    // failed child as States.ExceedToleratedFailureThreshold, after the child recorded why).
+    let first = match jobs.get(job_id).await? {
+        Some(j) if j.error.is_some() => None,
+        _ => Some(error),
+    };
     jobs.update(
         job_id,
         JobChange {
             status: Some(crate::jobs::JobStatus::Failed),
-            error: Some(error),
+            error: first,
             exports_done: Some(true),
             ..Default::default()
         },
@@ -453,8 +552,10 @@ pub struct PlanEvent {
     pub job_id: String,
     /// Secrets Manager id of the source's credentials.
     pub source_secret: String,
-    /// The held snapshot to plan in.
-    pub snapshot: String,
+    /// The held snapshot to plan in; absent: the one the job's snapshot holder (running
+    /// beside this step) publishes on the job record, waited for.
+    #[serde(default)]
+    pub snapshot: Option<String>,
     /// Tables in scope.
     #[serde(default)]
     pub scope: Scope,
@@ -542,6 +643,8 @@ pub struct PrepareOutput {
     pub target_secret: String,
     /// The import had finished before: nothing to load.
     pub already_done: bool,
+    /// How many waves (the state machine's loop bound).
+    pub wave_count: usize,
     /// The waves, in order.
     pub waves: Vec<WaveRef>,
 }
@@ -582,6 +685,7 @@ pub async fn prepare_job(
         job_id: plan.job_id,
         target_secret: event.target_secret.clone(),
         already_done: plan.already_done,
+        wave_count: waves.len(),
         waves,
     })
 }
@@ -591,8 +695,10 @@ pub async fn prepare_job(
 pub struct FinalizeEvent {
     /// The job.
     pub job_id: String,
-    /// Secrets Manager id of the target's credentials.
-    pub target_secret: String,
+    /// Secrets Manager id of the target's credentials; absent for an export-only job, which
+    /// is then simply marked succeeded (its manifest is in S3).
+    #[serde(default)]
+    pub target_secret: Option<String>,
     /// The target's lock key, released when done.
     #[serde(default)]
     pub lock_key: Option<String>,

@@ -2,6 +2,8 @@
 //! with a module per area. Every test gets its own fresh database pair.
 
 mod chunks;
+mod deploy;
+mod e2e;
 mod errors;
 mod exact;
 mod jobstore;

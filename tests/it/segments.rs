@@ -61,6 +61,7 @@ async fn a_chunk_exported_in_many_budgeted_invocations_imports_back_exactly() {
                 key,
                 stats: seg.stats,
                 compressed_bytes: seg.compressed_bytes,
+                snapshot: None,
             });
             match seg.resume {
                 Some(r) => {

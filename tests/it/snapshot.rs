@@ -110,3 +110,63 @@ async fn a_holder_lets_go_when_its_window_ends() {
     assert_eq!(why, Released::WindowEnded);
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn after_the_window_per_chunk_consistency_reads_a_snapshot_of_its_own_and_says_so() {
+    use dbsync_core::api::Consistency;
+    use dbsync_core::serverless::{self, ChunkItem, ExportStep};
+    use dbsync_core::store::PartStore;
+    let f = dbsync_tests::FunctionFixture::new(
+        "per_chunk",
+        "job-per-chunk",
+        "CREATE TABLE t (id int PRIMARY KEY, v text)",
+        "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 3000) g",
+    )
+    .await;
+    let (store, jobs, src) = (f.store(), f.clients.jobs(), f.pair.source_spec());
+    let (holder, snapshot) = dbsync_core::job::open_snapshot(&src, "holder")
+        .await
+        .expect("snapshot");
+    serverless::plan_job(
+        &src,
+        &snapshot,
+        &store,
+        &jobs,
+        &f.job_id,
+        &Default::default(),
+        1 << 30,
+    )
+    .await
+    .expect("plan");
+    // The window ends: the holder lets go before the chunk is exported.
+    drop(holder);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let items: Vec<ChunkItem> =
+        serde_json::from_slice(&store.get(serverless::CHUNKS_KEY).await.expect("chunks"))
+            .expect("items");
+    let mut step = ExportStep {
+        item: items[0].clone(),
+        segment: 0,
+        resume: None,
+        tuning: Default::default(),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let e = serverless::export_step(&src, &snapshot, &store, &jobs, &step, deadline, 1)
+        .await
+        .expect_err("snapshot consistency refuses");
+    assert_eq!(e.name(), "DbsyncSnapshotReleased");
+    assert!(e.to_string().contains("per-chunk"), "{e}");
+
+    step.tuning.consistency = Consistency::PerChunk;
+    let out = serverless::export_step(&src, &snapshot, &store, &jobs, &step, deadline, 1)
+        .await
+        .expect("per-chunk export");
+    assert!(out.done);
+    assert_eq!(out.rows, 3000);
+    let m = serverless::assemble_job(&src, &store, &jobs, &f.job_id, &snapshot)
+        .await
+        .expect("assemble");
+    assert_eq!(m.consistency, "per_chunk");
+    let part = &m.tables[0].parts[0];
+    assert!(part.snapshot.as_deref().is_some_and(|s| s != snapshot));
+}

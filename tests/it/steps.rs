@@ -88,6 +88,7 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
             item,
             segment: 0,
             resume: None,
+            tuning: Default::default(),
         };
         loop {
             let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -229,7 +229,7 @@ pub fn aws_settings() -> dbsync_core::aws::AwsSettings {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
         let st = std::process::Command::new("bash")
             .arg(format!("{root}/scripts/moto.sh"))
-            .args(["up", "55500"])
+            .args(["up", "55500", "55501", "http://127.0.0.1:55509"])
             .status()
             .expect("run scripts/moto.sh");
         assert!(st.success(), "scripts/moto.sh up 55500 failed");
@@ -240,6 +240,58 @@ pub fn aws_settings() -> dbsync_core::aws::AwsSettings {
         region: Some("us-east-1".into()),
         static_credentials: Some(("test".into(), "test".into())),
     }
+}
+
+/// The Lambda invoke gateway in front of `cargo lambda watch` serving the real function
+/// binaries (what Step Functions Tasks in the emulator call); started when missing.
+pub fn lambda_gateway() -> String {
+    static GATEWAY: OnceLock<String> = OnceLock::new();
+    GATEWAY
+        .get_or_init(|| {
+            let aws = aws_settings().endpoint_url.unwrap_or_default();
+            if let Ok(g) = std::env::var("DBSYNC_TEST_LAMBDA_GATEWAY") {
+                return g;
+            }
+            let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+            let st = std::process::Command::new("bash")
+                .arg(format!("{root}/scripts/lambda.sh"))
+                .args(["up", "55509", &aws])
+                .status()
+                .expect("run scripts/lambda.sh");
+            assert!(st.success(), "scripts/lambda.sh up 55509 failed");
+            "http://127.0.0.1:55501".into()
+        })
+        .clone()
+}
+
+/// Invokes a function through the gateway as Step Functions would (Lambda's Invoke API);
+/// returns whether it reported a function error, and its JSON answer.
+pub async fn invoke(function: &str, payload: &serde_json::Value) -> (bool, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gateway = lambda_gateway();
+    let addr = gateway.trim_start_matches("http://");
+    let body = payload.to_string();
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the invoke gateway");
+    let req = format!(
+        "POST /2015-03-31/functions/{function}/invocations HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "invoke {function}: {head}\n{body}"
+    );
+    let failed = head.to_ascii_lowercase().contains("x-amz-function-error");
+    (
+        failed,
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("invoke {function}: {e}: {body}")),
+    )
 }
 
 /// S3 settings for the local emulator.
@@ -386,6 +438,7 @@ impl FunctionFixture {
                 item,
                 segment: 0,
                 resume: None,
+                tuning: Default::default(),
             };
             loop {
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -5,13 +5,18 @@ use dbsync_core::serverless::{self, FinalizeEvent};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Resolves the target's secret and finishes the job.
+/// Resolves the target's secret and finishes the job (an export-only job, without a target,
+/// is just marked succeeded).
 pub async fn handle(
     clients: Arc<Clients>,
     event: FinalizeEvent,
     _deadline: Instant,
 ) -> Result<FinalizeEvent, FunctionError> {
-    let target = dbsync_core::secrets::fetch(&clients.secrets, &event.target_secret).await?;
+    let Some(target_secret) = &event.target_secret else {
+        serverless::finish_export(&clients.jobs(), &event.job_id).await?;
+        return Ok(event);
+    };
+    let target = dbsync_core::secrets::fetch(&clients.secrets, target_secret).await?;
     let store = clients.store_for(&event.job_id)?;
     serverless::finalize_job(&target, &store, &clients.jobs(), event.lock_key.as_deref()).await?;
     Ok(event)
@@ -65,7 +70,7 @@ mod tests {
                     .expect("part");
             }
         }
-        event.target_secret = f.target_secret.clone();
+        event.target_secret = Some(f.target_secret.clone());
         handle(Arc::new(f.clients.clone()), event, Instant::now())
             .await
             .expect("finalize");

@@ -5,18 +5,22 @@ use dbsync_core::serverless::{self, PlanEvent, PlanOutput};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Resolves the source's secret, plans the job in the held snapshot, and says where the
-/// chunk list is.
+/// Resolves the source's secret, plans the job in the held snapshot (waiting for the holder
+/// to publish it when the event names none), and says where the chunk list is.
 pub async fn handle(
     clients: Arc<Clients>,
     event: PlanEvent,
-    _deadline: Instant,
+    deadline: Instant,
 ) -> Result<PlanOutput, FunctionError> {
     let source = dbsync_core::secrets::fetch(&clients.secrets, &event.source_secret).await?;
     let store = clients.store_for(&event.job_id)?;
+    let snapshot = match &event.snapshot {
+        Some(s) => s.clone(),
+        None => serverless::await_snapshot(&clients.jobs(), &event.job_id, deadline).await?,
+    };
     let summary = serverless::plan_job(
         &source,
-        &event.snapshot,
+        &snapshot,
         &store,
         &clients.jobs(),
         &event.job_id,
@@ -30,7 +34,7 @@ pub async fn handle(
     Ok(PlanOutput {
         job_id: event.job_id,
         source_secret: event.source_secret,
-        snapshot: event.snapshot,
+        snapshot,
         tables: summary.tables,
         chunks: summary.chunks,
         items_bucket: clients.env.bucket.clone(),
@@ -59,7 +63,7 @@ mod tests {
             .await
             .expect("snapshot");
         event.source_secret = f.source_secret.clone();
-        event.snapshot = snapshot;
+        event.snapshot = Some(snapshot);
         event.chunk_bytes = Some(64 * 1024);
         let clients = Arc::new(f.clients.clone());
         let out = handle(clients.clone(), event, Instant::now())

@@ -1,0 +1,150 @@
+//! What `sam deploy` ships, checked against the code: the state machine's error names are the
+//! core's stable names, its `${...}` substitutions are exactly the template's and name real
+//! resources, the fields its states read exist in the execution input, and every function the
+//! template builds is a binary of the workspace. (cfn-lint, `sam validate --lint` and
+//! asl-validator run in scripts/validate.sh.)
+
+use dbsync_core::api::ExecutionInput;
+use dbsync_core::Error;
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+const ASL: &str = include_str!("../../statemachine/sync.asl.json");
+const TEMPLATE: &str = include_str!("../../template.yaml");
+
+fn walk<'a>(v: &'a Value, f: &mut dyn FnMut(&'a serde_json::Map<String, Value>)) {
+    match v {
+        Value::Object(m) => {
+            f(m);
+            m.values().for_each(|x| walk(x, f));
+        }
+        Value::Array(a) => a.iter().for_each(|x| walk(x, f)),
+        _ => {}
+    }
+}
+
+fn asl() -> Value {
+    serde_json::from_str(ASL).expect("the state machine is JSON")
+}
+
+#[test]
+fn every_error_name_the_state_machine_matches_is_one_the_code_raises() {
+    let asl = asl();
+    let mut names = BTreeSet::new();
+    walk(&asl, &mut |m| {
+        if let Some(Value::Array(errs)) = m.get("ErrorEquals") {
+            names.extend(errs.iter().filter_map(|e| e.as_str()));
+        }
+    });
+    assert!(!names.is_empty());
+    for n in &names {
+        assert!(
+            Error::NAMES.contains(n) || n.starts_with("States.") || n.starts_with("Lambda."),
+            "{n} is matched by the state machine but no error of the core has that name"
+        );
+    }
+    // The transient errors are retried.
+    for n in Error::NAMES.iter().filter(|n| n.ends_with("Transient")) {
+        assert!(names.contains(n), "{n} is never retried");
+    }
+    // Errors that a retry cannot fix are not.
+    for n in [
+        "DbsyncIncompatible",
+        "DbsyncPartCorrupt",
+        "DbsyncSnapshotReleased",
+        "DbsyncConfig",
+    ] {
+        assert!(!names.contains(n), "{n} must not be retried");
+    }
+}
+
+#[test]
+fn every_substitution_is_defined_by_the_template_and_names_a_resource() {
+    let used: BTreeSet<String> = ASL
+        .split("${")
+        .skip(1)
+        .filter_map(|s| s.split_once('}').map(|(name, _)| name.to_string()))
+        .collect();
+    let block = TEMPLATE
+        .split("DefinitionSubstitutions:\n")
+        .nth(1)
+        .expect("the template has DefinitionSubstitutions");
+    let mut defined = BTreeSet::new();
+    for line in block.lines().take_while(|l| l.starts_with("        ")) {
+        let (key, value) = line.trim().split_once(": ").expect("key: value");
+        let resource = value
+            .trim_start_matches("!GetAtt ")
+            .trim_start_matches("!Ref ")
+            .split('.')
+            .next()
+            .unwrap_or_default();
+        assert!(
+            TEMPLATE.contains(&format!("\n  {resource}:\n    Type: ")),
+            "substitution {key} names {resource}, which is not a resource of the template"
+        );
+        defined.insert(key.to_string());
+    }
+    assert_eq!(used, defined, "substitutions used vs defined");
+}
+
+#[test]
+fn every_function_the_template_builds_is_a_workspace_binary_with_a_sample_event() {
+    let binaries: Vec<&str> = TEMPLATE
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Binary: "))
+        .collect();
+    assert_eq!(binaries.len(), 9, "{binaries:?}");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let workspace = std::fs::read_to_string(format!("{root}/Cargo.toml")).expect("Cargo.toml");
+    for b in binaries {
+        assert!(
+            workspace.contains(&format!("\"functions/{b}\"")),
+            "{b} is not a workspace member"
+        );
+        let sample = if b == "api" {
+            "api-post-sync".to_string()
+        } else {
+            b.to_string()
+        };
+        assert!(
+            std::path::Path::new(&format!("{root}/events/{sample}.json")).exists(),
+            "no sample event for {b}"
+        );
+    }
+}
+
+#[test]
+fn the_paths_the_state_machine_reads_exist_in_the_execution_input() {
+    let sample: Value =
+        serde_json::from_str(include_str!("../../events/execution.json")).expect("sample");
+    let input: ExecutionInput = serde_json::from_value(sample.clone()).expect("parses");
+    assert_eq!(serde_json::to_value(&input).expect("json"), sample);
+    // Paths of the execution input that the states read (not those of step outputs).
+    let asl = asl();
+    let mut paths = BTreeSet::new();
+    walk(&asl, &mut |m| {
+        for (k, v) in m {
+            if let (true, Some(p)) = (k.ends_with(".$") || k.ends_with("Path"), v.as_str()) {
+                if let Some(field) = p.strip_prefix("$.") {
+                    paths.insert(field.split('.').next().unwrap_or_default().to_string());
+                }
+            }
+        }
+    });
+    let produced = [
+        "plan",
+        "assembled",
+        "exported",
+        "prepared",
+        "wave",
+        "wave_index",
+        "error",
+        "done",
+    ];
+    for p in paths {
+        assert!(
+            sample.get(&p).is_some() || produced.contains(&p.as_str()),
+            "the state machine reads $.{p}, which neither the execution input nor a step provides"
+        );
+    }
+}

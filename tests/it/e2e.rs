@@ -1,0 +1,452 @@
+//! The whole cloud flow on this machine: the real function binaries (served by `cargo lambda
+//! watch`) behind the invoke gateway, the state machine of `statemachine/sync.asl.json` run by
+//! the emulator's Step Functions, S3, DynamoDB and Secrets Manager in the emulator, and two
+//! real PostgreSQL servers. Requests enter as API Gateway events to the api function, or as the
+//! nightly schedule's input, exactly as they would in AWS.
+//!
+//! The functions' settings are fixed when the gateway starts (scripts/lambda.sh): bucket
+//! `dbsync-e2e`, table `dbsync-e2e-jobs`, state machine `dbsync-e2e-sync`, protected targets
+//! `e2e/protected*`. These tests run one at a time (one snapshot holder per job would
+//! otherwise queue behind another job's in the single local function process).
+
+use super::*;
+use aws_sdk_sfn::types::ExecutionStatus;
+use dbsync_core::jobs::JobStore;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const BUCKET: &str = "dbsync-e2e";
+const JOB_TABLE: &str = "dbsync-e2e-jobs";
+const STATE_MACHINE: &str = "dbsync-e2e-sync";
+const ACCOUNT: &str = "123456789012";
+
+/// The functions the state machine's `${...FunctionArn}` substitutions name.
+const FUNCTIONS: &[(&str, &str)] = &[
+    ("HoldSnapshotFunctionArn", "hold-snapshot"),
+    ("PlanFunctionArn", "plan"),
+    ("ExportChunkFunctionArn", "export-chunk"),
+    ("AssembleFunctionArn", "assemble"),
+    ("PrepareFunctionArn", "prepare"),
+    ("ImportPartFunctionArn", "import-part"),
+    ("FinalizeFunctionArn", "finalize"),
+    ("FailFunctionArn", "fail"),
+];
+
+/// The definition as deployed, with the function ARNs of the local functions and retry
+/// intervals cut to a second (the emulator waits them out in real time).
+pub fn local_definition() -> String {
+    let mut text = include_str!("../../statemachine/sync.asl.json").to_string();
+    for (var, function) in FUNCTIONS {
+        text = text.replace(
+            &format!("${{{var}}}"),
+            &format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{function}"),
+        );
+    }
+    text = text.replace("${DataBucketName}", BUCKET);
+    let mut v: Value = serde_json::from_str(&text).expect("the definition is JSON");
+    fn shorten(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::Array(retries)) = m.get_mut("Retry") {
+                    for r in retries {
+                        r["IntervalSeconds"] = json!(1);
+                        r["MaxAttempts"] = json!(1);
+                    }
+                }
+                m.values_mut().for_each(shorten);
+            }
+            Value::Array(a) => a.iter_mut().for_each(shorten),
+            _ => {}
+        }
+    }
+    shorten(&mut v);
+    v.to_string()
+}
+
+/// Everything one end-to-end test needs.
+struct Cloud {
+    pair: Pair,
+    sfn: aws_sdk_sfn::Client,
+    clients: dbsync_core::lambda::Clients,
+    source_secret: String,
+    target_secret: String,
+}
+
+impl Cloud {
+    async fn new(hint: &str, schema: &str, data: &str) -> Cloud {
+        dbsync_tests::lambda_gateway();
+        let pair = Pair::new(hint).await;
+        pair.both(schema).await;
+        pair.source(data).await;
+        pair.source("ANALYZE").await;
+        let env = dbsync_core::lambda::FunctionEnv::from_lookup(&|k| match k {
+            "DBSYNC_BUCKET" => Some(BUCKET.into()),
+            "DBSYNC_JOB_TABLE" => Some(JOB_TABLE.into()),
+            _ => None,
+        })
+        .expect("env");
+        let clients = dbsync_core::lambda::Clients::new(env, &dbsync_tests::aws_settings()).await;
+        let _ = clients.s3.create_bucket().bucket(BUCKET).send().await;
+        let _ = dbsync_core::jobs::DynamoJobStore::create_table(&clients.dynamodb, JOB_TABLE).await;
+        let sfn = clients.sfn.clone();
+        let arn = format!("arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{STATE_MACHINE}");
+        // Always the definition of this checkout (moto's UpdateStateMachine leaves executions
+        // on the old one).
+        let _ = sfn
+            .delete_state_machine()
+            .state_machine_arn(&arn)
+            .send()
+            .await;
+        sfn.create_state_machine()
+            .name(STATE_MACHINE)
+            .definition(local_definition())
+            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/dbsync-e2e"))
+            .send()
+            .await
+            .expect("create the state machine");
+        let source_secret = format!("e2e/{}/source", pair.name);
+        let target_secret = format!("e2e/{}/target", pair.name);
+        let cloud = Cloud {
+            pair,
+            sfn,
+            clients,
+            source_secret,
+            target_secret,
+        };
+        cloud
+            .secret(&cloud.source_secret, &cloud.pair.source_url)
+            .await;
+        cloud
+            .secret(&cloud.target_secret, &cloud.pair.target_url)
+            .await;
+        cloud
+    }
+
+    async fn secret(&self, id: &str, url: &str) {
+        self.clients
+            .secrets
+            .create_secret()
+            .name(id)
+            .secret_string(json!({ "url": url }).to_string())
+            .send()
+            .await
+            .expect("secret");
+    }
+
+    /// Sends an API Gateway request to the api function; returns status and JSON body.
+    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut event: Value =
+            serde_json::from_str(include_str!("../../events/api-post-sync.json")).expect("sample");
+        event["httpMethod"] = json!(method);
+        event["path"] = json!(path);
+        event["body"] = body.map_or(Value::Null, |b| json!(b.to_string()));
+        let (failed, out) = dbsync_tests::invoke("api", &event).await;
+        assert!(!failed, "the api function answers errors as HTTP: {out}");
+        let status = out["statusCode"].as_u64().expect("statusCode") as u16;
+        let body = serde_json::from_str(out["body"].as_str().unwrap_or("null")).expect("json");
+        (status, body)
+    }
+
+    fn request(&self, extra: Value) -> Value {
+        let mut r = json!({
+            "source_secret": self.source_secret,
+            "target_secret": self.target_secret,
+            "chunk_size": "64KiB",
+            "concurrency": 4,
+            "snapshot_window_seconds": 300,
+        });
+        if let (Value::Object(r), Value::Object(e)) = (&mut r, extra) {
+            r.extend(e);
+        }
+        r
+    }
+
+    async fn start(&self, extra: Value) -> String {
+        let (status, body) = self.api("POST", "/syncs", Some(self.request(extra))).await;
+        assert_eq!(status, 202, "{body}");
+        body["job_id"].as_str().expect("job id").to_string()
+    }
+
+    /// Waits for the job's execution to end; returns its status and error.
+    async fn finish(&self, job_id: &str) -> (ExecutionStatus, Option<String>) {
+        let arn = format!("arn:aws:states:us-east-1:{ACCOUNT}:execution:{STATE_MACHINE}:{job_id}");
+        let started = Instant::now();
+        loop {
+            let d = self
+                .sfn
+                .describe_execution()
+                .execution_arn(&arn)
+                .send()
+                .await
+                .expect("describe execution");
+            if d.status() != &ExecutionStatus::Running {
+                return (d.status().clone(), d.error().map(str::to_string));
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "execution {job_id} still running after 10 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn job(&self, job_id: &str) -> Value {
+        let (status, body) = self.api("GET", &format!("/syncs/{job_id}"), None).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    async fn manifest(&self, job_id: &str) -> dbsync_core::manifest::Manifest {
+        let store = self.clients.store_for(job_id).expect("store");
+        dbsync_core::manifest::Manifest::read(&store)
+            .await
+            .expect("the manifest is in S3")
+    }
+
+    /// The job's target lock is released: another job may take it.
+    async fn assert_target_free(&self, job: &Value) {
+        let jobs = self.clients.jobs();
+        let key = job["target"].as_str().expect("lock key");
+        jobs.lock_target(key, "next", 60).await.expect("lock free");
+        jobs.release_target(key, "next").await.expect("release");
+    }
+
+    async fn executions(&self) -> usize {
+        self.sfn
+            .list_executions()
+            .state_machine_arn(format!(
+                "arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{STATE_MACHINE}"
+            ))
+            .send()
+            .await
+            .expect("list executions")
+            .executions()
+            .len()
+    }
+}
+
+/// The job record's counters agree with the manifest and say the job is complete.
+fn assert_complete(job: &Value, m: &dbsync_core::manifest::Manifest) {
+    let p = &job["progress"];
+    let parts: u64 = m.tables.iter().map(|t| t.parts.len() as u64).sum();
+    let rows: u64 = m
+        .tables
+        .iter()
+        .flat_map(|t| &t.parts)
+        .map(|p| p.stats.rows)
+        .sum();
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["phase"], "done", "{job}");
+    assert_eq!(p["percent"], 100.0, "{job}");
+    assert!(p["chunks_total"].as_u64() > Some(0), "{job}");
+    assert_eq!(p["chunks_done"], p["chunks_total"], "{job}");
+    assert_eq!(p["parts_total"].as_u64(), Some(parts), "{job}");
+    assert_eq!(p["parts_done"].as_u64(), Some(parts), "{job}");
+    // Rows are counted once on export and once on load.
+    assert_eq!(p["rows"].as_u64(), Some(2 * rows), "{job}");
+}
+
+#[tokio::test]
+async fn an_api_request_runs_the_state_machine_to_an_identical_target_and_a_second_job_is_refused()
+{
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new("e2e_api", SCHEMA, DATA).await;
+    let job_id = c.start(json!({})).await;
+
+    // While it runs, the target is locked: a second job is refused and nothing starts.
+    let before = c.executions().await;
+    let (status, body) = c.api("POST", "/syncs", Some(c.request(json!({})))).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["name"], "DbsyncTargetLocked");
+    assert_eq!(c.executions().await, before);
+
+    let (status, error) = c.finish(&job_id).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "{error:?}");
+    c.pair.assert_identical().await;
+    let m = c.manifest(&job_id).await;
+    assert_eq!(m.job_id, job_id);
+    assert_eq!(m.consistency, "snapshot");
+    let job = c.job(&job_id).await;
+    assert_complete(&job, &m);
+    assert!(job["error"].is_null());
+    let (status, list) = c.api("GET", "/syncs", None).await;
+    assert_eq!(status, 200);
+    assert!(list["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .any(|j| j["job_id"] == job_id.as_str()));
+    // The lock was released: the next job may take the target.
+    c.assert_target_free(&job).await;
+}
+
+#[tokio::test]
+async fn a_tiny_time_budget_makes_chunks_continue_many_times_and_the_result_is_still_exact() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new(
+        "e2e_budget",
+        "CREATE TABLE items (id bigint PRIMARY KEY, v text, n numeric);
+         CREATE TABLE notes (item bigint REFERENCES items, body text)",
+        "INSERT INTO items SELECT g, repeat(chr(65 + g % 26), 40) || E'\\t\\\\' || g, g / 7.0
+           FROM generate_series(1, 6000) g;
+         INSERT INTO notes SELECT g % 6000 + 1, CASE WHEN g % 3 = 0 THEN NULL ELSE 'n' || g END
+           FROM generate_series(1, 3000) g",
+    )
+    .await;
+    let job_id = c
+        .start(json!({ "export_budget_seconds": 0, "page_rows": 300 }))
+        .await;
+    let (status, error) = c.finish(&job_id).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "{error:?}");
+    c.pair.assert_identical().await;
+    let m = c.manifest(&job_id).await;
+    let job = c.job(&job_id).await;
+    assert_complete(&job, &m);
+    let parts: u64 = m.tables.iter().map(|t| t.parts.len() as u64).sum();
+    let chunks = job["progress"]["chunks_total"].as_u64().expect("chunks");
+    assert!(
+        parts >= chunks + 10,
+        "{parts} parts for {chunks} chunks: continuations expected"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_target_fails_the_execution_through_catch_with_the_error_on_the_job() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new(
+        "e2e_unreachable",
+        "CREATE TABLE t (id int PRIMARY KEY)",
+        "INSERT INTO t SELECT generate_series(1, 100)",
+    )
+    .await;
+    let nowhere = format!("e2e/{}/nowhere", c.pair.name);
+    c.secret(
+        &nowhere,
+        "postgresql://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=2",
+    )
+    .await;
+    let (status, body) = c
+        .api(
+            "POST",
+            "/syncs",
+            Some(c.request(json!({ "target_secret": nowhere }))),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let job_id = body["job_id"].as_str().expect("job id").to_string();
+    let (status, error) = c.finish(&job_id).await;
+    assert_eq!(status, ExecutionStatus::Failed);
+    assert_eq!(error.as_deref(), Some("DbsyncConnect"));
+    let job = c.job(&job_id).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["name"], "DbsyncConnect", "{job}");
+    let message = job["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("127.0.0.1:1"), "{message}");
+    // The export went through; the lock is free again.
+    assert_eq!(job["phase"], "importing", "{job}");
+    c.assert_target_free(&job).await;
+}
+
+#[tokio::test]
+async fn the_nightly_schedule_input_starts_the_same_flow() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new(
+        "e2e_schedule",
+        "CREATE TABLE t (id int PRIMARY KEY, v text); CREATE SEQUENCE s",
+        "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 500) g; SELECT setval('s', 77)",
+    )
+    .await;
+    let mut event: Value =
+        serde_json::from_str(include_str!("../../events/schedule.json")).expect("sample");
+    event["request"]["source_secret"] = json!(c.source_secret);
+    event["request"]["target_secret"] = json!(c.target_secret);
+    let (failed, out) = dbsync_tests::invoke("api", &event).await;
+    assert!(!failed, "{out}");
+    let job_id = out["job_id"].as_str().expect("job id").to_string();
+    let (status, error) = c.finish(&job_id).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "{error:?}");
+    c.pair.assert_identical().await;
+    let job = c.job(&job_id).await;
+    assert_eq!(job["status"], "succeeded");
+    assert_eq!(
+        job["request"]["origin"]["schedule"],
+        "nightly-staging-refresh"
+    );
+    // A refused scheduled request is the invocation's error, named.
+    event["request"]["target_secret"] = json!(c.source_secret);
+    let (failed, out) = dbsync_tests::invoke("api", &event).await;
+    assert!(failed);
+    assert_eq!(out["errorType"], "DbsyncSameDatabase", "{out}");
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_a_clear_400_or_403_and_nothing_starts() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new("e2e_refuse", "CREATE TABLE t (id int)", "").await;
+    let protected = format!("e2e/protected-{}", c.pair.name);
+    c.secret(&protected, &c.pair.target_url).await;
+    let same = format!("e2e/{}/source-again", c.pair.name);
+    c.secret(&same, &c.pair.source_url).await;
+    let before = c.executions().await;
+    let cases = [
+        (json!({ "target_secret": protected }), 403, "protected"),
+        (
+            json!({ "target_secret": "e2e/no/such/secret" }),
+            400,
+            "does not exist",
+        ),
+        (json!({ "target_secret": same }), 400, "same database"),
+        (json!({ "chunk_sise": "1MiB" }), 400, "unknown field"),
+        (json!({ "concurrency": 1000 }), 400, "concurrency"),
+    ];
+    for (extra, want, says) in cases {
+        let (status, body) = c
+            .api("POST", "/syncs", Some(c.request(extra.clone())))
+            .await;
+        assert_eq!(status, want, "{extra}: {body}");
+        let m = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(m.contains(says), "{extra}: {m}");
+    }
+    let (status, body) = c.api("POST", "/syncs", None).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = c.api("GET", "/syncs/no-such-job", None).await;
+    assert_eq!(status, 404);
+    let (status, _) = c.api("PUT", "/syncs", None).await;
+    assert_eq!(status, 405);
+    assert_eq!(c.executions().await, before, "nothing was started");
+    // The target was never touched.
+    assert_eq!(
+        dbsync_tests::scalar(
+            &c.pair.target_url,
+            "SELECT count(*)::text FROM pg_namespace WHERE nspname = 'dbsync'"
+        )
+        .await,
+        "0"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_job_stops_its_execution_and_frees_the_target() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new(
+        "e2e_cancel",
+        "CREATE TABLE t (id bigint PRIMARY KEY, v text)",
+        "INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g",
+    )
+    .await;
+    let job_id = c
+        .start(json!({ "export_budget_seconds": 0, "page_rows": 100, "concurrency": 1 }))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, body) = c.api("DELETE", &format!("/syncs/{job_id}"), None).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, _) = c.finish(&job_id).await;
+    assert_eq!(status, ExecutionStatus::Aborted);
+    let job = c.job(&job_id).await;
+    assert_eq!(job["status"], "cancelled", "{job}");
+    let (status, body) = c.api("DELETE", &format!("/syncs/{job_id}"), None).await;
+    assert_eq!(status, 409, "{body}");
+    c.assert_target_free(&job).await;
+}
