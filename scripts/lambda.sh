@@ -32,12 +32,21 @@ except urllib.error.HTTPError:
 up() {
   local port=$1 aws=$2
   install
-  answering "$port" && return 0
   # A target directory of its own: `cargo lambda watch` starts each function instance with
   # `cargo run`, which would otherwise queue behind the lock of a running `cargo test`. Built
   # here, before the server starts, so the first invocations do not wait on the compiler.
   export CARGO_TARGET_DIR=$run/target
   (cd "$repo" && cargo build -q --workspace --bins)
+  # A server already answering is kept only if it serves these very binaries.
+  local stamp
+  stamp=$(cd "$CARGO_TARGET_DIR/debug" && sha256sum api hold-snapshot plan export-chunk assemble prepare \
+    import-part finalize fail | sha256sum | cut -c1-16)
+  if answering "$port"; then
+    [ "$(cat "$run/watch-$port.stamp" 2>/dev/null)" = "$stamp" ] && return 0
+    down "$port"
+    sleep 1
+  fi
+  echo "$stamp" >"$run/watch-$port.stamp"
   local envs=(
     "AWS_ENDPOINT_URL=$aws" "AWS_REGION=us-east-1" "AWS_ACCESS_KEY_ID=test" "AWS_SECRET_ACCESS_KEY=test"
     "DBSYNC_BUCKET=dbsync-e2e" "DBSYNC_JOB_TABLE=dbsync-e2e-jobs"

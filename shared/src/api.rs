@@ -67,7 +67,7 @@ pub struct SyncRequest {
 
 /// What a job does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum Mode {
     /// Export, then load the target.
     #[default]
@@ -78,13 +78,38 @@ pub enum Mode {
 
 /// What the exports of one job read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum Consistency {
     /// One snapshot for every chunk.
     #[default]
     Snapshot,
     /// One snapshot for as long as it can be held, then a snapshot per chunk invocation.
     PerChunk,
+}
+
+// serde's own message for an unknown variant does not name the field; these do.
+impl TryFrom<String> for Mode {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        match s.as_str() {
+            "sync" => Ok(Mode::Sync),
+            "export" => Ok(Mode::Export),
+            _ => Err(format!("mode {s:?} is not one of \"sync\", \"export\"")),
+        }
+    }
+}
+
+impl TryFrom<String> for Consistency {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        match s.as_str() {
+            "snapshot" => Ok(Consistency::Snapshot),
+            "per_chunk" => Ok(Consistency::PerChunk),
+            _ => Err(format!(
+                "consistency {s:?} is not one of \"snapshot\", \"per_chunk\""
+            )),
+        }
+    }
 }
 
 /// The state machine's input: a validated request, with the job id and the target's lock key.
