@@ -35,7 +35,8 @@ up() {
   # A target directory of its own: `cargo lambda watch` starts each function instance with
   # `cargo run`, which would otherwise queue behind the lock of a running `cargo test`. Built
   # here, before the server starts, so the first invocations do not wait on the compiler.
-  export CARGO_TARGET_DIR=$run/target
+  # Not incremental (saves GBs); the watch's `cargo run` inherits both settings.
+  export CARGO_TARGET_DIR=$run/target CARGO_INCREMENTAL=0
   (cd "$repo" && cargo build -q --workspace --bins)
   # A server already answering is kept only if it serves these very binaries.
   local stamp

@@ -96,6 +96,16 @@ CONF
   fi
 }
 
+# Drops the databases whose names start with PREFIX on the cluster at PORT (what earlier test
+# runs left behind: every test makes its own pair and keeps it for inspection).
+dropdbs() {
+  local port=$1 prefix=$2
+  psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<SQL
+SELECT format('DROP DATABASE %I WITH (FORCE)', datname) FROM pg_database
+ WHERE starts_with(datname, '$prefix') \gexec
+SQL
+}
+
 down() {
   local name=$1 bindir dir
   bindir=$(find_bindir) || return 0
@@ -110,6 +120,7 @@ case "$cmd" in
   up) up "$@" ;;
   down) down "$@" ;;
   url) echo "postgresql://postgres@127.0.0.1:$2/${3:-postgres}?sslmode=disable" ;;
+  dropdbs) dropdbs "$@" ;;
   bindir) find_bindir ;;
   *) echo "usage: $0 install|up NAME PORT|down NAME|url NAME PORT [DB]|bindir" >&2; exit 2 ;;
 esac

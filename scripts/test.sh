@@ -12,6 +12,9 @@ command -v cargo >/dev/null || { echo "test.sh: cargo (Rust toolchain) is requir
 scripts/pg.sh install
 scripts/pg.sh up test-source "${DBSYNC_TEST_SOURCE_PORT:=55442}"
 scripts/pg.sh up test-target "${DBSYNC_TEST_TARGET_PORT:=55443}"
+# Each test makes its own database pair and leaves it for inspection; the previous run's go now.
+scripts/pg.sh dropdbs "$DBSYNC_TEST_SOURCE_PORT" t_
+scripts/pg.sh dropdbs "$DBSYNC_TEST_TARGET_PORT" t_
 # The emulator, with the invoke gateway its Step Functions Tasks call (55501), and the real
 # function binaries behind it (cargo lambda watch, 55509).
 scripts/moto.sh up "${DBSYNC_TEST_MOTO_PORT:=55500}" 55501 http://127.0.0.1:55509

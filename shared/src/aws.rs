@@ -93,10 +93,16 @@ where
         ),
         _ => false,
     };
-    let code = err.code().map(|c| format!(" ({c})")).unwrap_or_default();
+    // A service's own code and message say it all; the full context (raw response and all)
+    // only when there is none, e.g. a connection that failed.
+    let detail = match (err.code(), err.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_string(),
+        _ => DisplayErrorContext(&err).to_string(),
+    };
     crate::error::Error::Io {
         path: location.to_string(),
-        message: format!("{what}{code}: {}", DisplayErrorContext(&err)),
+        message: format!("{what}: {detail}"),
         retryable,
     }
 }
