@@ -457,21 +457,20 @@ impl Api<'_> {
         origin: Value,
     ) -> std::result::Result<Value, Reply> {
         check_request(&req, self.settings).map_err(|e| Reply::from_error(&e))?;
-        let unknown = |which: &str, id: &str, e: Error| match e {
+        // A secret that does not exist, may not be read or does not describe a database is
+        // the caller's mistake (400); a transient failure to read it is not.
+        let unknown = |which: &str, e: Error| match e {
             Error::Io {
                 retryable: false, ..
             }
             | Error::Config { .. } => Reply::error(400, e.name(), format!("unknown {which}: {e}")),
-            e => {
-                let _ = id;
-                Reply::from_error(&e)
-            }
+            e => Reply::from_error(&e),
         };
         let source = self
             .credentials
             .resolve(&req.source_secret)
             .await
-            .map_err(|e| unknown("source", &req.source_secret, e))?;
+            .map_err(|e| unknown("source", e))?;
         let lock_key = match &req.target_secret {
             None => None,
             Some(t) => {
@@ -488,7 +487,7 @@ impl Api<'_> {
                     .credentials
                     .resolve(t)
                     .await
-                    .map_err(|e| unknown("target", t, e))?;
+                    .map_err(|e| unknown("target", e))?;
                 if target_is(&self.settings.protected_targets, t, &target.identity()) {
                     return Err(Reply::error(
                         403,
