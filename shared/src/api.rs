@@ -190,13 +190,8 @@ impl ApiSettings {
                 .map(str::to_string)
                 .collect()
         };
-        let number = |k: &str, default: u64| -> Result<u64> {
-            match env(k).filter(|v| !v.is_empty()) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse()
-                    .map_err(|_| Error::config(k, format!("{v:?} is not a whole number"))),
-            }
+        let number = |k: &str, default: u64| {
+            Ok::<_, Error>(crate::lambda::env_number(env, k)?.unwrap_or(default))
         };
         Ok(ApiSettings {
             state_machine_arn: env("DBSYNC_STATE_MACHINE_ARN")
@@ -448,15 +443,10 @@ fn target_is(patterns: &[String], secret: &str, identity: &str) -> bool {
 }
 
 impl Api<'_> {
-    /// Starts a sync: checks the request and both databases, takes the target's lock, records
-    /// the job and starts the execution named after it. Nothing is started when any step
-    /// refuses, and a lock taken is given back.
-    pub async fn start(
-        &self,
-        req: SyncRequest,
-        origin: Value,
-    ) -> std::result::Result<Value, Reply> {
-        check_request(&req, self.settings).map_err(|e| Reply::from_error(&e))?;
+    /// Starts a sync from a request [`parse_request`] accepted: checks both databases, takes
+    /// the target's lock, records the job and starts the execution named after it. Nothing is
+    /// started when any step refuses, and a lock taken is given back.
+    async fn start(&self, req: SyncRequest, origin: Value) -> std::result::Result<Value, Reply> {
         // A secret that does not exist, may not be read or does not describe a database is
         // the caller's mistake (400); a transient failure to read it is not.
         let unknown = |which: &str, e: Error| match e {

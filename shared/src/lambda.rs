@@ -42,29 +42,30 @@ impl FunctionEnv {
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| Error::config(k, "is not set"))
         };
-        let number = |k: &str, default: u64| -> Result<u64, Error> {
-            match env(k) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse()
-                    .map_err(|_| Error::config(k, format!("{v:?} is not a whole number"))),
-            }
-        };
+        let number = |k: &str, default: u64| Ok::<_, Error>(env_number(env, k)?.unwrap_or(default));
         Ok(FunctionEnv {
             bucket: required("DBSYNC_BUCKET")?,
             job_table: required("DBSYNC_JOB_TABLE")?,
             margin: Duration::from_secs(number("DBSYNC_TIME_MARGIN_SECONDS", 60)?),
             compress_level: number("DBSYNC_COMPRESS_LEVEL", 1)?.min(9) as u32,
             retention_days: number("DBSYNC_JOB_RETENTION_DAYS", 30)?,
-            local_timeout: match env("DBSYNC_LOCAL_TIMEOUT_SECONDS") {
-                None => None,
-                Some(_) => Some(Duration::from_secs(number(
-                    "DBSYNC_LOCAL_TIMEOUT_SECONDS",
-                    900,
-                )?)),
-            },
+            local_timeout: env_number(env, "DBSYNC_LOCAL_TIMEOUT_SECONDS")?
+                .map(Duration::from_secs),
         })
     }
+}
+
+/// A whole-number setting: `None` when unset, an error naming it when it is not a number.
+pub(crate) fn env_number(
+    env: &dyn Fn(&str) -> Option<String>,
+    k: &str,
+) -> Result<Option<u64>, Error> {
+    env(k)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| Error::config(k, format!("{v:?} is not a whole number")))
+        })
+        .transpose()
 }
 
 /// What a function builds once per cold start and borrows in every invocation.
@@ -117,12 +118,15 @@ impl Clients {
 /// When to stop starting new work: the invocation's deadline (milliseconds since the epoch,
 /// from the Lambda context) less `margin`; never in the past, so one page always runs.
 pub fn deadline(context_deadline_ms: u64, margin: Duration) -> Instant {
-    let now_ms = std::time::SystemTime::now()
+    let left = Duration::from_millis(context_deadline_ms.saturating_sub(now_ms()));
+    Instant::now() + left.saturating_sub(margin)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let left = Duration::from_millis(context_deadline_ms.saturating_sub(now_ms));
-    Instant::now() + left.saturating_sub(margin)
+        .unwrap_or(0)
 }
 
 /// A function's error: the core error, reported to Lambda under its stable name.
@@ -159,12 +163,11 @@ where
     let clients = std::sync::Arc::new(Clients::new(env, &AwsSettings::default()).await);
     lambda_runtime::run(lambda_runtime::service_fn(
         |ev: lambda_runtime::LambdaEvent<E>| {
-            let deadline = match clients.env.local_timeout {
-                Some(t) => (Instant::now() + t)
-                    .checked_sub(clients.env.margin)
-                    .unwrap_or_else(Instant::now),
-                None => deadline(ev.context.deadline, clients.env.margin),
+            let context_deadline = match clients.env.local_timeout {
+                Some(t) => now_ms() + t.as_millis() as u64,
+                None => ev.context.deadline,
             };
+            let deadline = deadline(context_deadline, clients.env.margin);
             tracing::debug!(
                 remaining_ms = deadline
                     .saturating_duration_since(Instant::now())
@@ -215,10 +218,7 @@ mod tests {
 
     #[test]
     fn the_deadline_keeps_the_margin_and_is_never_in_the_past() {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now_ms = now_ms();
         let d = deadline(now_ms + 900_000, Duration::from_secs(60));
         let left = d.saturating_duration_since(Instant::now());
         assert!(

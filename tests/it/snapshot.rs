@@ -114,8 +114,7 @@ async fn a_holder_lets_go_when_its_window_ends() {
 #[tokio::test]
 async fn after_the_window_per_chunk_consistency_reads_a_snapshot_of_its_own_and_says_so() {
     use dbsync_core::api::Consistency;
-    use dbsync_core::serverless::{self, ChunkItem, ExportStep};
-    use dbsync_core::store::PartStore;
+    use dbsync_core::serverless::{self, ExportStep};
     let f = dbsync_tests::FunctionFixture::new(
         "per_chunk",
         "job-per-chunk",
@@ -141,9 +140,7 @@ async fn after_the_window_per_chunk_consistency_reads_a_snapshot_of_its_own_and_
     // The window ends: the holder lets go before the chunk is exported.
     drop(holder);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let items: Vec<ChunkItem> =
-        serde_json::from_slice(&store.get(serverless::CHUNKS_KEY).await.expect("chunks"))
-            .expect("items");
+    let items = dbsync_tests::chunk_items(&store).await;
     let mut step = ExportStep {
         item: items[0].clone(),
         segment: 0,

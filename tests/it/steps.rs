@@ -4,7 +4,7 @@
 
 use super::*;
 use dbsync_core::jobs::{self, DynamoJobStore, JobChange, JobRecord, JobStore};
-use dbsync_core::serverless::{self, ChunkItem, ExportStep, ExportStepResult};
+use dbsync_core::serverless;
 use dbsync_core::store::{PartStore, S3Store};
 use std::time::Duration;
 
@@ -49,17 +49,14 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
         )
         .await
     });
-    let snapshot = loop {
-        if let Some(s) = job_store
-            .get(&job_id)
-            .await
-            .expect("get")
-            .and_then(|j| j.snapshot)
-        {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // Plan waits for the holder to publish the snapshot, as the Plan function does.
+    let snapshot = serverless::await_snapshot(
+        job_store.as_ref(),
+        &job_id,
+        std::time::Instant::now() + Duration::from_secs(60),
+    )
+    .await
+    .expect("the holder publishes its snapshot");
 
     let summary = serverless::plan_job(
         &p.source_spec(),
@@ -72,9 +69,8 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
     )
     .await
     .expect("plan");
-    let items: Vec<ChunkItem> =
-        serde_json::from_slice(&store.get(&summary.chunks_key).await.expect("items"))
-            .expect("json");
+    assert_eq!(summary.chunks_key, serverless::CHUNKS_KEY);
+    let items = dbsync_tests::chunk_items(store.as_ref()).await;
     assert_eq!(items.len(), summary.chunks);
     assert!(
         items.iter().any(|i| i.label.starts_with("app.orders #")),
@@ -82,36 +78,14 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
     );
 
     // The export Map: one invocation per item, looping while a continuation comes back.
-    let mut part_ids = Vec::new();
-    for item in items {
-        let mut step = ExportStep {
-            item,
-            segment: 0,
-            resume: None,
-            tuning: Default::default(),
-        };
-        loop {
-            let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            let out = serverless::export_step(
-                &p.source_spec(),
-                &snapshot,
-                store.as_ref(),
-                job_store.as_ref(),
-                &step,
-                deadline,
-                1,
-            )
-            .await
-            .expect("export step");
-            let out: ExportStepResult =
-                serde_json::from_str(&serde_json::to_string(&out).expect("json")).expect("back");
-            part_ids.push(out.part_id.clone());
-            if out.done {
-                break;
-            }
-            step = out.next;
-        }
-    }
+    let part_ids = dbsync_tests::export_items(
+        &p.source_spec(),
+        &snapshot,
+        store.as_ref(),
+        job_store.as_ref(),
+        items,
+    )
+    .await;
     job_store
         .update(
             &job_id,

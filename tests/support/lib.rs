@@ -413,13 +413,12 @@ impl FunctionFixture {
     /// What the steps before Assemble leave behind: a plan and every chunk exported in one
     /// snapshot (whose id is returned; no longer held).
     pub async fn export_chunks(&self) -> String {
-        use dbsync_core::serverless::{self, ChunkItem, ExportStep};
-        use dbsync_core::store::PartStore;
+        use dbsync_core::serverless;
         let (src, store, jobs) = (self.pair.source_spec(), self.store(), self.clients.jobs());
         let (_holder, snapshot) = dbsync_core::job::open_snapshot(&src, "holder")
             .await
             .expect("snapshot");
-        let summary = serverless::plan_job(
+        serverless::plan_job(
             &src,
             &snapshot,
             &store,
@@ -430,28 +429,53 @@ impl FunctionFixture {
         )
         .await
         .expect("plan");
-        let items: Vec<ChunkItem> =
-            serde_json::from_slice(&store.get(&summary.chunks_key).await.expect("items"))
-                .expect("items json");
-        for item in items {
-            let mut step = ExportStep {
-                item,
-                segment: 0,
-                resume: None,
-                tuning: Default::default(),
-            };
-            loop {
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-                let out =
-                    serverless::export_step(&src, &snapshot, &store, &jobs, &step, deadline, 1)
-                        .await
-                        .expect("export");
-                if out.done {
-                    break;
-                }
-                step = out.next;
-            }
-        }
+        export_items(&src, &snapshot, &store, &jobs, chunk_items(&store).await).await;
         snapshot
     }
+}
+
+/// The chunk list a plan wrote: the export Map's items.
+pub async fn chunk_items(
+    store: &dyn dbsync_core::store::PartStore,
+) -> Vec<dbsync_core::serverless::ChunkItem> {
+    let data = store
+        .get(dbsync_core::serverless::CHUNKS_KEY)
+        .await
+        .expect("the chunk list");
+    serde_json::from_slice(&data).expect("chunk list json")
+}
+
+/// The export Map: one export step per item, each output (through JSON, as Step Functions
+/// passes it) the next input while the chunk continues. Returns the part ids written.
+pub async fn export_items(
+    source: &ConnSpec,
+    snapshot: &str,
+    store: &dyn dbsync_core::store::PartStore,
+    jobs: &dyn dbsync_core::jobs::JobStore,
+    items: Vec<dbsync_core::serverless::ChunkItem>,
+) -> Vec<String> {
+    use dbsync_core::serverless::{self, ExportStep, ExportStepResult};
+    let mut part_ids = Vec::new();
+    for item in items {
+        let mut step = ExportStep {
+            item,
+            segment: 0,
+            resume: None,
+            tuning: Default::default(),
+        };
+        loop {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            let out = serverless::export_step(source, snapshot, store, jobs, &step, deadline, 1)
+                .await
+                .expect("export step");
+            let out: ExportStepResult =
+                serde_json::from_str(&serde_json::to_string(&out).expect("json")).expect("back");
+            part_ids.push(out.part_id.clone());
+            if out.done {
+                break;
+            }
+            step = out.next;
+        }
+    }
+    part_ids
 }
