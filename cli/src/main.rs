@@ -6,11 +6,11 @@ mod progress;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use dbsync_core::conn::ConnSpec;
-use dbsync_core::job::{self, Options};
-use dbsync_core::scope::Scope;
-use dbsync_core::size::{human_bytes, parse_size};
-use dbsync_core::store::{open_store, S3Settings};
+use dbsync_core::model::scope::Scope;
+use dbsync_core::model::size::{human_bytes, parse_size};
+use dbsync_core::parts::{open_store, S3Settings};
+use dbsync_core::pg::conn::ConnSpec;
+use dbsync_core::pipeline::{self, Options};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -60,11 +60,27 @@ struct ScopeArgs {
     exclude: Vec<String>,
 }
 
+/// `--jobs`, checked in one place for every subcommand that has it.
+#[derive(Args, Clone)]
+struct WorkersArg {
+    /// Parallel workers (connections on each side).
+    #[arg(long = "jobs", short = 'j', env = "DBSYNC_JOBS", default_value_t = 4)]
+    jobs: usize,
+}
+
+impl WorkersArg {
+    fn count(&self) -> dbsync_core::Result<usize> {
+        if self.jobs == 0 {
+            return Err(dbsync_core::Error::config("--jobs", "must be at least 1"));
+        }
+        Ok(self.jobs)
+    }
+}
+
 #[derive(Args, Clone)]
 struct WorkArgs {
-    /// Parallel workers (connections on each side).
-    #[arg(long, short, env = "DBSYNC_JOBS", default_value_t = 4)]
-    jobs: usize,
+    #[command(flatten)]
+    workers: WorkersArg,
     /// Target size of a chunk, on disk (e.g. 256MB, 64kB).
     #[arg(long, env = "DBSYNC_CHUNK_SIZE", default_value = "256MB")]
     chunk_size: String,
@@ -123,9 +139,8 @@ struct ImportArgs {
     /// Target URL.
     #[arg(long, env = "DBSYNC_TARGET")]
     target: String,
-    /// Parallel workers.
-    #[arg(long, short, env = "DBSYNC_JOBS", default_value_t = 4)]
-    jobs: usize,
+    #[command(flatten)]
+    workers: WorkersArg,
     /// Keep the target's secondary indexes during the load.
     #[arg(long, env = "DBSYNC_KEEP_INDEXES")]
     keep_indexes: bool,
@@ -158,25 +173,22 @@ struct VerifyArgs {
     target: String,
     #[command(flatten)]
     scope: ScopeArgs,
-    /// Parallel workers.
-    #[arg(long, short, env = "DBSYNC_JOBS", default_value_t = 4)]
-    jobs: usize,
+    #[command(flatten)]
+    workers: WorkersArg,
 }
 
-fn options(scope: &ScopeArgs, work: Option<&WorkArgs>) -> dbsync_core::Result<Options> {
-    let mut o = Options {
-        scope: Scope::from_lists(&scope.schemas, &scope.tables, &scope.exclude)?,
+fn scope(scope: &ScopeArgs) -> dbsync_core::Result<Scope> {
+    Scope::from_lists(&scope.schemas, &scope.tables, &scope.exclude)
+}
+
+fn options(scope_args: &ScopeArgs, work: &WorkArgs) -> dbsync_core::Result<Options> {
+    Ok(Options {
+        scope: scope(scope_args)?,
+        workers: work.workers.count()?,
+        chunk_bytes: parse_size(&work.chunk_size, "--chunk-size")?,
+        keep_indexes: work.keep_indexes,
         ..Options::default()
-    };
-    if let Some(w) = work {
-        if w.jobs == 0 {
-            return Err(dbsync_core::Error::config("--jobs", "must be at least 1"));
-        }
-        o.jobs = w.jobs;
-        o.chunk_bytes = parse_size(&w.chunk_size, "--chunk-size")?;
-        o.keep_indexes = w.keep_indexes;
-    }
-    Ok(o)
+    })
 }
 
 fn main() -> ExitCode {
@@ -230,138 +242,167 @@ fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How results are shown.
+#[derive(Clone, Copy)]
+struct Output {
+    json: bool,
+    quiet: bool,
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let quiet = cli.quiet;
+    let out = Output {
+        json: cli.json,
+        quiet: cli.quiet,
+    };
     match cli.command {
-        Command::Sync(a) => {
-            let source = ConnSpec::parse(&a.source, "--source")?;
-            let target = ConnSpec::parse(&a.target, "--target")?;
-            let mut opts = options(&a.scope, Some(&a.work))?;
-            opts.verify = a.verify;
-            opts.dry_run = a.dry_run;
-            if a.dry_run && a.via.is_some() {
-                return Err(dbsync_core::Error::config(
-                    "--dry-run",
-                    "cannot be combined with --via",
-                )
-                .into());
-            }
-            let report = if let Some(dir) = &a.via {
-                let store = open_store(dir, &S3Settings::default()).await?;
-                let m = job::export(&source, store.clone(), &opts, progress::new(quiet)).await?;
-                tracing::info!(parts = m.tables.iter().map(|t| t.parts.len()).sum::<usize>(), to = %dir, "export written");
-                let r = job::import(&target, store, &opts, progress::new(quiet)).await?;
-                if opts.verify {
-                    job::verify(&source, &target, &opts).await?.into_result()?;
-                }
-                r
-            } else {
-                job::sync(&source, &target, &opts, progress::new(quiet)).await?
-            };
-            if cli.json {
-                print_json(&report)?;
-            } else if let Some(d) = &report.dry_run {
-                print!("{}", progress::render_dry_run(d, &target));
-            } else {
-                println!(
-                    "synced {} tables ({} parts, {} rows, {}) and {} sequences from {} to {} in {:.1} s{}",
-                    report.tables,
-                    report.parts_loaded,
-                    report.rows,
-                    human_bytes(report.bytes),
-                    report.sequences,
-                    source,
-                    target,
-                    report.elapsed_ms as f64 / 1000.0,
-                    if report.verify.is_some() { "; verified identical" } else { "" }
-                );
-            }
+        Command::Sync(a) => sync(a, out).await,
+        Command::Export(a) => export(a, out).await,
+        Command::Import(a) => import(a, out).await,
+        Command::Plan(a) => plan(a, out).await,
+        Command::Verify(a) => verify(a, out).await,
+    }
+}
+
+async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
+    let source = ConnSpec::parse(&a.source, "--source")?;
+    let target = ConnSpec::parse(&a.target, "--target")?;
+    let opts = Options {
+        verify: a.verify,
+        dry_run: a.dry_run,
+        ..options(&a.scope, &a.work)?
+    };
+    if a.dry_run && a.via.is_some() {
+        return Err(
+            dbsync_core::Error::config("--dry-run", "cannot be combined with --via").into(),
+        );
+    }
+    let report = if let Some(dir) = &a.via {
+        let store = open_store(dir, &S3Settings::default()).await?;
+        let m = pipeline::export(&source, store.clone(), &opts, progress::new(out.quiet)).await?;
+        tracing::info!(parts = m.tables.iter().map(|t| t.parts.len()).sum::<usize>(), to = %dir, "export written");
+        let r = pipeline::import(&target, store, &opts, progress::new(out.quiet)).await?;
+        if opts.verify {
+            pipeline::verify(&source, &target, &opts)
+                .await?
+                .into_result()?;
         }
-        Command::Export(a) => {
-            let source = ConnSpec::parse(&a.source, "--source")?;
-            let mut opts = options(&a.scope, Some(&a.work))?;
-            opts.compress_level = a.compress_level;
-            let store = open_store(&a.to, &S3Settings::default()).await?;
-            let m = job::export(&source, store.clone(), &opts, progress::new(quiet)).await?;
-            if cli.json {
-                print_json(&m)?;
+        r
+    } else {
+        pipeline::sync(&source, &target, &opts, progress::new(out.quiet)).await?
+    };
+    if out.json {
+        print_json(&report)?;
+    } else if let Some(d) = &report.dry_run {
+        print!("{}", progress::render_dry_run(d, &target));
+    } else {
+        println!(
+            "synced {} tables ({} parts, {} rows, {}) and {} sequences from {} to {} in {:.1} s{}",
+            report.tables,
+            report.parts_loaded,
+            report.rows,
+            human_bytes(report.bytes),
+            report.sequences,
+            source,
+            target,
+            report.elapsed_ms as f64 / 1000.0,
+            if report.verify.is_some() {
+                "; verified identical"
             } else {
-                let parts: Vec<_> = m.tables.iter().flat_map(|t| &t.parts).collect();
-                println!(
-                    "exported {} tables into {} parts ({} rows, {} as COPY text, {} compressed) in {}; manifest {}",
-                    m.tables.len(),
-                    parts.len(),
-                    parts.iter().map(|p| p.stats.rows).sum::<u64>(),
-                    human_bytes(parts.iter().map(|p| p.stats.bytes).sum()),
-                    human_bytes(parts.iter().map(|p| p.compressed_bytes).sum()),
-                    a.to,
-                    store.location(dbsync_core::manifest::KEY)
-                );
+                ""
             }
-        }
-        Command::Import(a) => {
-            let target = ConnSpec::parse(&a.target, "--target")?;
-            if a.jobs == 0 {
-                return Err(dbsync_core::Error::config("--jobs", "must be at least 1").into());
-            }
-            let opts = Options {
-                jobs: a.jobs,
-                keep_indexes: a.keep_indexes,
-                dry_run: a.dry_run,
-                restart: a.restart,
-                ..Options::default()
-            };
-            let store = open_store(&a.from, &S3Settings::default()).await?;
-            let r = job::import(&target, store, &opts, progress::new(quiet)).await?;
-            if cli.json {
-                print_json(&r)?;
-            } else if let Some(d) = &r.dry_run {
-                print!("{}", progress::render_dry_run(d, &target));
-            } else if r.already_done {
-                println!(
-                    "export {} was already imported into {}; nothing to do",
-                    r.job_id, target
-                );
-            } else {
-                println!(
-                    "imported {} tables ({} parts, {} skipped as already loaded, {} rows) and {} sequences into {} in {:.1} s",
-                    r.tables,
-                    r.parts_loaded,
-                    r.parts_skipped,
-                    r.rows,
-                    r.sequences,
-                    target,
-                    r.elapsed_ms as f64 / 1000.0
-                );
-            }
-        }
-        Command::Plan(a) => {
-            let source = ConnSpec::parse(&a.source, "--source")?;
-            let opts = options(&a.scope, Some(&a.work))?;
-            let plan = job::plan_only(&source, &opts).await?;
-            if cli.json {
-                print_json(&plan)?;
-            } else {
-                print!("{}", progress::render_plan(&plan));
-            }
-        }
-        Command::Verify(a) => {
-            let source = ConnSpec::parse(&a.source, "--source")?;
-            let target = ConnSpec::parse(&a.target, "--target")?;
-            let mut opts = options(&a.scope, None)?;
-            opts.jobs = a.jobs.max(1);
-            let report = job::verify(&source, &target, &opts).await?;
-            if cli.json {
-                print_json(&report)?;
-            }
-            let n = report.tables.len();
-            report.into_result()?;
-            if !cli.json {
-                println!(
-                    "verified {n} tables and their sequences: source and target are identical"
-                );
-            }
-        }
+        );
+    }
+    Ok(())
+}
+
+async fn export(a: ExportArgs, out: Output) -> anyhow::Result<()> {
+    let source = ConnSpec::parse(&a.source, "--source")?;
+    let opts = Options {
+        compress_level: a.compress_level,
+        ..options(&a.scope, &a.work)?
+    };
+    let store = open_store(&a.to, &S3Settings::default()).await?;
+    let m = pipeline::export(&source, store.clone(), &opts, progress::new(out.quiet)).await?;
+    if out.json {
+        return print_json(&m);
+    }
+    let parts: Vec<_> = m.tables.iter().flat_map(|t| &t.parts).collect();
+    println!(
+        "exported {} tables into {} parts ({} rows, {} as COPY text, {} compressed) in {}; manifest {}",
+        m.tables.len(),
+        parts.len(),
+        parts.iter().map(|p| p.stats.rows).sum::<u64>(),
+        human_bytes(parts.iter().map(|p| p.stats.bytes).sum()),
+        human_bytes(parts.iter().map(|p| p.compressed_bytes).sum()),
+        a.to,
+        store.location(dbsync_core::model::manifest::KEY)
+    );
+    Ok(())
+}
+
+async fn import(a: ImportArgs, out: Output) -> anyhow::Result<()> {
+    let target = ConnSpec::parse(&a.target, "--target")?;
+    let opts = Options {
+        workers: a.workers.count()?,
+        keep_indexes: a.keep_indexes,
+        dry_run: a.dry_run,
+        restart: a.restart,
+        ..Options::default()
+    };
+    let store = open_store(&a.from, &S3Settings::default()).await?;
+    let r = pipeline::import(&target, store, &opts, progress::new(out.quiet)).await?;
+    if out.json {
+        print_json(&r)?;
+    } else if let Some(d) = &r.dry_run {
+        print!("{}", progress::render_dry_run(d, &target));
+    } else if r.already_done {
+        println!(
+            "export {} was already imported into {}; nothing to do",
+            r.job_id, target
+        );
+    } else {
+        println!(
+            "imported {} tables ({} parts, {} skipped as already loaded, {} rows) and {} sequences into {} in {:.1} s",
+            r.tables,
+            r.parts_loaded,
+            r.parts_skipped,
+            r.rows,
+            r.sequences,
+            target,
+            r.elapsed_ms as f64 / 1000.0
+        );
+    }
+    Ok(())
+}
+
+async fn plan(a: PlanArgs, out: Output) -> anyhow::Result<()> {
+    let source = ConnSpec::parse(&a.source, "--source")?;
+    let opts = options(&a.scope, &a.work)?;
+    let plan = pipeline::plan_only(&source, &opts).await?;
+    if out.json {
+        print_json(&plan)
+    } else {
+        print!("{}", progress::render_plan(&plan));
+        Ok(())
+    }
+}
+
+async fn verify(a: VerifyArgs, out: Output) -> anyhow::Result<()> {
+    let source = ConnSpec::parse(&a.source, "--source")?;
+    let target = ConnSpec::parse(&a.target, "--target")?;
+    let opts = Options {
+        scope: scope(&a.scope)?,
+        workers: a.workers.count()?,
+        ..Options::default()
+    };
+    let report = pipeline::verify(&source, &target, &opts).await?;
+    if out.json {
+        print_json(&report)?;
+    }
+    let n = report.tables.len();
+    report.into_result()?;
+    if !out.json {
+        println!("verified {n} tables and their sequences: source and target are identical");
     }
     Ok(())
 }

@@ -1,10 +1,10 @@
 //! Progress display: an indicatif bar (rows, bytes, rate, ETA) on a terminal, plain periodic
 //! lines otherwise (CI, pipes, logs), nothing with --quiet. Also renders `dbsync plan`.
 
-use dbsync_core::ident::QualName;
-use dbsync_core::plan::{ChunkRange, Plan};
-use dbsync_core::progress::{NoProgress, Progress};
-use dbsync_core::size::human_bytes;
+use dbsync_core::model::chunk::{ChunkRange, Plan};
+use dbsync_core::model::ident::QualName;
+use dbsync_core::model::size::human_bytes;
+use dbsync_core::pipeline::progress::{NoProgress, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -211,7 +211,7 @@ pub fn render_plan(plan: &Plan) -> String {
 }
 
 /// The text of a dry run.
-pub fn render_dry_run(d: &dbsync_core::job::DryRun, target: &dyn std::fmt::Display) -> String {
+pub fn render_dry_run(d: &dbsync_core::pipeline::DryRun, target: &dyn std::fmt::Display) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(

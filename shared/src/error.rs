@@ -1,7 +1,11 @@
 //! The core's one error type. Every variant names what it is about (table, chunk, setting,
 //! database role), knows whether a retry can help, and maps to a stable error name that the
 //! state machine's Retry/Catch and the CLI's exit line use. Messages never carry credentials:
-//! endpoints are always the redacted form from [`crate::conn::ConnSpec`].
+//! endpoints are always the redacted form from [`crate::pg::conn::ConnSpec`].
+//!
+//! A base module: every layer imports it, it imports nothing of the crate. What a SQLSTATE
+//! means lives in `pg::sqlstate`, which builds [`Error::Postgres`] and decides whether it is
+//! retryable.
 
 use std::fmt;
 
@@ -59,6 +63,9 @@ pub enum Error {
         sqlstate: Option<String>,
         /// Server message with detail and hint.
         message: String,
+        /// Whether the same work may succeed if tried again (a transient SQLSTATE, or a
+        /// connection that broke); decided by `pg::sqlstate`.
+        retryable: bool,
     },
     /// The target cannot take the source's data; nothing was changed.
     #[error("the target does not match the source, nothing was changed:\n  - {}", .problems.join("\n  - "))]
@@ -107,6 +114,51 @@ pub enum Error {
         /// Whether retrying might help (network stores).
         retryable: bool,
     },
+    /// The serverless job's own stored state (plan, chunk list, part results) is unreadable
+    /// or does not hold what a step needs.
+    #[error("job data {path}: {message}")]
+    JobData {
+        /// Where it was read from.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The target's ledger (schema `dbsync`) does not say what the step needs: an unreadable
+    /// entry, or a job that was never started in this target.
+    #[error("the target's ledger (schema dbsync): {0}")]
+    Ledger(String),
+    /// No job record with this id.
+    #[error("no job {0}")]
+    NoSuchJob(String),
+    /// The job stopped (failed or cancelled) before a step that waits on it could go on.
+    #[error("job {job} ended ({status}) before {waiting_for}")]
+    JobEnded {
+        /// The job.
+        job: String,
+        /// Its status.
+        status: String,
+        /// What the step was waiting for.
+        waiting_for: String,
+    },
+    /// The snapshot holder published no snapshot in time.
+    #[error("job {job}: the snapshot holder published no snapshot within {waited_seconds} s")]
+    SnapshotTimeout {
+        /// The job.
+        job: String,
+        /// How long the step waited.
+        waited_seconds: u64,
+    },
+    /// The deployment's rules forbid this target (`DBSYNC_ALLOWED_TARGETS`,
+    /// `DBSYNC_PROTECTED_TARGETS`).
+    #[error("{0}")]
+    Protected(String),
+    /// An HTTP request for a route or method the API does not have.
+    #[error("{0}")]
+    NoRoute(String),
+    /// A bug or a broken invariant inside dbsync (a worker task panicked, a lock was
+    /// poisoned); never the user's input.
+    #[error("internal error: {0}; please report it")]
+    Internal(String),
     /// A manifest is missing, unreadable or of an unknown version.
     #[error("manifest {path}: {message}")]
     Manifest {
@@ -154,6 +206,14 @@ impl Error {
         "DbsyncIncomplete",
         "DbsyncSnapshotReleased",
         "DbsyncVerifyMismatch",
+        "DbsyncJobData",
+        "DbsyncLedger",
+        "DbsyncNoSuchJob",
+        "DbsyncJobEnded",
+        "DbsyncSnapshotTimeout",
+        "DbsyncProtected",
+        "DbsyncNoRoute",
+        "DbsyncInternal",
     ];
 
     /// The stable name of this error (one of [`Error::NAMES`]).
@@ -177,6 +237,14 @@ impl Error {
             Error::Incomplete { .. } => "DbsyncIncomplete",
             Error::SnapshotReleased(_) => "DbsyncSnapshotReleased",
             Error::VerifyMismatch { .. } => "DbsyncVerifyMismatch",
+            Error::JobData { .. } => "DbsyncJobData",
+            Error::Ledger(_) => "DbsyncLedger",
+            Error::NoSuchJob(_) => "DbsyncNoSuchJob",
+            Error::JobEnded { .. } => "DbsyncJobEnded",
+            Error::SnapshotTimeout { .. } => "DbsyncSnapshotTimeout",
+            Error::Protected(_) => "DbsyncProtected",
+            Error::NoRoute(_) => "DbsyncNoRoute",
+            Error::Internal(_) => "DbsyncInternal",
         }
     }
 
@@ -184,24 +252,9 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Connect { .. } | Error::TargetLocked(_) => true,
-            Error::Postgres { sqlstate, .. } => match sqlstate.as_deref() {
-                // No SQLSTATE: the connection broke (I/O, server gone) - worth another try.
-                None => true,
-                Some(code) => is_transient_sqlstate(code),
-            },
+            Error::Postgres { retryable, .. } => *retryable,
             Error::Io { retryable, .. } => *retryable,
             _ => false,
-        }
-    }
-
-    /// Wraps a tokio-postgres error with what we were doing.
-    pub fn pg(role: Role, context: impl Into<String>, err: tokio_postgres::Error) -> Self {
-        let sqlstate = err.code().map(|c| c.code().to_string());
-        Error::Postgres {
-            role,
-            context: context.into(),
-            sqlstate,
-            message: describe_pg_error(&err),
         }
     }
 
@@ -231,50 +284,6 @@ impl Error {
     }
 }
 
-/// SQLSTATEs after which the same work may succeed if tried again.
-pub fn is_transient_sqlstate(code: &str) -> bool {
-    matches!(
-        code,
-        "40001" // serialization_failure
-        | "40P01" // deadlock_detected
-        | "55P03" // lock_not_available
-        | "57P01" // admin_shutdown
-        | "57P02" // crash_shutdown
-        | "57P03" // cannot_connect_now
-        | "53300" // too_many_connections
-    ) || code.starts_with("08") // connection exceptions
-        || code.starts_with("53") // insufficient resources
-}
-
-/// Human-readable text of a tokio-postgres error: the server's message, detail and hint, or
-/// the client-side cause chain. tokio-postgres errors never contain the connection string.
-pub fn describe_pg_error(err: &tokio_postgres::Error) -> String {
-    if let Some(db) = err.as_db_error() {
-        let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());
-        if let Some(d) = db.detail() {
-            s.push_str("; detail: ");
-            s.push_str(d);
-        }
-        if let Some(h) = db.hint() {
-            s.push_str("; hint: ");
-            s.push_str(h);
-        }
-        if let Some(w) = db.where_() {
-            s.push_str("; where: ");
-            s.push_str(w);
-        }
-        return s;
-    }
-    let mut s = err.to_string();
-    let mut cur = std::error::Error::source(err);
-    while let Some(e) = cur {
-        s.push_str(": ");
-        s.push_str(&e.to_string());
-        cur = e.source();
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,12 +302,14 @@ mod tests {
                 context: "c".into(),
                 sqlstate: Some("40001".into()),
                 message: "m".into(),
+                retryable: true,
             },
             Error::Postgres {
                 role: Role::Target,
                 context: "c".into(),
                 sqlstate: Some("42P01".into()),
                 message: "m".into(),
+                retryable: false,
             },
             Error::Incompatible { problems: vec![] },
             Error::OutsideScope {
@@ -332,17 +343,27 @@ mod tests {
             Error::VerifyMismatch {
                 differences: vec![],
             },
+            Error::JobData {
+                path: "p".into(),
+                message: "m".into(),
+            },
+            Error::Ledger("l".into()),
+            Error::NoSuchJob("j".into()),
+            Error::JobEnded {
+                job: "j".into(),
+                status: "failed".into(),
+                waiting_for: "w".into(),
+            },
+            Error::SnapshotTimeout {
+                job: "j".into(),
+                waited_seconds: 1,
+            },
+            Error::Protected("p".into()),
+            Error::NoRoute("r".into()),
+            Error::Internal("i".into()),
         ];
         let names: std::collections::BTreeSet<_> = samples.iter().map(|e| e.name()).collect();
         let listed: std::collections::BTreeSet<_> = Error::NAMES.iter().copied().collect();
         assert_eq!(names, listed);
-    }
-
-    #[test]
-    fn serialization_failures_are_retryable_and_syntax_errors_are_not() {
-        assert!(is_transient_sqlstate("40001"));
-        assert!(is_transient_sqlstate("08006"));
-        assert!(!is_transient_sqlstate("42601"));
-        assert!(!is_transient_sqlstate("23505"));
     }
 }

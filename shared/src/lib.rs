@@ -1,50 +1,34 @@
 //! dbsync core: byte-identical, chunked, streaming PostgreSQL-to-PostgreSQL data sync.
 //!
-//! Module map (what each owns):
-//! - [`conn`]: connection specs, TLS, pinned session settings.
-//! - [`secrets`]: connection specs from AWS Secrets Manager secrets.
-//! - [`aws`]: the one AWS SDK configuration every service client is built from.
-//! - [`scope`]: which tables a job covers.
-//! - [`catalog`]: introspection of the source and target.
-//! - [`plan`]: pure decisions: FK levels, chunks, slice SQL.
-//! - [`store`]: where parts live (local directory now; S3 beside it later).
-//! - [`copy_out`] / [`copy_in`]: streaming one chunk out of the source / into the target.
-//! - [`ledger`]: the target-side record that makes part loads exactly-once.
-//! - [`manifest`]: the versioned JSON description of an export.
-//! - [`compat`]: the pre-flight check that refuses before anything is touched.
-//! - [`verify`]: row counts and content checksums on both sides.
-//! - [`job`]: the pipelines (sync, export, import) that tie the above together.
-//! - [`jobs`]: job records and target locks (DynamoDB, or memory).
-//! - [`snapshot`]: holding one source snapshot for exports in separate processes.
-//! - [`serverless`]: the steps each Lambda calls (plan, export a segment, ...).
-//! - [`api`]: the HTTP API and the schedule entry point (validate, lock, start, status).
-//! - [`lambda`]: the one module that knows `lambda_runtime` (settings, clients, errors).
+//! Layers (each folder's `mod.rs` says what it owns; `docs/DESIGN.md` draws the picture).
+//! Dependencies run one way, checked by a test (`tests/layers.rs`):
+//!
+//! ```text
+//!   cloud ──► pipeline ──► plan ──► model
+//!     │          │  └────► pg ────► model
+//!     │          └───────► parts ─► model
+//!     └──► everything            (all ──► error, aws)
+//! ```
+//!
+//! - [`model`]: pure data (identifiers, scope, catalog types, chunks, parts, manifest).
+//! - [`plan`]: pure decisions (FK order, chunking, compatibility, load waves).
+//! - [`pg`]: the only place that writes SQL or calls tokio-postgres.
+//! - [`parts`]: part stores (local, S3) and the gzip framing of parts.
+//! - [`pipeline`]: sync, export, import and verify over one worker/wave/retry loop.
+//! - [`cloud`]: secrets, Lambda glue, snapshot holder, job store, serverless steps, HTTP API.
+//! - Base modules any layer may import: [`error`] (the one error type) and [`aws`] (the one
+//!   AWS SDK configuration, shared by the S3 part store and the cloud layer).
 //!
 //! Invariants: no row data or credentials in logs or errors; nothing on the target changes
 //! before every pre-flight check has passed; a part is loaded at most once per job.
 
-pub mod api;
 pub mod aws;
-pub mod catalog;
-pub mod compat;
-pub mod conn;
-pub mod copy_in;
-pub mod copy_out;
+pub mod cloud;
 pub mod error;
-pub mod ident;
-pub mod job;
-pub mod jobs;
-pub mod lambda;
-pub mod ledger;
-pub mod manifest;
+pub mod model;
+pub mod parts;
+pub mod pg;
+pub mod pipeline;
 pub mod plan;
-pub mod progress;
-pub mod scope;
-pub mod secrets;
-pub mod serverless;
-pub mod size;
-pub mod snapshot;
-pub mod store;
-pub mod verify;
 
 pub use error::{Error, Result, Role};

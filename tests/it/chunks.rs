@@ -2,13 +2,13 @@
 //! including rows outside the sampled key range.
 
 use super::*;
-use dbsync_core::plan::ChunkRange;
+use dbsync_core::model::chunk::ChunkRange;
 use dbsync_tests::scalar;
 
 #[tokio::test]
 async fn every_key_kind_splits_into_many_chunks_of_the_right_kind() {
     let p = adversarial("plan_kinds").await;
-    let plan = job::plan_only(&p.source_spec(), &tiny_chunks())
+    let plan = pipeline::plan_only(&p.source_spec(), &tiny_chunks())
         .await
         .expect("plan");
     let chunks_of = |name: &str| {
@@ -118,23 +118,17 @@ async fn sampled_bounds_of_a_large_table_follow_key_order_not_text_order() {
         .connect(dbsync_core::Role::Source, "t")
         .await
         .expect("connect");
-    let cat = dbsync_core::catalog::load(&src, dbsync_core::Role::Source, &Default::default())
+    let cat = dbsync_core::pg::catalog::load(&src, dbsync_core::Role::Source, &Default::default())
         .await
         .expect("catalog");
     for t in &cat.tables {
         let mut big = t.clone();
         // Pretend the table is huge so the sampling path runs.
-        big.est_rows = dbsync_core::catalog::EXACT_SAMPLE_ROWS * 10;
+        big.est_rows = dbsync_core::pg::sample::EXACT_SAMPLE_ROWS * 10;
         let key = big.key.clone().expect("key");
-        let bounds = dbsync_core::catalog::sample_key_bounds(
-            &src,
-            dbsync_core::Role::Source,
-            &big,
-            &key,
-            20,
-        )
-        .await
-        .expect("sample");
+        let bounds = dbsync_core::pipeline::planning::key_bounds(&src, &big, &key, 20)
+            .await
+            .expect("sample");
         assert!(bounds.len() >= 10, "{}: {} bounds", t.name, bounds.len());
         let ints: Option<Vec<i64>> = bounds.iter().map(|b| b[0].parse().ok()).collect();
         match ints {
@@ -160,7 +154,7 @@ async fn stale_statistics_of_an_empty_table_still_give_evenly_sized_chunks() {
         "ANALYZE s; INSERT INTO s SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g",
     )
     .await;
-    let plan = job::plan_only(&p.source_spec(), &tiny_chunks())
+    let plan = pipeline::plan_only(&p.source_spec(), &tiny_chunks())
         .await
         .expect("plan");
     assert!(

@@ -4,7 +4,7 @@
 //! template builds is a binary of the workspace. (cfn-lint, `sam validate --lint` and
 //! asl-validator run in scripts/validate.sh.)
 
-use dbsync_core::api::ExecutionInput;
+use dbsync_core::cloud::api::ExecutionInput;
 use dbsync_core::Error;
 use serde_json::Value;
 use std::collections::BTreeSet;

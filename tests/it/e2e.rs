@@ -11,7 +11,7 @@
 
 use super::*;
 use aws_sdk_sfn::types::ExecutionStatus;
-use dbsync_core::jobs::JobStore;
+use dbsync_core::cloud::jobstore::JobStore;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -69,7 +69,7 @@ pub fn local_definition() -> String {
 struct Cloud {
     pair: Pair,
     sfn: aws_sdk_sfn::Client,
-    clients: dbsync_core::lambda::Clients,
+    clients: dbsync_core::cloud::lambda::Clients,
     source_secret: String,
     target_secret: String,
 }
@@ -81,15 +81,20 @@ impl Cloud {
         pair.both(schema).await;
         pair.source(data).await;
         pair.source("ANALYZE").await;
-        let env = dbsync_core::lambda::FunctionEnv::from_lookup(&|k| match k {
+        let env = dbsync_core::cloud::lambda::FunctionEnv::from_lookup(&|k| match k {
             "DBSYNC_BUCKET" => Some(BUCKET.into()),
             "DBSYNC_JOB_TABLE" => Some(JOB_TABLE.into()),
             _ => None,
         })
         .expect("env");
-        let clients = dbsync_core::lambda::Clients::new(env, &dbsync_tests::aws_settings()).await;
+        let clients =
+            dbsync_core::cloud::lambda::Clients::new(env, &dbsync_tests::aws_settings()).await;
         let _ = clients.s3.create_bucket().bucket(BUCKET).send().await;
-        let _ = dbsync_core::jobs::DynamoJobStore::create_table(&clients.dynamodb, JOB_TABLE).await;
+        let _ = dbsync_core::cloud::jobstore::DynamoJobStore::create_table(
+            &clients.dynamodb,
+            JOB_TABLE,
+        )
+        .await;
         let sfn = clients.sfn.clone();
         let arn = format!("arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{STATE_MACHINE}");
         // Always the definition of this checkout (moto's UpdateStateMachine leaves executions
@@ -198,9 +203,9 @@ impl Cloud {
         body
     }
 
-    async fn manifest(&self, job_id: &str) -> dbsync_core::manifest::Manifest {
+    async fn manifest(&self, job_id: &str) -> dbsync_core::model::manifest::Manifest {
         let store = self.clients.store_for(job_id).expect("store");
-        dbsync_core::manifest::Manifest::read(&store)
+        dbsync_core::parts::read_manifest(&store)
             .await
             .expect("the manifest is in S3")
     }
@@ -228,7 +233,7 @@ impl Cloud {
 }
 
 /// The job record's counters agree with the manifest and say the job is complete.
-fn assert_complete(job: &Value, m: &dbsync_core::manifest::Manifest) {
+fn assert_complete(job: &Value, m: &dbsync_core::model::manifest::Manifest) {
     let p = &job["progress"];
     let parts: u64 = m.tables.iter().map(|t| t.parts.len() as u64).sum();
     let rows: u64 = m

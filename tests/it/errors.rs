@@ -68,7 +68,7 @@ async fn a_table_outside_the_scope_that_references_one_inside_is_refused_naming_
 async fn syncing_a_database_onto_itself_is_refused() {
     let p = adversarial("same_db").await;
     let before = fingerprint(&p.source_url).await;
-    let err = job::sync(
+    let err = pipeline::sync(
         &p.source_spec(),
         &p.source_spec(),
         &tiny_chunks(),
@@ -114,7 +114,7 @@ async fn a_scope_that_matches_nothing_is_refused_naming_the_filters() {
 #[tokio::test]
 async fn an_unreachable_target_fails_with_a_connect_error_that_hides_the_password() {
     let p = adversarial("unreachable").await;
-    let target = dbsync_core::conn::ConnSpec::parse(
+    let target = dbsync_core::pg::conn::ConnSpec::parse(
         "postgresql://app:hunter2@127.0.0.1:1/nowhere?sslmode=disable",
         "--target",
     )
@@ -228,7 +228,7 @@ async fn verify_works_with_a_read_only_target_role_and_names_what_differs() {
     ))
     .await;
     let target = target_as(&p, &role);
-    let report = job::verify(&p.source_spec(), &target, &tiny_chunks())
+    let report = pipeline::verify(&p.source_spec(), &target, &tiny_chunks())
         .await
         .expect("verify");
     assert!(
@@ -237,7 +237,7 @@ async fn verify_works_with_a_read_only_target_role_and_names_what_differs() {
         report.differences()
     );
     p.target("DELETE FROM app.orders WHERE id = 4000").await;
-    let d = job::verify(&p.source_spec(), &target, &tiny_chunks())
+    let d = pipeline::verify(&p.source_spec(), &target, &tiny_chunks())
         .await
         .expect("verify")
         .differences();

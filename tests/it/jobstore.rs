@@ -2,11 +2,11 @@
 //! contract as the memory store: conditional create, atomic counters under concurrency,
 //! newest-first listing, and a target lock that blocks, extends, releases and expires.
 
-use dbsync_core::jobs::{self, DynamoJobStore};
+use dbsync_core::cloud::jobstore::{self, DynamoJobStore};
 
 #[tokio::test]
 async fn the_dynamodb_job_store_keeps_the_job_store_contract() {
-    let client = jobs::dynamodb::client(&dbsync_tests::aws_settings()).await;
+    let client = jobstore::dynamodb::client(&dbsync_tests::aws_settings()).await;
     let table = format!(
         "dbsync-jobs-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -15,5 +15,5 @@ async fn the_dynamodb_job_store_keeps_the_job_store_contract() {
         .await
         .expect("create table");
     let store = DynamoJobStore::new(client, &table, 30);
-    jobs::check_contract(&store, "ddb").await;
+    jobstore::contract::check_contract(&store, "ddb").await;
 }

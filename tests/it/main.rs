@@ -16,9 +16,9 @@ mod stateless;
 mod steps;
 mod tls;
 
-use dbsync_core::job::{self, LoadReport, Options};
-use dbsync_core::progress::NoProgress;
-use dbsync_core::scope::Scope;
+use dbsync_core::model::scope::Scope;
+use dbsync_core::pipeline::progress::NoProgress;
+use dbsync_core::pipeline::{self, LoadReport, Options};
 use dbsync_tests::Pair;
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ pub const DATA: &str = include_str!("fixtures/adversarial_data.sql");
 /// Options with a tiny chunk size, so every table of the fixture spans many chunks.
 pub fn tiny_chunks() -> Options {
     Options {
-        jobs: 3,
+        workers: 3,
         chunk_bytes: 16 * 1024,
         ..Options::default()
     }
@@ -45,7 +45,7 @@ pub async fn adversarial(hint: &str) -> Pair {
 
 /// Runs `dbsync sync` through the core.
 pub async fn sync(p: &Pair, opts: &Options) -> dbsync_core::Result<LoadReport> {
-    job::sync(
+    pipeline::sync(
         &p.source_spec(),
         &p.target_spec(),
         opts,
@@ -57,25 +57,25 @@ pub async fn sync(p: &Pair, opts: &Options) -> dbsync_core::Result<LoadReport> {
 /// Runs `dbsync sync` from the source of `p` to another target.
 pub async fn sync_to(
     p: &Pair,
-    target: &dbsync_core::conn::ConnSpec,
+    target: &dbsync_core::pg::conn::ConnSpec,
     opts: &Options,
 ) -> dbsync_core::Result<LoadReport> {
-    job::sync(&p.source_spec(), target, opts, Arc::new(NoProgress)).await
+    pipeline::sync(&p.source_spec(), target, opts, Arc::new(NoProgress)).await
 }
 
 /// Runs `dbsync import` of `store` into the target of `p`.
 pub async fn import(
     p: &Pair,
-    store: Arc<dyn dbsync_core::store::PartStore>,
+    store: Arc<dyn dbsync_core::parts::PartStore>,
     opts: &Options,
 ) -> dbsync_core::Result<LoadReport> {
-    job::import(&p.target_spec(), store, opts, Arc::new(NoProgress)).await
+    pipeline::import(&p.target_spec(), store, opts, Arc::new(NoProgress)).await
 }
 
 /// The target of `p`, connected as `role`.
-pub fn target_as(p: &Pair, role: &str) -> dbsync_core::conn::ConnSpec {
+pub fn target_as(p: &Pair, role: &str) -> dbsync_core::pg::conn::ConnSpec {
     let url = p.target_url.replace("postgres@", &format!("{role}@"));
-    dbsync_core::conn::ConnSpec::parse(&url, "--target").expect("url")
+    dbsync_core::pg::conn::ConnSpec::parse(&url, "--target").expect("url")
 }
 
 /// Exports the source of `p` into a fresh temporary directory with tiny chunks.
@@ -83,12 +83,12 @@ pub async fn export_to_temp(
     p: &Pair,
 ) -> (
     std::path::PathBuf,
-    Arc<dbsync_core::store::LocalStore>,
-    dbsync_core::manifest::Manifest,
+    Arc<dbsync_core::parts::LocalStore>,
+    dbsync_core::model::manifest::Manifest,
 ) {
     let dir = std::env::temp_dir().join(format!("dbsync-it-{}", p.name));
-    let store = Arc::new(dbsync_core::store::LocalStore::new(&dir));
-    let m = job::export(
+    let store = Arc::new(dbsync_core::parts::LocalStore::new(&dir));
+    let m = pipeline::export(
         &p.source_spec(),
         store.clone(),
         &tiny_chunks(),

@@ -25,7 +25,7 @@ async fn a_corrupt_part_is_refused_and_the_import_resumes_after_it_is_repaired()
     text[pos] = b'2';
     std::fs::write(&path, flate_encode(&text)).expect("write");
     let opts = Options {
-        jobs: 1,
+        workers: 1,
         ..tiny_chunks()
     };
     let err = import(&p, store.clone(), &opts)
@@ -49,9 +49,9 @@ async fn a_corrupt_part_is_refused_and_the_import_resumes_after_it_is_repaired()
 
 /// The first part of a table in a manifest.
 fn first_part<'a>(
-    m: &'a dbsync_core::manifest::Manifest,
+    m: &'a dbsync_core::model::manifest::Manifest,
     table: &str,
-) -> &'a dbsync_core::manifest::PartEntry {
+) -> &'a dbsync_core::model::manifest::PartEntry {
     &m.tables
         .iter()
         .find(|t| t.table.name.to_string() == table)
@@ -89,13 +89,15 @@ async fn loading_the_same_part_twice_in_one_job_loads_it_once() {
         .connect(dbsync_core::Role::Target, "t")
         .await
         .expect("tgt");
-    dbsync_core::ledger::ensure(&mut tgt).await.expect("ledger");
-    let plan = job::build_plan(&src, &Default::default(), 1 << 30)
+    dbsync_core::pg::ledger::ensure(&mut tgt)
+        .await
+        .expect("ledger");
+    let plan = pipeline::build_plan(&src, &Default::default(), 1 << 30)
         .await
         .expect("plan");
     let table = &plan.catalog.tables[0];
     for expect_loaded in [true, false] {
-        let mut s = dbsync_core::copy_out::CopyOutSource::start(
+        let mut s = dbsync_core::pg::copy_out::CopyOutSource::start(
             &src,
             table,
             &plan.chunks[0].range,
@@ -103,12 +105,18 @@ async fn loading_the_same_part_twice_in_one_job_loads_it_once() {
         )
         .await
         .expect("copy out");
-        let o =
-            dbsync_core::copy_in::load_part(&mut tgt, "job-1", "t0000.c00000", table, &mut s, None)
-                .await
-                .expect("load");
+        let o = dbsync_core::pg::copy_in::load_part(
+            &mut tgt,
+            "job-1",
+            "t0000.c00000",
+            table,
+            &mut s,
+            None,
+        )
+        .await
+        .expect("load");
         assert_eq!(
-            matches!(o, dbsync_core::copy_in::LoadOutcome::Loaded(_)),
+            matches!(o, dbsync_core::model::part::LoadOutcome::Loaded(_)),
             expect_loaded
         );
     }
@@ -154,7 +162,7 @@ async fn a_sync_survives_killed_worker_sessions_on_both_sides_and_stays_exact() 
     )
     .await;
     let opts = Options {
-        jobs: 3,
+        workers: 3,
         chunk_bytes: 512 * 1024,
         ..Options::default()
     };

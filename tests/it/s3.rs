@@ -2,7 +2,7 @@
 //! multipart parts, streaming reads, import from S3, errors naming the object.
 
 use super::*;
-use dbsync_core::store::{PartStore, S3Settings, S3Store};
+use dbsync_core::parts::{PartStore, S3Settings, S3Store};
 use dbsync_tests::{s3_bucket, s3_settings};
 
 #[tokio::test]
@@ -20,7 +20,7 @@ async fn an_export_to_s3_with_multipart_parts_imports_back_byte_for_byte() {
     let bucket = s3_bucket("roundtrip").await;
     let url = format!("s3://{bucket}/nightly/run-1");
     let settings = S3Settings {
-        part_size: Some(dbsync_core::store::s3::MIN_PART_SIZE),
+        part_size: Some(dbsync_core::parts::s3::MIN_PART_SIZE),
         ..s3_settings()
     };
     let store = Arc::new(S3Store::connect(&url, &settings).await.expect("store"));
@@ -28,7 +28,7 @@ async fn an_export_to_s3_with_multipart_parts_imports_back_byte_for_byte() {
         chunk_bytes: 1 << 30,
         ..tiny_chunks()
     };
-    let m = job::export(&p.source_spec(), store.clone(), &opts, Arc::new(NoProgress))
+    let m = pipeline::export(&p.source_spec(), store.clone(), &opts, Arc::new(NoProgress))
         .await
         .expect("export to S3");
     let big = m
@@ -44,7 +44,7 @@ async fn an_export_to_s3_with_multipart_parts_imports_back_byte_for_byte() {
     assert!(store
         .location(&big.parts[0].key)
         .starts_with(&format!("s3://{bucket}/nightly/run-1/parts/")));
-    let client = dbsync_core::store::s3::client(&dbsync_tests::aws_settings()).await;
+    let client = dbsync_core::parts::s3::client(&dbsync_tests::aws_settings()).await;
     let open = client
         .list_multipart_uploads()
         .bucket(&bucket)
@@ -67,7 +67,7 @@ async fn a_missing_bucket_is_an_error_naming_the_s3_location() {
             .await
             .expect("store"),
     );
-    let err = job::export(
+    let err = pipeline::export(
         &p.source_spec(),
         store,
         &tiny_chunks(),

@@ -2,7 +2,7 @@
 //! shapes drive a real sync; a missing secret is named, its value never shown.
 
 use super::*;
-use dbsync_core::secrets;
+use dbsync_core::cloud::secrets;
 
 #[tokio::test]
 async fn a_sync_between_databases_named_by_secrets_is_exact() {
@@ -51,7 +51,7 @@ async fn a_sync_between_databases_named_by_secrets_is_exact() {
     let target = secrets::fetch(&client, &tgt_id)
         .await
         .expect("target secret");
-    job::sync(&source, &target, &tiny_chunks(), Arc::new(NoProgress))
+    pipeline::sync(&source, &target, &tiny_chunks(), Arc::new(NoProgress))
         .await
         .expect("sync");
     p.assert_identical().await;

@@ -3,16 +3,16 @@
 //! back byte for byte, whatever the key kind.
 
 use super::*;
-use dbsync_core::copy_out::{export_segment, Budget};
-use dbsync_core::job::{segment_id, segment_key, ExportedPart};
-use dbsync_core::store::PartStore;
+use dbsync_core::model::part::{segment_id, segment_key, ExportedPart};
+use dbsync_core::parts::PartStore;
+use dbsync_core::pipeline::segment::{export_segment, Budget, PartTarget, SegmentSpec};
 use dbsync_core::Role;
 
 #[tokio::test]
 async fn a_chunk_exported_in_many_budgeted_invocations_imports_back_exactly() {
     let p = adversarial("segments").await;
     let dir = std::env::temp_dir().join(format!("dbsync-it-{}", p.name));
-    let store = Arc::new(dbsync_core::store::LocalStore::new(&dir));
+    let store = Arc::new(dbsync_core::parts::LocalStore::new(&dir));
     // One snapshot for every invocation, as the serverless snapshot holder provides.
     let src = p
         .source_spec()
@@ -26,7 +26,7 @@ async fn a_chunk_exported_in_many_budgeted_invocations_imports_back_exactly() {
         chunk_bytes: 64 * 1024,
         ..tiny_chunks()
     };
-    let plan = job::build_plan(&src, &opts.scope, opts.chunk_bytes)
+    let plan = pipeline::build_plan(&src, &opts.scope, opts.chunk_bytes)
         .await
         .expect("plan");
     // A budget that is always spent: every invocation does exactly one page.
@@ -42,19 +42,21 @@ async fn a_chunk_exported_in_many_budgeted_invocations_imports_back_exactly() {
         let mut resume = None;
         for n in 0.. {
             let key = segment_key(chunk, n);
-            let seg = export_segment(
-                &src,
+            let spec = SegmentSpec {
                 table,
-                &chunk.range,
-                resume.as_ref(),
+                range: &chunk.range,
+                resume: resume.as_ref(),
                 budget,
-                "t".into(),
-                store.as_ref(),
-                &key,
-                1,
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", table.name));
+                context: "t".into(),
+            };
+            let part = PartTarget {
+                store: store.as_ref(),
+                key: &key,
+                level: 1,
+            };
+            let seg = export_segment(&src, spec, part)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", table.name));
             parts.push(ExportedPart {
                 chunk: chunk.clone(),
                 id: segment_id(chunk, n),
@@ -90,20 +92,18 @@ async fn a_chunk_exported_in_many_budgeted_invocations_imports_back_exactly() {
         assert_eq!(rows.to_string(), n, "{}", t.name);
     }
     let mut seqs = plan.catalog.sequences.clone();
-    dbsync_core::catalog::read_sequence_values(&src, Role::Source, &mut seqs)
+    dbsync_core::pg::catalog::read_sequence_values(&src, Role::Source, &mut seqs)
         .await
         .expect("sequences");
-    let m = job::assemble(
-        &plan,
-        "seg-job".into(),
-        "now".into(),
-        "snap".into(),
-        parts,
-        seqs,
-        Default::default(),
-    );
+    let header = pipeline::ManifestHeader {
+        job_id: "seg-job".into(),
+        created_at: "now".into(),
+        snapshot: "snap".into(),
+        timings_ms: Default::default(),
+    };
+    let m = pipeline::assemble_manifest(&plan, header, parts, seqs);
     store
-        .put(dbsync_core::manifest::KEY, &m.to_json())
+        .put(dbsync_core::model::manifest::KEY, &m.to_json())
         .await
         .expect("manifest");
     import(&p, store, &tiny_chunks()).await.expect("import");

@@ -3,8 +3,8 @@
 //! window ends, and joining afterwards is a clear, named error.
 
 use super::*;
-use dbsync_core::jobs::{JobChange, JobRecord, JobStore, MemoryJobStore};
-use dbsync_core::snapshot::{self, Released};
+use dbsync_core::cloud::holder::{self, Released};
+use dbsync_core::cloud::jobstore::{JobChange, JobRecord, JobStore, MemoryJobStore};
 use dbsync_tests::{client, scalar};
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ async fn exports_in_other_sessions_read_the_held_snapshot_until_the_job_releases
     .expect("job");
     let (src, jobs2) = (p.source_spec(), jobs.clone());
     let holder = tokio::spawn(async move {
-        snapshot::hold(
+        holder::hold(
             &src,
             jobs2.as_ref(),
             "job-1",
@@ -53,7 +53,7 @@ async fn exports_in_other_sessions_read_the_held_snapshot_until_the_job_releases
         .await
         .expect("change");
     // ... but a session joining the snapshot (a chunk export) sees it as it was.
-    let export = job::join_snapshot(&p.source_spec(), &snap, "export")
+    let export = dbsync_core::pg::snapshot::join_snapshot(&p.source_spec(), &snap, "export")
         .await
         .expect("join");
     let n: i64 = export
@@ -78,7 +78,7 @@ async fn exports_in_other_sessions_read_the_held_snapshot_until_the_job_releases
     .expect("done");
     let (held, why) = holder.await.expect("join").expect("hold");
     assert_eq!((held.as_str(), why), (snap.as_str(), Released::ExportsDone));
-    let err = job::join_snapshot(&p.source_spec(), &snap, "late export")
+    let err = dbsync_core::pg::snapshot::join_snapshot(&p.source_spec(), &snap, "late export")
         .await
         .expect_err("released");
     assert_eq!(err.name(), "DbsyncSnapshotReleased", "{err}");
@@ -98,7 +98,7 @@ async fn a_holder_lets_go_when_its_window_ends() {
     .await
     .expect("job");
     let started = std::time::Instant::now();
-    let (_, why) = snapshot::hold(
+    let (_, why) = holder::hold(
         &p.source_spec(),
         &jobs,
         "job-2",
@@ -113,8 +113,8 @@ async fn a_holder_lets_go_when_its_window_ends() {
 
 #[tokio::test]
 async fn after_the_window_per_chunk_consistency_reads_a_snapshot_of_its_own_and_says_so() {
-    use dbsync_core::api::Consistency;
-    use dbsync_core::serverless::{self, ExportStep};
+    use dbsync_core::cloud::steps::{self, ExportStep};
+    use dbsync_core::model::manifest::Consistency;
     let f = dbsync_tests::FunctionFixture::new(
         "per_chunk",
         "job-per-chunk",
@@ -123,14 +123,16 @@ async fn after_the_window_per_chunk_consistency_reads_a_snapshot_of_its_own_and_
     )
     .await;
     let (store, jobs, src) = (f.store(), f.clients.jobs(), f.pair.source_spec());
-    let (holder, snapshot) = dbsync_core::job::open_snapshot(&src, "holder")
+    let (holder, snapshot) = dbsync_core::pg::snapshot::open_snapshot(&src, "holder")
         .await
         .expect("snapshot");
-    serverless::plan_job(
+    steps::plan_job(
         &src,
         &snapshot,
-        &store,
-        &jobs,
+        dbsync_core::cloud::steps::JobPlace {
+            store: &store,
+            jobs: &jobs,
+        },
         &f.job_id,
         &Default::default(),
         1 << 30,
@@ -148,21 +150,49 @@ async fn after_the_window_per_chunk_consistency_reads_a_snapshot_of_its_own_and_
         tuning: Default::default(),
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let e = serverless::export_step(&src, &snapshot, &store, &jobs, &step, deadline, 1)
-        .await
-        .expect_err("snapshot consistency refuses");
+    let e = steps::export_step(
+        &src,
+        &snapshot,
+        dbsync_core::cloud::steps::JobPlace {
+            store: &store,
+            jobs: &jobs,
+        },
+        &step,
+        deadline,
+        1,
+    )
+    .await
+    .expect_err("snapshot consistency refuses");
     assert_eq!(e.name(), "DbsyncSnapshotReleased");
     assert!(e.to_string().contains("per-chunk"), "{e}");
 
     step.tuning.consistency = Consistency::PerChunk;
-    let out = serverless::export_step(&src, &snapshot, &store, &jobs, &step, deadline, 1)
-        .await
-        .expect("per-chunk export");
+    let out = steps::export_step(
+        &src,
+        &snapshot,
+        dbsync_core::cloud::steps::JobPlace {
+            store: &store,
+            jobs: &jobs,
+        },
+        &step,
+        deadline,
+        1,
+    )
+    .await
+    .expect("per-chunk export");
     assert!(out.done);
     assert_eq!(out.rows, 3000);
-    let m = serverless::assemble_job(&src, &store, &jobs, &f.job_id, &snapshot)
-        .await
-        .expect("assemble");
+    let m = steps::assemble_job(
+        &src,
+        dbsync_core::cloud::steps::JobPlace {
+            store: &store,
+            jobs: &jobs,
+        },
+        &f.job_id,
+        &snapshot,
+    )
+    .await
+    .expect("assemble");
     assert_eq!(m.consistency, "per_chunk");
     let part = &m.tables[0].parts[0];
     assert!(part.snapshot.as_deref().is_some_and(|s| s != snapshot));

@@ -3,7 +3,7 @@
 //! (twice). The result is exact and every part is loaded once.
 
 use super::*;
-use dbsync_core::copy_in::LoadOutcome;
+use dbsync_core::model::part::LoadOutcome;
 use dbsync_tests::scalar;
 
 #[tokio::test]
@@ -13,18 +13,18 @@ async fn parts_loaded_by_separate_invocations_with_retries_give_an_exact_target(
         .await;
     let (dir, store, m) = export_to_temp(&p).await;
     let target = p.target_spec();
-    let plan = job::prepare_import(&target, &m, &tiny_chunks())
+    let plan = pipeline::begin_import(&target, &m, &tiny_chunks())
         .await
         .expect("prepare");
     assert!(!plan.already_done);
     let total: usize = plan.waves.iter().map(Vec::len).sum();
     assert_eq!(total, m.tables.iter().map(|t| t.parts.len()).sum::<usize>());
     // Plans travel through Step Functions as JSON.
-    let plan: job::ImportPlan =
+    let plan: pipeline::ImportPlan =
         serde_json::from_str(&serde_json::to_string(&plan).expect("json")).expect("back");
 
     // Finalize too early is refused, naming what is missing.
-    let early = job::finalize_import(&target, &m)
+    let early = pipeline::finalize_import(&target, &m)
         .await
         .expect_err("too early");
     assert_eq!(early.name(), "DbsyncIncomplete", "{early}");
@@ -35,10 +35,10 @@ async fn parts_loaded_by_separate_invocations_with_retries_give_an_exact_target(
         // Reverse order, and every third part delivered twice.
         for (i, part) in wave.iter().rev().enumerate() {
             for _ in 0..if i % 3 == 0 { 2 } else { 1 } {
-                let mut c = job::connect_part_loader(&target, &plan)
+                let mut c = pipeline::import::connect_part_loader(&target, &plan)
                     .await
                     .expect("connect");
-                match job::import_part(&mut c, &m, part, store.as_ref())
+                match pipeline::import_part(&mut c, &m, part, store.as_ref())
                     .await
                     .expect("part")
                 {
@@ -51,17 +51,19 @@ async fn parts_loaded_by_separate_invocations_with_retries_give_an_exact_target(
     assert_eq!(loaded, total, "each part loaded once");
     assert!(skipped > 0, "duplicates must be skipped");
     let err = {
-        let mut c = job::connect_part_loader(&target, &plan)
+        let mut c = pipeline::import::connect_part_loader(&target, &plan)
             .await
             .expect("connect");
-        job::import_part(&mut c, &m, "t9999.c00000", store.as_ref())
+        pipeline::import_part(&mut c, &m, "t9999.c00000", store.as_ref())
             .await
             .expect_err("unknown part")
     };
     assert!(err.to_string().contains("t9999.c00000"), "{err}");
 
-    job::finalize_import(&target, &m).await.expect("finalize");
-    job::finalize_import(&target, &m)
+    pipeline::finalize_import(&target, &m)
+        .await
+        .expect("finalize");
+    pipeline::finalize_import(&target, &m)
         .await
         .expect("finalize again is a no-op");
     p.assert_identical().await;
@@ -77,7 +79,7 @@ async fn parts_loaded_by_separate_invocations_with_retries_give_an_exact_target(
         "done"
     );
     // Preparing the same manifest again says it is done instead of emptying the target.
-    let again = job::prepare_import(&target, &m, &tiny_chunks())
+    let again = pipeline::begin_import(&target, &m, &tiny_chunks())
         .await
         .expect("prepare again");
     assert!(again.already_done);

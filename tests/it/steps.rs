@@ -3,9 +3,9 @@
 //! results read back from the store, assembled, imported - exact, with the job's counters right.
 
 use super::*;
-use dbsync_core::jobs::{self, DynamoJobStore, JobChange, JobRecord, JobStore};
-use dbsync_core::serverless;
-use dbsync_core::store::{PartStore, S3Store};
+use dbsync_core::cloud::jobstore::{self, DynamoJobStore, JobChange, JobRecord, JobStore};
+use dbsync_core::cloud::steps;
+use dbsync_core::parts::{PartStore, S3Store};
 use std::time::Duration;
 
 #[tokio::test]
@@ -21,7 +21,7 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
         .await
         .expect("store"),
     );
-    let ddb = jobs::dynamodb::client(&dbsync_tests::aws_settings()).await;
+    let ddb = jobstore::dynamodb::client(&dbsync_tests::aws_settings()).await;
     let table = format!("dbsync-jobs-{}", &p.name[p.name.len() - 8..]);
     DynamoJobStore::create_table(&ddb, &table)
         .await
@@ -40,7 +40,7 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
     // The Hold snapshot branch.
     let (src, js, id) = (p.source_spec(), job_store.clone(), job_id.clone());
     let holder = tokio::spawn(async move {
-        dbsync_core::snapshot::hold(
+        dbsync_core::cloud::holder::hold(
             &src,
             js.as_ref(),
             &id,
@@ -50,7 +50,7 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
         .await
     });
     // Plan waits for the holder to publish the snapshot, as the Plan function does.
-    let snapshot = serverless::await_snapshot(
+    let snapshot = steps::await_snapshot(
         job_store.as_ref(),
         &job_id,
         std::time::Instant::now() + Duration::from_secs(60),
@@ -58,18 +58,20 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
     .await
     .expect("the holder publishes its snapshot");
 
-    let summary = serverless::plan_job(
+    let summary = steps::plan_job(
         &p.source_spec(),
         &snapshot,
-        store.as_ref(),
-        job_store.as_ref(),
+        dbsync_core::cloud::steps::JobPlace {
+            store: store.as_ref(),
+            jobs: job_store.as_ref(),
+        },
         &job_id,
         &Default::default(),
         64 * 1024,
     )
     .await
     .expect("plan");
-    assert_eq!(summary.chunks_key, serverless::CHUNKS_KEY);
+    assert_eq!(summary.chunks_key, steps::CHUNKS_KEY);
     let items = dbsync_tests::chunk_items(store.as_ref()).await;
     assert_eq!(items.len(), summary.chunks);
     assert!(
@@ -97,17 +99,19 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
         .await
         .expect("exports done");
     let (_, released) = holder.await.expect("holder").expect("hold");
-    assert_eq!(released, dbsync_core::snapshot::Released::ExportsDone);
+    assert_eq!(released, dbsync_core::cloud::holder::Released::ExportsDone);
 
     let record = job_store.get(&job_id).await.expect("get").expect("job");
     assert_eq!(record.counters.chunks_done, summary.chunks as u64);
     assert_eq!(record.chunks_total, summary.chunks as u64);
 
     // Assemble from the durable per-part results; a missing chunk would be named.
-    let m = serverless::assemble_job(
+    let m = steps::assemble_job(
         &p.source_spec(),
-        store.as_ref(),
-        job_store.as_ref(),
+        dbsync_core::cloud::steps::JobPlace {
+            store: store.as_ref(),
+            jobs: job_store.as_ref(),
+        },
         &job_id,
         &snapshot,
     )
@@ -141,25 +145,23 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
         .expect("a part")
         .id
         .clone();
-    let mut r: serverless::PartResult = serde_json::from_slice(
-        &store
-            .get(&serverless::result_key(&last))
-            .await
-            .expect("result"),
-    )
-    .expect("json");
+    let mut r: steps::PartResult =
+        serde_json::from_slice(&store.get(&steps::result_key(&last)).await.expect("result"))
+            .expect("json");
     r.last = false;
     store
         .put(
-            &serverless::result_key(&last),
+            &steps::result_key(&last),
             &serde_json::to_vec(&r).expect("json"),
         )
         .await
         .expect("put");
-    let err = serverless::assemble_job(
+    let err = steps::assemble_job(
         &p.source_spec(),
-        store.as_ref(),
-        job_store.as_ref(),
+        dbsync_core::cloud::steps::JobPlace {
+            store: store.as_ref(),
+            jobs: job_store.as_ref(),
+        },
         &job_id,
         "snap",
     )
@@ -169,10 +171,10 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
 
     // The Catch path records the error and frees the target.
     let e = dbsync_core::Error::TargetLocked("x".into());
-    serverless::fail_job(job_store.as_ref(), &job_id, (&e).into(), Some("staging"))
+    steps::fail_job(job_store.as_ref(), &job_id, (&e).into(), Some("staging"))
         .await
         .expect("fail");
     let record = job_store.get(&job_id).await.expect("get").expect("job");
-    assert_eq!(record.status, jobs::JobStatus::Failed);
+    assert_eq!(record.status, jobstore::JobStatus::Failed);
     assert_eq!(record.error.expect("error").name, "DbsyncTargetLocked");
 }

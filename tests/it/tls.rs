@@ -2,7 +2,7 @@
 //! with `sslrootcert` checks chain and host name, and an untrusted certificate is refused.
 
 use super::*;
-use dbsync_core::conn::ConnSpec;
+use dbsync_core::pg::conn::ConnSpec;
 use dbsync_core::Role;
 
 fn ca_path() -> String {
@@ -97,7 +97,7 @@ async fn a_sync_over_verified_tls_is_exact() {
     .expect("url");
     let source_url = p.source_url.replace("sslmode=disable", "sslmode=require");
     let source = ConnSpec::parse(&source_url, "--source").expect("url");
-    job::sync(&source, &target, &tiny_chunks(), Arc::new(NoProgress))
+    pipeline::sync(&source, &target, &tiny_chunks(), Arc::new(NoProgress))
         .await
         .expect("sync over TLS");
     p.assert_identical().await;

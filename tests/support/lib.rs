@@ -4,7 +4,7 @@
 //! The fingerprint uses its own pinned settings, independent of the core's, so a core that
 //! lost precision in transit could not hide it.
 
-use dbsync_core::conn::ConnSpec;
+use dbsync_core::pg::conn::ConnSpec;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use tokio_postgres::{Client, NoTls};
@@ -295,8 +295,8 @@ pub async fn invoke(function: &str, payload: &serde_json::Value) -> (bool, serde
 }
 
 /// S3 settings for the local emulator.
-pub fn s3_settings() -> dbsync_core::store::S3Settings {
-    dbsync_core::store::S3Settings {
+pub fn s3_settings() -> dbsync_core::parts::S3Settings {
+    dbsync_core::parts::S3Settings {
         aws: aws_settings(),
         part_size: None,
     }
@@ -304,7 +304,7 @@ pub fn s3_settings() -> dbsync_core::store::S3Settings {
 
 /// A fresh bucket in the emulator; returns its name.
 pub async fn s3_bucket(hint: &str) -> String {
-    let client = dbsync_core::store::s3::client(&aws_settings()).await;
+    let client = dbsync_core::parts::s3::client(&aws_settings()).await;
     let name = format!(
         "dbsync-{}-{}",
         hint.replace('_', "-"),
@@ -326,7 +326,7 @@ pub struct FunctionFixture {
     /// The databases.
     pub pair: Pair,
     /// The function clients.
-    pub clients: dbsync_core::lambda::Clients,
+    pub clients: dbsync_core::cloud::lambda::Clients,
     /// The job id (taken from the caller, usually from a sample event).
     pub job_id: String,
     /// Secret ids holding the source and target URLs.
@@ -338,25 +338,25 @@ pub struct FunctionFixture {
 impl FunctionFixture {
     /// Sets everything up; `schema` runs on both sides, `data` on the source.
     pub async fn new(hint: &str, job_id: &str, schema: &str, data: &str) -> FunctionFixture {
-        use dbsync_core::jobs::JobStore;
+        use dbsync_core::cloud::jobstore::JobStore;
         let pair = Pair::new(hint).await;
         pair.both(schema).await;
         pair.source(data).await;
         let bucket = s3_bucket(&hint.replace('_', "-")).await;
         let table = format!("dbsync-jobs-{}", &pair.name[pair.name.len() - 8..]);
-        let env = dbsync_core::lambda::FunctionEnv::from_lookup(&|k| match k {
+        let env = dbsync_core::cloud::lambda::FunctionEnv::from_lookup(&|k| match k {
             "DBSYNC_BUCKET" => Some(bucket.clone()),
             "DBSYNC_JOB_TABLE" => Some(table.clone()),
             _ => None,
         })
         .expect("env");
-        let clients = dbsync_core::lambda::Clients::new(env, &aws_settings()).await;
-        dbsync_core::jobs::DynamoJobStore::create_table(&clients.dynamodb, &table)
+        let clients = dbsync_core::cloud::lambda::Clients::new(env, &aws_settings()).await;
+        dbsync_core::cloud::jobstore::DynamoJobStore::create_table(&clients.dynamodb, &table)
             .await
             .expect("job table");
         clients
             .jobs()
-            .create(&dbsync_core::jobs::JobRecord::new(
+            .create(&dbsync_core::cloud::jobstore::JobRecord::new(
                 job_id,
                 "sync",
                 serde_json::json!({}),
@@ -391,7 +391,7 @@ impl FunctionFixture {
     }
 
     /// The job's folder in the bucket.
-    pub fn store(&self) -> dbsync_core::store::S3Store {
+    pub fn store(&self) -> dbsync_core::parts::S3Store {
         self.clients.store_for(&self.job_id).expect("store")
     }
 
@@ -399,10 +399,12 @@ impl FunctionFixture {
     /// snapshot, the manifest.
     pub async fn export_all(&self) {
         let snapshot = self.export_chunks().await;
-        dbsync_core::serverless::assemble_job(
+        dbsync_core::cloud::steps::assemble_job(
             &self.pair.source_spec(),
-            &self.store(),
-            &self.clients.jobs(),
+            dbsync_core::cloud::steps::JobPlace {
+                store: &self.store(),
+                jobs: &self.clients.jobs(),
+            },
             &self.job_id,
             &snapshot,
         )
@@ -413,16 +415,18 @@ impl FunctionFixture {
     /// What the steps before Assemble leave behind: a plan and every chunk exported in one
     /// snapshot (whose id is returned; no longer held).
     pub async fn export_chunks(&self) -> String {
-        use dbsync_core::serverless;
+        use dbsync_core::cloud::steps;
         let (src, store, jobs) = (self.pair.source_spec(), self.store(), self.clients.jobs());
-        let (_holder, snapshot) = dbsync_core::job::open_snapshot(&src, "holder")
+        let (_holder, snapshot) = dbsync_core::pg::snapshot::open_snapshot(&src, "holder")
             .await
             .expect("snapshot");
-        serverless::plan_job(
+        steps::plan_job(
             &src,
             &snapshot,
-            &store,
-            &jobs,
+            dbsync_core::cloud::steps::JobPlace {
+                store: &store,
+                jobs: &jobs,
+            },
             &self.job_id,
             &Default::default(),
             64 * 1024,
@@ -436,10 +440,10 @@ impl FunctionFixture {
 
 /// The chunk list a plan wrote: the export Map's items.
 pub async fn chunk_items(
-    store: &dyn dbsync_core::store::PartStore,
-) -> Vec<dbsync_core::serverless::ChunkItem> {
+    store: &dyn dbsync_core::parts::PartStore,
+) -> Vec<dbsync_core::cloud::steps::ChunkItem> {
     let data = store
-        .get(dbsync_core::serverless::CHUNKS_KEY)
+        .get(dbsync_core::cloud::steps::CHUNKS_KEY)
         .await
         .expect("the chunk list");
     serde_json::from_slice(&data).expect("chunk list json")
@@ -450,11 +454,11 @@ pub async fn chunk_items(
 pub async fn export_items(
     source: &ConnSpec,
     snapshot: &str,
-    store: &dyn dbsync_core::store::PartStore,
-    jobs: &dyn dbsync_core::jobs::JobStore,
-    items: Vec<dbsync_core::serverless::ChunkItem>,
+    store: &dyn dbsync_core::parts::PartStore,
+    jobs: &dyn dbsync_core::cloud::jobstore::JobStore,
+    items: Vec<dbsync_core::cloud::steps::ChunkItem>,
 ) -> Vec<String> {
-    use dbsync_core::serverless::{self, ExportStep, ExportStepResult};
+    use dbsync_core::cloud::steps::{self, ExportStep, ExportStepResult};
     let mut part_ids = Vec::new();
     for item in items {
         let mut step = ExportStep {
@@ -465,9 +469,16 @@ pub async fn export_items(
         };
         loop {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            let out = serverless::export_step(source, snapshot, store, jobs, &step, deadline, 1)
-                .await
-                .expect("export step");
+            let out = steps::export_step(
+                source,
+                snapshot,
+                dbsync_core::cloud::steps::JobPlace { store, jobs },
+                &step,
+                deadline,
+                1,
+            )
+            .await
+            .expect("export step");
             let out: ExportStepResult =
                 serde_json::from_str(&serde_json::to_string(&out).expect("json")).expect("back");
             part_ids.push(out.part_id.clone());

@@ -1,7 +1,7 @@
 //! Translates an API Gateway request or a schedule input into one core call.
 
-use dbsync_core::api::{Api, ApiEvent, ApiOutput, ApiSettings, StepFunctions};
-use dbsync_core::lambda::{Clients, FunctionError};
+use dbsync_core::cloud::api::{Api, ApiEvent, ApiOutput, ApiSettings, StepFunctions};
+use dbsync_core::cloud::lambda::{Clients, FunctionError};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,7 +33,7 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dbsync_core::jobs::JobStore;
+    use dbsync_core::cloud::jobstore::JobStore;
     use serde_json::{json, Value};
 
     #[tokio::test]

@@ -1,8 +1,8 @@
 //! Translates an assemble event into one core call.
 
-use dbsync_core::lambda::{Clients, FunctionError};
-use dbsync_core::serverless::{self, AssembleEvent, AssembleOutput};
-use dbsync_core::store::PartStore;
+use dbsync_core::cloud::lambda::{Clients, FunctionError};
+use dbsync_core::cloud::steps::{self, AssembleEvent, AssembleOutput};
+use dbsync_core::parts::PartStore;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,12 +12,14 @@ pub async fn handle(
     event: AssembleEvent,
     _deadline: Instant,
 ) -> Result<AssembleOutput, FunctionError> {
-    let source = dbsync_core::secrets::fetch(&clients.secrets, &event.source_secret).await?;
+    let source = dbsync_core::cloud::secrets::fetch(&clients.secrets, &event.source_secret).await?;
     let store = clients.store_for(&event.job_id)?;
-    let m = serverless::assemble_job(
+    let m = steps::assemble_job(
         &source,
-        &store,
-        &clients.jobs(),
+        dbsync_core::cloud::steps::JobPlace {
+            store: &store,
+            jobs: &clients.jobs(),
+        },
         &event.job_id,
         &event.snapshot,
     )
@@ -26,7 +28,7 @@ pub async fn handle(
         job_id: event.job_id,
         tables: m.tables.len(),
         parts: m.tables.iter().map(|t| t.parts.len()).sum(),
-        manifest: store.location(dbsync_core::manifest::KEY),
+        manifest: store.location(dbsync_core::model::manifest::KEY),
     })
 }
 
@@ -58,7 +60,7 @@ mod tests {
             "{}",
             out.manifest
         );
-        let m = dbsync_core::manifest::Manifest::read(&f.store())
+        let m = dbsync_core::parts::read_manifest(&f.store())
             .await
             .expect("manifest");
         assert_eq!(

@@ -1,7 +1,7 @@
 //! Translates an export-chunk event into one core call.
 
-use dbsync_core::lambda::{Clients, FunctionError};
-use dbsync_core::serverless::{self, ExportChunkEvent, ExportChunkOutput};
+use dbsync_core::cloud::lambda::{Clients, FunctionError};
+use dbsync_core::cloud::steps::{self, ExportChunkEvent, ExportChunkOutput};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,13 +12,15 @@ pub async fn handle(
     event: ExportChunkEvent,
     deadline: Instant,
 ) -> Result<ExportChunkOutput, FunctionError> {
-    let source = dbsync_core::secrets::fetch(&clients.secrets, &event.source_secret).await?;
+    let source = dbsync_core::cloud::secrets::fetch(&clients.secrets, &event.source_secret).await?;
     let store = clients.store_for(&event.step.item.job_id)?;
-    let result = serverless::export_step(
+    let result = steps::export_step(
         &source,
         &event.snapshot,
-        &store,
-        &clients.jobs(),
+        dbsync_core::cloud::steps::JobPlace {
+            store: &store,
+            jobs: &clients.jobs(),
+        },
         &event.step,
         deadline,
         clients.env.compress_level,
@@ -34,7 +36,7 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dbsync_core::jobs::JobStore;
+    use dbsync_core::cloud::jobstore::JobStore;
 
     #[tokio::test]
     async fn the_sample_event_exports_its_chunk_and_its_output_is_the_next_input() {
@@ -55,15 +57,18 @@ mod tests {
             Arc::new(f.clients.clone()),
             f.source_secret.clone(),
         );
-        let (_holder, snapshot) = dbsync_core::job::open_snapshot(&p.source_spec(), "holder")
-            .await
-            .expect("snapshot");
+        let (_holder, snapshot) =
+            dbsync_core::pg::snapshot::open_snapshot(&p.source_spec(), "holder")
+                .await
+                .expect("snapshot");
         let store = clients.store_for(&job_id).expect("store");
-        let summary = serverless::plan_job(
+        let summary = steps::plan_job(
             &p.source_spec(),
             &snapshot,
-            &store,
-            &clients.jobs(),
+            dbsync_core::cloud::steps::JobPlace {
+                store: &store,
+                jobs: &clients.jobs(),
+            },
             &job_id,
             &Default::default(),
             64 * 1024,

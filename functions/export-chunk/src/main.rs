@@ -5,5 +5,5 @@ mod handler;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    dbsync_core::lambda::serve(handler::handle).await
+    dbsync_core::cloud::lambda::serve(handler::handle).await
 }

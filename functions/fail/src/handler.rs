@@ -1,8 +1,8 @@
 //! Translates a Catch record into one core call.
 
-use dbsync_core::jobs::JobError;
-use dbsync_core::lambda::{Clients, FunctionError};
-use dbsync_core::serverless::{self, FailEvent};
+use dbsync_core::cloud::jobstore::JobError;
+use dbsync_core::cloud::lambda::{Clients, FunctionError};
+use dbsync_core::cloud::steps::{self, FailEvent};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +16,7 @@ pub async fn handle(
         name: event.error.error.clone(),
         message: event.error.message(),
     };
-    serverless::fail_job(
+    steps::fail_job(
         &clients.jobs(),
         &event.job_id,
         error,
@@ -29,7 +29,7 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dbsync_core::jobs::{JobStatus, JobStore};
+    use dbsync_core::cloud::jobstore::{JobStatus, JobStore};
 
     #[tokio::test]
     async fn the_sample_event_records_the_error_by_name_and_frees_the_target() {

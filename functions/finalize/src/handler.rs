@@ -1,7 +1,7 @@
 //! Translates a finalize event into one core call.
 
-use dbsync_core::lambda::{Clients, FunctionError};
-use dbsync_core::serverless::{self, FinalizeEvent};
+use dbsync_core::cloud::lambda::{Clients, FunctionError};
+use dbsync_core::cloud::steps::{self, FinalizeEvent};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,20 +13,28 @@ pub async fn handle(
     _deadline: Instant,
 ) -> Result<FinalizeEvent, FunctionError> {
     let Some(target_secret) = &event.target_secret else {
-        serverless::finish_export(&clients.jobs(), &event.job_id).await?;
+        steps::finish_export(&clients.jobs(), &event.job_id).await?;
         return Ok(event);
     };
-    let target = dbsync_core::secrets::fetch(&clients.secrets, target_secret).await?;
+    let target = dbsync_core::cloud::secrets::fetch(&clients.secrets, target_secret).await?;
     let store = clients.store_for(&event.job_id)?;
-    serverless::finalize_job(&target, &store, &clients.jobs(), event.lock_key.as_deref()).await?;
+    steps::finalize_job(
+        &target,
+        dbsync_core::cloud::steps::JobPlace {
+            store: &store,
+            jobs: &clients.jobs(),
+        },
+        event.lock_key.as_deref(),
+    )
+    .await?;
     Ok(event)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dbsync_core::jobs::{JobStatus, JobStore};
-    use dbsync_core::serverless::{ImportPartEvent, PrepareEvent};
+    use dbsync_core::cloud::jobstore::{JobStatus, JobStore};
+    use dbsync_core::cloud::steps::{ImportPartEvent, PrepareEvent};
 
     #[tokio::test]
     async fn the_sample_event_finishes_an_exact_job_and_frees_the_target() {
@@ -45,7 +53,7 @@ mod tests {
         f.export_all().await;
         let target = f.pair.target_spec();
         let store = f.store();
-        let prep = dbsync_core::serverless::prepare_job(
+        let prep = dbsync_core::cloud::steps::prepare(
             &target,
             &store,
             &f.clients.env.bucket,
@@ -59,15 +67,23 @@ mod tests {
         .expect("prepare");
         for w in &prep.waves {
             let items: Vec<ImportPartEvent> = serde_json::from_slice(
-                &dbsync_core::store::PartStore::get(&store, &format!("waves/{:04}.json", w.index))
+                &dbsync_core::parts::PartStore::get(&store, &format!("waves/{:04}.json", w.index))
                     .await
                     .expect("wave"),
             )
             .expect("items");
             for i in items {
-                serverless::import_step(&target, &store, &jobs, &i.plan(), &i.part_id)
-                    .await
-                    .expect("part");
+                steps::import_step(
+                    &target,
+                    dbsync_core::cloud::steps::JobPlace {
+                        store: &store,
+                        jobs: &jobs,
+                    },
+                    &i.plan(),
+                    &i.part_id,
+                )
+                .await
+                .expect("part");
             }
         }
         event.target_secret = Some(f.target_secret.clone());

@@ -1,7 +1,7 @@
 //! Translates a hold-snapshot event into one core call.
 
-use dbsync_core::lambda::{Clients, FunctionError};
-use dbsync_core::serverless::{HoldSnapshotEvent, HoldSnapshotOutput};
+use dbsync_core::cloud::lambda::{Clients, FunctionError};
+use dbsync_core::cloud::steps::{HoldSnapshotEvent, HoldSnapshotOutput};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,10 +11,10 @@ pub async fn handle(
     event: HoldSnapshotEvent,
     deadline: Instant,
 ) -> Result<HoldSnapshotOutput, FunctionError> {
-    let source = dbsync_core::secrets::fetch(&clients.secrets, &event.source_secret).await?;
+    let source = dbsync_core::cloud::secrets::fetch(&clients.secrets, &event.source_secret).await?;
     let window = Duration::from_secs(event.window_seconds.unwrap_or(840))
         .min(deadline.saturating_duration_since(Instant::now()));
-    let (snapshot, released) = dbsync_core::snapshot::hold(
+    let (snapshot, released) = dbsync_core::cloud::holder::hold(
         &source,
         &clients.jobs(),
         &event.job_id,
@@ -32,8 +32,8 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dbsync_core::jobs::JobStore;
-    use dbsync_core::snapshot::Released;
+    use dbsync_core::cloud::holder::Released;
+    use dbsync_core::cloud::jobstore::JobStore;
 
     #[tokio::test]
     async fn the_sample_event_holds_until_its_invocation_deadline_caps_the_window() {

@@ -1,8 +1,8 @@
 //! Translates an import-part event into one core call.
 
-use dbsync_core::copy_in::LoadOutcome;
-use dbsync_core::lambda::{Clients, FunctionError};
-use dbsync_core::serverless::{self, ImportPartEvent, ImportPartOutput};
+use dbsync_core::cloud::lambda::{Clients, FunctionError};
+use dbsync_core::cloud::steps::{self, ImportPartEvent, ImportPartOutput};
+use dbsync_core::model::part::LoadOutcome;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,12 +12,14 @@ pub async fn handle(
     event: ImportPartEvent,
     _deadline: Instant,
 ) -> Result<ImportPartOutput, FunctionError> {
-    let target = dbsync_core::secrets::fetch(&clients.secrets, &event.target_secret).await?;
+    let target = dbsync_core::cloud::secrets::fetch(&clients.secrets, &event.target_secret).await?;
     let store = clients.store_for(&event.job_id)?;
-    let outcome = serverless::import_step(
+    let outcome = steps::import_step(
         &target,
-        &store,
-        &clients.jobs(),
+        dbsync_core::cloud::steps::JobPlace {
+            store: &store,
+            jobs: &clients.jobs(),
+        },
         &event.plan(),
         &event.part_id,
     )
@@ -55,9 +57,13 @@ mod tests {
         // An export of the source, as the export Map and Assemble leave it.
         f.export_all().await;
         let store = f.store();
-        let plan = serverless::prepare_step(&f.pair.target_spec(), &store, &Default::default())
+        let m = dbsync_core::parts::read_manifest(&store)
             .await
-            .expect("prepare");
+            .expect("manifest");
+        let plan =
+            dbsync_core::pipeline::begin_import(&f.pair.target_spec(), &m, &Default::default())
+                .await
+                .expect("prepare");
         event.target_secret = f.target_secret.clone();
         event.part_id = plan.waves[0][0].clone();
         event.replica = plan.replica;

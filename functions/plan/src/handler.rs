@@ -1,7 +1,7 @@
 //! Translates a plan event into one core call.
 
-use dbsync_core::lambda::{Clients, FunctionError};
-use dbsync_core::serverless::{self, PlanEvent, PlanOutput};
+use dbsync_core::cloud::lambda::{Clients, FunctionError};
+use dbsync_core::cloud::steps::{self, PlanEvent, PlanOutput};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,25 +12,27 @@ pub async fn handle(
     event: PlanEvent,
     deadline: Instant,
 ) -> Result<PlanOutput, FunctionError> {
-    let source = dbsync_core::secrets::fetch(&clients.secrets, &event.source_secret).await?;
+    let source = dbsync_core::cloud::secrets::fetch(&clients.secrets, &event.source_secret).await?;
     let store = clients.store_for(&event.job_id)?;
     let snapshot = match &event.snapshot {
         Some(s) => s.clone(),
-        None => serverless::await_snapshot(&clients.jobs(), &event.job_id, deadline).await?,
+        None => steps::await_snapshot(&clients.jobs(), &event.job_id, deadline).await?,
     };
-    let summary = serverless::plan_job(
+    let summary = steps::plan_job(
         &source,
         &snapshot,
-        &store,
-        &clients.jobs(),
+        dbsync_core::cloud::steps::JobPlace {
+            store: &store,
+            jobs: &clients.jobs(),
+        },
         &event.job_id,
         &event.scope,
         event
             .chunk_bytes
-            .unwrap_or(dbsync_core::plan::DEFAULT_CHUNK_BYTES),
+            .unwrap_or(dbsync_core::model::chunk::DEFAULT_CHUNK_BYTES),
     )
     .await?;
-    let items_key = serverless::bucket_key(&store, &clients.env.bucket, &summary.chunks_key);
+    let items_key = steps::bucket_key(&store, &clients.env.bucket, &summary.chunks_key);
     Ok(PlanOutput {
         job_id: event.job_id,
         source_secret: event.source_secret,
@@ -45,7 +47,7 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dbsync_core::serverless::ChunkItem;
+    use dbsync_core::cloud::steps::ChunkItem;
 
     #[tokio::test]
     async fn the_sample_event_plans_the_scope_and_points_the_map_at_its_chunk_list() {
@@ -59,9 +61,10 @@ mod tests {
             "INSERT INTO app.orders SELECT g, repeat('o', 200) FROM generate_series(1, 2000) g; ANALYZE",
         )
         .await;
-        let (_holder, snapshot) = dbsync_core::job::open_snapshot(&f.pair.source_spec(), "holder")
-            .await
-            .expect("snapshot");
+        let (_holder, snapshot) =
+            dbsync_core::pg::snapshot::open_snapshot(&f.pair.source_spec(), "holder")
+                .await
+                .expect("snapshot");
         event.source_secret = f.source_secret.clone();
         event.snapshot = Some(snapshot);
         event.chunk_bytes = Some(64 * 1024);

@@ -1,7 +1,7 @@
 //! Translates a prepare event into one core call.
 
-use dbsync_core::lambda::{Clients, FunctionError};
-use dbsync_core::serverless::{self, PrepareEvent, PrepareOutput};
+use dbsync_core::cloud::lambda::{Clients, FunctionError};
+use dbsync_core::cloud::steps::{self, PrepareEvent, PrepareOutput};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,15 +11,15 @@ pub async fn handle(
     event: PrepareEvent,
     _deadline: Instant,
 ) -> Result<PrepareOutput, FunctionError> {
-    let target = dbsync_core::secrets::fetch(&clients.secrets, &event.target_secret).await?;
+    let target = dbsync_core::cloud::secrets::fetch(&clients.secrets, &event.target_secret).await?;
     let store = clients.store_for(&event.job_id)?;
-    Ok(serverless::prepare_job(&target, &store, &clients.env.bucket, &event).await?)
+    Ok(steps::prepare(&target, &store, &clients.env.bucket, &event).await?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dbsync_core::serverless::ImportPartEvent;
+    use dbsync_core::cloud::steps::ImportPartEvent;
 
     #[tokio::test]
     async fn the_sample_event_empties_the_target_and_writes_small_wave_items() {

@@ -1,0 +1,320 @@
+//! The HTTP API (`POST /syncs`, `GET /syncs`, `GET /syncs/{id}`, `DELETE /syncs/{id}`) and the
+//! nightly schedule's entry point: request validation (strict, before anything starts,
+//! [`request`]), the refusals (unknown, protected or same-as-source targets, a locked
+//! target), the job record, the target lock and the Step Functions execution named after the
+//! job id. Every call returns its result or an [`ApiError`]; only [`Api::handle`], the HTTP
+//! edge, turns that into a response.
+
+pub mod reply;
+pub mod request;
+pub mod services;
+pub mod settings;
+pub mod view;
+
+pub use reply::{ApiError, Reply};
+pub use request::{
+    parse_request, ApiEvent, ApiOutput, ExecutionInput, Mode, ScheduledSync, SyncRequest,
+    MAX_BODY_BYTES,
+};
+pub use services::{Credentials, Executions, StepFunctions};
+pub use settings::ApiSettings;
+pub use view::{job_view, links};
+
+use crate::cloud::jobstore::{JobChange, JobRecord, JobStatus, JobStore};
+use crate::cloud::lambda::MAX_SNAPSHOT_WINDOW_SECONDS;
+use crate::cloud::steps::fail_job;
+use crate::error::{Error, Result};
+use crate::model::scope::{glob, Scope};
+use crate::pg::conn::ConnSpec;
+use aws_lambda_events::apigw::ApiGatewayProxyRequest;
+use serde_json::{json, Value};
+
+type ApiResult<T> = std::result::Result<T, ApiError>;
+
+/// What the API needs for one request.
+pub struct Api<'a> {
+    /// The deployment's rules.
+    pub settings: &'a ApiSettings,
+    /// Job records and target locks.
+    pub jobs: &'a dyn JobStore,
+    /// Step Functions.
+    pub executions: &'a dyn Executions,
+    /// Secrets Manager.
+    pub credentials: &'a dyn Credentials,
+}
+
+fn target_is(patterns: &[String], secret: &str, identity: &str) -> bool {
+    patterns
+        .iter()
+        .any(|p| glob(p, secret) || glob(p, identity))
+}
+
+/// Logs a compensation that failed: the refusal the caller gets matters more, and the lock's
+/// TTL or the job record's status still bound the damage.
+fn log_compensation(what: &str, job_id: &str, r: Result<()>) {
+    if let Err(e) = r {
+        tracing::warn!(job = job_id, error = %e, "{what} failed while undoing a refused start");
+    }
+}
+
+impl Api<'_> {
+    /// The credentials behind a secret id. A secret that does not exist, may not be read or
+    /// does not describe a database is the caller's mistake (400); a transient failure to
+    /// read it is not.
+    async fn resolve(&self, secret: &str) -> ApiResult<ConnSpec> {
+        self.credentials.resolve(secret).await.map_err(|e| match e {
+            Error::Io {
+                retryable: false, ..
+            }
+            | Error::Config { .. } => ApiError::new(400, e),
+            e => e.into(),
+        })
+    }
+
+    /// The target's lock key, after the deployment's rules and the same-database check.
+    async fn check_target(&self, source: &ConnSpec, target_secret: &str) -> ApiResult<String> {
+        let rules = self.settings;
+        if !rules.allowed_targets.is_empty()
+            && !rules.allowed_targets.iter().any(|p| glob(p, target_secret))
+        {
+            return Err(Error::Protected(format!(
+                "target secret {target_secret} is not one this deployment may load (DBSYNC_ALLOWED_TARGETS)"
+            ))
+            .into());
+        }
+        let target = self.resolve(target_secret).await?;
+        if target_is(&rules.protected_targets, target_secret, &target.identity()) {
+            return Err(Error::Protected(format!(
+                "target {} (secret {target_secret}) is protected (DBSYNC_PROTECTED_TARGETS); dbsync never loads it",
+                target.identity()
+            ))
+            .into());
+        }
+        if target.identity() == source.identity() {
+            return Err(Error::SameDatabase(target.identity()).into());
+        }
+        Ok(target.identity())
+    }
+
+    /// The state machine's input for an accepted request.
+    fn execution_input(
+        &self,
+        req: &SyncRequest,
+        job_id: &str,
+        lock_key: Option<String>,
+    ) -> Result<ExecutionInput> {
+        Ok(ExecutionInput {
+            job_id: job_id.to_string(),
+            mode: req.mode,
+            source_secret: req.source_secret.clone(),
+            target_secret: req.target_secret.clone(),
+            lock_key,
+            scope: Scope::from_lists(&req.schemas, &req.tables, &req.exclude)?,
+            chunk_bytes: request::chunk_bytes(req)?,
+            concurrency: req
+                .concurrency
+                .unwrap_or(4)
+                .min(self.settings.max_concurrency),
+            keep_indexes: req.keep_indexes,
+            consistency: req.consistency,
+            window_seconds: req
+                .snapshot_window_seconds
+                .unwrap_or(MAX_SNAPSHOT_WINDOW_SECONDS),
+            budget_seconds: req.export_budget_seconds,
+            page_rows: req.page_rows,
+        })
+    }
+
+    /// Starts a sync from a request [`parse_request`] accepted: checks both databases, takes
+    /// the target's lock, records the job and starts the execution named after it. Nothing is
+    /// started when any step refuses, and a lock taken is given back.
+    async fn start(&self, req: SyncRequest, origin: Value) -> ApiResult<Value> {
+        let source = self.resolve(&req.source_secret).await?;
+        let lock_key = match &req.target_secret {
+            None => None,
+            Some(t) => Some(self.check_target(&source, t).await?),
+        };
+        let job_id = uuid::Uuid::new_v4().to_string();
+        let input = self.execution_input(&req, &job_id, lock_key.clone())?;
+        if let Some(k) = &lock_key {
+            self.jobs
+                .lock_target(k, &job_id, self.settings.lock_ttl_secs)
+                .await?;
+        }
+        let mut request = serde_json::to_value(&req).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut request {
+            m.insert("origin".into(), origin);
+        }
+        let kind = match req.mode {
+            Mode::Sync => "sync",
+            Mode::Export => "export",
+        };
+        let record = JobRecord::new(&job_id, kind, request, lock_key.clone());
+        match self.launch(&record, &input).await {
+            Ok(execution) => Ok(json!({
+                "job_id": job_id,
+                "status": "running",
+                "links": links(&job_id, &execution),
+            })),
+            Err((e, recorded)) => {
+                if recorded {
+                    let failed = fail_job(self.jobs, &job_id, (&e).into(), None).await;
+                    log_compensation("recording the failure", &job_id, failed);
+                }
+                if let Some(k) = &lock_key {
+                    let released = self.jobs.release_target(k, &job_id).await;
+                    log_compensation("releasing the target lock", &job_id, released);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Records the job and starts its execution; on failure, the error and whether the job
+    /// record exists (so it can be marked failed).
+    async fn launch(
+        &self,
+        record: &JobRecord,
+        input: &ExecutionInput,
+    ) -> std::result::Result<String, (Error, bool)> {
+        self.jobs.create(record).await.map_err(|e| (e, false))?;
+        let input_json = serde_json::to_string(input).unwrap_or_default();
+        let execution = self
+            .executions
+            .start(&record.job_id, &input_json)
+            .await
+            .map_err(|e| (e, true))?;
+        let running = JobChange {
+            status: Some(JobStatus::Running),
+            ..Default::default()
+        };
+        // The execution runs either way; a job left `queued` is only a stale status.
+        if let Err(e) = self.jobs.update(&record.job_id, running).await {
+            tracing::warn!(job = %record.job_id, error = %e, "could not mark the job running");
+        }
+        Ok(execution)
+    }
+
+    /// A job's status, phase, progress and error.
+    pub async fn get(&self, job_id: &str) -> ApiResult<Value> {
+        match self.jobs.get(job_id).await? {
+            Some(j) => Ok(job_view(&j, &self.settings.execution_arn(job_id))),
+            None => Err(Error::NoSuchJob(job_id.to_string()).into()),
+        }
+    }
+
+    /// Recent jobs, newest first.
+    pub async fn list(&self, limit: usize) -> ApiResult<Value> {
+        let jobs = self.jobs.recent(limit).await?;
+        Ok(json!({
+            "jobs": jobs
+                .iter()
+                .map(|j| job_view(j, &self.settings.execution_arn(&j.job_id)))
+                .collect::<Vec<_>>()
+        }))
+    }
+
+    /// Cancels a running job: stops its execution, marks it cancelled (the snapshot holder
+    /// lets go when it sees that) and releases the target's lock. The target keeps what was
+    /// loaded, recorded in its ledger; the next job on it truncates and starts over.
+    pub async fn cancel(&self, job_id: &str) -> ApiResult<Value> {
+        let job = self
+            .jobs
+            .get(job_id)
+            .await?
+            .ok_or_else(|| Error::NoSuchJob(job_id.to_string()))?;
+        if matches!(
+            job.status,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+        ) {
+            return Err(Error::JobEnded {
+                job: job_id.to_string(),
+                status: job.status.as_str().to_string(),
+                waiting_for: "it could be cancelled".into(),
+            }
+            .into());
+        }
+        let execution = self.settings.execution_arn(job_id);
+        self.executions
+            .stop(&execution, "cancelled through DELETE /syncs/{id}")
+            .await?;
+        let cancelled = JobChange {
+            status: Some(JobStatus::Cancelled),
+            exports_done: Some(true),
+            ..Default::default()
+        };
+        self.jobs.update(job_id, cancelled).await?;
+        if let Some(t) = &job.target {
+            self.jobs.release_target(t, job_id).await?;
+        }
+        Ok(json!({ "job_id": job_id, "status": "cancelled", "links": links(job_id, &execution) }))
+    }
+
+    /// `POST /syncs`.
+    async fn post_sync(&self, event: &ApiGatewayProxyRequest) -> ApiResult<Value> {
+        let body = request_body(event)?;
+        let req = parse_request(&body, self.settings)?;
+        let origin = json!({
+            "api": {
+                "caller": event.request_context.identity.user_arn,
+                "request_id": event.request_context.request_id,
+            }
+        });
+        self.start(req, origin).await
+    }
+
+    /// `GET /syncs?limit=`.
+    async fn list_syncs(&self, event: &ApiGatewayProxyRequest) -> ApiResult<Value> {
+        let limit = event
+            .query_string_parameters
+            .first("limit")
+            .map(|l| l.parse::<usize>())
+            .unwrap_or(Ok(20));
+        match limit {
+            Ok(l) if (1..=100).contains(&l) => self.list(l).await,
+            _ => Err(Error::config("limit", "must be a whole number from 1 to 100").into()),
+        }
+    }
+
+    /// Routes one API Gateway request: the HTTP edge, where results become responses.
+    pub async fn handle(&self, event: &ApiGatewayProxyRequest) -> Reply {
+        let method = event.http_method.as_str().to_ascii_uppercase();
+        let path = event.path.clone().unwrap_or_default();
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let result = match (method.as_str(), segments.as_slice()) {
+            ("POST", ["syncs"]) => self.post_sync(event).await.map(|b| Reply::ok(202, b)),
+            ("GET", ["syncs"]) => self.list_syncs(event).await.map(|b| Reply::ok(200, b)),
+            ("GET", ["syncs", id]) => self.get(id).await.map(|b| Reply::ok(200, b)),
+            ("DELETE", ["syncs", id]) => self.cancel(id).await.map(|b| Reply::ok(202, b)),
+            (_, ["syncs"]) | (_, ["syncs", _]) => Err(ApiError::new(
+                405,
+                Error::NoRoute(format!("{method} is not allowed on {path}")),
+            )),
+            _ => Err(ApiError::new(
+                404,
+                Error::NoRoute(format!("no route {method} {path}")),
+            )),
+        };
+        result.unwrap_or_else(Reply::from)
+    }
+
+    /// Starts the sync a schedule's constant input describes (the same checks as `POST`);
+    /// a refusal is the core error itself, under its own stable name.
+    pub async fn scheduled(&self, event: &ScheduledSync) -> Result<Value> {
+        let body = serde_json::to_vec(&event.request).unwrap_or_default();
+        let req = parse_request(&body, self.settings)?;
+        self.start(req, json!({ "schedule": event.schedule }))
+            .await
+            .map_err(|a| a.error)
+    }
+}
+
+fn request_body(event: &ApiGatewayProxyRequest) -> ApiResult<Vec<u8>> {
+    let raw = event.body.clone().unwrap_or_default();
+    if event.is_base64_encoded {
+        aws_smithy_types::base64::decode(raw.trim())
+            .map_err(|_| Error::config("request body", "is not valid base64").into())
+    } else {
+        Ok(raw.into_bytes())
+    }
+}

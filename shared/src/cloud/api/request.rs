@@ -1,0 +1,363 @@
+//! What a sync request may say, parsed strictly before anything starts (unknown fields,
+//! bad values and oversized bodies refused, naming the field), and what the state machine
+//! is given for it; the api function's event and output shapes.
+
+use crate::cloud::lambda::MAX_SNAPSHOT_WINDOW_SECONDS;
+use crate::error::{Error, Result};
+use crate::model::chunk::DEFAULT_CHUNK_BYTES;
+use crate::model::manifest::Consistency;
+use crate::model::scope::Scope;
+use crate::model::size::parse_size;
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::settings::ApiSettings;
+
+/// Largest request body accepted (a request is a few hundred bytes; this leaves room for long
+/// table lists and refuses anything that is not a request).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What a sync request may say. Unknown fields are refused, so a misspelt option never
+/// silently falls back to a default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    /// Secrets Manager id of the source's credentials.
+    pub source_secret: String,
+    /// Secrets Manager id of the target's credentials (not for `mode: export`).
+    #[serde(default)]
+    pub target_secret: Option<String>,
+    /// Schemas to include (patterns).
+    #[serde(default)]
+    pub schemas: Vec<String>,
+    /// Tables to include (patterns).
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Tables to leave out (patterns).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Chunk size: bytes, or text with a unit ("256MiB").
+    #[serde(default)]
+    pub chunk_size: Option<Value>,
+    /// Chunk exports and part loads running at once (capped per database by the deployment).
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// `sync` (export then load the target) or `export` (a snapshot in S3 only).
+    #[serde(default)]
+    pub mode: Mode,
+    /// Keep the target's secondary indexes during the load.
+    #[serde(default)]
+    pub keep_indexes: bool,
+    /// `snapshot` (every chunk reads one snapshot; fail if the window cannot cover the
+    /// exports) or `per_chunk` (continue on per-chunk snapshots and say so in the manifest).
+    #[serde(default)]
+    pub consistency: Consistency,
+    /// How long the source snapshot may be held, seconds (at most
+    /// [`MAX_SNAPSHOT_WINDOW_SECONDS`]).
+    #[serde(default)]
+    pub snapshot_window_seconds: Option<u64>,
+    /// Seconds of work per export invocation before it hands over a continuation (default:
+    /// the invocation's own time limit less its margin). Small values force continuations.
+    #[serde(default)]
+    pub export_budget_seconds: Option<u64>,
+    /// Rows per keyset page of an export (default 50,000).
+    #[serde(default)]
+    pub page_rows: Option<u64>,
+}
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", try_from = "String")]
+pub enum Mode {
+    /// Export, then load the target.
+    #[default]
+    Sync,
+    /// Export a snapshot to S3 only.
+    Export,
+}
+
+// serde's own message for an unknown variant does not name the field; this does.
+impl TryFrom<String> for Mode {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        match s.as_str() {
+            "sync" => Ok(Mode::Sync),
+            "export" => Ok(Mode::Export),
+            _ => Err(format!("mode {s:?} is not one of \"sync\", \"export\"")),
+        }
+    }
+}
+
+/// The state machine's input: a validated request, with the job id and the target's lock key.
+/// Secret ids only, never secret values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionInput {
+    /// The job (also the execution's name).
+    pub job_id: String,
+    /// `sync` or `export`.
+    pub mode: Mode,
+    /// Source credentials' secret id.
+    pub source_secret: String,
+    /// Target credentials' secret id (absent for an export).
+    pub target_secret: Option<String>,
+    /// The target's lock key (`host:port/db`).
+    pub lock_key: Option<String>,
+    /// Tables in scope.
+    pub scope: Scope,
+    /// Chunk size, bytes.
+    pub chunk_bytes: u64,
+    /// Exports and loads at once.
+    pub concurrency: u32,
+    /// Keep secondary indexes.
+    pub keep_indexes: bool,
+    /// Snapshot or per-chunk consistency.
+    pub consistency: Consistency,
+    /// Snapshot window, seconds.
+    pub window_seconds: u64,
+    /// Per-invocation export budget, seconds (absent: the invocation's limit).
+    pub budget_seconds: Option<u64>,
+    /// Rows per keyset page.
+    pub page_rows: Option<u64>,
+}
+
+/// The nightly schedule's event: the same request as `POST /syncs`, as the rule's constant
+/// input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledSync {
+    /// Which schedule fired (recorded on the job).
+    pub schedule: String,
+    /// The sync to start.
+    pub request: Value,
+}
+
+/// Parses and checks a request body without touching anything: a 400 names the field.
+pub fn parse_request(body: &[u8], settings: &ApiSettings) -> Result<SyncRequest> {
+    let bad = |m: String| Error::config("request body", m);
+    if body.len() > MAX_BODY_BYTES {
+        return Err(bad(format!(
+            "is {} bytes; the limit is {MAX_BODY_BYTES}",
+            body.len()
+        )));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(bad(
+            "is empty; send a JSON object with at least \"source_secret\" and \"target_secret\""
+                .into(),
+        ));
+    }
+    let req: SyncRequest = serde_json::from_slice(body)
+        .map_err(|e| bad(format!("is not a valid sync request: {e}")))?;
+    check_request(&req, settings)?;
+    Ok(req)
+}
+
+fn check_request(req: &SyncRequest, settings: &ApiSettings) -> Result<()> {
+    if req.source_secret.trim().is_empty() {
+        return Err(Error::config("source_secret", "is empty"));
+    }
+    match (&req.target_secret, req.mode) {
+        (None, Mode::Sync) => {
+            return Err(Error::config(
+                "target_secret",
+                "is required for mode \"sync\" (use mode \"export\" for a snapshot only)",
+            ))
+        }
+        (Some(_), Mode::Export) => {
+            return Err(Error::config(
+                "target_secret",
+                "is not used by mode \"export\"; leave it out",
+            ))
+        }
+        (Some(t), Mode::Sync) if t.trim().is_empty() => {
+            return Err(Error::config("target_secret", "is empty"))
+        }
+        (Some(t), Mode::Sync) if *t == req.source_secret => {
+            return Err(Error::SameDatabase(format!("both are secret {t}")))
+        }
+        _ => {}
+    }
+    if let Some(c) = req.concurrency {
+        if c == 0 || c > settings.max_concurrency {
+            return Err(Error::config(
+                "concurrency",
+                format!(
+                    "{c} is out of range: 1 to {} (DBSYNC_MAX_CONCURRENCY)",
+                    settings.max_concurrency
+                ),
+            ));
+        }
+    }
+    if let Some(w) = req.snapshot_window_seconds {
+        if !(1..=MAX_SNAPSHOT_WINDOW_SECONDS).contains(&w) {
+            return Err(Error::config(
+                "snapshot_window_seconds",
+                format!("{w} is out of range: 1 to {MAX_SNAPSHOT_WINDOW_SECONDS} (a Lambda runs at most 15 minutes)"),
+            ));
+        }
+    }
+    if req.page_rows == Some(0) {
+        return Err(Error::config("page_rows", "must be at least 1"));
+    }
+    chunk_bytes(req)?;
+    Scope::from_lists(&req.schemas, &req.tables, &req.exclude)?;
+    Ok(())
+}
+
+pub(crate) fn chunk_bytes(req: &SyncRequest) -> Result<u64> {
+    let bytes = match &req.chunk_size {
+        None => DEFAULT_CHUNK_BYTES,
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| {
+            Error::config("chunk_size", format!("{n} is not a whole number of bytes"))
+        })?,
+        Some(Value::String(s)) => parse_size(s, "chunk_size")?,
+        Some(_) => {
+            return Err(Error::config(
+                "chunk_size",
+                "must be a number of bytes or a size such as \"256MiB\"",
+            ))
+        }
+    };
+    if bytes < 64 * 1024 {
+        return Err(Error::config("chunk_size", "must be at least 64KiB"));
+    }
+    Ok(bytes)
+}
+
+/// The api function's input: an API Gateway request, or the schedule's constant input.
+#[derive(Debug, Clone)]
+pub enum ApiEvent {
+    /// `POST/GET/DELETE /syncs...`.
+    Http(Box<ApiGatewayProxyRequest>),
+    /// The nightly schedule.
+    Schedule(ScheduledSync),
+}
+
+impl<'de> Deserialize<'de> for ApiEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let v = Value::deserialize(d)?;
+        if v.get("httpMethod").is_some() {
+            serde_json::from_value(v)
+                .map(|r| ApiEvent::Http(Box::new(r)))
+                .map_err(D::Error::custom)
+        } else if v.get("schedule").is_some() {
+            serde_json::from_value(v)
+                .map(ApiEvent::Schedule)
+                .map_err(D::Error::custom)
+        } else {
+            Err(D::Error::custom(
+                "neither an API Gateway request (httpMethod) nor a schedule input (schedule, request)",
+            ))
+        }
+    }
+}
+
+/// The api function's output: an API Gateway response, or the started job for a schedule.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ApiOutput {
+    /// For API Gateway.
+    Http(Box<ApiGatewayProxyResponse>),
+    /// For the schedule: the job started.
+    Schedule(Value),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ApiSettings {
+        ApiSettings::from_lookup(&|k| match k {
+            "DBSYNC_STATE_MACHINE_ARN" => {
+                Some("arn:aws:states:eu-west-1:123456789012:stateMachine:dbsync".into())
+            }
+            "DBSYNC_MAX_CONCURRENCY" => Some("8".into()),
+            _ => None,
+        })
+        .expect("settings")
+    }
+
+    fn refused(body: &str) -> String {
+        let e = parse_request(body.as_bytes(), &settings()).expect_err("refused");
+        let r = super::super::reply::ApiError::from(e).into_reply();
+        assert_eq!(r.status, 400, "{body}: {:?}", r.body);
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    #[test]
+    fn a_minimal_request_is_accepted_with_defaults() {
+        let r = parse_request(
+            br#"{"source_secret":"prod/db","target_secret":"staging/db"}"#,
+            &settings(),
+        )
+        .expect("accepted");
+        assert_eq!(r.mode, Mode::Sync);
+        assert_eq!(r.consistency, Consistency::Snapshot);
+        assert_eq!(chunk_bytes(&r).expect("size"), DEFAULT_CHUNK_BYTES);
+    }
+
+    #[test]
+    fn bad_bodies_get_a_400_that_names_the_problem() {
+        assert!(refused("").contains("empty"));
+        assert!(refused("{not json").contains("not a valid sync request"));
+        assert!(
+            refused(r#"{"source_secret":"a","target_secret":"b","chunk_sise":1}"#)
+                .contains("unknown field `chunk_sise`")
+        );
+        assert!(refused(r#"{"source_secret":"a"}"#).contains("target_secret"));
+        assert!(refused(r#"{"source_secret":"a","target_secret":"a"}"#).contains("same database"));
+        assert!(
+            refused(r#"{"source_secret":"a","target_secret":"b","concurrency":9}"#)
+                .contains("1 to 8")
+        );
+        assert!(
+            refused(r#"{"source_secret":"a","target_secret":"b","chunk_size":"lots"}"#)
+                .contains("chunk_size")
+        );
+        assert!(
+            refused(r#"{"source_secret":"a","target_secret":"b","mode":"mirror"}"#)
+                .contains("mode")
+        );
+        assert!(
+            refused(r#"{"source_secret":"a","target_secret":"b","tables":["a.b.c"]}"#)
+                .contains("more than one dot")
+        );
+        assert!(refused(
+            r#"{"source_secret":"a","target_secret":"b","snapshot_window_seconds":3600}"#
+        )
+        .contains("840"));
+        let big = format!(
+            r#"{{"source_secret":"a","target_secret":"b","tables":["{}"]}}"#,
+            "t".repeat(MAX_BODY_BYTES)
+        );
+        assert!(refused(&big).contains("limit"));
+    }
+
+    #[test]
+    fn an_export_needs_no_target_and_refuses_one() {
+        let r = parse_request(br#"{"source_secret":"a","mode":"export"}"#, &settings())
+            .expect("export");
+        assert_eq!(r.mode, Mode::Export);
+        assert!(
+            refused(r#"{"source_secret":"a","target_secret":"b","mode":"export"}"#)
+                .contains("not used")
+        );
+    }
+
+    #[test]
+    fn an_event_is_either_an_api_request_or_a_schedule_input() {
+        let api: ApiEvent =
+            serde_json::from_str(include_str!("../../../../events/api-post-sync.json"))
+                .expect("api");
+        assert!(matches!(api, ApiEvent::Http(_)));
+        let s: ApiEvent = serde_json::from_str(include_str!("../../../../events/schedule.json"))
+            .expect("schedule");
+        assert!(matches!(s, ApiEvent::Schedule(_)));
+        assert!(serde_json::from_str::<ApiEvent>(r#"{"hello":1}"#).is_err());
+    }
+}

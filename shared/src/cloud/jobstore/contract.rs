@@ -1,0 +1,156 @@
+//! The behaviour every job store must show, run by the tests against each implementation
+//! (memory here, DynamoDB through the emulator).
+
+use super::*;
+
+/// Behaviour every implementation must show; run against each of them by the tests.
+pub async fn check_contract(store: &dyn JobStore, prefix: &str) {
+    records(store, prefix).await;
+    counters_and_status(store, prefix).await;
+    target_locks(store, prefix).await;
+}
+
+/// Jobs are created once, read back whole, and listed newest first.
+async fn records(store: &dyn JobStore, prefix: &str) {
+    let id = |n: &str| format!("{prefix}-{n}");
+    let mut a = JobRecord::new(
+        &id("a"),
+        "sync",
+        serde_json::json!({"source": "prod/db"}),
+        Some(id("t")),
+    );
+    a.created_at = "2026-11-25T10:00:00Z".into();
+    let mut b = JobRecord::new(&id("b"), "sync", serde_json::json!({}), None);
+    b.created_at = "2026-11-25T11:00:00Z".into();
+    store.create(&a).await.expect("create a");
+    store.create(&b).await.expect("create b");
+    assert!(store.create(&a).await.is_err(), "a job id is created once");
+    let got = store.get(&id("a")).await.expect("get").expect("found");
+    assert_eq!(got.request, a.request);
+    assert_eq!(got.target, a.target);
+    assert!(store.get(&id("zzz")).await.expect("get").is_none());
+
+    store
+        .update(
+            &id("b"),
+            JobChange {
+                snapshot: Some("00000003-0000001B-1".into()),
+                exports_done: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("snapshot");
+    let got = store.get(&id("b")).await.expect("get").expect("found");
+    assert_eq!(
+        (got.snapshot.as_deref(), got.exports_done),
+        (Some("00000003-0000001B-1"), true)
+    );
+
+    let recent = store.recent(10).await.expect("recent");
+    let ours: Vec<_> = recent
+        .iter()
+        .filter(|j| j.job_id.starts_with(prefix))
+        .map(|j| j.job_id.clone())
+        .collect();
+    assert_eq!(ours, vec![id("b"), id("a")], "newest first");
+}
+
+/// Concurrent counter additions all count; status changes and errors are kept.
+async fn counters_and_status(store: &dyn JobStore, prefix: &str) {
+    let id = |n: &str| format!("{prefix}-{n}");
+    store
+        .update(
+            &id("a"),
+            JobChange {
+                status: Some(JobStatus::Running),
+                phase: Some(Phase::Exporting),
+                totals: Some((4, 4)),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("update");
+    let a_id = id("a");
+    let adds = (0..8).map(|_| {
+        store.add(
+            &a_id,
+            Counters {
+                chunks_done: 1,
+                parts_done: 0,
+                rows: 10,
+                bytes: 100,
+            },
+        )
+    });
+    for r in futures_util::future::join_all(adds).await {
+        r.expect("add");
+    }
+    let got = store.get(&id("a")).await.expect("get").expect("found");
+    assert_eq!(
+        got.counters.chunks_done, 8,
+        "concurrent adds must all count"
+    );
+    assert_eq!(got.counters.rows, 80);
+    assert_eq!(
+        (got.status, got.phase, got.chunks_total),
+        (JobStatus::Running, Phase::Exporting, 4)
+    );
+    let err = JobError {
+        name: "DbsyncConnect".into(),
+        message: "cannot connect".into(),
+    };
+    store
+        .update(
+            &id("a"),
+            JobChange {
+                status: Some(JobStatus::Failed),
+                error: Some(err.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("fail");
+    assert_eq!(
+        store
+            .get(&id("a"))
+            .await
+            .expect("get")
+            .expect("found")
+            .error,
+        Some(err)
+    );
+}
+
+/// A target lock is held by one job at a time, extended by its holder, released only by it,
+/// and taken over once it expires.
+async fn target_locks(store: &dyn JobStore, prefix: &str) {
+    let id = |n: &str| format!("{prefix}-{n}");
+    let t = id("target");
+    store.lock_target(&t, &id("a"), 60).await.expect("lock");
+    store
+        .lock_target(&t, &id("a"), 60)
+        .await
+        .expect("the holder may extend");
+    let e = store.lock_target(&t, &id("b"), 60).await.expect_err("held");
+    assert_eq!(e.name(), "DbsyncTargetLocked");
+    store
+        .release_target(&t, &id("b"))
+        .await
+        .expect("not the holder: no-op");
+    assert!(
+        store.lock_target(&t, &id("b"), 60).await.is_err(),
+        "still held by a"
+    );
+    store.release_target(&t, &id("a")).await.expect("release");
+    store
+        .lock_target(&t, &id("b"), 0)
+        .await
+        .expect("free again");
+    // A lock whose time is up no longer blocks anyone.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    store
+        .lock_target(&t, &id("a"), 60)
+        .await
+        .expect("expired lock taken over");
+}

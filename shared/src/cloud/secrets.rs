@@ -1,0 +1,141 @@
+//! Database credentials from AWS Secrets Manager. A secret holds either the RDS shape
+//! `{"host", "port", "username", "password", "dbname"}` (with optional `sslmode` and
+//! `sslrootcert`) or `{"url": "postgresql://..."}`. Errors name the secret id and the field,
+//! never a value.
+
+use crate::error::{Error, Result};
+use crate::pg::conn::{ConnParts, ConnSpec};
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use serde_json::Value;
+
+/// Builds a connection spec from a secret's JSON text.
+pub fn conn_from_secret(secret_id: &str, json: &str) -> Result<ConnSpec> {
+    let setting = format!("secret {secret_id}");
+    let bad = |m: &str| Error::config(&setting, m.to_string());
+    // Parse to a Value first: serde's own type errors would quote the offending value.
+    let v: Value = serde_json::from_str(json).map_err(|_| bad("is not a JSON object"))?;
+    let obj = v.as_object().ok_or_else(|| bad("is not a JSON object"))?;
+    let text = |k: &str| -> Result<Option<&str>> {
+        match obj.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(bad(&format!("field {k:?} must be a string"))),
+        }
+    };
+    if let Some(url) = text("url")? {
+        return ConnSpec::parse_with_env(url, &setting, &|_| None);
+    }
+    let host = text("host")?.ok_or_else(|| bad("has neither \"url\" nor \"host\""))?;
+    let port = match obj.get("port") {
+        None | Some(Value::Null) => 5432,
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| bad("field \"port\" is not a port number"))?,
+        Some(Value::String(s)) => s
+            .parse::<u16>()
+            .map_err(|_| bad("field \"port\" is not a port number"))?,
+        Some(_) => return Err(bad("field \"port\" is not a port number")),
+    };
+    let user = text("username")?.ok_or_else(|| bad("has no \"username\""))?;
+    let dbname = match text("dbname")? {
+        Some(d) => d,
+        None => text("database")?.unwrap_or("postgres"),
+    };
+    let parts = ConnParts {
+        host,
+        port,
+        user,
+        password: text("password")?,
+        dbname,
+        sslmode: text("sslmode")?,
+        sslrootcert: text("sslrootcert")?,
+    };
+    ConnSpec::from_parts(&parts, &setting)
+}
+
+/// A Secrets Manager client from the shared SDK configuration.
+pub async fn client(settings: &crate::aws::AwsSettings) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&crate::aws::sdk_config(settings).await)
+}
+
+/// Reads a secret and builds its connection spec.
+pub async fn fetch(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<ConnSpec> {
+    let out = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| secret_error(secret_id, e))?;
+    let json = out
+        .secret_string()
+        .ok_or_else(|| Error::config(format!("secret {secret_id}"), "has no string value"))?;
+    conn_from_secret(secret_id, json)
+}
+
+fn secret_error<E, R>(secret_id: &str, err: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let transient = matches!(
+        err,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+    );
+    let message = match err.code() {
+        Some("ResourceNotFoundException") => "does not exist".to_string(),
+        Some("AccessDeniedException") => "may not be read by this role".to_string(),
+        _ => format!("cannot be read: {}", DisplayErrorContext(&err)),
+    };
+    Error::Io {
+        path: format!("secret {secret_id}"),
+        message,
+        retryable: transient,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rds_secret_shape_becomes_a_connection_without_a_url() {
+        let spec = conn_from_secret(
+            "prod/db",
+            r#"{"engine":"postgres","host":"db.internal","port":5433,"username":"app","password":"p@ss/w%rd'\"","dbname":"catalogue","sslmode":"verify-full"}"#,
+        )
+        .expect("parses");
+        assert_eq!(spec.redacted(), "app@db.internal:5433/catalogue");
+        assert_eq!(spec.ssl_mode(), crate::pg::conn::SslMode::VerifyFull);
+        assert!(!format!("{spec:?}").contains("p@ss"));
+    }
+
+    #[test]
+    fn a_url_secret_and_a_string_port_are_accepted() {
+        let spec = conn_from_secret(
+            "s",
+            r#"{"url":"postgresql://u:pw@h:6000/d?sslmode=require"}"#,
+        )
+        .expect("url");
+        assert_eq!(spec.redacted(), "u@h:6000/d");
+        let spec =
+            conn_from_secret("s", r#"{"host":"h","port":"6001","username":"u"}"#).expect("parts");
+        assert_eq!(spec.redacted(), "u@h:6001/postgres");
+    }
+
+    #[test]
+    fn a_malformed_secret_names_the_secret_and_field_but_no_value() {
+        let e = conn_from_secret(
+            "staging/db",
+            r#"{"host":"h","username":"u","password":12345,"port":1}"#,
+        )
+        .expect_err("bad");
+        let m = e.to_string();
+        assert!(m.contains("staging/db") && m.contains("password"), "{m}");
+        assert!(!m.contains("12345"), "{m}");
+        let e = conn_from_secret("x", "not json hunter2").expect_err("bad");
+        assert!(!e.to_string().contains("hunter2"));
+        let e = conn_from_secret("x", r#"{"host":"h"}"#).expect_err("bad");
+        assert!(e.to_string().contains("username"));
+    }
+}

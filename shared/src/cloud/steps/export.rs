@@ -1,0 +1,204 @@
+//! The export step: one budgeted invocation exports a segment of a chunk in the held snapshot
+//! (or, with per-chunk consistency once it is gone, its own), records the part's result
+//! next to it, adds to the job's counters and says where the next invocation continues.
+
+use super::{read_plan, result_key, to_json, ChunkItem, JobPlace, PartResult, PLAN_KEY};
+use crate::cloud::jobstore::Counters;
+use crate::error::{Error, Result};
+use crate::model::chunk::Resume;
+use crate::model::manifest::Consistency;
+use crate::model::part::{segment_id, segment_key, ExportedPart};
+use crate::pg::conn::ConnSpec;
+use crate::pg::snapshot::{join_snapshot, open_snapshot};
+use crate::pipeline::segment::{export_segment, Budget, PartTarget, SegmentSpec};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+use tokio_postgres::Client;
+
+/// One export invocation's input: a chunk item plus where to continue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportStep {
+    /// The chunk.
+    #[serde(flatten)]
+    pub item: ChunkItem,
+    /// Segment number of this invocation (0 first).
+    #[serde(default)]
+    pub segment: u32,
+    /// Where the previous invocation stopped.
+    #[serde(default)]
+    pub resume: Option<Resume>,
+    /// How much each invocation does, and what it may read.
+    #[serde(flatten, default)]
+    pub tuning: ExportTuning,
+}
+
+/// The request's export settings, carried along with every step of a chunk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportTuning {
+    /// Seconds of work per invocation before it hands over a continuation (absent: until
+    /// the invocation's own deadline). Small values force continuations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_seconds: Option<u64>,
+    /// Rows per keyset page (default 50,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_rows: Option<u64>,
+    /// What to do when the job's snapshot is gone: fail (`snapshot`), or read a snapshot
+    /// of this invocation's own and record it on the part (`per_chunk`).
+    #[serde(default)]
+    pub consistency: Consistency,
+}
+
+/// One export invocation's output: the input for the next invocation when `resume` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportStepResult {
+    /// The chunk, and the segment the next invocation writes.
+    #[serde(flatten)]
+    pub next: ExportStep,
+    /// The part this invocation wrote.
+    pub part_id: String,
+    /// Rows in it.
+    pub rows: u64,
+    /// False while the chunk needs another invocation.
+    pub done: bool,
+}
+
+/// Records a segment's part next to it (the assembler's input) and adds it to the job's
+/// counters; returns its id.
+async fn record_part(
+    place: JobPlace<'_>,
+    job_id: &str,
+    part: ExportedPart,
+    last: bool,
+) -> Result<String> {
+    let delta = Counters {
+        chunks_done: u64::from(last),
+        parts_done: 0,
+        rows: part.stats.rows,
+        bytes: part.stats.bytes,
+    };
+    let result = PartResult { part, last };
+    place
+        .store
+        .put(&result_key(&result.part.id), &to_json(&result))
+        .await?;
+    place.jobs.add(job_id, delta).await?;
+    Ok(result.part.id)
+}
+
+/// A source session in the job's snapshot; with per-chunk consistency, once that is gone, in
+/// a snapshot of its own (returned, to be recorded on the part).
+async fn open_reader(
+    source: &ConnSpec,
+    snapshot: &str,
+    step: &ExportStep,
+) -> Result<(Client, Option<String>)> {
+    let app = format!("dbsync-{}-read", step.item.job_id);
+    match join_snapshot(source, snapshot, &app).await {
+        Err(Error::SnapshotReleased(_)) if step.tuning.consistency == Consistency::PerChunk => {
+            let (c, s) = open_snapshot(source, &app).await?;
+            tracing::warn!(job = %step.item.job_id, chunk = %step.item.label, snapshot = %s,
+                "the job's snapshot is gone; per-chunk consistency: this segment reads its own");
+            Ok((c, Some(s)))
+        }
+        other => Ok((other?, None)),
+    }
+}
+
+/// Exports one segment of a chunk in the held snapshot until `deadline`, records its result
+/// next to the part (durably, so the assembler needs no Map results), adds to the job's
+/// counters, and returns where to continue.
+pub async fn export_step(
+    source: &ConnSpec,
+    snapshot: &str,
+    place: JobPlace<'_>,
+    step: &ExportStep,
+    mut deadline: Instant,
+    compress_level: u32,
+) -> Result<ExportStepResult> {
+    let store = place.store;
+    let plan = read_plan(store).await?;
+    let chunk = plan
+        .chunks
+        .iter()
+        .find(|c| c.table == step.item.table && c.seq == step.item.chunk)
+        .cloned()
+        .ok_or_else(|| Error::JobData {
+            path: store.location(PLAN_KEY),
+            message: format!("has no chunk {}", step.item.label),
+        })?;
+    let table = &plan.catalog.tables[chunk.table];
+    let (client, own_snapshot) = open_reader(source, snapshot, step).await?;
+    if let Some(b) = step.tuning.budget_seconds {
+        deadline = deadline.min(Instant::now() + std::time::Duration::from_secs(b));
+    }
+    let key = segment_key(&chunk, step.segment);
+    let spec = SegmentSpec {
+        table,
+        range: &chunk.range,
+        resume: step.resume.as_ref(),
+        budget: Budget {
+            deadline,
+            page_rows: step.tuning.page_rows.unwrap_or(50_000).max(1),
+            page_blocks: 1_000,
+        },
+        context: format!(
+            "exporting {} of {}",
+            segment_id(&chunk, step.segment),
+            table.name
+        ),
+    };
+    let target = PartTarget {
+        store,
+        key: &key,
+        level: compress_level,
+    };
+    let seg = export_segment(&client, spec, target).await?;
+    let part = ExportedPart {
+        id: segment_id(&chunk, step.segment),
+        key,
+        stats: seg.stats.clone(),
+        compressed_bytes: seg.compressed_bytes,
+        chunk,
+        snapshot: own_snapshot,
+    };
+    let done = seg.resume.is_none();
+    let rows = seg.stats.rows;
+    let part_id = record_part(place, &step.item.job_id, part, done).await?;
+    Ok(ExportStepResult {
+        next: ExportStep {
+            item: step.item.clone(),
+            segment: step.segment + 1,
+            resume: seg.resume,
+            tuning: step.tuning.clone(),
+        },
+        part_id,
+        rows,
+        done,
+    })
+}
+
+/// The export-chunk function's input: an export step, the source's secret id and the held
+/// snapshot. Its output has the same shape plus the step's result, so the state machine's
+/// loop feeds each output back in while `done` is false.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportChunkEvent {
+    /// Secrets Manager id of the source's credentials.
+    pub source_secret: String,
+    /// The snapshot every export of the job reads.
+    pub snapshot: String,
+    /// The chunk and where to continue.
+    #[serde(flatten)]
+    pub step: ExportStep,
+}
+
+/// The export-chunk function's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportChunkOutput {
+    /// Passed through for the next invocation.
+    pub source_secret: String,
+    /// Passed through for the next invocation.
+    pub snapshot: String,
+    /// What this invocation did, and the next step.
+    #[serde(flatten)]
+    pub result: ExportStepResult,
+}

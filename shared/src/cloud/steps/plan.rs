@@ -1,0 +1,133 @@
+//! The plan step: the job planned inside the held snapshot (waited for when the holder
+//! publishes it beside this step), the plan and the labelled chunk list written to the store.
+
+use super::{to_json, ChunkItem, JobPlace, CHUNKS_KEY, PLAN_KEY};
+use crate::cloud::jobstore::{JobChange, JobStatus, JobStore, Phase};
+use crate::error::{Error, Result};
+use crate::model::scope::Scope;
+use crate::pg::conn::ConnSpec;
+use crate::pg::snapshot::join_snapshot;
+use crate::pipeline::build_plan;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// What planning found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanSummary {
+    /// Tables in scope.
+    pub tables: usize,
+    /// Chunks to export.
+    pub chunks: usize,
+    /// Where the chunk list is, in the store.
+    pub chunks_key: String,
+}
+
+/// Plans the job inside the held snapshot and writes the plan and the chunk list to the store
+/// (Step Functions state is capped at 256 KiB: thousands of chunks never travel inline).
+pub async fn plan_job(
+    source: &ConnSpec,
+    snapshot: &str,
+    place: JobPlace<'_>,
+    job_id: &str,
+    scope: &Scope,
+    chunk_bytes: u64,
+) -> Result<PlanSummary> {
+    let JobPlace { store, jobs } = place;
+    let client = join_snapshot(source, snapshot, &format!("dbsync-{job_id}-plan")).await?;
+    let plan = build_plan(&client, scope, chunk_bytes).await?;
+    store.put(PLAN_KEY, &to_json(&plan)).await?;
+    let items: Vec<ChunkItem> = plan
+        .chunks
+        .iter()
+        .map(|c| ChunkItem {
+            job_id: job_id.to_string(),
+            table: c.table,
+            chunk: c.seq,
+            label: format!("{} #{}", plan.catalog.tables[c.table].name, c.seq),
+        })
+        .collect();
+    store.put(CHUNKS_KEY, &to_json(&items)).await?;
+    jobs.update(
+        job_id,
+        JobChange {
+            phase: Some(Phase::Exporting),
+            totals: Some((plan.chunks.len() as u64, 0)),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(PlanSummary {
+        tables: plan.catalog.tables.len(),
+        chunks: plan.chunks.len(),
+        chunks_key: CHUNKS_KEY.to_string(),
+    })
+}
+
+/// Waits for the snapshot holder running beside the plan to publish its snapshot on the job
+/// record; refuses when the job stops first or nothing is published before `deadline`.
+pub async fn await_snapshot(
+    jobs: &dyn JobStore,
+    job_id: &str,
+    deadline: Instant,
+) -> Result<String> {
+    let waited = Instant::now();
+    loop {
+        match jobs.get(job_id).await? {
+            Some(j) if j.snapshot.is_some() => return Ok(j.snapshot.unwrap_or_default()),
+            Some(j) if matches!(j.status, JobStatus::Failed | JobStatus::Cancelled) => {
+                return Err(Error::JobEnded {
+                    job: job_id.to_string(),
+                    status: j.status.as_str().to_string(),
+                    waiting_for: "its source snapshot was published".into(),
+                })
+            }
+            Some(_) => {}
+            None => return Err(Error::NoSuchJob(job_id.to_string())),
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::SnapshotTimeout {
+                job: job_id.to_string(),
+                waited_seconds: waited.elapsed().as_secs(),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// The plan function's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanEvent {
+    /// The job.
+    pub job_id: String,
+    /// Secrets Manager id of the source's credentials.
+    pub source_secret: String,
+    /// The held snapshot to plan in; absent: the one the job's snapshot holder (running
+    /// beside this step) publishes on the job record, waited for.
+    #[serde(default)]
+    pub snapshot: Option<String>,
+    /// Tables in scope.
+    #[serde(default)]
+    pub scope: Scope,
+    /// Chunk size in bytes (default 256 MiB).
+    #[serde(default)]
+    pub chunk_bytes: Option<u64>,
+}
+
+/// The plan function's output: what the export Map's ItemReader reads, and what it passes on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanOutput {
+    /// The job.
+    pub job_id: String,
+    /// Passed on to the exports.
+    pub source_secret: String,
+    /// Passed on to the exports.
+    pub snapshot: String,
+    /// Tables in scope.
+    pub tables: usize,
+    /// Chunks to export.
+    pub chunks: usize,
+    /// Bucket of the chunk list (ItemReader `Bucket`).
+    pub items_bucket: String,
+    /// Key of the chunk list (ItemReader `Key`).
+    pub items_key: String,
+}

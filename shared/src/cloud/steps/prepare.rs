@@ -1,0 +1,92 @@
+//! The prepare step: the target's pre-flight checks and the start of the import, then each
+//! wave's part list written to the store for the import Map's ItemReader.
+
+use super::{bucket_key, to_json, ImportPartEvent};
+use crate::error::Result;
+use crate::parts::{read_manifest, PartStore};
+use crate::pg::conn::ConnSpec;
+use crate::pipeline::{begin_import, Options};
+use serde::{Deserialize, Serialize};
+
+/// The prepare function's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrepareEvent {
+    /// The job.
+    pub job_id: String,
+    /// Secrets Manager id of the target's credentials.
+    pub target_secret: String,
+    /// Keep the target's secondary indexes during the load.
+    #[serde(default)]
+    pub keep_indexes: bool,
+}
+
+/// One wave of the import, for the outer Map (one wave at a time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveRef {
+    /// Position, from 0.
+    pub index: usize,
+    /// Parts in it.
+    pub parts: usize,
+    /// Bucket of its item list (ItemReader `Bucket`).
+    pub items_bucket: String,
+    /// Key of its item list, a JSON array of [`ImportPartEvent`] (ItemReader `Key`).
+    pub items_key: String,
+}
+
+/// The prepare function's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrepareOutput {
+    /// The job.
+    pub job_id: String,
+    /// Passed on.
+    pub target_secret: String,
+    /// The import had finished before: nothing to load.
+    pub already_done: bool,
+    /// How many waves (the state machine's loop bound).
+    pub wave_count: usize,
+    /// The waves, in order.
+    pub waves: Vec<WaveRef>,
+}
+
+/// Prepares the target for the import Map (pre-flight checks, truncate, drops; see
+/// [`begin_import`]) and writes each wave's part list to the store.
+pub async fn prepare(
+    target: &ConnSpec,
+    store: &dyn PartStore,
+    bucket: &str,
+    event: &PrepareEvent,
+) -> Result<PrepareOutput> {
+    let opts = Options {
+        keep_indexes: event.keep_indexes,
+        ..Default::default()
+    };
+    let m = read_manifest(store).await?;
+    let plan = begin_import(target, &m, &opts).await?;
+    let mut waves = Vec::new();
+    for (index, wave) in plan.waves.iter().enumerate() {
+        let items: Vec<ImportPartEvent> = wave
+            .iter()
+            .map(|part_id| ImportPartEvent {
+                target_secret: event.target_secret.clone(),
+                job_id: plan.job_id.clone(),
+                replica: plan.replica,
+                part_id: part_id.clone(),
+            })
+            .collect();
+        let key = format!("waves/{index:04}.json");
+        store.put(&key, &to_json(&items)).await?;
+        waves.push(WaveRef {
+            index,
+            parts: items.len(),
+            items_bucket: bucket.to_string(),
+            items_key: bucket_key(store, bucket, &key),
+        });
+    }
+    Ok(PrepareOutput {
+        job_id: plan.job_id,
+        target_secret: event.target_secret.clone(),
+        already_done: plan.already_done,
+        wave_count: waves.len(),
+        waves,
+    })
+}

@@ -1,0 +1,188 @@
+//! Catalog types: the tables in scope with their copyable columns, keys, size estimates,
+//! secondary indexes and triggers; foreign keys; sequences with their state; the server they
+//! came from. Pure data, read by `pg::catalog` and decided on by `plan`.
+
+use crate::model::ident::QualName;
+use serde::{Deserialize, Serialize};
+
+/// A column that is copied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    /// Name.
+    pub name: String,
+    /// Type as `format_type` prints it (schema-qualified outside pg_catalog).
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// NOT NULL.
+    #[serde(default)]
+    pub not_null: bool,
+    /// Has a default (or is an identity column).
+    #[serde(default)]
+    pub has_default: bool,
+    /// A stored generated column: never copied, listed only for the compatibility check.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub generated: bool,
+}
+
+/// How a key column compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    /// int2/int4/int8.
+    Integer,
+    /// uuid.
+    Uuid,
+    /// A collatable type: compared in the "C" collation so ranges are byte-ordered.
+    Text,
+    /// Anything else with a btree order (dates, numerics, ...).
+    Other,
+}
+
+/// One column of a table's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyColumn {
+    /// Column name.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// How it compares.
+    pub kind: KeyKind,
+}
+
+/// A primary key or a NOT NULL unique key without predicate or expressions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Key {
+    /// The index that backs it.
+    pub index: String,
+    /// Its columns in index order.
+    pub columns: Vec<KeyColumn>,
+}
+
+/// A table to copy: an ordinary table or a leaf partition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Table {
+    /// Name.
+    #[serde(flatten)]
+    pub name: QualName,
+    /// The partitioned table it belongs to, for partitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_of: Option<QualName>,
+    /// Columns in table order; generated ones flagged.
+    pub columns: Vec<Column>,
+    /// The key keyset ranges use; None means CTID ranges.
+    pub key: Option<Key>,
+    /// Estimated rows (`reltuples`; -1 when never analyzed).
+    #[serde(default)]
+    pub est_rows: i64,
+    /// Size on disk including TOAST.
+    #[serde(default)]
+    pub bytes: i64,
+    /// Heap pages now.
+    #[serde(default)]
+    pub pages: i64,
+    /// Row-level security applies to the connected role (enabled, and the role is neither
+    /// superuser, BYPASSRLS, nor an owner exempt from it): its COPY would be refused.
+    #[serde(default)]
+    pub rls: bool,
+    /// Enabled user triggers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_triggers: Vec<String>,
+    /// The connected role may read the table (SELECT). Not part of a manifest.
+    #[serde(skip, default = "yes")]
+    pub can_read: bool,
+    /// The connected role may empty and load the table (TRUNCATE and INSERT).
+    #[serde(skip, default = "yes")]
+    pub can_load: bool,
+    /// Plain secondary indexes (not unique, not backing a constraint, not attached to a
+    /// partitioned index, not replica identity or clustered) that the connected role can
+    /// build again: safe to drop during a load and rebuild after.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secondary_indexes: Vec<SecondaryIndex>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An index that can be rebuilt from its definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondaryIndex {
+    /// The table it is on.
+    pub table: QualName,
+    /// Index name (in the table's schema).
+    pub name: String,
+    /// `pg_get_indexdef` text.
+    pub definition: String,
+}
+
+impl Table {
+    /// The columns that are copied (not generated), in table order.
+    pub fn copy_columns(&self) -> impl Iterator<Item = &Column> {
+        self.columns.iter().filter(|c| !c.generated)
+    }
+}
+
+/// A foreign key between two tables (partitioned parents stand for their partitions).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKey {
+    /// Constraint name.
+    pub name: String,
+    /// The table holding it (partitioned parent or plain table).
+    pub table: QualName,
+    /// The referenced table.
+    pub references: QualName,
+    /// `pg_get_constraintdef` text, used to re-add it.
+    pub definition: String,
+}
+
+/// A sequence with its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sequence {
+    /// Name.
+    #[serde(flatten)]
+    pub name: QualName,
+    /// The table that owns it (serial/identity), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned_by: Option<QualName>,
+    /// `last_value`.
+    pub last_value: i64,
+    /// `is_called`.
+    pub is_called: bool,
+    /// The connected role may set it (UPDATE). Not part of a manifest.
+    #[serde(skip, default = "yes")]
+    pub can_set: bool,
+}
+
+/// The server a catalog came from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// `server_version`.
+    pub version: String,
+    /// `server_version_num`.
+    pub version_num: i32,
+    /// Database name.
+    pub database: String,
+    /// Server encoding.
+    pub encoding: String,
+}
+
+/// Everything the planner needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Catalog {
+    /// Server facts.
+    pub server: ServerInfo,
+    /// Tables in scope, sorted by name.
+    pub tables: Vec<Table>,
+    /// Foreign keys touching a table in scope (either side), partition clones left out.
+    pub foreign_keys: Vec<ForeignKey>,
+    /// Sequences in scope, sorted by name.
+    pub sequences: Vec<Sequence>,
+}
+
+impl Catalog {
+    /// The table with this name, if in scope.
+    pub fn table(&self, name: &QualName) -> Option<&Table> {
+        self.tables.iter().find(|t| &t.name == name)
+    }
+}

@@ -1,0 +1,38 @@
+//! What a load takes away from the target and must put back: dropped foreign keys and
+//! secondary indexes, tables whose user triggers were disabled. Recorded in the target's
+//! ledger in the same transaction that takes them away. Pure data.
+
+use crate::model::catalog::{ForeignKey, SecondaryIndex};
+use crate::model::ident::QualName;
+use serde::{Deserialize, Serialize};
+
+/// What a job took away from the target for the load and must put back: recorded in
+/// `dbsync.jobs.restore` in the same transaction that took it away.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restore {
+    /// Foreign keys dropped (cycles and self-references).
+    #[serde(default)]
+    pub fks: Vec<ForeignKey>,
+    /// Secondary indexes dropped, rebuilt after the load.
+    #[serde(default)]
+    pub indexes: Vec<SecondaryIndex>,
+    /// Tables whose user triggers were disabled.
+    #[serde(default)]
+    pub triggers: Vec<QualName>,
+}
+
+impl Restore {
+    /// Adds what `other` holds that this does not.
+    pub fn merge(&mut self, other: Restore) {
+        fn add<T: PartialEq>(into: &mut Vec<T>, from: Vec<T>) {
+            for x in from {
+                if !into.contains(&x) {
+                    into.push(x);
+                }
+            }
+        }
+        add(&mut self.fks, other.fks);
+        add(&mut self.indexes, other.indexes);
+        add(&mut self.triggers, other.triggers);
+    }
+}

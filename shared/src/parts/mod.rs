@@ -1,0 +1,57 @@
+//! Part stores: where exported parts and manifests live. A small trait so the same pipeline
+//! writes to a local directory or S3 (the serverless build, or `s3://` on the command line).
+//! Writes are atomic: a part is visible under its key only after `finish`, so a re-run export
+//! replaces it whole. Also the gzip framing of parts ([`gz`]). May import `model` and the
+//! base modules (`error`, `aws`); never `pg`, `plan`, `pipeline` or `cloud`.
+
+use crate::error::Result;
+use crate::model::manifest::{Manifest, KEY as MANIFEST_KEY};
+use async_trait::async_trait;
+
+pub mod gz;
+pub mod local;
+pub mod s3;
+
+pub use local::LocalStore;
+pub use s3::{S3Settings, S3Store};
+
+/// A store for a location: `s3://bucket/prefix` or a local directory.
+pub async fn open_store(location: &str, s3: &S3Settings) -> Result<std::sync::Arc<dyn PartStore>> {
+    if location.starts_with("s3://") {
+        Ok(std::sync::Arc::new(S3Store::connect(location, s3).await?))
+    } else {
+        Ok(std::sync::Arc::new(LocalStore::new(location)))
+    }
+}
+
+/// A place parts are written to and read from.
+#[async_trait]
+pub trait PartStore: Send + Sync {
+    /// Starts writing an object; it appears under `key` when the writer finishes.
+    async fn create(&self, key: &str) -> Result<Box<dyn PartWriter>>;
+    /// Opens an object for streaming reads.
+    async fn open(&self, key: &str) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>>;
+    /// Writes a small object whole (manifests).
+    async fn put(&self, key: &str, data: &[u8]) -> Result<()>;
+    /// Reads a small object whole.
+    async fn get(&self, key: &str) -> Result<Vec<u8>>;
+    /// Keys of the objects under `prefix` (a folder such as `results/`), sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Where a key lives, for messages (path or URL; never credentials).
+    fn location(&self, key: &str) -> String;
+}
+
+/// A streaming writer for one object. Dropping it without `finish` discards the object.
+#[async_trait]
+pub trait PartWriter: Send {
+    /// Appends bytes.
+    async fn write(&mut self, data: &[u8]) -> Result<()>;
+    /// Makes the object visible under its key.
+    async fn finish(self: Box<Self>) -> Result<()>;
+}
+
+/// Reads and checks the manifest of an export in `store`.
+pub async fn read_manifest(store: &dyn PartStore) -> Result<Manifest> {
+    let data = store.get(MANIFEST_KEY).await?;
+    Manifest::from_json(&data, &store.location(MANIFEST_KEY))
+}

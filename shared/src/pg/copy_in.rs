@@ -1,0 +1,87 @@
+//! Streaming a chunk into the target: `COPY t (cols) FROM STDIN` inside a transaction that
+//! also records the part in the ledger, so a part is loaded exactly once however often it is
+//! retried. Checks the rows the server counted and the sha256 of what was sent.
+
+use crate::error::{Error, Result, Role};
+use crate::model::catalog::Table;
+use crate::model::part::{ByteSource, LoadOutcome, PartStats, Tally};
+use crate::pg::{ledger, slice};
+use bytes::BytesMut;
+use futures_util::SinkExt;
+use tokio_postgres::Client;
+
+/// Loads one part. `expected` (from a manifest) is checked before the commit; without it
+/// (the streaming sync) the measured stats are recorded as they are.
+pub async fn load_part(
+    client: &mut Client,
+    job_id: &str,
+    part_id: &str,
+    table: &Table,
+    source: &mut dyn ByteSource,
+    expected: Option<&PartStats>,
+) -> Result<LoadOutcome> {
+    let ctx = |what: &str| format!("{what} part {part_id} of {}", table.name);
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| Error::pg(Role::Target, ctx("starting the load of"), e))?;
+    // Claim the part first: a concurrent retry of the same part blocks here until this one
+    // commits (then finds it done) or rolls back (then loads it).
+    if !ledger::claim_part(&tx, job_id, part_id, &table.name.to_string()).await? {
+        tx.rollback()
+            .await
+            .map_err(|e| Error::pg(Role::Target, ctx("releasing"), e))?;
+        return Ok(LoadOutcome::AlreadyLoaded);
+    }
+    let sink = tx
+        .copy_in(slice::copy_in_sql(table).as_str())
+        .await
+        .map_err(|e| Error::pg(Role::Target, ctx("starting COPY of"), e))?;
+    futures_util::pin_mut!(sink);
+    let mut tally = Tally::default();
+    let mut batch = BytesMut::with_capacity(512 * 1024);
+    while let Some(buf) = source.next_bytes().await? {
+        tally.feed(&buf);
+        batch.extend_from_slice(&buf);
+        if batch.len() >= 256 * 1024 {
+            sink.send(batch.split().freeze())
+                .await
+                .map_err(|e| Error::pg(Role::Target, ctx("loading"), e))?;
+        }
+    }
+    if !batch.is_empty() {
+        sink.send(batch.split().freeze())
+            .await
+            .map_err(|e| Error::pg(Role::Target, ctx("loading"), e))?;
+    }
+    let server_rows = sink
+        .finish()
+        .await
+        .map_err(|e| Error::pg(Role::Target, ctx("finishing COPY of"), e))?;
+    let stats = tally.finish();
+    let corrupt = |detail: String| Error::PartCorrupt {
+        table: table.name.to_string(),
+        part: part_id.to_string(),
+        detail,
+    };
+    if server_rows != stats.rows {
+        return Err(corrupt(format!(
+            "the target counted {server_rows} rows but {} lines were sent",
+            stats.rows
+        )));
+    }
+    if let Some(exp) = expected {
+        if exp.sha256 != stats.sha256 || exp.rows != stats.rows || exp.bytes != stats.bytes {
+            // Returning drops the transaction: nothing of this part stays in the target.
+            return Err(corrupt(format!(
+                "expected {} rows, {} bytes, sha256 {}; read {} rows, {} bytes, sha256 {}",
+                exp.rows, exp.bytes, exp.sha256, stats.rows, stats.bytes, stats.sha256
+            )));
+        }
+    }
+    ledger::record_part(&tx, job_id, part_id, &stats).await?;
+    tx.commit()
+        .await
+        .map_err(|e| Error::pg(Role::Target, ctx("committing"), e))?;
+    Ok(LoadOutcome::Loaded(stats))
+}

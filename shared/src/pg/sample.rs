@@ -1,0 +1,89 @@
+//! Key sampling for the planner: sorted key values of a table (exact quantiles for small
+//! tables, block samples for large ones), from which `plan` cuts keyset ranges.
+
+use crate::error::{Error, Result, Role};
+use crate::model::catalog::{Key, Table};
+use crate::model::ident::quote_ident;
+use crate::pg::slice::key_order_by;
+use tokio_postgres::Client;
+
+/// Tables with at most this many (estimated) rows get exact key quantiles; larger ones are
+/// sampled with `TABLESAMPLE SYSTEM`.
+pub const EXACT_SAMPLE_ROWS: i64 = 2_000_000;
+
+/// Samples key values of a table, sorted, as text: every n-th key when the table is small or
+/// has never been analyzed, block sampling (TABLESAMPLE SYSTEM) when it is large. The planner
+/// picks `want` boundaries from it (`plan::chunks::pick_quantiles`) and keeps chunks
+/// open-ended, so nothing outside them is lost.
+pub async fn sample_keys(
+    client: &Client,
+    role: Role,
+    table: &Table,
+    key: &Key,
+    want: usize,
+) -> Result<Vec<Vec<String>>> {
+    if want == 0 {
+        return Ok(Vec::new());
+    }
+    // Text outputs get their own names: `ORDER BY "id"` would otherwise sort the text output
+    // column (lexicographic: "10" < "9") instead of the key.
+    let sel = key
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{}::text AS dbsync_k{i}", quote_ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let order = key_order_by(key, Some("dbsync_t"));
+    let src = table.name.sql();
+    // Never analyzed (-1), or analyzed while nearly empty (under a row per page): guess from
+    // the heap's real size, ~60 rows a page. The guess only picks the method below.
+    let est_rows = if table.est_rows >= table.pages.max(1) {
+        table.est_rows
+    } else {
+        table.pages.max(1) * 60
+    };
+    let run = |sql: String| async move {
+        let rows = client
+            .query(sql.as_str(), &[])
+            .await
+            .map_err(|e| Error::pg(role, format!("sampling keys of {}", table.name), e))?;
+        Ok::<_, Error>(
+            rows.iter()
+                .map(|r| {
+                    (0..key.columns.len())
+                        .map(|i| r.get::<_, String>(i))
+                        .collect::<Vec<String>>()
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let all = if est_rows <= EXACT_SAMPLE_ROWS {
+        // Exact: every n-th key in key order, n from the real row count (same pass), so only
+        // about `want` keys reach us even when the statistics are stale.
+        let parts = want as i64 + 1;
+        run(format!(
+            "SELECT {sel} FROM (SELECT dbsync_t.*, row_number() OVER (ORDER BY {order}) AS dbsync_rn,
+                                       count(*) OVER () AS dbsync_n
+               FROM ONLY {src} AS dbsync_t) AS dbsync_t
+             WHERE dbsync_rn % GREATEST(1, dbsync_n / {parts}) = 0 ORDER BY dbsync_rn LIMIT {want}",
+        ))
+        .await?
+    } else {
+        // Large: ~100 keys per wanted boundary from random blocks. A wrong row estimate can make
+        // the sample come back nearly empty; then sample ten times more, up to the whole table.
+        let mut pct = (100.0 * (want as f64 * 100.0).max(10_000.0) / est_rows.max(1) as f64)
+            .clamp(0.0001, 100.0);
+        loop {
+            let got = run(format!(
+                "SELECT {sel} FROM ONLY {src} AS dbsync_t TABLESAMPLE SYSTEM ({pct:.6}) ORDER BY {order}"
+            ))
+            .await?;
+            if got.len() >= want * 10 || pct >= 100.0 {
+                break got;
+            }
+            pct = (pct * 10.0).min(100.0);
+        }
+    };
+    Ok(all)
+}

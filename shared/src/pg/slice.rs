@@ -1,0 +1,280 @@
+//! The SQL text of a chunk's slice: the range condition on the key (compared as a row, text
+//! parts in the "C" collation) or on the CTID, the COPY statements out of the source and into
+//! the target, and the page queries of a budgeted export.
+
+use crate::model::catalog::{Key, KeyKind, Table};
+use crate::model::chunk::ChunkRange;
+use crate::model::ident::{column_list, quote_ident, quote_literal};
+
+/// `ORDER BY` text of a key, text parts in "C" collation; columns qualified with `alias`
+/// when given (so they cannot be confused with output columns of the same name).
+pub fn key_order_by(key: &Key, alias: Option<&str>) -> String {
+    let col = |name: &str| match alias {
+        Some(a) => format!("{}.{}", quote_ident(a), quote_ident(name)),
+        None => quote_ident(name),
+    };
+    key.columns
+        .iter()
+        .map(|c| key_expr(&col(&c.name), c.kind))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn key_expr(expr: &str, kind: KeyKind) -> String {
+    if kind == KeyKind::Text {
+        format!("{expr} COLLATE \"C\"")
+    } else {
+        expr.to_string()
+    }
+}
+
+fn bound_row(key: &Key, values: &[String]) -> String {
+    let parts: Vec<String> = key
+        .columns
+        .iter()
+        .zip(values)
+        .map(|(c, v)| key_expr(&format!("{}::{}", quote_literal(v), c.type_name), c.kind))
+        .collect();
+    format!("ROW({})", parts.join(", "))
+}
+
+/// The key as a row expression for comparisons.
+fn key_row(key: &Key) -> String {
+    format!(
+        "ROW({})",
+        key.columns
+            .iter()
+            .map(|c| key_expr(&quote_ident(&c.name), c.kind))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The `WHERE` condition of a range, or None for the whole table.
+pub fn range_condition(key: Option<&Key>, range: &ChunkRange) -> Option<String> {
+    match range {
+        ChunkRange::Whole => None,
+        ChunkRange::Key { lower, upper } => {
+            let key = key?;
+            let lhs = key_row(key);
+            let mut conds = Vec::new();
+            if let Some(l) = lower {
+                conds.push(format!("{lhs} >= {}", bound_row(key, l)));
+            }
+            if let Some(u) = upper {
+                conds.push(format!("{lhs} < {}", bound_row(key, u)));
+            }
+            (!conds.is_empty()).then(|| conds.join(" AND "))
+        }
+        ChunkRange::Ctid { lower, upper } => {
+            let mut conds = Vec::new();
+            if let Some(l) = lower {
+                conds.push(format!("ctid >= '({l},0)'::tid"));
+            }
+            if let Some(u) = upper {
+                conds.push(format!("ctid < '({u},0)'::tid"));
+            }
+            (!conds.is_empty()).then(|| conds.join(" AND "))
+        }
+    }
+}
+
+/// The `COPY ... TO STDOUT` statement exporting a chunk of a table.
+pub fn copy_out_sql(table: &Table, range: &ChunkRange) -> String {
+    let cols = column_list(table.copy_columns().map(|c| c.name.as_str()));
+    let mut sql = format!("COPY (SELECT {cols} FROM ONLY {}", table.name.sql());
+    if let Some(cond) = range_condition(table.key.as_ref(), range) {
+        sql.push_str(" WHERE ");
+        sql.push_str(&cond);
+    }
+    sql.push_str(") TO STDOUT");
+    sql
+}
+
+fn and_all(conds: impl IntoIterator<Item = Option<String>>) -> String {
+    let c: Vec<String> = conds.into_iter().flatten().collect();
+    if c.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", c.join(" AND "))
+    }
+}
+
+/// The query finding the last key of the next page of `page_rows` rows of a keyed table's
+/// chunk, after `after`; no row means the rest of the chunk fits in one page.
+pub fn page_end_sql(
+    table: &Table,
+    key: &Key,
+    range: &ChunkRange,
+    after: Option<&[String]>,
+    page_rows: u64,
+) -> String {
+    let sel = key
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{}::text AS dbsync_k{i}", quote_ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let filter = and_all([
+        range_condition(Some(key), range),
+        after.map(|a| format!("{} > {}", key_row(key), bound_row(key, a))),
+    ]);
+    format!(
+        "SELECT {sel} FROM ONLY {} AS dbsync_t{filter} ORDER BY {} OFFSET {} LIMIT 1",
+        table.name.sql(),
+        key_order_by(key, Some("dbsync_t")),
+        page_rows.max(1) - 1
+    )
+}
+
+/// `COPY` of one page of a keyed table's chunk: keys in `(after, upto]`, either end open.
+pub fn key_page_copy_sql(
+    table: &Table,
+    key: &Key,
+    range: &ChunkRange,
+    after: Option<&[String]>,
+    upto: Option<&[String]>,
+) -> String {
+    let cols = column_list(table.copy_columns().map(|c| c.name.as_str()));
+    let filter = and_all([
+        range_condition(Some(key), range),
+        after.map(|a| format!("{} > {}", key_row(key), bound_row(key, a))),
+        upto.map(|u| format!("{} <= {}", key_row(key), bound_row(key, u))),
+    ]);
+    format!(
+        "COPY (SELECT {cols} FROM ONLY {}{filter}) TO STDOUT",
+        table.name.sql()
+    )
+}
+
+/// `COPY` of heap pages `[from, to)` of a table (`to` None: to the end).
+pub fn ctid_page_copy_sql(table: &Table, from: u64, to: Option<u64>) -> String {
+    let range = ChunkRange::Ctid {
+        lower: (from > 0).then_some(from),
+        upper: to,
+    };
+    copy_out_sql(table, &range)
+}
+
+/// The `COPY ... FROM STDIN` statement loading a chunk: explicit columns, because the
+/// target's column order may differ from the source's.
+pub fn copy_in_sql(table: &Table) -> String {
+    format!(
+        "COPY {} ({}) FROM STDIN",
+        table.name.sql(),
+        column_list(table.copy_columns().map(|c| c.name.as_str()))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::catalog::{Column, KeyColumn};
+    use crate::model::ident::QualName;
+    fn table(schema: &str, name: &str) -> Table {
+        Table {
+            name: QualName::new(schema, name),
+            partition_of: None,
+            columns: vec![Column {
+                name: "id".into(),
+                type_name: "bigint".into(),
+                not_null: true,
+                has_default: false,
+                generated: false,
+            }],
+            key: None,
+            est_rows: 0,
+            bytes: 0,
+            pages: 0,
+            rls: false,
+            can_read: true,
+            can_load: true,
+            user_triggers: vec![],
+            secondary_indexes: vec![],
+        }
+    }
+
+    #[test]
+    fn text_keys_compare_in_c_collation_with_quoted_literals() {
+        let key = Key {
+            index: "pk".into(),
+            columns: vec![
+                KeyColumn {
+                    name: "Region".into(),
+                    type_name: "text".into(),
+                    kind: KeyKind::Text,
+                },
+                KeyColumn {
+                    name: "n".into(),
+                    type_name: "integer".into(),
+                    kind: KeyKind::Integer,
+                },
+            ],
+        };
+        let c = range_condition(
+            Some(&key),
+            &ChunkRange::Key {
+                lower: Some(vec!["O'Brien".into(), "3".into()]),
+                upper: None,
+            },
+        )
+        .expect("condition");
+        assert_eq!(
+            c,
+            "ROW(\"Region\" COLLATE \"C\", \"n\") >= ROW('O''Brien'::text COLLATE \"C\", '3'::integer)"
+        );
+    }
+
+    #[test]
+    fn pages_of_a_chunk_continue_strictly_after_the_last_key_done() {
+        let mut t = table("app", "t");
+        let key = Key {
+            index: "pk".into(),
+            columns: vec![KeyColumn {
+                name: "id".into(),
+                type_name: "bigint".into(),
+                kind: KeyKind::Integer,
+            }],
+        };
+        t.key = Some(key.clone());
+        let range = ChunkRange::Key {
+            lower: Some(vec!["10".into()]),
+            upper: Some(vec!["90".into()]),
+        };
+        let after = vec!["41".to_string()];
+        assert_eq!(
+            page_end_sql(&t, &key, &range, Some(&after), 100),
+            "SELECT \"id\"::text AS dbsync_k0 FROM ONLY \"app\".\"t\" AS dbsync_t WHERE ROW(\"id\") >= ROW('10'::bigint) AND ROW(\"id\") < ROW('90'::bigint) AND ROW(\"id\") > ROW('41'::bigint) ORDER BY \"dbsync_t\".\"id\" OFFSET 99 LIMIT 1"
+        );
+        let upto = vec!["57".to_string()];
+        assert_eq!(
+            key_page_copy_sql(&t, &key, &ChunkRange::Whole, Some(&after), Some(&upto)),
+            "COPY (SELECT \"id\" FROM ONLY \"app\".\"t\" WHERE ROW(\"id\") > ROW('41'::bigint) AND ROW(\"id\") <= ROW('57'::bigint)) TO STDOUT"
+        );
+        assert_eq!(
+            ctid_page_copy_sql(&t, 8, None),
+            "COPY (SELECT \"id\" FROM ONLY \"app\".\"t\" WHERE ctid >= '(8,0)'::tid) TO STDOUT"
+        );
+    }
+
+    #[test]
+    fn copy_statements_list_columns_and_skip_generated_ones() {
+        let mut t = table("app", "Order Items");
+        t.columns.push(Column {
+            name: "total_cents".into(),
+            type_name: "bigint".into(),
+            not_null: false,
+            has_default: false,
+            generated: true,
+        });
+        assert_eq!(
+            copy_out_sql(&t, &ChunkRange::Ctid { lower: Some(4), upper: None }),
+            "COPY (SELECT \"id\" FROM ONLY \"app\".\"Order Items\" WHERE ctid >= '(4,0)'::tid) TO STDOUT"
+        );
+        assert_eq!(
+            copy_in_sql(&t),
+            "COPY \"app\".\"Order Items\" (\"id\") FROM STDIN"
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! Source snapshots: a coordinator session exports one (repeatable read, read only) and every
+//! worker joins it with `SET TRANSACTION SNAPSHOT`, so all chunks of a job read one
+//! consistent state of the source.
+
+use crate::error::{Error, Result, Role};
+use crate::model::ident::quote_literal;
+use crate::pg::conn::ConnSpec;
+use crate::pg::sqlstate;
+use tokio_postgres::Client;
+
+/// Opens the coordinator session: a repeatable-read, read-only transaction whose snapshot
+/// every worker imports. The snapshot lives as long as this session's transaction.
+pub async fn open_snapshot(source: &ConnSpec, app: &str) -> Result<(Client, String)> {
+    let c = source.connect(Role::Source, app).await?;
+    c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .map_err(|e| Error::pg(Role::Source, "starting the snapshot transaction", e))?;
+    let snap: String = c
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .await
+        .map_err(|e| Error::pg(Role::Source, "exporting the snapshot", e))?
+        .get(0);
+    Ok((c, snap))
+}
+
+/// Opens a source session reading `snapshot` (exported by [`open_snapshot`], still held).
+pub async fn join_snapshot(source: &ConnSpec, snapshot: &str, app: &str) -> Result<Client> {
+    let c = source.connect(Role::Source, app).await?;
+    c.batch_execute(&format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
+        quote_literal(snapshot)
+    ))
+    .await
+    .map_err(|e| match sqlstate::code(&e) {
+        // "invalid snapshot identifier": its holder let go.
+        Some(sqlstate::INVALID_PARAMETER_VALUE) => Error::SnapshotReleased(snapshot.to_string()),
+        _ => Error::pg(Role::Source, "importing the snapshot", e),
+    })?;
+    Ok(c)
+}

@@ -1,0 +1,180 @@
+//! `dbsync export`: every chunk of a plan into its own gzip part in a store, on workers that
+//! read one snapshot, then the manifest (also built here for the serverless assembler).
+
+use crate::error::{Result, Role};
+use crate::model::catalog::Sequence;
+use crate::model::chunk::{Chunk, Plan};
+use crate::model::manifest::{self, Manifest, ManifestTable, PartEntry};
+use crate::model::part::{part_key, ExportedPart};
+use crate::parts::PartStore;
+use crate::pg::conn::{ConnSpec, SESSION_SETTINGS};
+use crate::pg::{catalog, snapshot};
+use crate::pipeline::planning::{build_plan, chunk_context};
+use crate::pipeline::progress::Progress;
+use crate::pipeline::segment::{export_chunk, PartTarget};
+use crate::pipeline::workers::{app_name, new_job_id, run_pool};
+use crate::pipeline::Options;
+use crate::plan::chunks::estimated_bytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_postgres::Client;
+
+/// Exports one chunk of `plan` on a worker into its part in `store`.
+async fn export_one(
+    w: Client,
+    plan: Arc<Plan>,
+    store: Arc<dyn PartStore>,
+    chunk: Chunk,
+    level: u32,
+) -> (Client, Result<ExportedPart>) {
+    let table = &plan.catalog.tables[chunk.table];
+    let key = part_key(&chunk);
+    let part = PartTarget {
+        store: store.as_ref(),
+        key: &key,
+        level,
+    };
+    let r = export_chunk(&w, table, &chunk.range, chunk_context(&plan, &chunk), part)
+        .await
+        .map(|(stats, compressed_bytes)| ExportedPart {
+            id: chunk.id(),
+            chunk: chunk.clone(),
+            key: key.clone(),
+            stats,
+            compressed_bytes,
+            snapshot: None,
+        });
+    (w, r)
+}
+
+/// `dbsync export`: every chunk into its own gzip part, then the manifest.
+pub async fn export(
+    source: &ConnSpec,
+    store: Arc<dyn PartStore>,
+    opts: &Options,
+    progress: Arc<dyn Progress>,
+) -> Result<Manifest> {
+    let started = Instant::now();
+    let job_id = new_job_id();
+    let created_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let app = app_name(&job_id, "src");
+    let (coord, snapshot) = snapshot::open_snapshot(source, &app).await?;
+    let plan = Arc::new(build_plan(&coord, &opts.scope, opts.chunk_bytes).await?);
+    let planned_ms = started.elapsed().as_millis() as u64;
+    let total: u64 = plan
+        .catalog
+        .tables
+        .iter()
+        .map(|t| t.bytes.max(0) as u64)
+        .sum();
+    progress.planned("export", plan.chunks.len(), total);
+    let n = opts.workers.clamp(1, plan.chunks.len().max(1));
+    let mut workers = Vec::with_capacity(n);
+    for _ in 0..n {
+        workers.push(snapshot::join_snapshot(source, &snapshot, &app).await?);
+    }
+    // Largest chunks first, so the slowest one does not start last.
+    let mut items = plan.chunks.clone();
+    items.sort_by_key(|c| std::cmp::Reverse(estimated_bytes(&plan, c)));
+    let level = opts.compress_level;
+    let (plan2, store2) = (plan.clone(), store.clone());
+    let (_, parts) = run_pool(workers, items, move |w: Client, chunk: Chunk| {
+        let (plan, store, prog) = (plan2.clone(), store2.clone(), progress.clone());
+        async move {
+            let est = estimated_bytes(&plan, &chunk);
+            let (w, r) = export_one(w, plan.clone(), store, chunk, level).await;
+            if let Ok(p) = &r {
+                let name = &plan.catalog.tables[p.chunk.table].name;
+                prog.chunk_done(name, p.stats.rows, p.stats.bytes, est);
+            }
+            (w, r)
+        }
+    })
+    .await?;
+    let export_ms = started.elapsed().as_millis() as u64 - planned_ms;
+    let mut sequences = plan.catalog.sequences.clone();
+    catalog::read_sequence_values(&coord, Role::Source, &mut sequences).await?;
+    let manifest = assemble_manifest(
+        &plan,
+        ManifestHeader {
+            job_id,
+            created_at,
+            snapshot,
+            timings_ms: BTreeMap::from([
+                ("plan".to_string(), planned_ms),
+                ("export".to_string(), export_ms),
+            ]),
+        },
+        parts,
+        sequences,
+    );
+    store.put(manifest::KEY, &manifest.to_json()).await?;
+    Ok(manifest)
+}
+
+/// What a manifest says about its export besides the tables and parts.
+pub struct ManifestHeader {
+    /// The export's job id.
+    pub job_id: String,
+    /// When it started (RFC 3339).
+    pub created_at: String,
+    /// The snapshot its chunks read.
+    pub snapshot: String,
+    /// Milliseconds per phase.
+    pub timings_ms: BTreeMap<String, u64>,
+}
+
+/// Builds the manifest from a plan and the parts its chunks produced.
+pub fn assemble_manifest(
+    plan: &Plan,
+    header: ManifestHeader,
+    mut parts: Vec<ExportedPart>,
+    sequences: Vec<Sequence>,
+) -> Manifest {
+    parts.sort_by(|a, b| {
+        (a.chunk.table, a.chunk.seq, &a.id).cmp(&(b.chunk.table, b.chunk.seq, &b.id))
+    });
+    let cat = &plan.catalog;
+    let tables: Vec<ManifestTable> = cat
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ManifestTable {
+            table: t.clone(),
+            level: plan.order.levels[i],
+            parts: parts
+                .iter()
+                .filter(|p| p.chunk.table == i)
+                .map(|p| PartEntry {
+                    id: p.id.clone(),
+                    key: p.key.clone(),
+                    range: p.chunk.range.clone(),
+                    stats: p.stats.clone(),
+                    compressed_bytes: p.compressed_bytes,
+                    snapshot: p.snapshot.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    let per_chunk = parts.iter().any(|p| p.snapshot.is_some());
+    Manifest {
+        format: manifest::FORMAT.into(),
+        version: manifest::VERSION,
+        job_id: header.job_id,
+        created_at: header.created_at,
+        source: cat.server.clone(),
+        consistency: if per_chunk { "per_chunk" } else { "snapshot" }.into(),
+        snapshot: header.snapshot,
+        settings: SESSION_SETTINGS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        compression: "gzip".into(),
+        chunk_bytes: plan.chunk_bytes,
+        tables,
+        foreign_keys: cat.foreign_keys.clone(),
+        sequences,
+        timings_ms: header.timings_ms,
+    }
+}

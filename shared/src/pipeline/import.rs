@@ -1,0 +1,281 @@
+//! `dbsync import`: the parts of a manifest into the target, exactly once each; running it
+//! again after a failure resumes where it stopped. Also the same import as three stateless
+//! steps for the serverless import Map: [`begin_import`], [`import_part`] per part (any
+//! number of separate calls, in any session), [`finalize_import`].
+
+use crate::error::{Error, Result, Role};
+use crate::model::catalog::Table;
+use crate::model::manifest::{self, Manifest};
+use crate::model::part::LoadOutcome;
+use crate::parts::gz::GzPartSource;
+use crate::parts::{read_manifest, PartStore};
+use crate::pg::conn::ConnSpec;
+use crate::pg::ledger::{self, JobState};
+use crate::pg::{copy_in, target};
+use crate::pipeline::load::{run_waves, LoadFns, LoadItem};
+use crate::pipeline::progress::Progress;
+use crate::pipeline::target::{
+    check_target, finish_load, start_load, LoadSpec, Reconnect, TableCountdown, TargetJob,
+};
+use crate::pipeline::workers::{app_name, open_workers};
+use crate::pipeline::{DryRun, LoadReport, Options};
+use crate::plan::load;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_postgres::Client;
+
+/// The target side of an import, prepared once and then carried out by any number of later,
+/// separate calls (one Lambda invocation per part): everything they need is here or in the
+/// target's ledger, nothing in a session.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImportPlan {
+    /// The job (the manifest's job id, also the ledger key).
+    pub job_id: String,
+    /// Part ids in waves: every part of a wave may load in parallel; waves in order.
+    pub waves: Vec<Vec<String>>,
+    /// Whether part loads may run with `session_replication_role = replica`.
+    pub replica: bool,
+    /// The import had finished before: nothing to do.
+    pub already_done: bool,
+}
+
+fn manifest_tables(m: &Manifest) -> Vec<Table> {
+    m.tables.iter().map(|t| t.table.clone()).collect()
+}
+
+fn load_spec<'a>(
+    target: &'a ConnSpec,
+    m: &'a Manifest,
+    tables: &'a [Table],
+    opts: &Options,
+) -> LoadSpec<'a> {
+    LoadSpec {
+        target,
+        tables,
+        sequences: &m.sequences,
+        source: &m.source,
+        job_id: &m.job_id,
+        kind: "import",
+        source_app: None,
+        keep_indexes: opts.keep_indexes,
+    }
+}
+
+/// Every part of a manifest as a load item, waved by the target's foreign keys.
+fn part_waves(m: &Manifest, tj: &TargetJob) -> Vec<Vec<LoadItem<(usize, usize)>>> {
+    let items: Vec<LoadItem<(usize, usize)>> = m
+        .tables
+        .iter()
+        .enumerate()
+        .flat_map(|(ti, t)| {
+            let est = t.table.bytes.max(0) as u64 / t.parts.len().max(1) as u64;
+            t.parts.iter().enumerate().map(move |(pi, part)| LoadItem {
+                item: (ti, pi),
+                table: ti,
+                what: format!("loading part {} of {}", part.id, t.table.name),
+                est_bytes: est,
+            })
+        })
+        .collect();
+    load::waves(
+        &tj.order,
+        tj.replica,
+        &items,
+        |i| i.table,
+        |i| m.tables[i.item.0].parts[i.item.1].stats.bytes,
+    )
+}
+
+/// An import after its pre-flight checks.
+enum Begun {
+    /// The job started (or resumed, or had finished before).
+    Started(TargetJob),
+    /// A dry run: what it would do; nothing changed.
+    DryRun(DryRun),
+}
+
+/// Starts an import: every pre-flight check, then (not for a dry run) the start of the job.
+async fn begin(target: &ConnSpec, m: &Manifest, opts: &Options) -> Result<Begun> {
+    let tables = manifest_tables(m);
+    let spec = load_spec(target, m, &tables, opts);
+    let checked = check_target(&spec).await?;
+    if opts.dry_run {
+        return Ok(Begun::DryRun(DryRun::new(&checked, &tables)));
+    }
+    Ok(Begun::Started(
+        start_load(checked, &spec, opts.restart).await?,
+    ))
+}
+
+/// `dbsync import`.
+pub async fn import(
+    target: &ConnSpec,
+    store: Arc<dyn PartStore>,
+    opts: &Options,
+    progress: Arc<dyn Progress>,
+) -> Result<LoadReport> {
+    let started = Instant::now();
+    let m = Arc::new(read_manifest(store.as_ref()).await?);
+    let mut report = LoadReport {
+        job_id: m.job_id.clone(),
+        tables: m.tables.len(),
+        ..Default::default()
+    };
+    let tj = match begin(target, &m, opts).await? {
+        Begun::Started(tj) => tj,
+        Begun::DryRun(d) => {
+            report.dry_run = Some(d);
+            report.sequences = m.sequences.len();
+            return Ok(report);
+        }
+    };
+    report.already_done = tj.already_done;
+    if tj.already_done {
+        progress.note("this export was imported into the target before; nothing to do");
+        return Ok(report);
+    }
+    let waves = part_waves(&m, &tj);
+    let parts: usize = waves.iter().map(Vec::len).sum();
+    let total: u64 = m.tables.iter().map(|t| t.table.bytes.max(0) as u64).sum();
+    progress.planned("import", parts, total);
+    let again = Arc::new(Reconnect {
+        source: None,
+        target: target.clone(),
+        snapshot: String::new(),
+        read_app: String::new(),
+        job_id: m.job_id.clone(),
+        replica: tj.replica,
+    });
+    let n = opts.workers.clamp(1, parts.max(1));
+    let workers = open_workers(n, "opening loader sessions", || again.loader()).await?;
+    let tables = manifest_tables(&m);
+    let countdown = TableCountdown::new(&tj.restore, &tables, |i| m.tables[i].parts.len());
+    let (m2, again2) = (m.clone(), again.clone());
+    let fns = LoadFns {
+        load: move |mut w: Client, (ti, pi): (usize, usize)| {
+            let (m, store) = (m2.clone(), store.clone());
+            async move {
+                let part_id = &m.tables[ti].parts[pi].id;
+                let r = import_part(&mut w, &m, part_id, store.as_ref()).await;
+                (w, r)
+            }
+        },
+        reconnect: move || {
+            let again = again2.clone();
+            async move { again.loader().await }
+        },
+    };
+    let workers = run_waves(
+        workers,
+        waves,
+        fns,
+        countdown.clone(),
+        progress,
+        &mut report,
+    )
+    .await?;
+    finish_load(&tj, workers, &again, &countdown, &m.job_id, &m.sequences).await?;
+    report.sequences = m.sequences.len();
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Step one of a stateless import: every pre-flight check, then the start of the job
+/// (truncate, drop cyclic FKs and secondary indexes, disable triggers; all recorded in the
+/// ledger). Running it again for the same manifest resumes instead of starting over.
+pub async fn begin_import(target: &ConnSpec, m: &Manifest, opts: &Options) -> Result<ImportPlan> {
+    let opts = Options {
+        dry_run: false,
+        ..opts.clone()
+    };
+    let Begun::Started(tj) = begin(target, m, &opts).await? else {
+        return Err(Error::Internal("a stateless import never dry-runs".into()));
+    };
+    let waves = part_waves(m, &tj)
+        .into_iter()
+        .map(|w| {
+            w.into_iter()
+                .map(|i| m.tables[i.item.0].parts[i.item.1].id.clone())
+                .collect()
+        })
+        .filter(|w: &Vec<String>| !w.is_empty())
+        .collect();
+    Ok(ImportPlan {
+        job_id: m.job_id.clone(),
+        waves,
+        replica: tj.replica,
+        already_done: tj.already_done,
+    })
+}
+
+/// Opens a session for loading parts of `plan`.
+pub async fn connect_part_loader(target: &ConnSpec, plan: &ImportPlan) -> Result<Client> {
+    target::connect_loader(target, &app_name(&plan.job_id, "load"), plan.replica).await
+}
+
+/// Step two: loads one part, exactly once however often it is called (retries, duplicate
+/// deliveries): the ledger row is written in the part's own transaction.
+pub async fn import_part(
+    client: &mut Client,
+    m: &Manifest,
+    part_id: &str,
+    store: &dyn PartStore,
+) -> Result<LoadOutcome> {
+    let (mt, part) = m
+        .tables
+        .iter()
+        .find_map(|t| t.parts.iter().find(|p| p.id == part_id).map(|p| (t, p)))
+        .ok_or_else(|| Error::Manifest {
+            path: manifest::KEY.into(),
+            message: format!("has no part {part_id}"),
+        })?;
+    let mut src = GzPartSource::open(store, &part.key).await?;
+    copy_in::load_part(
+        client,
+        &m.job_id,
+        &part.id,
+        &mt.table,
+        &mut src,
+        Some(&part.stats),
+    )
+    .await
+}
+
+/// Step three: rebuilds dropped indexes and ANALYZEs every table, re-adds and validates
+/// foreign keys, re-enables triggers, sets sequences, marks the job done. What to restore is
+/// read from the ledger. Idempotent: calling it again after it finished does nothing.
+pub async fn finalize_import(target: &ConnSpec, m: &Manifest) -> Result<()> {
+    let client = target
+        .connect(Role::Target, &app_name(&m.job_id, "fin"))
+        .await?;
+    let restore = match ledger::job_state(&client, &m.job_id).await? {
+        JobState::Done => return Ok(()),
+        JobState::New => {
+            return Err(Error::Ledger(format!(
+                "job {} was never prepared in this target",
+                m.job_id
+            )))
+        }
+        JobState::Loading(r) => r,
+    };
+    let all: Vec<String> = m
+        .tables
+        .iter()
+        .flat_map(|t| t.parts.iter().map(|p| p.id.clone()))
+        .collect();
+    let missing = ledger::missing_parts(&client, &m.job_id, &all).await?;
+    if !missing.is_empty() {
+        return Err(Error::Incomplete {
+            job: m.job_id.clone(),
+            missing,
+        });
+    }
+    for t in &m.tables {
+        ledger::run_steps(&client, &ledger::table_steps(&restore, &t.table.name)).await?;
+    }
+    for group in ledger::finalize_steps(&restore, &m.sequences) {
+        ledger::run_steps(&client, &group.steps).await?;
+    }
+    ledger::mark_done(&client, &m.job_id).await
+}

@@ -1,0 +1,129 @@
+//! The pipelines: `plan`, `sync` (source COPY streamed straight into target COPY), `export`
+//! (chunks into parts plus a manifest), `import` (parts into the target) and `verify`, over
+//! one worker pool ([`workers`]), one load loop ([`load`]) and one target lifecycle
+//! ([`target`]). They own the order of operations; the SQL is `pg`'s, the decisions
+//! `plan`'s, the storage `parts`'. May import `model`, `plan`, `pg`, `parts` and the base
+//! modules; never `cloud`.
+
+pub mod export;
+pub mod import;
+pub mod load;
+pub mod planning;
+pub mod progress;
+pub mod segment;
+pub mod sync;
+pub mod target;
+pub mod verify;
+pub mod workers;
+
+pub use export::{assemble_manifest, export, ManifestHeader};
+pub use import::{begin_import, finalize_import, import, import_part, ImportPlan};
+pub use planning::{build_plan, plan_only};
+pub use sync::sync;
+pub use verify::verify;
+
+use crate::model::chunk::DEFAULT_CHUNK_BYTES;
+use crate::model::part::LoadOutcome;
+use crate::model::scope::Scope;
+use crate::model::verify::VerifyReport;
+use serde::Serialize;
+
+/// Options shared by the pipelines.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Tables in scope.
+    pub scope: Scope,
+    /// Parallel workers (connections per side); `--jobs` on the command line.
+    pub workers: usize,
+    /// Target chunk size in bytes on disk.
+    pub chunk_bytes: u64,
+    /// gzip level for parts (1 fastest .. 9 smallest).
+    pub compress_level: u32,
+    /// Compare row counts and checksums of every table after a sync.
+    pub verify: bool,
+    /// Keep the target's secondary indexes during the load (slower; by default they are
+    /// dropped and rebuilt after, as pgcopydb does).
+    pub keep_indexes: bool,
+    /// Run every check against the target and report what would happen; change nothing.
+    pub dry_run: bool,
+    /// Import: start over even if this export was imported (or half-imported) before.
+    pub restart: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            scope: Scope::default(),
+            workers: 4,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
+            compress_level: 1,
+            verify: false,
+            keep_indexes: false,
+            dry_run: false,
+            restart: false,
+        }
+    }
+}
+
+/// What a sync or import did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoadReport {
+    /// Job id (ledger key).
+    pub job_id: String,
+    /// Tables loaded.
+    pub tables: usize,
+    /// Parts loaded now.
+    pub parts_loaded: usize,
+    /// Parts an earlier attempt had loaded already.
+    pub parts_skipped: usize,
+    /// Rows loaded now.
+    pub rows: u64,
+    /// COPY text bytes loaded now.
+    pub bytes: u64,
+    /// Sequences set.
+    pub sequences: usize,
+    /// Wall time.
+    pub elapsed_ms: u64,
+    /// Set when the job had finished before (an import run twice).
+    pub already_done: bool,
+    /// Chunks or parts retried after a transient failure.
+    pub retries: u64,
+    /// The comparison, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyReport>,
+    /// What a dry run found the job would do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<DryRun>,
+}
+
+/// What a job would do to the target, found by a dry run (every check passed).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DryRun {
+    /// Tables that would be emptied and loaded, in load order.
+    pub tables: Vec<String>,
+    /// Foreign keys that would be dropped and re-added (cycles, self-references).
+    pub foreign_keys: Vec<String>,
+    /// Secondary indexes that would be dropped and rebuilt.
+    pub indexes: Vec<String>,
+    /// Tables whose user triggers would be disabled (when replica mode is not allowed).
+    pub triggers_disabled_on: Vec<String>,
+    /// Whether loads would run with session_replication_role = replica.
+    pub replica_mode: bool,
+}
+
+impl LoadReport {
+    /// Adds the outcomes of a wave (each with the retries it took) to the totals.
+    pub fn tally(&mut self, outs: Vec<(LoadOutcome, u64)>) {
+        for (o, retries) in outs {
+            self.retries += retries;
+            match o {
+                LoadOutcome::Loaded(s) => {
+                    self.parts_loaded += 1;
+                    self.rows += s.rows;
+                    self.bytes += s.bytes;
+                }
+                LoadOutcome::AlreadyLoaded => self.parts_skipped += 1,
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Planning: the catalog of the tables in scope read inside the caller's snapshot, FK levels,
+//! and every table split into chunks (keyset ranges from a key sample, CTID ranges without a
+//! key). The decisions are `plan`'s; this module only feeds them what the source says.
+
+use crate::error::{Error, Result, Role};
+use crate::model::catalog::{Key, Table};
+use crate::model::chunk::{Chunk, ChunkRange, Plan};
+use crate::model::scope::Scope;
+use crate::pg::conn::ConnSpec;
+use crate::pg::{catalog, sample, snapshot};
+use crate::pipeline::Options;
+use crate::plan::{chunks, order};
+use tokio_postgres::Client;
+
+/// The scope as people wrote it, for the "nothing in scope" error.
+pub fn scope_text(scope: &Scope) -> String {
+    format!(
+        "schemas [{}], tables [{}], exclude [{}]",
+        scope.schemas.join(","),
+        scope.tables.join(","),
+        scope.exclude.join(",")
+    )
+}
+
+/// What a chunk is called in logs and errors.
+pub fn chunk_context(plan: &Plan, chunk: &Chunk) -> String {
+    format!(
+        "copying chunk {} of {}",
+        chunk.id(),
+        plan.catalog.tables[chunk.table].name
+    )
+}
+
+/// Reads the catalog and splits every table into chunks. Runs inside the caller's
+/// transaction, so a plan made in a snapshot describes that snapshot.
+pub async fn build_plan(client: &Client, scope: &Scope, chunk_bytes: u64) -> Result<Plan> {
+    let catalog = catalog::load(client, Role::Source, scope).await?;
+    if catalog.tables.is_empty() {
+        return Err(Error::EmptyScope(scope_text(scope)));
+    }
+    let order = order::fk_order(&catalog.tables, &catalog.foreign_keys);
+    let mut all = Vec::new();
+    for (i, t) in catalog.tables.iter().enumerate() {
+        let n = chunks::chunk_count(t.bytes, chunk_bytes);
+        let ranges = if n <= 1 {
+            vec![ChunkRange::Whole]
+        } else if let Some(key) = &t.key {
+            chunks::key_ranges(&key_bounds(client, t, key, n - 1).await?)
+        } else {
+            chunks::ctid_ranges(t.pages.max(0) as u64, n)
+        };
+        all.extend(ranges.into_iter().enumerate().map(|(seq, range)| Chunk {
+            table: i,
+            seq,
+            range,
+        }));
+    }
+    Ok(Plan {
+        catalog,
+        order,
+        chunks: all,
+        chunk_bytes,
+    })
+}
+
+/// About `want` interior boundaries of a keyed table, in key order, without repeats.
+pub async fn key_bounds(
+    client: &Client,
+    table: &Table,
+    key: &Key,
+    want: usize,
+) -> Result<Vec<Vec<String>>> {
+    let sample = sample::sample_keys(client, Role::Source, table, key, want).await?;
+    Ok(chunks::pick_quantiles(sample, want))
+}
+
+/// `dbsync plan`: the plan of a source, without changing anything.
+pub async fn plan_only(source: &ConnSpec, opts: &Options) -> Result<Plan> {
+    let (c, _snap) = snapshot::open_snapshot(source, "dbsync-plan").await?;
+    build_plan(&c, &opts.scope, opts.chunk_bytes).await
+}

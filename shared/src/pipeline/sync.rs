@@ -1,0 +1,173 @@
+//! `dbsync sync`: every chunk streamed from the source's COPY into the target's COPY, on
+//! worker pairs that read one snapshot, wave by wave, through the ledger; then sequences,
+//! foreign keys and (optionally) a full comparison against the same snapshot.
+
+use crate::error::{Result, Role};
+use crate::model::catalog::Sequence;
+use crate::model::chunk::{Chunk, Plan};
+use crate::model::verify::{compare_sequences, VerifyReport};
+use crate::pg::conn::ConnSpec;
+use crate::pg::copy_out::CopyOutSource;
+use crate::pg::{catalog, copy_in, snapshot};
+use crate::pipeline::load::{run_waves, LoadFns, LoadItem};
+use crate::pipeline::planning::{build_plan, chunk_context};
+use crate::pipeline::progress::Progress;
+use crate::pipeline::target::{
+    check_target, finish_load, start_load, LoadSpec, Reconnect, TableCountdown, TargetJob,
+};
+use crate::pipeline::verify::compare_tables;
+use crate::pipeline::workers::{app_name, new_job_id, open_workers, SyncWorker};
+use crate::pipeline::{DryRun, LoadReport, Options};
+use crate::plan::{chunks, load};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_postgres::Client;
+
+/// Streams one chunk from the worker's source session into its target session.
+async fn copy_chunk(
+    mut w: SyncWorker,
+    plan: Arc<Plan>,
+    job_id: Arc<String>,
+    chunk: Chunk,
+) -> (SyncWorker, Result<crate::model::part::LoadOutcome>) {
+    let table = &plan.catalog.tables[chunk.table];
+    let r = async {
+        let context = chunk_context(&plan, &chunk);
+        let mut src = CopyOutSource::start(&w.src, table, &chunk.range, context).await?;
+        copy_in::load_part(&mut w.tgt, &job_id, &chunk.id(), table, &mut src, None).await
+    }
+    .await;
+    (w, r)
+}
+
+/// Opens the worker pairs and streams every chunk of `plan` into the target, wave by wave.
+/// Returns the workers and the countdown for the finalize phase.
+async fn load_chunks(
+    plan: &Arc<Plan>,
+    tj: &TargetJob,
+    again: &Arc<Reconnect>,
+    opts: &Options,
+    progress: Arc<dyn Progress>,
+    report: &mut LoadReport,
+) -> Result<(Vec<SyncWorker>, Arc<TableCountdown>)> {
+    let n = opts.workers.clamp(1, plan.chunks.len().max(1));
+    let workers = open_workers(n, "opening worker sessions", || again.sync_worker()).await?;
+    let countdown = TableCountdown::new(&tj.restore, &plan.catalog.tables, |i| {
+        plan.chunks.iter().filter(|c| c.table == i).count()
+    });
+    let items: Vec<LoadItem<Chunk>> = plan
+        .chunks
+        .iter()
+        .map(|c| LoadItem {
+            item: c.clone(),
+            table: c.table,
+            what: chunk_context(plan, c),
+            est_bytes: chunks::estimated_bytes(plan, c),
+        })
+        .collect();
+    let waves = load::waves(&tj.order, tj.replica, &items, |i| i.table, |i| i.est_bytes);
+    let (plan2, job, again2) = (plan.clone(), Arc::new(again.job_id.clone()), again.clone());
+    let fns = LoadFns {
+        load: move |w, chunk| copy_chunk(w, plan2.clone(), job.clone(), chunk),
+        reconnect: move || {
+            let again = again2.clone();
+            async move { again.sync_worker().await }
+        },
+    };
+    let workers = run_waves(workers, waves, fns, countdown.clone(), progress, report).await?;
+    Ok((workers, countdown))
+}
+
+/// `--verify`: every table compared on the worker pairs, which still read the job's
+/// snapshot, and every sequence.
+async fn verify_loaded(
+    workers: Vec<SyncWorker>,
+    plan: &Arc<Plan>,
+    tj: &TargetJob,
+    seqs: &[Sequence],
+) -> Result<VerifyReport> {
+    let (_, cmp) = compare_tables(workers, plan.clone()).await?;
+    let mut tseqs = seqs.to_vec();
+    catalog::read_sequence_values(&tj.coord, Role::Target, &mut tseqs).await?;
+    VerifyReport {
+        tables: cmp,
+        sequence_differences: compare_sequences(seqs, &tseqs),
+    }
+    .into_result()
+}
+
+/// `dbsync sync`.
+pub async fn sync(
+    source: &ConnSpec,
+    target: &ConnSpec,
+    opts: &Options,
+    progress: Arc<dyn Progress>,
+) -> Result<LoadReport> {
+    let started = Instant::now();
+    let ms = || started.elapsed().as_millis() as u64;
+    let job_id = new_job_id();
+    let src_app = app_name(&job_id, "src");
+    let (src_coord, snapshot) = snapshot::open_snapshot(source, &src_app).await?;
+    let plan = Arc::new(build_plan(&src_coord, &opts.scope, opts.chunk_bytes).await?);
+    let plan_ms = ms();
+    let cat = &plan.catalog;
+    let spec = LoadSpec {
+        target,
+        tables: &cat.tables,
+        sequences: &cat.sequences,
+        source: &cat.server,
+        job_id: &job_id,
+        kind: "sync",
+        source_app: Some(&src_app),
+        keep_indexes: opts.keep_indexes,
+    };
+    let checked = check_target(&spec).await?;
+    let mut report = LoadReport {
+        job_id: job_id.clone(),
+        tables: cat.tables.len(),
+        ..Default::default()
+    };
+    if opts.dry_run {
+        report.sequences = cat.sequences.len();
+        report.dry_run = Some(DryRun::new(&checked, &cat.tables));
+        report.elapsed_ms = ms();
+        return Ok(report);
+    }
+    let tj = start_load(checked, &spec, false).await?;
+    let prepare_ms = ms() - plan_ms;
+    let total: u64 = cat.tables.iter().map(|t| t.bytes.max(0) as u64).sum();
+    progress.planned("sync", plan.chunks.len(), total);
+    // Workers get their own application name: the coordinator ("src") holds the snapshot.
+    let again = Arc::new(Reconnect {
+        source: Some(source.clone()),
+        target: target.clone(),
+        snapshot: snapshot.clone(),
+        read_app: app_name(&job_id, "read"),
+        job_id: job_id.clone(),
+        replica: tj.replica,
+    });
+    let (workers, countdown) =
+        load_chunks(&plan, &tj, &again, opts, progress.clone(), &mut report).await?;
+    let load_ms = ms() - plan_ms - prepare_ms;
+    let mut seqs = cat.sequences.clone();
+    catalog::read_sequence_values(&src_coord, Role::Source, &mut seqs).await?;
+    let (srcs, tgts): (Vec<Client>, Vec<Client>) =
+        workers.into_iter().map(|w| (w.src, w.tgt)).unzip();
+    let tgts = finish_load(&tj, tgts, &again, &countdown, &job_id, &seqs).await?;
+    report.sequences = seqs.len();
+    let finalize_ms = ms() - plan_ms - prepare_ms - load_ms;
+    tracing::info!(job = %job_id, tables = report.tables, parts = report.parts_loaded,
+        rows = report.rows, bytes = report.bytes, plan_ms, prepare_ms, load_ms, finalize_ms,
+        "sync loaded");
+    if opts.verify {
+        progress.note("verifying every table against the snapshot");
+        let workers = srcs
+            .into_iter()
+            .zip(tgts)
+            .map(|(src, tgt)| SyncWorker { src, tgt })
+            .collect();
+        report.verify = Some(verify_loaded(workers, &plan, &tj, &seqs).await?);
+    }
+    report.elapsed_ms = ms();
+    Ok(report)
+}

@@ -1,0 +1,325 @@
+//! The target side of a load, from pre-flight to done: every check before anything changes
+//! ([`check_target`]), the start of the job in one transaction ([`start_load`]: truncate,
+//! drops, ledger), tables finished as their last part lands ([`TableCountdown`]), and the end
+//! ([`finish_load`]: foreign keys, triggers, sequences). The SQL is `pg`'s; the decisions are
+//! `plan`'s.
+
+use crate::error::{Error, Result, Role};
+use crate::model::catalog::{Sequence, ServerInfo, Table};
+use crate::model::chunk::FkOrder;
+use crate::model::ident::QualName;
+use crate::model::restore::Restore;
+use crate::model::scope::Scope;
+use crate::pg::conn::ConnSpec;
+use crate::pg::ledger::{self, JobState, Step};
+use crate::pg::{catalog, snapshot, target};
+use crate::pipeline::workers::{app_name, run_pool, with_retries, SyncWorker};
+use crate::pipeline::DryRun;
+use crate::plan::{compat, load, order};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio_postgres::Client;
+
+/// What a load of the target is about.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadSpec<'a> {
+    /// The target.
+    pub target: &'a ConnSpec,
+    /// The source's tables, as planned or as the manifest lists them.
+    pub tables: &'a [Table],
+    /// The source's sequences.
+    pub sequences: &'a [Sequence],
+    /// The source server.
+    pub source: &'a ServerInfo,
+    /// The job (ledger key).
+    pub job_id: &'a str,
+    /// `sync` or `import`, recorded in the ledger.
+    pub kind: &'a str,
+    /// The source coordinator's application name, for the same-database check (a streaming
+    /// sync; an import has no live source).
+    pub source_app: Option<&'a str>,
+    /// Keep the target's secondary indexes during the load.
+    pub keep_indexes: bool,
+}
+
+/// A target that passed every pre-flight check; nothing in it has changed yet.
+pub struct CheckedTarget {
+    /// The coordinator session, holding the target lock.
+    pub coord: Client,
+    /// Load order by the target's own foreign keys, indexed like the source tables.
+    pub order: FkOrder,
+    /// What the load will take away and put back.
+    pub take: Restore,
+    /// Loads run with `session_replication_role = replica`.
+    pub replica: bool,
+}
+
+/// The target side of a load, started.
+pub struct TargetJob {
+    /// The coordinator session, holding the target lock.
+    pub coord: Client,
+    /// Load order by the target's own foreign keys.
+    pub order: FkOrder,
+    /// What the job took away and must put back (its own and adopted from earlier jobs).
+    pub restore: Restore,
+    /// Loads run in replica mode.
+    pub replica: bool,
+    /// This job had finished in this target before.
+    pub already_done: bool,
+}
+
+/// Pre-flight: refuses, changing nothing, when the target is the source, is locked, lacks
+/// tables, columns or sequences, cannot take the types, may not be loaded by this role, or is
+/// referenced from outside the scope. Takes the target lock for the coordinator session.
+pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
+    let coord = spec
+        .target
+        .connect(Role::Target, &app_name(spec.job_id, "ctl"))
+        .await?;
+    if let Some(app) = spec.source_app {
+        if target::is_same_database(&coord, app).await? {
+            return Err(Error::SameDatabase(spec.target.redacted()));
+        }
+    }
+    ledger::lock_target(&coord, &spec.target.redacted()).await?;
+    let tcat = catalog::load(&coord, Role::Target, &Scope::default()).await?;
+    let mut problems = compat::check(
+        spec.source,
+        spec.tables,
+        spec.sequences,
+        &tcat,
+        compat::Purpose::Load,
+    );
+    if let Some(p) = ledger::creatable(&coord).await? {
+        problems.push(p);
+    }
+    if !problems.is_empty() {
+        return Err(Error::Incompatible { problems });
+    }
+    let ttables: Vec<Table> = spec
+        .tables
+        .iter()
+        .filter_map(|t| tcat.table(&t.name).cloned())
+        .collect();
+    compat::outside_references(&load::fk_units(&ttables), &tcat.foreign_keys)?;
+    let order = order::fk_order(&ttables, &tcat.foreign_keys);
+    // Triggers must not fire during the load: replica mode where we may set it (it also skips
+    // FK checks, which the snapshot makes redundant), else disable user triggers per table.
+    let replica = target::try_replica_mode(&coord).await?;
+    let take = load::what_to_take(
+        &ttables,
+        &order,
+        load::LoadMode {
+            replica,
+            keep_indexes: spec.keep_indexes,
+        },
+    );
+    Ok(CheckedTarget {
+        coord,
+        order,
+        take,
+        replica,
+    })
+}
+
+/// Starts the job on a checked target: the first change to it. Creates the ledger if needed;
+/// with `restart`, sets an earlier run of the same job aside; then resumes a job the ledger
+/// knows, or empties the tables, drops what [`CheckedTarget::take`] lists and records it.
+pub async fn start_load(
+    checked: CheckedTarget,
+    spec: &LoadSpec<'_>,
+    restart: bool,
+) -> Result<TargetJob> {
+    let CheckedTarget {
+        mut coord,
+        order,
+        take,
+        replica,
+    } = checked;
+    ledger::ensure(&mut coord).await?;
+    if restart {
+        ledger::set_aside(&coord, spec.job_id).await?;
+    }
+    let (restore, already_done) = match ledger::job_state(&coord, spec.job_id).await? {
+        JobState::Done => (Restore::default(), true),
+        JobState::Loading(restore) => (restore, false),
+        JobState::New => {
+            let names: Vec<QualName> = spec.tables.iter().map(|t| t.name.clone()).collect();
+            let restore =
+                ledger::start_job(&mut coord, spec.job_id, spec.kind, &names, take).await?;
+            (restore, false)
+        }
+    };
+    Ok(TargetJob {
+        coord,
+        order,
+        restore,
+        replica,
+        already_done,
+    })
+}
+
+impl DryRun {
+    /// What a checked target would go through, tables in load order.
+    pub fn new(checked: &CheckedTarget, tables: &[Table]) -> Self {
+        let mut order: Vec<(usize, String)> = tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let level = checked.order.levels.get(i).copied().unwrap_or(0);
+                (level, t.name.to_string())
+            })
+            .collect();
+        order.sort();
+        let take = &checked.take;
+        DryRun {
+            tables: order.into_iter().map(|(_, n)| n).collect(),
+            foreign_keys: take
+                .fks
+                .iter()
+                .map(|f| format!("{} on {}", f.name, f.table))
+                .collect(),
+            indexes: take
+                .indexes
+                .iter()
+                .map(|i| format!("{} on {}", i.name, i.table))
+                .collect(),
+            triggers_disabled_on: take.triggers.iter().map(|t| t.to_string()).collect(),
+            replica_mode: checked.replica,
+        }
+    }
+}
+
+/// Everything a worker needs to open its sessions again after a transient failure.
+pub struct Reconnect {
+    /// The source, for a streaming sync (None for an import).
+    pub source: Option<ConnSpec>,
+    /// The target.
+    pub target: ConnSpec,
+    /// The snapshot readers join.
+    pub snapshot: String,
+    /// Readers' application name.
+    pub read_app: String,
+    /// The job.
+    pub job_id: String,
+    /// Load sessions run in replica mode.
+    pub replica: bool,
+}
+
+impl Reconnect {
+    /// A fresh load session.
+    pub async fn loader(&self) -> Result<Client> {
+        target::connect_loader(&self.target, &app_name(&self.job_id, "load"), self.replica).await
+    }
+
+    /// A fresh worker pair.
+    pub async fn sync_worker(&self) -> Result<SyncWorker> {
+        Ok(SyncWorker {
+            src: self.reader().await?,
+            tgt: self.loader().await?,
+        })
+    }
+
+    /// A fresh source reader in the job's snapshot.
+    pub async fn reader(&self) -> Result<Client> {
+        let source = self
+            .source
+            .as_ref()
+            .ok_or_else(|| Error::Internal("a reader was asked of an import".into()))?;
+        snapshot::join_snapshot(source, &self.snapshot, &self.read_app).await
+    }
+}
+
+/// Counts down the parts of each table; the worker that finishes a table's last part runs
+/// its [`ledger::table_steps`] (index rebuilds, ANALYZE) right away, while other tables load.
+pub struct TableCountdown {
+    remaining: Vec<AtomicUsize>,
+    restore: Restore,
+    names: Vec<QualName>,
+}
+
+impl TableCountdown {
+    /// A countdown of `parts_of(i)` parts for each table `i`.
+    pub fn new(
+        restore: &Restore,
+        tables: &[Table],
+        parts_of: impl Fn(usize) -> usize,
+    ) -> Arc<Self> {
+        Arc::new(TableCountdown {
+            remaining: (0..tables.len())
+                .map(|i| AtomicUsize::new(parts_of(i)))
+                .collect(),
+            restore: restore.clone(),
+            names: tables.iter().map(|t| t.name.clone()).collect(),
+        })
+    }
+
+    /// The name of table `i`.
+    pub fn name(&self, table: usize) -> &QualName {
+        &self.names[table]
+    }
+
+    /// Records one part of `table` as in; finishes the table if it was the last.
+    pub async fn part_done(&self, client: &Client, table: usize) -> Result<()> {
+        if self.remaining[table].fetch_sub(1, Ordering::AcqRel) == 1 {
+            let steps = ledger::table_steps(&self.restore, &self.names[table]);
+            ledger::run_steps(client, &steps).await?;
+        }
+        Ok(())
+    }
+
+    /// Tables not finished during the load (none, unless a manifest lists a table without
+    /// parts).
+    fn unfinished(&self) -> Vec<Step> {
+        self.remaining
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.load(Ordering::Acquire) > 0)
+            .flat_map(|(i, _)| ledger::table_steps(&self.restore, &self.names[i]))
+            .collect()
+    }
+}
+
+/// The end of a job: tables left unfinished, then foreign keys (re-added serially, validated
+/// in parallel on the loaders), triggers and sequences; then the job is marked done.
+pub async fn finish_load(
+    tj: &TargetJob,
+    loaders: Vec<Client>,
+    again: &Arc<Reconnect>,
+    countdown: &TableCountdown,
+    job_id: &str,
+    sequences: &[Sequence],
+) -> Result<Vec<Client>> {
+    let mut groups = vec![ledger::StepGroup {
+        parallel: true,
+        steps: countdown.unfinished(),
+    }];
+    groups.extend(ledger::finalize_steps(&tj.restore, sequences));
+    let mut loaders = loaders;
+    for group in groups {
+        if !group.parallel {
+            ledger::run_steps(&tj.coord, &group.steps).await?;
+            continue;
+        }
+        // Every parallel step is idempotent (IF NOT EXISTS, VALIDATE, ANALYZE): safe to retry.
+        let again = again.clone();
+        let (back, _) = run_pool(loaders, group.steps, move |c: Client, step: Step| {
+            let again = again.clone();
+            async move {
+                let work = |c: Client| {
+                    let step = step.clone();
+                    async move {
+                        let r = step.run(&c).await;
+                        (c, r)
+                    }
+                };
+                let (c, r, _) = with_retries(c, &step.what, work, || again.loader()).await;
+                (c, r)
+            }
+        })
+        .await?;
+        loaders = back;
+    }
+    ledger::mark_done(&tj.coord, job_id).await?;
+    Ok(loaders)
+}

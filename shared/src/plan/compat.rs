@@ -1,0 +1,220 @@
+//! The pre-flight compatibility check: before anything in the target changes, compare the
+//! source's tables, columns, types and sequences (from a plan or manifest) with the target's
+//! catalog and list every mismatch at once. Pure.
+
+use crate::error::Error;
+use crate::model::catalog::{Catalog, ForeignKey, Sequence, ServerInfo, Table};
+use crate::model::ident::{quote_ident, QualName};
+use std::collections::BTreeSet;
+
+/// What the target is checked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Emptying and loading it (sync, import).
+    Load,
+    /// Only reading it (verify).
+    Compare,
+}
+
+/// Every reason the target cannot take (or, for [`Purpose::Compare`], be compared with) the
+/// source's data; empty when it can.
+pub fn check(
+    source: &ServerInfo,
+    tables: &[Table],
+    sequences: &[Sequence],
+    target: &Catalog,
+    purpose: Purpose,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if source.encoding != target.server.encoding {
+        problems.push(format!(
+            "the source database is encoded {} but the target is {}",
+            source.encoding, target.server.encoding
+        ));
+    }
+    for t in tables {
+        check_table(t, target, purpose, &mut problems);
+    }
+    for s in sequences {
+        match target.sequences.iter().find(|x| x.name == s.name) {
+            None => problems.push(format!("sequence {} is missing on the target", s.name)),
+            Some(ts) if purpose == Purpose::Load && !ts.can_set => problems.push(format!(
+                "the target role may not set sequence {} (needs UPDATE)",
+                s.name
+            )),
+            Some(_) => {}
+        }
+    }
+    problems
+}
+
+/// The problems of one table: privileges, row-level security, presence on the target, then
+/// its columns.
+fn check_table(t: &Table, target: &Catalog, purpose: Purpose, problems: &mut Vec<String>) {
+    if !t.can_read {
+        problems.push(format!(
+            "the source role may not read table {} (needs SELECT)",
+            t.name
+        ));
+    }
+    if t.rls {
+        problems.push(format!(
+            "row-level security on source table {} applies to the source role; connect as its owner, a superuser or a BYPASSRLS role",
+            t.name
+        ));
+    }
+    let Some(tt) = target.table(&t.name) else {
+        problems.push(format!("table {} is missing on the target", t.name));
+        return;
+    };
+    if purpose == Purpose::Compare && !tt.can_read {
+        problems.push(format!(
+            "the target role may not read table {} (needs SELECT)",
+            t.name
+        ));
+    }
+    if purpose == Purpose::Load && !tt.can_load {
+        problems.push(format!(
+            "the target role may not empty and load table {} (needs TRUNCATE and INSERT)",
+            t.name
+        ));
+    }
+    if tt.rls {
+        problems.push(format!(
+            "row-level security on target table {} applies to the target role; load as a superuser or a BYPASSRLS role, or ALTER TABLE ... NO FORCE ROW LEVEL SECURITY",
+            t.name
+        ));
+    }
+    check_columns(t, tt, problems);
+}
+
+/// The problems of one table's columns: missing, generated only on the target, types that do
+/// not load unchanged, and target-only NOT NULL columns without a default.
+fn check_columns(t: &Table, tt: &Table, problems: &mut Vec<String>) {
+    for c in t.copy_columns() {
+        match tt.columns.iter().find(|x| x.name == c.name) {
+            None => problems.push(format!(
+                "column {}.{} ({}) is missing on the target",
+                t.name,
+                quote_ident(&c.name),
+                c.type_name
+            )),
+            Some(tc) if tc.generated => problems.push(format!(
+                "column {}.{} is generated on the target but not on the source",
+                t.name,
+                quote_ident(&c.name)
+            )),
+            Some(tc) if !type_compatible(&c.type_name, &tc.type_name) => problems.push(format!(
+                "column {}.{} is {} on the source but {} on the target",
+                t.name,
+                quote_ident(&c.name),
+                c.type_name,
+                tc.type_name
+            )),
+            Some(_) => {}
+        }
+    }
+    for tc in tt.columns.iter().filter(|c| !c.generated) {
+        let in_source = t.copy_columns().any(|c| c.name == tc.name);
+        if !in_source && tc.not_null && !tc.has_default {
+            problems.push(format!(
+                "column {}.{} is NOT NULL without a default on the target and does not exist on the source",
+                t.name,
+                quote_ident(&tc.name)
+            ));
+        }
+    }
+}
+
+/// Whether values of `src` type load into a `dst` column unchanged (same text form).
+pub fn type_compatible(src: &str, dst: &str) -> bool {
+    if src == dst {
+        return true;
+    }
+    let base = |t: &str| t.split('(').next().unwrap_or(t).trim().to_string();
+    let typmod = |t: &str| -> Option<Vec<u64>> {
+        let inner = t.split_once('(')?.1.split_once(')')?.0;
+        inner.split(',').map(|p| p.trim().parse().ok()).collect()
+    };
+    let (sb, db) = (base(src), base(dst));
+    match (sb.as_str(), db.as_str()) {
+        // Widening integers and floats keeps the text form.
+        ("smallint", "integer" | "bigint" | "numeric")
+        | ("integer", "bigint" | "numeric")
+        | ("bigint", "numeric")
+        | ("real", "double precision") => typmod(dst).is_none(),
+        ("character varying" | "character", "text") => true,
+        ("character varying", "character varying") | ("numeric", "numeric") => {
+            match (typmod(src), typmod(dst)) {
+                (_, None) => true,
+                (Some(s), Some(d)) if sb == "character varying" => d[0] >= s[0],
+                (Some(s), Some(d)) => s.len() == d.len() && s.get(1) == d.get(1) && d[0] >= s[0],
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Refuses when a table outside the scope references one inside it: emptying the scope
+/// would need a cascade there.
+pub fn outside_references(
+    scope_units: &BTreeSet<QualName>,
+    target_fks: &[ForeignKey],
+) -> Result<(), Error> {
+    for fk in target_fks {
+        if scope_units.contains(&fk.references) && !scope_units.contains(&fk.table) {
+            return Err(Error::OutsideScope {
+                referencing: fk.table.to_string(),
+                constraint: fk.name.clone(),
+                referenced: fk.references.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widening_types_are_compatible_and_narrowing_ones_are_not() {
+        assert!(type_compatible("integer", "bigint"));
+        assert!(type_compatible(
+            "character varying(10)",
+            "character varying(20)"
+        ));
+        assert!(type_compatible("character varying(10)", "text"));
+        assert!(type_compatible("numeric(12,2)", "numeric"));
+        assert!(type_compatible("numeric(12,2)", "numeric(14,2)"));
+        assert!(!type_compatible("numeric(12,2)", "numeric(12,3)"));
+        assert!(!type_compatible("bigint", "integer"));
+        assert!(!type_compatible(
+            "character varying(20)",
+            "character varying(10)"
+        ));
+        assert!(!type_compatible("jsonb", "json"));
+        assert!(!type_compatible(
+            "timestamp without time zone",
+            "timestamp with time zone"
+        ));
+    }
+
+    #[test]
+    fn a_reference_from_outside_the_scope_is_refused_naming_both_tables() {
+        let fk = ForeignKey {
+            name: "audit_order_fk".into(),
+            table: QualName::new("app", "audit"),
+            references: QualName::new("app", "orders"),
+            definition: String::new(),
+        };
+        let scope: BTreeSet<_> = [QualName::new("app", "orders")].into_iter().collect();
+        let e = outside_references(&scope, &[fk]).expect_err("refused");
+        let m = e.to_string();
+        assert!(
+            m.contains("app.audit") && m.contains("app.orders") && m.contains("audit_order_fk"),
+            "{m}"
+        );
+    }
+}
