@@ -5,6 +5,7 @@
 use super::*;
 use dbsync_core::cloud::holder::{self, Released};
 use dbsync_core::cloud::jobstore::{JobChange, JobRecord, JobStore, MemoryJobStore};
+use dbsync_core::cloud::steps::JobPlace;
 use dbsync_tests::{client, scalar};
 use std::time::Duration;
 
@@ -129,7 +130,7 @@ async fn after_the_window_per_chunk_consistency_reads_a_snapshot_of_its_own_and_
     steps::plan_job(
         &src,
         &snapshot,
-        dbsync_core::cloud::steps::JobPlace {
+        JobPlace {
             store: &store,
             jobs: &jobs,
         },
@@ -153,7 +154,7 @@ async fn after_the_window_per_chunk_consistency_reads_a_snapshot_of_its_own_and_
     let e = steps::export_step(
         &src,
         &snapshot,
-        dbsync_core::cloud::steps::JobPlace {
+        JobPlace {
             store: &store,
             jobs: &jobs,
         },
@@ -170,7 +171,7 @@ async fn after_the_window_per_chunk_consistency_reads_a_snapshot_of_its_own_and_
     let out = steps::export_step(
         &src,
         &snapshot,
-        dbsync_core::cloud::steps::JobPlace {
+        JobPlace {
             store: &store,
             jobs: &jobs,
         },
@@ -184,7 +185,7 @@ async fn after_the_window_per_chunk_consistency_reads_a_snapshot_of_its_own_and_
     assert_eq!(out.rows, 3000);
     let m = steps::assemble_job(
         &src,
-        dbsync_core::cloud::steps::JobPlace {
+        JobPlace {
             store: &store,
             jobs: &jobs,
         },

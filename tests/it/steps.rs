@@ -5,6 +5,7 @@
 use super::*;
 use dbsync_core::cloud::jobstore::{self, DynamoJobStore, JobChange, JobRecord, JobStore};
 use dbsync_core::cloud::steps;
+use dbsync_core::cloud::steps::JobPlace;
 use dbsync_core::parts::{PartStore, S3Store};
 use std::time::Duration;
 
@@ -61,7 +62,7 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
     let summary = steps::plan_job(
         &p.source_spec(),
         &snapshot,
-        dbsync_core::cloud::steps::JobPlace {
+        JobPlace {
             store: store.as_ref(),
             jobs: job_store.as_ref(),
         },
@@ -108,7 +109,7 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
     // Assemble from the durable per-part results; a missing chunk would be named.
     let m = steps::assemble_job(
         &p.source_spec(),
-        dbsync_core::cloud::steps::JobPlace {
+        JobPlace {
             store: store.as_ref(),
             jobs: job_store.as_ref(),
         },
@@ -158,7 +159,7 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
         .expect("put");
     let err = steps::assemble_job(
         &p.source_spec(),
-        dbsync_core::cloud::steps::JobPlace {
+        JobPlace {
             store: store.as_ref(),
             jobs: job_store.as_ref(),
         },

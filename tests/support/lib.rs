@@ -4,6 +4,7 @@
 //! The fingerprint uses its own pinned settings, independent of the core's, so a core that
 //! lost precision in transit could not hide it.
 
+use dbsync_core::cloud::steps::JobPlace;
 use dbsync_core::pg::conn::ConnSpec;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -401,7 +402,7 @@ impl FunctionFixture {
         let snapshot = self.export_chunks().await;
         dbsync_core::cloud::steps::assemble_job(
             &self.pair.source_spec(),
-            dbsync_core::cloud::steps::JobPlace {
+            JobPlace {
                 store: &self.store(),
                 jobs: &self.clients.jobs(),
             },
@@ -423,7 +424,7 @@ impl FunctionFixture {
         steps::plan_job(
             &src,
             &snapshot,
-            dbsync_core::cloud::steps::JobPlace {
+            JobPlace {
                 store: &store,
                 jobs: &jobs,
             },
@@ -472,7 +473,7 @@ pub async fn export_items(
             let out = steps::export_step(
                 source,
                 snapshot,
-                dbsync_core::cloud::steps::JobPlace { store, jobs },
+                JobPlace { store, jobs },
                 &step,
                 deadline,
                 1,

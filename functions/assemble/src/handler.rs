@@ -1,6 +1,7 @@
 //! Translates an assemble event into one core call.
 
 use dbsync_core::cloud::lambda::{Clients, FunctionError};
+use dbsync_core::cloud::steps::JobPlace;
 use dbsync_core::cloud::steps::{self, AssembleEvent, AssembleOutput};
 use dbsync_core::parts::PartStore;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ pub async fn handle(
     let store = clients.store_for(&event.job_id)?;
     let m = steps::assemble_job(
         &source,
-        dbsync_core::cloud::steps::JobPlace {
+        JobPlace {
             store: &store,
             jobs: &clients.jobs(),
         },

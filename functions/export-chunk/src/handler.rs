@@ -1,6 +1,7 @@
 //! Translates an export-chunk event into one core call.
 
 use dbsync_core::cloud::lambda::{Clients, FunctionError};
+use dbsync_core::cloud::steps::JobPlace;
 use dbsync_core::cloud::steps::{self, ExportChunkEvent, ExportChunkOutput};
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +18,7 @@ pub async fn handle(
     let result = steps::export_step(
         &source,
         &event.snapshot,
-        dbsync_core::cloud::steps::JobPlace {
+        JobPlace {
             store: &store,
             jobs: &clients.jobs(),
         },
@@ -65,7 +66,7 @@ mod tests {
         let summary = steps::plan_job(
             &p.source_spec(),
             &snapshot,
-            dbsync_core::cloud::steps::JobPlace {
+            JobPlace {
                 store: &store,
                 jobs: &clients.jobs(),
             },

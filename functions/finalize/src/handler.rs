@@ -1,6 +1,7 @@
 //! Translates a finalize event into one core call.
 
 use dbsync_core::cloud::lambda::{Clients, FunctionError};
+use dbsync_core::cloud::steps::JobPlace;
 use dbsync_core::cloud::steps::{self, FinalizeEvent};
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,7 +21,7 @@ pub async fn handle(
     let store = clients.store_for(&event.job_id)?;
     steps::finalize_job(
         &target,
-        dbsync_core::cloud::steps::JobPlace {
+        JobPlace {
             store: &store,
             jobs: &clients.jobs(),
         },
@@ -75,7 +76,7 @@ mod tests {
             for i in items {
                 steps::import_step(
                     &target,
-                    dbsync_core::cloud::steps::JobPlace {
+                    JobPlace {
                         store: &store,
                         jobs: &jobs,
                     },

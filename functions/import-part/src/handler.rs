@@ -1,6 +1,7 @@
 //! Translates an import-part event into one core call.
 
 use dbsync_core::cloud::lambda::{Clients, FunctionError};
+use dbsync_core::cloud::steps::JobPlace;
 use dbsync_core::cloud::steps::{self, ImportPartEvent, ImportPartOutput};
 use dbsync_core::model::part::LoadOutcome;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ pub async fn handle(
     let store = clients.store_for(&event.job_id)?;
     let outcome = steps::import_step(
         &target,
-        dbsync_core::cloud::steps::JobPlace {
+        JobPlace {
             store: &store,
             jobs: &clients.jobs(),
         },

@@ -1,6 +1,7 @@
 //! Translates a plan event into one core call.
 
 use dbsync_core::cloud::lambda::{Clients, FunctionError};
+use dbsync_core::cloud::steps::JobPlace;
 use dbsync_core::cloud::steps::{self, PlanEvent, PlanOutput};
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,7 +22,7 @@ pub async fn handle(
     let summary = steps::plan_job(
         &source,
         &snapshot,
-        dbsync_core::cloud::steps::JobPlace {
+        JobPlace {
             store: &store,
             jobs: &clients.jobs(),
         },

@@ -117,6 +117,32 @@ pub struct SecondaryIndex {
 }
 
 impl Table {
+    /// A table `schema.name` with one `id bigint NOT NULL` column and no key, for tests of
+    /// the pure layers.
+    #[cfg(test)]
+    pub fn for_tests(schema: &str, name: &str) -> Table {
+        Table {
+            name: QualName::new(schema, name),
+            partition_of: None,
+            columns: vec![Column {
+                name: "id".into(),
+                type_name: "bigint".into(),
+                not_null: true,
+                has_default: false,
+                generated: false,
+            }],
+            key: None,
+            est_rows: 0,
+            bytes: 0,
+            pages: 0,
+            rls: false,
+            can_read: true,
+            can_load: true,
+            user_triggers: vec![],
+            secondary_indexes: vec![],
+        }
+    }
+
     /// The columns that are copied (not generated), in table order.
     pub fn copy_columns(&self) -> impl Iterator<Item = &Column> {
         self.columns.iter().filter(|c| !c.generated)

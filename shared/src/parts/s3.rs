@@ -173,13 +173,18 @@ impl Drop for S3Writer {
                 let (client, bucket, key) =
                     (self.client.clone(), self.bucket.clone(), self.key.clone());
                 rt.spawn(async move {
-                    let _ = client
+                    let aborted = client
                         .abort_multipart_upload()
-                        .bucket(bucket)
-                        .key(key)
+                        .bucket(&bucket)
+                        .key(&key)
                         .upload_id(id)
                         .send()
                         .await;
+                    // The bucket's lifecycle rule still ends it; say so rather than stay quiet.
+                    if let Err(e) = aborted {
+                        tracing::warn!(bucket = %bucket, key = %key, error = %e,
+                            "could not abort an unfinished multipart upload");
+                    }
                 });
             }
         }

@@ -205,40 +205,34 @@ pub async fn start_job(
 /// Drops the foreign keys and indexes and disables the triggers that `take` lists, inside the
 /// job's first transaction.
 async fn take_away(tx: &tokio_postgres::Transaction<'_>, take: &Restore) -> Result<()> {
-    for fk in &take.fks {
-        tx.batch_execute(&format!(
-            "ALTER TABLE {} DROP CONSTRAINT {}",
-            fk.table.sql(),
-            quote_ident(&fk.name)
-        ))
-        .await
-        .map_err(|e| {
-            Error::pg(
-                Role::Target,
-                format!("dropping foreign key {} on {}", fk.name, fk.table),
-                e,
-            )
-        })?;
-    }
-    for ix in &take.indexes {
-        tx.batch_execute(&format!(
-            "DROP INDEX {}.{}",
-            quote_ident(&ix.table.schema),
-            quote_ident(&ix.name)
-        ))
-        .await
-        .map_err(|e| {
-            Error::pg(
-                Role::Target,
-                format!("dropping index {} on {}", ix.name, ix.table),
-                e,
-            )
-        })?;
-    }
-    for t in &take.triggers {
-        tx.batch_execute(&format!("ALTER TABLE {} DISABLE TRIGGER USER", t.sql()))
-            .await
-            .map_err(|e| Error::pg(Role::Target, format!("disabling triggers on {t}"), e))?;
+    let fks = take.fks.iter().map(|fk| {
+        Step::new(
+            format!("dropping foreign key {} on {}", fk.name, fk.table),
+            format!(
+                "ALTER TABLE {} DROP CONSTRAINT {}",
+                fk.table.sql(),
+                quote_ident(&fk.name)
+            ),
+        )
+    });
+    let indexes = take.indexes.iter().map(|ix| {
+        Step::new(
+            format!("dropping index {} on {}", ix.name, ix.table),
+            format!(
+                "DROP INDEX {}.{}",
+                quote_ident(&ix.table.schema),
+                quote_ident(&ix.name)
+            ),
+        )
+    });
+    let triggers = take.triggers.iter().map(|t| {
+        Step::new(
+            format!("disabling triggers on {t}"),
+            format!("ALTER TABLE {} DISABLE TRIGGER USER", t.sql()),
+        )
+    });
+    for step in fks.chain(indexes).chain(triggers) {
+        step.run(tx).await?;
     }
     Ok(())
 }
@@ -318,8 +312,8 @@ impl Step {
         Step { what, sql }
     }
 
-    /// Runs it on `client`; an error says what it was doing.
-    pub async fn run(&self, client: &Client) -> Result<()> {
+    /// Runs it on `client` (a session or a transaction); an error says what it was doing.
+    pub async fn run(&self, client: &impl GenericClient) -> Result<()> {
         client
             .batch_execute(&self.sql)
             .await

@@ -3,8 +3,7 @@
 
 use crate::error::{Error, Result, Role};
 use crate::model::catalog::{Key, Table};
-use crate::model::ident::quote_ident;
-use crate::pg::slice::key_order_by;
+use crate::pg::slice::{key_order_by, key_text_columns};
 use tokio_postgres::Client;
 
 /// Tables with at most this many (estimated) rows get exact key quantiles; larger ones are
@@ -27,13 +26,7 @@ pub async fn sample_keys(
     }
     // Text outputs get their own names: `ORDER BY "id"` would otherwise sort the text output
     // column (lexicographic: "10" < "9") instead of the key.
-    let sel = key
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{}::text AS dbsync_k{i}", quote_ident(&c.name)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let sel = key_text_columns(key);
     let order = key_order_by(key, Some("dbsync_t"));
     let src = table.name.sql();
     // Never analyzed (-1), or analyzed while nearly empty (under a row per page): guess from

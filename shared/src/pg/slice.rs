@@ -100,6 +100,17 @@ fn and_all(conds: impl IntoIterator<Item = Option<String>>) -> String {
     }
 }
 
+/// The key's columns as text, named `dbsync_k0, dbsync_k1, ...`: output names of their own,
+/// so `ORDER BY "id"` sorts the key and not its text form ("10" < "9").
+pub fn key_text_columns(key: &Key) -> String {
+    key.columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{}::text AS dbsync_k{i}", quote_ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The query finding the last key of the next page of `page_rows` rows of a keyed table's
 /// chunk, after `after`; no row means the rest of the chunk fits in one page.
 pub fn page_end_sql(
@@ -109,13 +120,7 @@ pub fn page_end_sql(
     after: Option<&[String]>,
     page_rows: u64,
 ) -> String {
-    let sel = key
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{}::text AS dbsync_k{i}", quote_ident(&c.name)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let sel = key_text_columns(key);
     let filter = and_all([
         range_condition(Some(key), range),
         after.map(|a| format!("{} > {}", key_row(key), bound_row(key, a))),
@@ -171,28 +176,8 @@ pub fn copy_in_sql(table: &Table) -> String {
 mod tests {
     use super::*;
     use crate::model::catalog::{Column, KeyColumn};
-    use crate::model::ident::QualName;
     fn table(schema: &str, name: &str) -> Table {
-        Table {
-            name: QualName::new(schema, name),
-            partition_of: None,
-            columns: vec![Column {
-                name: "id".into(),
-                type_name: "bigint".into(),
-                not_null: true,
-                has_default: false,
-                generated: false,
-            }],
-            key: None,
-            est_rows: 0,
-            bytes: 0,
-            pages: 0,
-            rls: false,
-            can_read: true,
-            can_load: true,
-            user_triggers: vec![],
-            secondary_indexes: vec![],
-        }
+        Table::for_tests(schema, name)
     }
 
     #[test]

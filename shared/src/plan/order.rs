@@ -132,29 +132,9 @@ fn tarjan(succ: &[BTreeSet<usize>]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::catalog::Column;
 
     fn table(schema: &str, name: &str) -> Table {
-        Table {
-            name: QualName::new(schema, name),
-            partition_of: None,
-            columns: vec![Column {
-                name: "id".into(),
-                type_name: "bigint".into(),
-                not_null: true,
-                has_default: false,
-                generated: false,
-            }],
-            key: None,
-            est_rows: 0,
-            bytes: 0,
-            pages: 0,
-            rls: false,
-            can_read: true,
-            can_load: true,
-            user_triggers: vec![],
-            secondary_indexes: vec![],
-        }
+        Table::for_tests(schema, name)
     }
 
     fn fk(child: &str, parent: &str) -> ForeignKey {
