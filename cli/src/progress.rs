@@ -207,6 +207,12 @@ pub fn render_plan(plan: &Plan) -> String {
             let _ = writeln!(out, "  {} on {} -> {}", fk.name, fk.table, fk.references);
         }
     }
+    if !cat.skipped.is_empty() {
+        let _ = writeln!(out, "not copied (no rows of their own to copy):");
+        for s in &cat.skipped {
+            let _ = writeln!(out, "  {} ({})", s.name, s.kind);
+        }
+    }
     out
 }
 
@@ -240,6 +246,11 @@ pub fn render_dry_run(d: &dbsync_core::pipeline::DryRun, target: &dyn std::fmt::
         &d.foreign_keys,
     );
     list(&mut out, "would drop and rebuild indexes", &d.indexes);
+    list(
+        &mut out,
+        "would set aside and re-add NOT VALID check constraints",
+        &d.checks,
+    );
     list(
         &mut out,
         "would disable user triggers on",

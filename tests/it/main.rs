@@ -11,6 +11,7 @@ mod resume;
 mod s3;
 mod secrets;
 mod segments;
+mod shapes;
 mod snapshot;
 mod stateless;
 mod steps;

@@ -147,26 +147,31 @@ impl Pair {
         }
         assert_eq!(s.len(), t.len(), "different sets of tables/sequences");
     }
+
+    /// Asserts every user table and sequence holds the same data on both sides (for targets
+    /// whose schema differs on purpose: other collations, constraints only they have).
+    pub async fn assert_data_identical(&self) {
+        let s = data_fingerprint(&self.source_url).await;
+        let t = data_fingerprint(&self.target_url).await;
+        assert!(!s.is_empty(), "the source has no tables");
+        assert_eq!(s, t, "source and target data differ");
+    }
 }
 
 /// Per table: row count and md5 of all rows' text forms sorted in C collation; per
-/// sequence: last_value and is_called. dbsync's own ledger schema is left out.
+/// sequence: last_value and is_called; and the schema dbsync may touch during a load
+/// ([`schema_fingerprint`]). dbsync's own ledger schema is left out.
 pub async fn fingerprint(url: &str) -> BTreeMap<String, String> {
+    let mut out = schema_fingerprint(url).await;
+    out.extend(data_fingerprint(url).await);
+    out
+}
+
+/// The schema dbsync may touch during a load: indexes, table and domain constraints (with
+/// whether PostgreSQL holds them valid) and trigger states must come back exactly.
+pub async fn schema_fingerprint(url: &str) -> BTreeMap<String, String> {
     let c = client(url).await;
     let mut out = BTreeMap::new();
-    let rels = c
-        .query(
-            "SELECT format('%I.%I', n.nspname, c.relname), c.relkind::text FROM pg_class c
-               JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.relkind IN ('r', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'dbsync')
-                AND n.nspname NOT LIKE 'pg_toast%'
-              ORDER BY 1",
-            &[],
-        )
-        .await
-        .expect("list relations");
-    // The schema dbsync may touch during a load: indexes and constraints must come back
-    // exactly, validated.
     for (key, sql) in [
         (
             "indexes",
@@ -181,6 +186,13 @@ pub async fn fingerprint(url: &str) -> BTreeMap<String, String> {
                 AND conrelid <> 0 AND connamespace::regnamespace::text <> 'dbsync'",
         ),
         (
+            "domain constraints",
+            "SELECT coalesce(string_agg(format('%s %s %s %s', contypid::regtype, conname, pg_get_constraintdef(oid), convalidated),
+                    E'\\n' ORDER BY contypid::regtype::text, conname), '')
+               FROM pg_constraint WHERE connamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+                AND contypid <> 0",
+        ),
+        (
             "triggers",
             "SELECT coalesce(string_agg(tgname || ' ' || tgenabled::text, ',' ORDER BY tgname), '') FROM pg_trigger WHERE NOT tgisinternal",
         ),
@@ -188,6 +200,25 @@ pub async fn fingerprint(url: &str) -> BTreeMap<String, String> {
         let v: String = c.query_one(sql, &[]).await.expect("schema fingerprint").get(0);
         out.insert(key.to_string(), v);
     }
+    out
+}
+
+/// Per table: row count and md5 of all rows' text forms sorted in C collation; per
+/// sequence: last_value and is_called.
+pub async fn data_fingerprint(url: &str) -> BTreeMap<String, String> {
+    let c = client(url).await;
+    let mut out = BTreeMap::new();
+    let rels = c
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname), c.relkind::text FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'dbsync')
+                AND n.nspname NOT LIKE 'pg_toast%'
+              ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("list relations");
     for r in rels {
         let name: String = r.get(0);
         let kind: String = r.get(1);

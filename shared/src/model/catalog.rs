@@ -143,6 +143,12 @@ impl Table {
         }
     }
 
+    /// The unit foreign keys and load order go by: the root of its partition tree for a
+    /// partition, else the table itself.
+    pub fn unit(&self) -> &QualName {
+        self.partition_of.as_ref().unwrap_or(&self.name)
+    }
+
     /// The columns that are copied (not generated), in table order.
     pub fn copy_columns(&self) -> impl Iterator<Item = &Column> {
         self.columns.iter().filter(|c| !c.generated)
@@ -154,12 +160,64 @@ impl Table {
 pub struct ForeignKey {
     /// Constraint name.
     pub name: String,
-    /// The table holding it (partitioned parent or plain table).
+    /// The table holding it: a plain table, a partitioned table, or a single partition when
+    /// the key was declared on the partition itself.
     pub table: QualName,
-    /// The referenced table.
+    /// The referenced table (plain, partitioned, or a partition).
     pub references: QualName,
     /// `pg_get_constraintdef` text, used to re-add it.
     pub definition: String,
+    /// The root of the partition tree `table` belongs to, when it is a partition or a
+    /// partitioned table other than the root: the unit load order goes by. Absent in
+    /// manifests written before it existed (the key then stood on its unit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_unit: Option<QualName>,
+    /// The same for `references`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references_unit: Option<QualName>,
+    /// `table` is a partitioned table: PostgreSQL cannot add such a key `NOT VALID` when it
+    /// references a partitioned table, so it is re-added validated.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_partitioned: bool,
+}
+
+impl ForeignKey {
+    /// The unit (plain table or partition root) that holds the key.
+    pub fn unit(&self) -> &QualName {
+        self.table_unit.as_ref().unwrap_or(&self.table)
+    }
+
+    /// The unit (plain table or partition root) the key references.
+    pub fn referenced_unit(&self) -> &QualName {
+        self.references_unit.as_ref().unwrap_or(&self.references)
+    }
+}
+
+/// A CHECK constraint on a table, or on a domain, that PostgreSQL does not hold as valid
+/// (`NOT VALID`): old rows may break it, and COPY would refuse them. A load sets it aside
+/// and puts it back `NOT VALID` afterwards, as pg_dump does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotValidCheck {
+    /// The table, or the domain, it is declared on.
+    pub on: QualName,
+    /// Whether `on` is a domain.
+    #[serde(default)]
+    pub domain: bool,
+    /// Constraint name.
+    pub name: String,
+    /// `pg_get_constraintdef` text (ends in `NOT VALID`).
+    pub definition: String,
+}
+
+/// A relation in scope by name that is not copied, and why: foreign tables, materialized
+/// views. Shown by `dbsync plan`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// Its name.
+    #[serde(flatten)]
+    pub name: QualName,
+    /// What it is (`foreign table`, `materialized view`).
+    pub kind: String,
 }
 
 /// A sequence with its state.
@@ -204,6 +262,13 @@ pub struct Catalog {
     pub foreign_keys: Vec<ForeignKey>,
     /// Sequences in scope, sorted by name.
     pub sequences: Vec<Sequence>,
+    /// NOT VALID CHECK constraints on the tables in scope (or their partitioned parents) and
+    /// on the domains their columns use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_valid_checks: Vec<NotValidCheck>,
+    /// Relations the scope names that are not copied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
 }
 
 impl Catalog {

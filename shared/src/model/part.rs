@@ -46,6 +46,11 @@ impl Tally {
         self.rows += buf.iter().filter(|&&b| b == b'\n').count() as u64;
     }
 
+    /// Rows so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
     /// The totals.
     pub fn finish(self) -> PartStats {
         let digest = self.hasher.finalize();

@@ -2,7 +2,7 @@
 //! secondary indexes, tables whose user triggers were disabled. Recorded in the target's
 //! ledger in the same transaction that takes them away. Pure data.
 
-use crate::model::catalog::{ForeignKey, SecondaryIndex};
+use crate::model::catalog::{ForeignKey, NotValidCheck, SecondaryIndex};
 use crate::model::ident::QualName;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +19,9 @@ pub struct Restore {
     /// Tables whose user triggers were disabled.
     #[serde(default)]
     pub triggers: Vec<QualName>,
+    /// NOT VALID CHECK constraints (of tables and domains) dropped, re-added NOT VALID.
+    #[serde(default)]
+    pub checks: Vec<NotValidCheck>,
 }
 
 impl Restore {
@@ -34,5 +37,6 @@ impl Restore {
         add(&mut self.fks, other.fks);
         add(&mut self.indexes, other.indexes);
         add(&mut self.triggers, other.triggers);
+        add(&mut self.checks, other.checks);
     }
 }

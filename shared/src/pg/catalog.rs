@@ -5,12 +5,12 @@
 
 use crate::error::{Error, Result, Role};
 use crate::model::catalog::{
-    Catalog, Column, ForeignKey, Key, KeyColumn, KeyKind, SecondaryIndex, Sequence, ServerInfo,
-    Table,
+    Catalog, Column, ForeignKey, Key, KeyColumn, KeyKind, NotValidCheck, SecondaryIndex, Sequence,
+    ServerInfo, Skipped, Table,
 };
 use crate::model::ident::QualName;
 use crate::model::scope::Scope;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio_postgres::Client;
 
 /// Reads the server facts.
@@ -46,6 +46,8 @@ pub async fn load(client: &Client, role: Role, scope: &Scope) -> Result<Catalog>
     add_indexes(client, role, &mut tables, &oids).await?;
     let foreign_keys = foreign_keys(client, role, &names, &tables).await?;
     let sequences = load_sequences(client, role, scope, &tables, &oids).await?;
+    let not_valid_checks = not_valid_checks(client, role, &oids).await?;
+    let skipped = skipped(client, role, scope).await?;
     let mut tables: Vec<Table> = tables.into_values().collect();
     tables.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Catalog {
@@ -53,6 +55,8 @@ pub async fn load(client: &Client, role: Role, scope: &Scope) -> Result<Catalog>
         tables,
         foreign_keys,
         sequences,
+        not_valid_checks,
+        skipped,
     })
 }
 
@@ -265,48 +269,123 @@ async fn add_indexes(client: &Client, role: Role, tables: &mut Tables, oids: &[u
     Ok(())
 }
 
+/// Foreign keys touching a unit in scope, either side. Only constraints declared by the user
+/// (`conparentid = 0`): the clones PostgreSQL keeps on each partition of a partitioned
+/// parent's key, and on the referencing side for each partition of a referenced partitioned
+/// table, go with their parent. A key declared on a single partition is its own. Each key
+/// also names the units (partition roots) on both sides, which load order goes by.
 async fn foreign_keys(
     client: &Client,
     role: Role,
     names: &HashMap<i64, QualName>,
     tables: &Tables,
 ) -> Result<Vec<ForeignKey>> {
-    let err = |ctx: &'static str| move |e| Error::pg(role, ctx, e);
-    // Foreign keys: only the top constraint of a partition tree (conparentid = 0); the
-    // partitioned parents then stand for their partitions.
-    let in_scope_or_root = |oid: i64, tables: &BTreeMap<i64, Table>| {
-        tables.contains_key(&oid)
-            || tables
-                .values()
-                .any(|t| t.partition_of.as_ref() == names.get(&oid))
-    };
-    let mut foreign_keys = Vec::new();
-    for r in client
+    let units: BTreeSet<&QualName> = tables.values().map(Table::unit).collect();
+    let rows = client
         .query(
             "SELECT con.conname::text, con.conrelid::int8, con.confrelid::int8,
-                    pg_get_constraintdef(con.oid)
-               FROM pg_constraint con
+                    pg_get_constraintdef(con.oid),
+                    coalesce(pg_partition_root(con.conrelid), con.conrelid)::oid::int8,
+                    coalesce(pg_partition_root(con.confrelid), con.confrelid)::oid::int8,
+                    c.relkind = 'p'
+               FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
               WHERE con.contype = 'f' AND con.conparentid = 0
               ORDER BY con.conrelid, con.conname",
             &[],
         )
         .await
-        .map_err(err("listing foreign keys"))?
-    {
-        let (child, parent): (i64, i64) = (r.get(1), r.get(2));
-        let (Some(cn), Some(pn)) = (names.get(&child), names.get(&parent)) else {
+        .map_err(|e| Error::pg(role, "listing foreign keys", e))?;
+    let mut out = Vec::new();
+    for r in rows {
+        let name = |i: usize| names.get(&r.get::<_, i64>(i));
+        let (Some(table), Some(references), Some(tu), Some(ru)) =
+            (name(1), name(2), name(4), name(5))
+        else {
             continue;
         };
-        if in_scope_or_root(child, tables) || in_scope_or_root(parent, tables) {
-            foreign_keys.push(ForeignKey {
+        if units.contains(tu) || units.contains(ru) {
+            out.push(ForeignKey {
                 name: r.get(0),
-                table: cn.clone(),
-                references: pn.clone(),
+                table: table.clone(),
+                references: references.clone(),
                 definition: r.get(3),
+                table_unit: (tu != table).then(|| tu.clone()),
+                references_unit: (ru != references).then(|| ru.clone()),
+                on_partitioned: r.get(6),
             });
         }
     }
-    Ok(foreign_keys)
+    Ok(out)
+}
+
+/// CHECK constraints PostgreSQL does not hold as valid (`NOT VALID`) that a COPY into the
+/// tables `oids` would apply: declared on a table or on one of its partitioned ancestors
+/// (their copies on partitions go with them), or on a domain a column uses directly or as
+/// the element of an array.
+async fn not_valid_checks(client: &Client, role: Role, oids: &[u32]) -> Result<Vec<NotValidCheck>> {
+    let rows = client
+        .query(
+            "WITH rels AS (SELECT a.relid::oid AS relid FROM unnest($1::oid[]) AS r(oid),
+                                LATERAL pg_partition_ancestors(r.oid) AS a(relid)
+                           UNION SELECT unnest($1::oid[])),
+                  coltypes AS (SELECT t.oid, t.typelem
+                                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                                WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0
+                                  AND NOT a.attisdropped),
+                  domains AS (SELECT oid FROM coltypes UNION SELECT typelem FROM coltypes)
+             SELECT n.nspname::text, c.relname::text, false, con.conname::text,
+                    pg_get_constraintdef(con.oid)
+               FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE con.contype = 'c' AND NOT con.convalidated AND con.conislocal
+                AND con.conrelid IN (SELECT relid FROM rels)
+             UNION ALL
+             SELECT n.nspname::text, t.typname::text, true, con.conname::text,
+                    pg_get_constraintdef(con.oid)
+               FROM pg_constraint con JOIN pg_type t ON t.oid = con.contypid
+               JOIN pg_namespace n ON n.oid = t.typnamespace
+              WHERE con.contype = 'c' AND NOT con.convalidated
+                AND t.typtype = 'd' AND t.oid IN (SELECT oid FROM domains)
+              ORDER BY 1, 2, 4",
+            &[&oids],
+        )
+        .await
+        .map_err(|e| Error::pg(role, "listing NOT VALID check constraints", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| NotValidCheck {
+            on: QualName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+            domain: r.get(2),
+            name: r.get(3),
+            definition: r.get(4),
+        })
+        .collect())
+}
+
+/// Foreign tables and materialized views the scope names: never copied, shown in the plan.
+async fn skipped(client: &Client, role: Role, scope: &Scope) -> Result<Vec<Skipped>> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text,
+                    CASE c.relkind WHEN 'f' THEN 'foreign table' ELSE 'materialized view' END
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('f', 'm')
+                AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                                 WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                                   AND d.deptype = 'e')
+              ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::pg(role, "listing foreign tables and materialized views", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| Skipped {
+            name: QualName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+            kind: r.get(2),
+        })
+        .filter(|s| scope.table_in_scope(&s.name, None))
+        .collect())
 }
 
 /// Sequences in scope: owned by (or identity of) an in-scope table, used by a default of an

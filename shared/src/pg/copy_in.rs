@@ -8,7 +8,7 @@ use crate::model::part::{ByteSource, LoadOutcome, PartStats, Tally};
 use crate::pg::{ledger, slice};
 use bytes::BytesMut;
 use futures_util::SinkExt;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
 /// Loads one part. `expected` (from a manifest) is checked before the commit; without it
 /// (the streaming sync) the measured stats are recorded as they are.
@@ -20,7 +20,8 @@ pub async fn load_part(
     source: &mut dyn ByteSource,
     expected: Option<&PartStats>,
 ) -> Result<LoadOutcome> {
-    let ctx = |what: &str| format!("{what} part {part_id} of {}", table.name);
+    let subject = format!("part {part_id} of {}", table.name);
+    let ctx = |what: &str| format!("{what} {subject}");
     let tx = client
         .transaction()
         .await
@@ -33,31 +34,11 @@ pub async fn load_part(
             .map_err(|e| Error::pg(Role::Target, ctx("releasing"), e))?;
         return Ok(LoadOutcome::AlreadyLoaded);
     }
-    let sink = tx
-        .copy_in(slice::copy_in_sql(table).as_str())
-        .await
-        .map_err(|e| Error::pg(Role::Target, ctx("starting COPY of"), e))?;
-    futures_util::pin_mut!(sink);
-    let mut tally = Tally::default();
-    let mut batch = BytesMut::with_capacity(512 * 1024);
-    while let Some(buf) = source.next_bytes().await? {
-        tally.feed(&buf);
-        batch.extend_from_slice(&buf);
-        if batch.len() >= 256 * 1024 {
-            sink.send(batch.split().freeze())
-                .await
-                .map_err(|e| Error::pg(Role::Target, ctx("loading"), e))?;
-        }
-    }
-    if !batch.is_empty() {
-        sink.send(batch.split().freeze())
-            .await
-            .map_err(|e| Error::pg(Role::Target, ctx("loading"), e))?;
-    }
-    let server_rows = sink
-        .finish()
-        .await
-        .map_err(|e| Error::pg(Role::Target, ctx("finishing COPY of"), e))?;
+    let (server_rows, tally) = if table.copy_columns().next().is_none() {
+        insert_empty_rows(&tx, table, source, &subject).await?
+    } else {
+        copy_rows(&tx, table, source, &subject).await?
+    };
     let stats = tally.finish();
     let corrupt = |detail: String| Error::PartCorrupt {
         table: table.name.to_string(),
@@ -84,4 +65,71 @@ pub async fn load_part(
         .await
         .map_err(|e| Error::pg(Role::Target, ctx("committing"), e))?;
     Ok(LoadOutcome::Loaded(stats))
+}
+
+/// Streams COPY text into `COPY t (cols) FROM STDIN`; returns the rows the server counted and
+/// the tally of what was sent.
+async fn copy_rows(
+    tx: &Transaction<'_>,
+    table: &Table,
+    source: &mut dyn ByteSource,
+    subject: &str,
+) -> Result<(u64, Tally)> {
+    let ctx = |what: &str| format!("{what} {subject}");
+    let sink = tx
+        .copy_in(slice::copy_in_sql(table).as_str())
+        .await
+        .map_err(|e| Error::pg(Role::Target, ctx("starting COPY of"), e))?;
+    futures_util::pin_mut!(sink);
+    let mut tally = Tally::default();
+    let mut batch = BytesMut::with_capacity(512 * 1024);
+    while let Some(buf) = source.next_bytes().await? {
+        tally.feed(&buf);
+        batch.extend_from_slice(&buf);
+        if batch.len() >= 256 * 1024 {
+            sink.send(batch.split().freeze())
+                .await
+                .map_err(|e| Error::pg(Role::Target, ctx("loading"), e))?;
+        }
+    }
+    if !batch.is_empty() {
+        sink.send(batch.split().freeze())
+            .await
+            .map_err(|e| Error::pg(Role::Target, ctx("loading"), e))?;
+    }
+    let server_rows = sink
+        .finish()
+        .await
+        .map_err(|e| Error::pg(Role::Target, ctx("finishing COPY of"), e))?;
+    Ok((server_rows, tally))
+}
+
+/// A table without copied columns (none at all, or only generated ones): its COPY text is one
+/// empty line per row, and `COPY t () FROM STDIN` is not valid SQL. The rows are counted
+/// (anything but empty lines is corrupt) and inserted with every column at its default.
+async fn insert_empty_rows(
+    tx: &Transaction<'_>,
+    table: &Table,
+    source: &mut dyn ByteSource,
+    subject: &str,
+) -> Result<(u64, Tally)> {
+    let ctx = |what: &str| format!("{what} {subject}");
+    let mut tally = Tally::default();
+    while let Some(buf) = source.next_bytes().await? {
+        if buf.iter().any(|&b| b != b'\n') {
+            return Err(Error::PartCorrupt {
+                table: table.name.to_string(),
+                part: ctx("a row with values in"),
+                detail: "a table without copied columns can only have empty rows".into(),
+            });
+        }
+        tally.feed(&buf);
+    }
+    let rows = tally.rows();
+    let sql = slice::insert_empty_rows_sql(table);
+    let server_rows = tx
+        .execute(sql.as_str(), &[&(rows as i64)])
+        .await
+        .map_err(|e| Error::pg(Role::Target, ctx("loading"), e))?;
+    Ok((server_rows, tally))
 }

@@ -156,6 +156,7 @@ pub async fn start_job(
     job_id: &str,
     kind: &str,
     tables: &[QualName],
+    roots: &[QualName],
     take: Restore,
 ) -> Result<Restore> {
     let tx = client.transaction().await.map_err(pg("starting the job"))?;
@@ -172,12 +173,17 @@ pub async fn start_job(
         restore.merge(parse_json(r.get(0))?);
     }
     if !tables.is_empty() {
+        // ONLY for each table; partition roots whole (without ONLY, which PostgreSQL refuses
+        // for a partitioned table): a key declared on a partitioned parent is only satisfied
+        // when the parent is in the statement too. The pre-flight made sure every partition
+        // a root has on the target is in scope.
         let list = tables
             .iter()
-            .map(QualName::sql)
+            .map(|t| format!("ONLY {}", t.sql()))
+            .chain(roots.iter().map(QualName::sql))
             .collect::<Vec<_>>()
             .join(", ");
-        tx.batch_execute(&format!("TRUNCATE ONLY {list}"))
+        tx.batch_execute(&format!("TRUNCATE {list}"))
             .await
             .map_err(|e| Error::pg(Role::Target, "emptying the in-scope tables", e))?;
     }
@@ -231,7 +237,18 @@ async fn take_away(tx: &tokio_postgres::Transaction<'_>, take: &Restore) -> Resu
             format!("ALTER TABLE {} DISABLE TRIGGER USER", t.sql()),
         )
     });
-    for step in fks.chain(indexes).chain(triggers) {
+    let checks = take.checks.iter().map(|c| {
+        let object = if c.domain { "DOMAIN" } else { "TABLE" };
+        Step::new(
+            format!("setting aside check constraint {} on {}", c.name, c.on),
+            format!(
+                "ALTER {object} {} DROP CONSTRAINT {}",
+                c.on.sql(),
+                quote_ident(&c.name)
+            ),
+        )
+    });
+    for step in fks.chain(checks).chain(indexes).chain(triggers) {
         step.run(tx).await?;
     }
     Ok(())
@@ -364,29 +381,34 @@ pub fn table_steps(restore: &Restore, table: &QualName) -> Vec<Step> {
 /// in opposite orders and would deadlock); validate them (parallel); re-enable triggers and
 /// set sequences (serial).
 pub fn finalize_steps(restore: &Restore, sequences: &[Sequence]) -> Vec<StepGroup> {
-    let add_fks = restore
+    let mut add = restore
         .fks
         .iter()
         .map(|fk| {
-            let sql = format!(
-                "DO $dbsync$ BEGIN
-                   IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {name_lit}
-                                     AND conrelid = {table_lit}::regclass) THEN
-                     ALTER TABLE {table} ADD CONSTRAINT {name} {def} NOT VALID;
-                   END IF;
-                 END $dbsync$",
-                name_lit = quote_literal(&fk.name),
-                table_lit = quote_literal(&fk.table.sql()),
-                table = fk.table.sql(),
-                name = quote_ident(&fk.name),
-                def = fk.definition.trim_end_matches(" NOT VALID"),
-            );
-            Step::new(
+            readd(
                 format!("re-adding foreign key {} on {}", fk.name, fk.table),
-                sql,
+                Constrained::Table(&fk.table),
+                &fk.name,
+                &fk.definition,
+                !fk.on_partitioned,
             )
         })
-        .collect();
+        .collect::<Vec<_>>();
+    // NOT VALID checks come back NOT VALID: as they were, old rows unchecked.
+    add.extend(restore.checks.iter().map(|c| {
+        let on = if c.domain {
+            Constrained::Domain(&c.on)
+        } else {
+            Constrained::Table(&c.on)
+        };
+        readd(
+            format!("re-adding check constraint {} on {}", c.name, c.on),
+            on,
+            &c.name,
+            &c.definition,
+            true,
+        )
+    }));
     let validate = restore
         .fks
         .iter()
@@ -423,11 +445,38 @@ pub fn finalize_steps(restore: &Restore, sequences: &[Sequence]) -> Vec<StepGrou
         )
     }));
     let group = |parallel, steps| StepGroup { parallel, steps };
-    vec![
-        group(false, add_fks),
-        group(true, validate),
-        group(false, last),
-    ]
+    vec![group(false, add), group(true, validate), group(false, last)]
+}
+
+/// What a constraint is declared on.
+#[derive(Clone, Copy)]
+enum Constrained<'a> {
+    Table(&'a QualName),
+    Domain(&'a QualName),
+}
+
+/// Re-adds a constraint of a table or domain (`NOT VALID` when `not_valid`), unless it
+/// exists (a resumed job may have re-added it already).
+fn readd(what: String, on: Constrained<'_>, name: &str, definition: &str, not_valid: bool) -> Step {
+    let (object, column, cast, on) = match on {
+        Constrained::Domain(d) => ("DOMAIN", "contypid", "regtype", d),
+        Constrained::Table(t) => ("TABLE", "conrelid", "regclass", t),
+    };
+    let suffix = if not_valid { " NOT VALID" } else { "" };
+    let sql = format!(
+        "DO $dbsync$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {name_lit}
+                             AND {column} = {on_lit}::{cast}) THEN
+             ALTER {object} {on} ADD CONSTRAINT {name} {def}{suffix};
+           END IF;
+         END $dbsync$",
+        name_lit = quote_literal(name),
+        on_lit = quote_literal(&on.sql()),
+        on = on.sql(),
+        name = quote_ident(name),
+        def = definition.trim_end_matches(" NOT VALID"),
+    );
+    Step::new(what, sql)
 }
 
 /// The part ids of `all` that the ledger does not record as loaded for `job_id`.

@@ -172,6 +172,15 @@ pub fn copy_in_sql(table: &Table) -> String {
     )
 }
 
+/// Inserts `$1` rows of defaults into a table without copied columns (`SELECT FROM` has no
+/// columns, so every column takes its default or generated value).
+pub fn insert_empty_rows_sql(table: &Table) -> String {
+    format!(
+        "INSERT INTO {} SELECT FROM generate_series(1, $1::int8)",
+        table.name.sql()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,6 +105,9 @@ pub struct DryRun {
     pub foreign_keys: Vec<String>,
     /// Secondary indexes that would be dropped and rebuilt.
     pub indexes: Vec<String>,
+    /// NOT VALID check constraints (of tables and domains) that would be set aside and
+    /// re-added NOT VALID.
+    pub checks: Vec<String>,
     /// Tables whose user triggers would be disabled (when replica mode is not allowed).
     pub triggers_disabled_on: Vec<String>,
     /// Whether loads would run with session_replication_role = replica.

@@ -108,6 +108,7 @@ pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
     let replica = target::try_replica_mode(&coord).await?;
     let take = load::what_to_take(
         &ttables,
+        &tcat.not_valid_checks,
         &order,
         load::LoadMode {
             replica,
@@ -145,8 +146,9 @@ pub async fn start_load(
         JobState::Loading(restore) => (restore, false),
         JobState::New => {
             let names: Vec<QualName> = spec.tables.iter().map(|t| t.name.clone()).collect();
+            let roots = load::partition_roots(spec.tables);
             let restore =
-                ledger::start_job(&mut coord, spec.job_id, spec.kind, &names, take).await?;
+                ledger::start_job(&mut coord, spec.job_id, spec.kind, &names, &roots, take).await?;
             (restore, false)
         }
     };
@@ -183,6 +185,11 @@ impl DryRun {
                 .indexes
                 .iter()
                 .map(|i| format!("{} on {}", i.name, i.table))
+                .collect(),
+            checks: take
+                .checks
+                .iter()
+                .map(|c| format!("{} on {}", c.name, c.on))
                 .collect(),
             triggers_disabled_on: take.triggers.iter().map(|t| t.to_string()).collect(),
             replica_mode: checked.replica,

@@ -35,6 +35,9 @@ pub fn check(
     for t in tables {
         check_table(t, target, purpose, &mut problems);
     }
+    if purpose == Purpose::Load {
+        extra_partitions(tables, target, &mut problems);
+    }
     for s in sequences {
         match target.sequences.iter().find(|x| x.name == s.name) {
             None => problems.push(format!("sequence {} is missing on the target", s.name)),
@@ -46,6 +49,27 @@ pub fn check(
         }
     }
     problems
+}
+
+/// Partitions the target has under a partitioned table in scope that are not among the
+/// source's tables: emptying the partitioned table whole (which its foreign keys need)
+/// would lose their rows, and loading it partition by partition would leave them stale.
+fn extra_partitions(tables: &[Table], target: &Catalog, problems: &mut Vec<String>) {
+    let roots: BTreeSet<&QualName> = tables
+        .iter()
+        .filter_map(|t| t.partition_of.as_ref())
+        .collect();
+    let names: BTreeSet<&QualName> = tables.iter().map(|t| &t.name).collect();
+    for tt in &target.tables {
+        if let Some(root) = tt.partition_of.as_ref().filter(|r| roots.contains(r)) {
+            if !names.contains(&tt.name) {
+                problems.push(format!(
+                    "table {} is a partition of {root} on the target but not among the source's tables in scope (attached only on the target, or left out of the scope); detach it on the target, or include it",
+                    tt.name
+                ));
+            }
+        }
+    }
 }
 
 /// The problems of one table: privileges, row-level security, presence on the target, then
@@ -83,6 +107,18 @@ fn check_table(t: &Table, target: &Catalog, purpose: Purpose, problems: &mut Vec
         problems.push(format!(
             "row-level security on target table {} applies to the target role; load as a superuser or a BYPASSRLS role, or ALTER TABLE ... NO FORCE ROW LEVEL SECURITY",
             t.name
+        ));
+    }
+    if t.partition_of != tt.partition_of {
+        let side = |p: &Option<QualName>| match p {
+            Some(r) => format!("a partition of {r}"),
+            None => "not a partition".to_string(),
+        };
+        problems.push(format!(
+            "table {} is {} on the source but {} on the target; attach or detach it to match",
+            t.name,
+            side(&t.partition_of),
+            side(&tt.partition_of)
         ));
     }
     check_columns(t, tt, problems);
@@ -163,7 +199,7 @@ pub fn outside_references(
     target_fks: &[ForeignKey],
 ) -> Result<(), Error> {
     for fk in target_fks {
-        if scope_units.contains(&fk.references) && !scope_units.contains(&fk.table) {
+        if scope_units.contains(fk.referenced_unit()) && !scope_units.contains(fk.unit()) {
             return Err(Error::OutsideScope {
                 referencing: fk.table.to_string(),
                 constraint: fk.name.clone(),
@@ -208,6 +244,9 @@ mod tests {
             table: QualName::new("app", "audit"),
             references: QualName::new("app", "orders"),
             definition: String::new(),
+            table_unit: None,
+            references_unit: None,
+            on_partitioned: false,
         };
         let scope: BTreeSet<_> = [QualName::new("app", "orders")].into_iter().collect();
         let e = outside_references(&scope, &[fk]).expect_err("refused");

@@ -2,7 +2,7 @@
 //! secondary indexes, user triggers where replica mode is not allowed), the units whose
 //! outside references forbid emptying, and the waves parts load in. Pure.
 
-use crate::model::catalog::Table;
+use crate::model::catalog::{NotValidCheck, Table};
 use crate::model::chunk::FkOrder;
 use crate::model::ident::QualName;
 use crate::model::restore::Restore;
@@ -19,8 +19,17 @@ pub struct LoadMode {
 
 /// What the load takes away from the target's tables `tables` (the target's own catalog
 /// entries, in source order) and must put back afterwards.
-pub fn what_to_take(tables: &[Table], order: &FkOrder, mode: LoadMode) -> Restore {
+/// `not_valid` are the target's NOT VALID checks on these tables and their columns' domains:
+/// COPY would apply them to every row, so they are set aside too (and come back NOT VALID,
+/// exactly as they were).
+pub fn what_to_take(
+    tables: &[Table],
+    not_valid: &[NotValidCheck],
+    order: &FkOrder,
+    mode: LoadMode,
+) -> Restore {
     Restore {
+        checks: not_valid.to_vec(),
         fks: order.cyclic.clone(),
         indexes: if mode.keep_indexes {
             Vec::new()
@@ -46,9 +55,16 @@ pub fn what_to_take(tables: &[Table], order: &FkOrder, mode: LoadMode) -> Restor
 
 /// The units foreign keys attach to: a partition's parent, or the table itself.
 pub fn fk_units(tables: &[Table]) -> BTreeSet<QualName> {
+    tables.iter().map(|t| t.unit().clone()).collect()
+}
+
+/// The roots of the partition trees the tables belong to, each once.
+pub fn partition_roots(tables: &[Table]) -> Vec<QualName> {
     tables
         .iter()
-        .map(|t| t.partition_of.clone().unwrap_or_else(|| t.name.clone()))
+        .filter_map(|t| t.partition_of.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
         .collect()
 }
 

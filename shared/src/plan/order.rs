@@ -7,17 +7,12 @@ use crate::model::chunk::FkOrder;
 use crate::model::ident::QualName;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The unit a foreign key is attached to: a partition's parent, or the table itself.
-fn fk_unit(t: &Table) -> &QualName {
-    t.partition_of.as_ref().unwrap_or(&t.name)
-}
-
 /// Computes foreign-key levels with Tarjan's strongly connected components over the units
 /// (tables, or partitioned parents standing for their partitions).
 pub fn fk_order(tables: &[Table], fks: &[ForeignKey]) -> FkOrder {
     let units: Vec<QualName> = tables
         .iter()
-        .map(|t| fk_unit(t).clone())
+        .map(|t| t.unit().clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -26,7 +21,7 @@ pub fn fk_order(tables: &[Table], fks: &[ForeignKey]) -> FkOrder {
     let mut parents: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); units.len()];
     let mut edges: Vec<(usize, usize, &ForeignKey)> = Vec::new();
     for fk in fks {
-        if let (Some(&c), Some(&p)) = (idx.get(&fk.table), idx.get(&fk.references)) {
+        if let (Some(&c), Some(&p)) = (idx.get(fk.unit()), idx.get(fk.referenced_unit())) {
             parents[c].insert(p);
             edges.push((c, p, fk));
         }
@@ -66,7 +61,7 @@ pub fn fk_order(tables: &[Table], fks: &[ForeignKey]) -> FkOrder {
     }
     let levels = tables
         .iter()
-        .map(|t| level[comp[idx[fk_unit(t)]]].unwrap_or(0))
+        .map(|t| level[comp[idx[t.unit()]]].unwrap_or(0))
         .collect();
     cyclic.sort_by(|a, b| (&a.table, &a.name).cmp(&(&b.table, &b.name)));
     FkOrder { levels, cyclic }
@@ -143,6 +138,9 @@ mod tests {
             table: QualName::new("s", child),
             references: QualName::new("s", parent),
             definition: String::new(),
+            table_unit: None,
+            references_unit: None,
+            on_partitioned: false,
         }
     }
 
