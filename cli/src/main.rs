@@ -10,6 +10,7 @@ use dbsync_core::model::scope::Scope;
 use dbsync_core::model::size::{human_bytes, parse_size};
 use dbsync_core::parts::{open_store, S3Settings};
 use dbsync_core::pg::conn::ConnSpec;
+use dbsync_core::pipeline::interrupt::Interrupt;
 use dbsync_core::pipeline::{self, Options};
 use std::process::ExitCode;
 
@@ -58,6 +59,10 @@ struct ScopeArgs {
     /// Tables to leave out (comma-separated globs).
     #[arg(long, env = "DBSYNC_EXCLUDE", value_delimiter = ',')]
     exclude: Vec<String>,
+    /// A `--tables` glob that matches no table is not an error (an exact name that matches
+    /// none always is).
+    #[arg(long, env = "DBSYNC_ALLOW_EMPTY_PATTERNS")]
+    allow_empty_patterns: bool,
 }
 
 /// `--jobs`, checked in one place for every subcommand that has it.
@@ -178,7 +183,10 @@ struct VerifyArgs {
 }
 
 fn scope(scope: &ScopeArgs) -> dbsync_core::Result<Scope> {
-    Scope::from_lists(&scope.schemas, &scope.tables, &scope.exclude)
+    Ok(Scope {
+        allow_empty_patterns: scope.allow_empty_patterns,
+        ..Scope::from_lists(&scope.schemas, &scope.tables, &scope.exclude)?
+    })
 }
 
 fn options(scope_args: &ScopeArgs, work: &WorkArgs) -> dbsync_core::Result<Options> {
@@ -187,6 +195,7 @@ fn options(scope_args: &ScopeArgs, work: &WorkArgs) -> dbsync_core::Result<Optio
         workers: work.workers.count()?,
         chunk_bytes: parse_size(&work.chunk_size, "--chunk-size")?,
         keep_indexes: work.keep_indexes,
+        interrupt: interrupt(),
         ..Options::default()
     })
 }
@@ -212,6 +221,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    rt.spawn(watch_signals(interrupt()));
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -219,10 +229,10 @@ fn main() -> ExitCode {
             match e.downcast_ref::<dbsync_core::Error>() {
                 Some(core) => {
                     eprintln!("dbsync: error[{}]: {core}", core.name());
-                    ExitCode::from(if core.name() == "DbsyncVerifyMismatch" {
-                        3
-                    } else {
-                        1
+                    ExitCode::from(match core {
+                        dbsync_core::Error::VerifyMismatch { .. } => 3,
+                        dbsync_core::Error::Interrupted(by) => signal_exit_code(by),
+                        _ => 1,
                     })
                 }
                 None => {
@@ -231,6 +241,45 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// The run's interrupt: fired by SIGINT or SIGTERM, carried into every pipeline's options.
+fn interrupt() -> Interrupt {
+    static INTERRUPT: std::sync::OnceLock<Interrupt> = std::sync::OnceLock::new();
+    INTERRUPT.get_or_init(Interrupt::default).clone()
+}
+
+/// The shell's convention: 128 + the signal's number.
+fn signal_exit_code(by: &str) -> u8 {
+    if by == "SIGTERM" {
+        143
+    } else {
+        130
+    }
+}
+
+/// The first SIGINT or SIGTERM asks the run to stop and put back what it took away from the
+/// target; a second one stops at once (the ledger still lets the next run finish the job).
+async fn watch_signals(interrupt: Interrupt) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    loop {
+        let by = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        if interrupt.fired().is_some() {
+            eprintln!("dbsync: {by} again: stopping now; the next run finishes what this one left");
+            std::process::exit(i32::from(signal_exit_code(by)));
+        }
+        eprintln!("dbsync: {by}: stopping and putting back what the load took away (again to stop at once)");
+        interrupt.fire(by);
     }
 }
 
@@ -347,6 +396,7 @@ async fn import(a: ImportArgs, out: Output) -> anyhow::Result<()> {
         keep_indexes: a.keep_indexes,
         dry_run: a.dry_run,
         restart: a.restart,
+        interrupt: interrupt(),
         ..Options::default()
     };
     let store = open_store(&a.from, &S3Settings::default()).await?;
@@ -393,6 +443,7 @@ async fn verify(a: VerifyArgs, out: Output) -> anyhow::Result<()> {
     let opts = Options {
         scope: scope(&a.scope)?,
         workers: a.workers.count()?,
+        interrupt: interrupt(),
         ..Options::default()
     };
     let report = pipeline::verify(&source, &target, &opts).await?;

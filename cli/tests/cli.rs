@@ -206,3 +206,72 @@ async fn export_to_and_import_from_s3_with_the_standard_aws_environment() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     p.assert_identical().await;
 }
+
+#[tokio::test]
+async fn sigint_stops_a_sync_puts_back_what_it_took_exits_130_and_a_rerun_finishes_it() {
+    let p = Pair::new("cli_sigint").await;
+    p.both(
+        "CREATE TABLE parents (id int PRIMARY KEY);
+         CREATE TABLE big (id int PRIMARY KEY, parent int REFERENCES parents, v text);
+         CREATE INDEX big_v ON big (v);",
+    )
+    .await;
+    p.source(
+        "INSERT INTO parents SELECT generate_series(1, 100);
+         INSERT INTO big SELECT g, 1 + g % 100, md5(g::text) FROM generate_series(1, 500000) g;
+         ANALYZE;",
+    )
+    .await;
+    let child = Command::new(env!("CARGO_BIN_EXE_dbsync"))
+        .args([
+            "sync",
+            "--source",
+            &p.source_url,
+            "--target",
+            &p.target_url,
+            "--jobs",
+            "1",
+            "--chunk-size",
+            "64kB",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start dbsync");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let o = child.wait_with_output().expect("wait");
+    let e = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{e}");
+    assert!(
+        e.contains("error[DbsyncInterrupted]: interrupted by SIGINT"),
+        "{e}"
+    );
+    let q = |sql: &'static str| dbsync_tests::scalar(&p.target_url, sql);
+    assert_eq!(
+        q("SELECT count(*)::text FROM pg_indexes WHERE indexname = 'big_v'").await,
+        "1",
+        "the dropped index is back: {e}"
+    );
+    assert_eq!(
+        q("SELECT string_agg(state, ',') FROM dbsync.jobs").await,
+        "interrupted"
+    );
+    let again = dbsync(
+        &[
+            "sync",
+            "--source",
+            &p.source_url,
+            "--target",
+            &p.target_url,
+            "--verify",
+        ],
+        &[],
+    );
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    p.assert_identical().await;
+}

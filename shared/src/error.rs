@@ -155,10 +155,23 @@ pub enum Error {
     /// An HTTP request for a route or method the API does not have.
     #[error("{0}")]
     NoRoute(String),
+    /// The run was interrupted (SIGINT, SIGTERM) and stopped; what it had taken away from the
+    /// target was put back.
+    #[error("interrupted by {0}")]
+    Interrupted(String),
     /// A bug or a broken invariant inside dbsync (a worker task panicked, a lock was
     /// poisoned); never the user's input.
     #[error("internal error: {0}; please report it")]
     Internal(String),
+    /// An export is not whole: parts the manifest lists are missing or of another size, or
+    /// the manifest contradicts itself. Found before anything in the target changes.
+    #[error("the export at {location} is not whole; nothing was changed:\n  - {}", .problems.join("\n  - "))]
+    ExportBroken {
+        /// Where the export is.
+        location: String,
+        /// Every problem found, one line each.
+        problems: Vec<String>,
+    },
     /// A manifest is missing, unreadable or of an unknown version.
     #[error("manifest {path}: {message}")]
     Manifest {
@@ -211,8 +224,10 @@ impl Error {
         "DbsyncNoSuchJob",
         "DbsyncJobEnded",
         "DbsyncSnapshotTimeout",
+        "DbsyncExportBroken",
         "DbsyncProtected",
         "DbsyncNoRoute",
+        "DbsyncInterrupted",
         "DbsyncInternal",
     ];
 
@@ -242,8 +257,10 @@ impl Error {
             Error::NoSuchJob(_) => "DbsyncNoSuchJob",
             Error::JobEnded { .. } => "DbsyncJobEnded",
             Error::SnapshotTimeout { .. } => "DbsyncSnapshotTimeout",
+            Error::ExportBroken { .. } => "DbsyncExportBroken",
             Error::Protected(_) => "DbsyncProtected",
             Error::NoRoute(_) => "DbsyncNoRoute",
+            Error::Interrupted(_) => "DbsyncInterrupted",
             Error::Internal(_) => "DbsyncInternal",
         }
     }
@@ -358,8 +375,13 @@ mod tests {
                 job: "j".into(),
                 waited_seconds: 1,
             },
+            Error::ExportBroken {
+                location: "l".into(),
+                problems: vec![],
+            },
             Error::Protected("p".into()),
             Error::NoRoute("r".into()),
+            Error::Interrupted("SIGINT".into()),
             Error::Internal("i".into()),
         ];
         let names: std::collections::BTreeSet<_> = samples.iter().map(|e| e.name()).collect();

@@ -247,3 +247,86 @@ async fn verify_works_with_a_read_only_target_role_and_names_what_differs() {
         "{d:?}"
     );
 }
+
+#[tokio::test]
+async fn a_misspelt_table_name_is_an_error_even_when_another_name_matches() {
+    let p = adversarial("typo").await;
+    p.target("INSERT INTO app.customers VALUES (1, 'keep me')")
+        .await;
+    assert_refused_unchanged(
+        &p,
+        &scoped(&["app.customers", "app.custmers"], &[]),
+        "DbsyncConfig",
+        &["--tables", "app.custmers matches no table"],
+    )
+    .await;
+    // A glob that matches nothing is refused too, unless allowed; an excluded name is no typo.
+    assert_refused_unchanged(
+        &p,
+        &scoped(&["app.cust*", "app.audit_*"], &[]),
+        "DbsyncConfig",
+        &["app.audit_*", "--allow-empty-patterns"],
+    )
+    .await;
+    let mut allowed = scoped(&["app.customers", "app.audit_*"], &[]);
+    allowed.scope.allow_empty_patterns = true;
+    let e = sync(&p, &allowed)
+        .await
+        .expect_err("customers alone is refused");
+    assert_eq!(e.name(), "DbsyncOutsideScope", "{e}");
+    let r = sync(
+        &p,
+        &scoped(&["app.customers", "app.orders"], &["app.orders"]),
+    )
+    .await;
+    assert_eq!(
+        r.expect_err("orders references customers").name(),
+        "DbsyncOutsideScope"
+    );
+}
+
+#[tokio::test]
+async fn rules_only_the_target_has_that_the_source_breaks_are_refused_before_anything_changes() {
+    let p = Pair::new("target_rules").await;
+    p.both(
+        "CREATE TYPE mood AS ENUM ('sad', 'happy');
+         CREATE TABLE people (id int PRIMARY KEY, email text, age int, m mood, ms mood[]);",
+    )
+    .await;
+    p.source(
+        "ALTER TYPE mood ADD VALUE 'meh';
+         INSERT INTO people SELECT g, 'p' || (g % 50) || '@x', g - 10, 'sad', ARRAY['happy']::mood[]
+           FROM generate_series(1, 100) g;",
+    )
+    .await;
+    p.target(
+        "ALTER TABLE people ADD CONSTRAINT people_email_key UNIQUE (email);
+         ALTER TABLE people ADD CONSTRAINT adults CHECK (age >= 0);
+         INSERT INTO people VALUES (1, 'keep@me', 40, 'sad', '{}');",
+    )
+    .await;
+    assert_refused_unchanged(
+        &p,
+        &tiny_chunks(),
+        "DbsyncIncompatible",
+        &[
+            "enum public.mood on the target lacks the label 'meh'",
+            "unique index people_email_key on public.people (email) is not on the source, and the source has duplicates, e.g. (\"email\")=(p",
+            "check constraint adults on public.people ((age >= 0)) is not on the source, and source rows break it, e.g. (\"id\")=(1)",
+        ],
+    )
+    .await;
+    // Rules the source's rows keep are no reason to refuse.
+    p.target(
+        "ALTER TYPE mood ADD VALUE 'meh';
+         ALTER TABLE people DROP CONSTRAINT people_email_key, DROP CONSTRAINT adults;
+         ALTER TABLE people ADD CONSTRAINT people_id_email UNIQUE (id, email),
+                            ADD CONSTRAINT not_ancient CHECK (age < 200);",
+    )
+    .await;
+    sync(&p, &tiny_chunks()).await.expect("sync");
+    assert_eq!(
+        dbsync_tests::scalar(&p.target_url, "SELECT count(*)::text FROM people").await,
+        "100"
+    );
+}

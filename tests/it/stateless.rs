@@ -13,7 +13,7 @@ async fn parts_loaded_by_separate_invocations_with_retries_give_an_exact_target(
         .await;
     let (dir, store, m) = export_to_temp(&p).await;
     let target = p.target_spec();
-    let plan = pipeline::begin_import(&target, &m, &tiny_chunks())
+    let plan = pipeline::begin_import(&target, &m, store.as_ref(), &tiny_chunks())
         .await
         .expect("prepare");
     assert!(!plan.already_done);
@@ -79,7 +79,7 @@ async fn parts_loaded_by_separate_invocations_with_retries_give_an_exact_target(
         "done"
     );
     // Preparing the same manifest again says it is done instead of emptying the target.
-    let again = pipeline::begin_import(&target, &m, &tiny_chunks())
+    let again = pipeline::begin_import(&target, &m, store.as_ref(), &tiny_chunks())
         .await
         .expect("prepare again");
     assert!(again.already_done);

@@ -61,10 +61,14 @@ mod tests {
         let m = dbsync_core::parts::read_manifest(&store)
             .await
             .expect("manifest");
-        let plan =
-            dbsync_core::pipeline::begin_import(&f.pair.target_spec(), &m, &Default::default())
-                .await
-                .expect("prepare");
+        let plan = dbsync_core::pipeline::begin_import(
+            &f.pair.target_spec(),
+            &m,
+            &store,
+            &Default::default(),
+        )
+        .await
+        .expect("prepare");
         event.target_secret = f.target_secret.clone();
         event.part_id = plan.waves[0][0].clone();
         event.replica = plan.replica;

@@ -99,6 +99,48 @@ pub struct Table {
     /// build again: safe to drop during a load and rebuild after.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secondary_indexes: Vec<SecondaryIndex>,
+    /// Unique indexes on plain columns (constraints or not, partial ones with their
+    /// predicate): what the pre-flight compares with the other side's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unique_keys: Vec<UniqueKey>,
+    /// Validated CHECK constraints, with their expressions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckConstraint>,
+}
+
+/// A unique index on plain columns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UniqueKey {
+    /// Index name.
+    pub name: String,
+    /// Its columns, in index order.
+    pub columns: Vec<String>,
+    /// `pg_get_expr` of a partial index's predicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicate: Option<String>,
+    /// `NULLS NOT DISTINCT` (PostgreSQL 15+): NULLs count as equal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nulls_not_distinct: bool,
+}
+
+/// A validated CHECK constraint of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckConstraint {
+    /// Constraint name.
+    pub name: String,
+    /// `pg_get_expr` of its expression.
+    pub expression: String,
+}
+
+/// An enum type a copied column uses (directly, in an array or under a domain), with its
+/// labels in sort order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnumType {
+    /// Its name.
+    #[serde(flatten)]
+    pub name: QualName,
+    /// Its labels.
+    pub labels: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -140,6 +182,8 @@ impl Table {
             can_load: true,
             user_triggers: vec![],
             secondary_indexes: vec![],
+            unique_keys: vec![],
+            checks: vec![],
         }
     }
 
@@ -269,6 +313,12 @@ pub struct Catalog {
     /// Relations the scope names that are not copied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<Skipped>,
+    /// Enum types the tables' columns use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enums: Vec<EnumType>,
+    /// `--tables` patterns that match no table of the database.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmatched_patterns: Vec<String>,
 }
 
 impl Catalog {

@@ -4,7 +4,7 @@
 //! credentials: the source appears only as server version and database name.
 
 use crate::error::{Error, Result};
-use crate::model::catalog::{ForeignKey, Sequence, ServerInfo, Table};
+use crate::model::catalog::{EnumType, ForeignKey, Sequence, ServerInfo, Table};
 use crate::model::chunk::ChunkRange;
 use crate::model::part::PartStats;
 use serde::{Deserialize, Serialize};
@@ -48,6 +48,10 @@ pub struct Manifest {
     pub foreign_keys: Vec<ForeignKey>,
     /// Sequences with their state at the end of the export.
     pub sequences: Vec<Sequence>,
+    /// Enum types the tables use, with their labels (absent in manifests written before it
+    /// existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enums: Vec<EnumType>,
     /// Milliseconds spent per phase.
     pub timings_ms: BTreeMap<String, u64>,
 }
@@ -133,6 +137,39 @@ impl Manifest {
             )));
         }
         serde_json::from_value(v).map_err(|e| err(format!("malformed: {e}")))
+    }
+
+    /// Where the manifest contradicts itself: parts listed twice, tables without parts,
+    /// counts that cannot be (rows without bytes, empty gzip parts). Empty when consistent.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut ids = std::collections::BTreeSet::new();
+        let mut keys = std::collections::BTreeSet::new();
+        for t in &self.tables {
+            if t.parts.is_empty() {
+                out.push(format!("table {} has no parts", t.table.name));
+            }
+            for p in &t.parts {
+                let what = format!("part {} of {}", p.id, t.table.name);
+                if !ids.insert(&p.id) {
+                    out.push(format!("{what} is listed twice"));
+                }
+                if !keys.insert(&p.key) {
+                    out.push(format!("{what}: its key {} is another part's too", p.key));
+                }
+                // Every COPY row ends in a newline; a gzip stream is never empty.
+                if p.stats.bytes < p.stats.rows {
+                    out.push(format!(
+                        "{what} says {} rows in {} bytes",
+                        p.stats.rows, p.stats.bytes
+                    ));
+                }
+                if p.compressed_bytes == 0 {
+                    out.push(format!("{what} says it is 0 bytes compressed"));
+                }
+            }
+        }
+        out
     }
 
     /// Pretty JSON.

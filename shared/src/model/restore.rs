@@ -40,3 +40,28 @@ impl Restore {
         add(&mut self.checks, other.checks);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_restores_keeps_each_item_once() {
+        let ix = SecondaryIndex {
+            table: QualName::new("a", "t"),
+            name: "i".into(),
+            definition: "CREATE INDEX i ON a.t USING btree (x)".into(),
+        };
+        let mut r = Restore {
+            indexes: vec![ix.clone()],
+            ..Default::default()
+        };
+        r.merge(Restore {
+            indexes: vec![ix],
+            triggers: vec![QualName::new("a", "t")],
+            ..Default::default()
+        });
+        assert_eq!(r.indexes.len(), 1);
+        assert_eq!(r.triggers.len(), 1);
+    }
+}

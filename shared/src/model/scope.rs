@@ -24,6 +24,10 @@ pub struct Scope {
     /// Tables to leave out.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// A table glob that matches no table is fine (an exact name that matches none is
+    /// always an error: it is a typo).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_empty_patterns: bool,
 }
 
 impl Scope {
@@ -50,6 +54,7 @@ impl Scope {
             schemas: split(schemas, "--schemas")?,
             tables: split(tables, "--tables")?,
             exclude: split(exclude, "--exclude")?,
+            allow_empty_patterns: false,
         })
     }
 
@@ -71,6 +76,30 @@ impl Scope {
         (self.tables.is_empty() || hit(&self.tables)) && !hit(&self.exclude)
     }
 
+    /// The `--tables` patterns that match none of `all` (every table the database has, with
+    /// its partition root), whether or not `--exclude` then leaves it out.
+    pub fn unmatched_tables(&self, all: &[(QualName, Option<QualName>)]) -> Vec<String> {
+        self.tables
+            .iter()
+            .filter(|p| {
+                !all.iter().any(|(t, root)| {
+                    matches_table(p, t) || root.as_ref().is_some_and(|r| matches_table(p, r))
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The patterns of [`Scope::unmatched_tables`] that make a job wrong: exact names always
+    /// (a typo), globs unless `allow_empty_patterns`.
+    pub fn refused_patterns(&self, unmatched: &[String]) -> Vec<String> {
+        unmatched
+            .iter()
+            .filter(|p| !is_glob(p) || !self.allow_empty_patterns)
+            .cloned()
+            .collect()
+    }
+
     /// Whether the scope names tables explicitly (then standalone sequences are left out).
     pub fn has_table_filter(&self) -> bool {
         !self.tables.is_empty()
@@ -89,6 +118,11 @@ fn matches_table(pattern: &str, t: &QualName) -> bool {
         Some((s, n)) => glob(s, &t.schema) && glob(n, &t.name),
         None => glob(pattern, &t.name),
     }
+}
+
+/// Whether a pattern has glob characters.
+pub fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?'])
 }
 
 /// Shell-style glob: `*` any run, `?` one character; everything else literal.

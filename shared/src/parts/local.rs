@@ -1,7 +1,7 @@
 //! The local-directory part store: the CLI's default. Objects are files under a root; a
 //! write goes to a temporary name and is renamed into place when finished.
 
-use super::{PartStore, PartWriter};
+use super::{PartStore, PartWriter, StoredObject};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
@@ -124,7 +124,7 @@ impl PartStore for LocalStore {
             .map_err(|e| Error::io(p.display().to_string(), e))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+    async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>> {
         let dir = self.path(prefix.trim_end_matches('/'))?;
         let mut out = Vec::new();
         let mut rd = match tokio::fs::read_dir(&dir).await {
@@ -140,10 +140,17 @@ impl PartStore for LocalStore {
             let name = entry.file_name().to_string_lossy().into_owned();
             // Unfinished writes (temporary names) are not objects yet.
             if !name.contains(".tmp-") {
-                out.push(format!("{}/{name}", prefix.trim_end_matches('/')));
+                let meta = entry
+                    .metadata()
+                    .await
+                    .map_err(|e| Error::io(dir.display().to_string(), e))?;
+                out.push(StoredObject {
+                    key: format!("{}/{name}", prefix.trim_end_matches('/')),
+                    size: meta.len(),
+                });
             }
         }
-        out.sort();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 
@@ -180,8 +187,17 @@ mod tests {
         let mut unfinished = store.create("results/c.json").await.expect("create");
         unfinished.write(b"half").await.expect("write");
         assert_eq!(
-            store.list("results/").await.expect("list"),
-            vec!["results/a.json".to_string(), "results/b.json".to_string()]
+            store
+                .list("results/")
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|o| (o.key, o.size))
+                .collect::<Vec<_>>(),
+            vec![
+                ("results/a.json".to_string(), 1),
+                ("results/b.json".to_string(), 1)
+            ]
         );
         assert!(store.list("nothing/").await.expect("list").is_empty());
         drop(unfinished);

@@ -35,10 +35,19 @@ pub trait PartStore: Send + Sync {
     async fn put(&self, key: &str, data: &[u8]) -> Result<()>;
     /// Reads a small object whole.
     async fn get(&self, key: &str) -> Result<Vec<u8>>;
-    /// Keys of the objects under `prefix` (a folder such as `results/`), sorted.
-    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// The objects under `prefix` (a folder such as `results/`), sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>>;
     /// Where a key lives, for messages (path or URL; never credentials).
     fn location(&self, key: &str) -> String;
+}
+
+/// An object in a store, as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// Its key.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// A streaming writer for one object. Dropping it without `finish` discards the object.
@@ -48,6 +57,52 @@ pub trait PartWriter: Send {
     async fn write(&mut self, data: &[u8]) -> Result<()>;
     /// Makes the object visible under its key.
     async fn finish(self: Box<Self>) -> Result<()>;
+}
+
+/// Checks, before anything is loaded, that the export in `store` is whole: the manifest
+/// agrees with itself and every part it lists is there with the size it says.
+pub async fn check_export(store: &dyn PartStore, m: &Manifest) -> Result<()> {
+    let mut problems = m.problems();
+    let folders: std::collections::BTreeSet<&str> = m
+        .tables
+        .iter()
+        .flat_map(|t| &t.parts)
+        .map(|p| p.key.rsplit_once('/').map_or("", |(dir, _)| dir))
+        .collect();
+    let mut sizes = std::collections::BTreeMap::new();
+    for dir in folders {
+        for o in store.list(&format!("{dir}/")).await? {
+            sizes.insert(o.key, o.size);
+        }
+    }
+    for t in &m.tables {
+        for p in &t.parts {
+            match sizes.get(&p.key) {
+                None => problems.push(format!(
+                    "part {} of {} is missing ({})",
+                    p.id,
+                    t.table.name,
+                    store.location(&p.key)
+                )),
+                Some(&size) if size != p.compressed_bytes => problems.push(format!(
+                    "part {} of {} is {size} bytes but the manifest says {} ({})",
+                    p.id,
+                    t.table.name,
+                    p.compressed_bytes,
+                    store.location(&p.key)
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::error::Error::ExportBroken {
+            location: store.location(""),
+            problems,
+        })
+    }
 }
 
 /// Reads and checks the manifest of an export in `store`.

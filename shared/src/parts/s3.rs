@@ -4,7 +4,7 @@
 //! upload is aborted. Reads stream the object body. Works with S3-compatible endpoints
 //! (path-style addressing when an endpoint is given).
 
-use super::{PartStore, PartWriter};
+use super::{PartStore, PartWriter, StoredObject};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
@@ -284,7 +284,7 @@ impl PartStore for S3Store {
         Ok(data.into_bytes().to_vec())
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+    async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>> {
         let full = self.object_key(prefix);
         let strip = self.object_key("");
         let mut out = Vec::new();
@@ -299,18 +299,23 @@ impl PartStore for S3Store {
                 .send()
                 .await
                 .map_err(|e| crate::aws::sdk_error(&self.location(prefix), "listing", e))?;
-            out.extend(page.contents().iter().filter_map(|o| o.key()).map(|k| {
-                k.strip_prefix(strip.as_str())
-                    .unwrap_or(k)
-                    .trim_start_matches('/')
-                    .to_string()
+            out.extend(page.contents().iter().filter_map(|o| {
+                let k = o.key()?;
+                Some(StoredObject {
+                    key: k
+                        .strip_prefix(strip.as_str())
+                        .unwrap_or(k)
+                        .trim_start_matches('/')
+                        .to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                })
             }));
             match page.next_continuation_token() {
                 Some(t) if page.is_truncated().unwrap_or(false) => token = Some(t.to_string()),
                 _ => break,
             }
         }
-        out.sort();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 

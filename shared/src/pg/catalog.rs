@@ -5,8 +5,8 @@
 
 use crate::error::{Error, Result, Role};
 use crate::model::catalog::{
-    Catalog, Column, ForeignKey, Key, KeyColumn, KeyKind, NotValidCheck, SecondaryIndex, Sequence,
-    ServerInfo, Skipped, Table,
+    Catalog, CheckConstraint, Column, EnumType, ForeignKey, Key, KeyColumn, KeyKind, NotValidCheck,
+    SecondaryIndex, Sequence, ServerInfo, Skipped, Table, UniqueKey,
 };
 use crate::model::ident::QualName;
 use crate::model::scope::Scope;
@@ -38,12 +38,18 @@ pub async fn server_info(client: &Client, role: Role) -> Result<ServerInfo> {
 /// transactional).
 pub async fn load(client: &Client, role: Role, scope: &Scope) -> Result<Catalog> {
     let server = server_info(client, role).await?;
-    let (names, mut tables) = list_tables(client, role, scope).await?;
+    let Listed {
+        names,
+        mut tables,
+        unmatched,
+    } = list_tables(client, role, scope).await?;
     let oids: Vec<u32> = tables.keys().map(|o| *o as u32).collect();
     add_columns(client, role, &mut tables, &oids).await?;
     add_keys(client, role, &mut tables, &oids).await?;
     add_triggers(client, role, &mut tables, &oids).await?;
     add_indexes(client, role, &mut tables, &oids).await?;
+    add_unique_keys_and_checks(client, role, &mut tables, &oids).await?;
+    let enums = enums(client, role, &oids).await?;
     let foreign_keys = foreign_keys(client, role, &names, &tables).await?;
     let sequences = load_sequences(client, role, scope, &tables, &oids).await?;
     let not_valid_checks = not_valid_checks(client, role, &oids).await?;
@@ -57,17 +63,25 @@ pub async fn load(client: &Client, role: Role, scope: &Scope) -> Result<Catalog>
         sequences,
         not_valid_checks,
         skipped,
+        enums,
+        unmatched_patterns: unmatched,
     })
 }
 
 /// Every table's name by oid, and the in-scope ordinary tables and leaf partitions.
 type Tables = BTreeMap<i64, Table>;
 
-async fn list_tables(
-    client: &Client,
-    role: Role,
-    scope: &Scope,
-) -> Result<(HashMap<i64, QualName>, Tables)> {
+/// What listing the tables found.
+struct Listed {
+    /// Every table's name by oid (plain, partitioned, partitions).
+    names: HashMap<i64, QualName>,
+    /// The in-scope ordinary tables and leaf partitions.
+    tables: Tables,
+    /// `--tables` patterns that match no table at all.
+    unmatched: Vec<String>,
+}
+
+async fn list_tables(client: &Client, role: Role, scope: &Scope) -> Result<Listed> {
     let err = |ctx: &'static str| move |e| Error::pg(role, ctx, e);
     // All tables (plain, partitioned, partitions) outside system and extension schemas.
     let rows = client
@@ -95,6 +109,7 @@ async fn list_tables(
         .map_err(err("listing tables"))?;
     let mut names: HashMap<i64, QualName> = HashMap::new();
     let mut tables: BTreeMap<i64, Table> = BTreeMap::new();
+    let mut all = Vec::with_capacity(rows.len());
     for r in rows {
         let oid: i64 = r.get(0);
         let name = QualName::new(r.get::<_, String>(1), r.get::<_, String>(2));
@@ -104,6 +119,7 @@ async fn list_tables(
             (Some(s), Some(n)) => Some(QualName::new(s, n)),
             _ => None,
         };
+        all.push((name.clone(), root.clone()));
         if kind != "r" || !scope.table_in_scope(&name, root.as_ref()) {
             continue;
         }
@@ -122,10 +138,16 @@ async fn list_tables(
                 can_load: r.get(11),
                 user_triggers: Vec::new(),
                 secondary_indexes: Vec::new(),
+                unique_keys: Vec::new(),
+                checks: Vec::new(),
             },
         );
     }
-    Ok((names, tables))
+    Ok(Listed {
+        names,
+        tables,
+        unmatched: scope.unmatched_tables(&all),
+    })
 }
 
 async fn add_columns(client: &Client, role: Role, tables: &mut Tables, oids: &[u32]) -> Result<()> {
@@ -267,6 +289,94 @@ async fn add_indexes(client: &Client, role: Role, tables: &mut Tables, oids: &[u
         }
     }
     Ok(())
+}
+
+/// Unique indexes on plain columns and validated CHECK constraints: what the pre-flight
+/// compares between the two sides.
+async fn add_unique_keys_and_checks(
+    client: &Client,
+    role: Role,
+    tables: &mut Tables,
+    oids: &[u32],
+) -> Result<()> {
+    let err = |ctx: &'static str| move |e| Error::pg(role, ctx, e);
+    for r in client
+        .query(
+            "SELECT i.indrelid::int8, ci.relname::text, array_agg(a.attname::text ORDER BY k.ord),
+                    min(pg_get_expr(i.indpred, i.indrelid)),
+                    bool_or(coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::bool, false))
+               FROM pg_index i
+               JOIN pg_class ci ON ci.oid = i.indexrelid
+               CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+              WHERE i.indrelid = ANY($1::oid[]) AND i.indisunique AND i.indexprs IS NULL
+                AND k.ord <= i.indnkeyatts
+              GROUP BY i.indrelid, ci.relname, i.indexrelid
+              ORDER BY 1, 2",
+            &[&oids],
+        )
+        .await
+        .map_err(err("listing unique indexes"))?
+    {
+        if let Some(t) = tables.get_mut(&r.get::<_, i64>(0)) {
+            t.unique_keys.push(UniqueKey {
+                name: r.get(1),
+                columns: r.get(2),
+                predicate: r.get(3),
+                nulls_not_distinct: r.get(4),
+            });
+        }
+    }
+    for r in client
+        .query(
+            "SELECT conrelid::int8, conname::text, pg_get_expr(conbin, conrelid)
+               FROM pg_constraint
+              WHERE contype = 'c' AND convalidated AND conrelid = ANY($1::oid[])
+              ORDER BY 1, 2",
+            &[&oids],
+        )
+        .await
+        .map_err(err("listing check constraints"))?
+    {
+        if let Some(t) = tables.get_mut(&r.get::<_, i64>(0)) {
+            t.checks.push(CheckConstraint {
+                name: r.get(1),
+                expression: r.get(2),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The enum types the columns of `oids` use: directly, as array elements, or under a
+/// domain (over the enum or an array of it).
+async fn enums(client: &Client, role: Role, oids: &[u32]) -> Result<Vec<EnumType>> {
+    let rows = client
+        .query(
+            "WITH RECURSIVE used(oid) AS (
+                 SELECT a.atttypid FROM pg_attribute a
+                  WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+                 UNION
+                 SELECT x FROM used u JOIN pg_type t ON t.oid = u.oid,
+                        LATERAL (VALUES (t.typelem), (t.typbasetype)) AS v(x)
+                  WHERE x <> 0)
+             SELECT n.nspname::text, t.typname::text,
+                    array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
+               FROM used JOIN pg_type t ON t.oid = used.oid AND t.typtype = 'e'
+               JOIN pg_namespace n ON n.oid = t.typnamespace
+               JOIN pg_enum e ON e.enumtypid = t.oid
+              GROUP BY 1, 2 ORDER BY 1, 2",
+            &[&oids],
+        )
+        .await
+        .map_err(|e| Error::pg(role, "listing enum types", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| EnumType {
+            name: QualName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+            labels: r.get(2),
+        })
+        .collect())
 }
 
 /// Foreign keys touching a unit in scope, either side. Only constraints declared by the user

@@ -4,11 +4,10 @@
 //! the same transaction as its COPY, which makes retried part loads exactly-once.
 
 use crate::error::{Error, Result, Role};
-use crate::model::catalog::Sequence;
 use crate::model::ident::QualName;
-use crate::model::ident::{quote_ident, quote_literal};
 use crate::model::part::PartStats;
 use crate::model::restore::Restore;
+use crate::pg::steps;
 use serde::Serialize;
 use tokio_postgres::{Client, GenericClient};
 
@@ -101,6 +100,9 @@ pub enum JobState {
     New,
     /// Started earlier and not finished: parts in the ledger are skipped.
     Loading(Restore),
+    /// Failed or interrupted earlier, with what it had taken away put back; the restore
+    /// holds what a finish must still do (keys re-added NOT VALID, to validate).
+    Interrupted(Restore),
     /// Finished earlier.
     Done,
 }
@@ -118,10 +120,11 @@ pub async fn job_state(client: &Client, job_id: &str) -> Result<JobState> {
         return Ok(JobState::New);
     };
     let state: String = row.get(0);
-    if state == "done" {
-        return Ok(JobState::Done);
+    match state.as_str() {
+        "done" => Ok(JobState::Done),
+        "interrupted" => Ok(JobState::Interrupted(parse_json(row.get(1))?)),
+        _ => Ok(JobState::Loading(parse_json(row.get(1))?)),
     }
-    Ok(JobState::Loading(parse_json(row.get(1))?))
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(s: String) -> Result<T> {
@@ -164,7 +167,7 @@ pub async fn start_job(
     for r in tx
         .query(
             "UPDATE dbsync.jobs SET state = 'superseded', finished_at = now()
-              WHERE state = 'loading' RETURNING restore::text",
+              WHERE state IN ('loading', 'interrupted') RETURNING restore::text",
             &[],
         )
         .await
@@ -187,7 +190,7 @@ pub async fn start_job(
             .await
             .map_err(|e| Error::pg(Role::Target, "emptying the in-scope tables", e))?;
     }
-    take_away(&tx, &take).await?;
+    steps::take_away(&tx, &take).await?;
     restore.merge(take);
     tx.execute("DELETE FROM dbsync.parts WHERE job_id <> $1", &[&job_id])
         .await
@@ -206,52 +209,6 @@ pub async fn start_job(
     .map_err(pg("recording the job"))?;
     tx.commit().await.map_err(pg("starting the job"))?;
     Ok(restore)
-}
-
-/// Drops the foreign keys and indexes and disables the triggers that `take` lists, inside the
-/// job's first transaction.
-async fn take_away(tx: &tokio_postgres::Transaction<'_>, take: &Restore) -> Result<()> {
-    let fks = take.fks.iter().map(|fk| {
-        Step::new(
-            format!("dropping foreign key {} on {}", fk.name, fk.table),
-            format!(
-                "ALTER TABLE {} DROP CONSTRAINT {}",
-                fk.table.sql(),
-                quote_ident(&fk.name)
-            ),
-        )
-    });
-    let indexes = take.indexes.iter().map(|ix| {
-        Step::new(
-            format!("dropping index {} on {}", ix.name, ix.table),
-            format!(
-                "DROP INDEX {}.{}",
-                quote_ident(&ix.table.schema),
-                quote_ident(&ix.name)
-            ),
-        )
-    });
-    let triggers = take.triggers.iter().map(|t| {
-        Step::new(
-            format!("disabling triggers on {t}"),
-            format!("ALTER TABLE {} DISABLE TRIGGER USER", t.sql()),
-        )
-    });
-    let checks = take.checks.iter().map(|c| {
-        let object = if c.domain { "DOMAIN" } else { "TABLE" };
-        Step::new(
-            format!("setting aside check constraint {} on {}", c.name, c.on),
-            format!(
-                "ALTER {object} {} DROP CONSTRAINT {}",
-                c.on.sql(),
-                quote_ident(&c.name)
-            ),
-        )
-    });
-    for step in fks.chain(checks).chain(indexes).chain(triggers) {
-        step.run(tx).await?;
-    }
-    Ok(())
 }
 
 fn to_json<T: Serialize>(v: &T) -> String {
@@ -315,170 +272,6 @@ pub async fn loaded_rows(client: &Client, job_id: &str) -> Result<Vec<(String, i
         .collect())
 }
 
-/// A statement of the finalize phase, with what it is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    /// What it does, for errors and logs (`rebuilding index i on t`).
-    pub what: String,
-    /// The statement.
-    pub sql: String,
-}
-
-impl Step {
-    fn new(what: String, sql: String) -> Self {
-        Step { what, sql }
-    }
-
-    /// Runs it on `client` (a session or a transaction); an error says what it was doing.
-    pub async fn run(&self, client: &impl GenericClient) -> Result<()> {
-        client
-            .batch_execute(&self.sql)
-            .await
-            .map_err(|e| Error::pg(Role::Target, self.what.clone(), e))
-    }
-}
-
-/// Runs `steps` one after the other on `client`.
-pub async fn run_steps(client: &Client, steps: &[Step]) -> Result<()> {
-    for step in steps {
-        step.run(client).await?;
-    }
-    Ok(())
-}
-
-/// A group of finalize statements; `parallel` says whether they may run at the same time.
-pub struct StepGroup {
-    /// Run the statements concurrently (else one after the other, on one session).
-    pub parallel: bool,
-    /// The statements.
-    pub steps: Vec<Step>,
-}
-
-/// What finishes one table once all its parts are in: rebuild its dropped indexes
-/// (idempotently, so a resumed job does not trip over one it already built), then ANALYZE.
-/// Runs on the worker that loaded the table's last part, while other tables still load.
-pub fn table_steps(restore: &Restore, table: &QualName) -> Vec<Step> {
-    let mut steps: Vec<Step> = restore
-        .indexes
-        .iter()
-        .filter(|ix| &ix.table == table)
-        .map(|ix| {
-            let sql = ix
-                .definition
-                .replacen("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1);
-            Step::new(format!("rebuilding index {} on {}", ix.name, ix.table), sql)
-        })
-        .collect();
-    steps.push(Step::new(
-        format!("analyzing {table}"),
-        format!("ANALYZE {}", table.sql()),
-    ));
-    steps
-}
-
-/// The end of a job, after every table's [`table_steps`]; groups run one after the other:
-/// re-add dropped foreign keys as NOT VALID (serial: the two keys of a cycle lock both tables
-/// in opposite orders and would deadlock); validate them (parallel); re-enable triggers and
-/// set sequences (serial).
-pub fn finalize_steps(restore: &Restore, sequences: &[Sequence]) -> Vec<StepGroup> {
-    let mut add = restore
-        .fks
-        .iter()
-        .map(|fk| {
-            readd(
-                format!("re-adding foreign key {} on {}", fk.name, fk.table),
-                Constrained::Table(&fk.table),
-                &fk.name,
-                &fk.definition,
-                !fk.on_partitioned,
-            )
-        })
-        .collect::<Vec<_>>();
-    // NOT VALID checks come back NOT VALID: as they were, old rows unchecked.
-    add.extend(restore.checks.iter().map(|c| {
-        let on = if c.domain {
-            Constrained::Domain(&c.on)
-        } else {
-            Constrained::Table(&c.on)
-        };
-        readd(
-            format!("re-adding check constraint {} on {}", c.name, c.on),
-            on,
-            &c.name,
-            &c.definition,
-            true,
-        )
-    }));
-    let validate = restore
-        .fks
-        .iter()
-        .map(|fk| {
-            Step::new(
-                format!("validating foreign key {} on {}", fk.name, fk.table),
-                format!(
-                    "ALTER TABLE {} VALIDATE CONSTRAINT {}",
-                    fk.table.sql(),
-                    quote_ident(&fk.name)
-                ),
-            )
-        })
-        .collect();
-    let mut last: Vec<Step> = restore
-        .triggers
-        .iter()
-        .map(|t| {
-            Step::new(
-                format!("re-enabling triggers on {t}"),
-                format!("ALTER TABLE {} ENABLE TRIGGER USER", t.sql()),
-            )
-        })
-        .collect();
-    last.extend(sequences.iter().map(|s| {
-        Step::new(
-            format!("setting sequence {}", s.name),
-            format!(
-                "SELECT pg_catalog.setval({}::regclass, {}, {})",
-                quote_literal(&s.name.sql()),
-                s.last_value,
-                s.is_called
-            ),
-        )
-    }));
-    let group = |parallel, steps| StepGroup { parallel, steps };
-    vec![group(false, add), group(true, validate), group(false, last)]
-}
-
-/// What a constraint is declared on.
-#[derive(Clone, Copy)]
-enum Constrained<'a> {
-    Table(&'a QualName),
-    Domain(&'a QualName),
-}
-
-/// Re-adds a constraint of a table or domain (`NOT VALID` when `not_valid`), unless it
-/// exists (a resumed job may have re-added it already).
-fn readd(what: String, on: Constrained<'_>, name: &str, definition: &str, not_valid: bool) -> Step {
-    let (object, column, cast, on) = match on {
-        Constrained::Domain(d) => ("DOMAIN", "contypid", "regtype", d),
-        Constrained::Table(t) => ("TABLE", "conrelid", "regclass", t),
-    };
-    let suffix = if not_valid { " NOT VALID" } else { "" };
-    let sql = format!(
-        "DO $dbsync$ BEGIN
-           IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = {name_lit}
-                             AND {column} = {on_lit}::{cast}) THEN
-             ALTER {object} {on} ADD CONSTRAINT {name} {def}{suffix};
-           END IF;
-         END $dbsync$",
-        name_lit = quote_literal(name),
-        on_lit = quote_literal(&on.sql()),
-        on = on.sql(),
-        name = quote_ident(name),
-        def = definition.trim_end_matches(" NOT VALID"),
-    );
-    Step::new(what, sql)
-}
-
 /// The part ids of `all` that the ledger does not record as loaded for `job_id`.
 pub async fn missing_parts(client: &Client, job_id: &str, want: &[String]) -> Result<Vec<String>> {
     let rows = client
@@ -492,6 +285,43 @@ pub async fn missing_parts(client: &Client, job_id: &str, want: &[String]) -> Re
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// Records that a job stopped with what it took away put back: `pending` is what a later
+/// finish must still do.
+pub async fn mark_interrupted(client: &Client, job_id: &str, pending: &Restore) -> Result<()> {
+    client
+        .execute(
+            "UPDATE dbsync.jobs SET state = 'interrupted', finished_at = now(),
+                    restore = $2::text::jsonb WHERE job_id = $1",
+            &[&job_id, &to_json(pending)],
+        )
+        .await
+        .map_err(pg("recording the interrupted job"))?;
+    Ok(())
+}
+
+/// Resumes an interrupted job: takes away again what the load needs gone (nothing is
+/// emptied: its loaded parts stay), in one transaction, and sets it loading again.
+pub async fn retake(
+    client: &mut Client,
+    job_id: &str,
+    pending: Restore,
+    take: Restore,
+) -> Result<Restore> {
+    let tx = client.transaction().await.map_err(pg("resuming the job"))?;
+    steps::take_away(&tx, &take).await?;
+    let mut restore = pending;
+    restore.merge(take);
+    tx.execute(
+        "UPDATE dbsync.jobs SET state = 'loading', finished_at = NULL,
+                restore = $2::text::jsonb WHERE job_id = $1",
+        &[&job_id, &to_json(&restore)],
+    )
+    .await
+    .map_err(pg("resuming the job"))?;
+    tx.commit().await.map_err(pg("resuming the job"))?;
+    Ok(restore)
+}
+
 /// Marks a job done.
 pub async fn mark_done(client: &Client, job_id: &str) -> Result<()> {
     client
@@ -502,52 +332,4 @@ pub async fn mark_done(client: &Client, job_id: &str) -> Result<()> {
         .await
         .map_err(pg("marking the job done"))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::catalog::SecondaryIndex;
-
-    #[test]
-    fn merging_restores_keeps_each_item_once() {
-        let ix = SecondaryIndex {
-            table: QualName::new("a", "t"),
-            name: "i".into(),
-            definition: "CREATE INDEX i ON a.t USING btree (x)".into(),
-        };
-        let mut r = Restore {
-            indexes: vec![ix.clone()],
-            ..Default::default()
-        };
-        r.merge(Restore {
-            indexes: vec![ix],
-            triggers: vec![QualName::new("a", "t")],
-            ..Default::default()
-        });
-        assert_eq!(r.indexes.len(), 1);
-        assert_eq!(r.triggers.len(), 1);
-    }
-
-    #[test]
-    fn a_table_is_finished_by_rebuilding_its_own_indexes_idempotently_then_analyzing_it() {
-        let ix = |t: &str| SecondaryIndex {
-            table: QualName::new("a", t),
-            name: format!("{t}_i"),
-            definition: format!("CREATE INDEX {t}_i ON a.{t} USING btree (x)"),
-        };
-        let r = Restore {
-            indexes: vec![ix("t"), ix("u")],
-            ..Default::default()
-        };
-        let steps = table_steps(&r, &QualName::new("a", "t"));
-        assert_eq!(steps.len(), 2);
-        assert_eq!(
-            steps[0].sql,
-            "CREATE INDEX IF NOT EXISTS t_i ON a.t USING btree (x)"
-        );
-        assert_eq!(steps[1].sql, "ANALYZE \"a\".\"t\"");
-        let groups = finalize_steps(&r, &[]);
-        assert!(!groups[0].parallel && groups[1].parallel && !groups[2].parallel);
-    }
 }

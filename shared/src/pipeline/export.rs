@@ -79,18 +79,23 @@ pub async fn export(
     items.sort_by_key(|c| std::cmp::Reverse(estimated_bytes(&plan, c)));
     let level = opts.compress_level;
     let (plan2, store2) = (plan.clone(), store.clone());
-    let (_, parts) = run_pool(workers, items, move |w: Client, chunk: Chunk| {
-        let (plan, store, prog) = (plan2.clone(), store2.clone(), progress.clone());
-        async move {
-            let est = estimated_bytes(&plan, &chunk);
-            let (w, r) = export_one(w, plan.clone(), store, chunk, level).await;
-            if let Ok(p) = &r {
-                let name = &plan.catalog.tables[p.chunk.table].name;
-                prog.chunk_done(name, p.stats.rows, p.stats.bytes, est);
+    let (_, parts) = run_pool(
+        workers,
+        items,
+        &opts.interrupt,
+        move |w: Client, chunk: Chunk| {
+            let (plan, store, prog) = (plan2.clone(), store2.clone(), progress.clone());
+            async move {
+                let est = estimated_bytes(&plan, &chunk);
+                let (w, r) = export_one(w, plan.clone(), store, chunk, level).await;
+                if let Ok(p) = &r {
+                    let name = &plan.catalog.tables[p.chunk.table].name;
+                    prog.chunk_done(name, p.stats.rows, p.stats.bytes, est);
+                }
+                (w, r)
             }
-            (w, r)
-        }
-    })
+        },
+    )
     .await?;
     let export_ms = started.elapsed().as_millis() as u64 - planned_ms;
     let mut sequences = plan.catalog.sequences.clone();
@@ -175,6 +180,7 @@ pub fn assemble_manifest(
         tables,
         foreign_keys: cat.foreign_keys.clone(),
         sequences,
+        enums: cat.enums.clone(),
         timings_ms: header.timings_ms,
     }
 }

@@ -8,14 +8,15 @@ use crate::model::catalog::Table;
 use crate::model::manifest::{self, Manifest};
 use crate::model::part::LoadOutcome;
 use crate::parts::gz::GzPartSource;
-use crate::parts::{read_manifest, PartStore};
+use crate::parts::{check_export, read_manifest, PartStore};
 use crate::pg::conn::ConnSpec;
 use crate::pg::ledger::{self, JobState};
+use crate::pg::steps;
 use crate::pg::{copy_in, target};
 use crate::pipeline::load::{run_waves, LoadFns, LoadItem};
 use crate::pipeline::progress::Progress;
 use crate::pipeline::target::{
-    check_target, finish_load, start_load, LoadSpec, Reconnect, TableCountdown, TargetJob,
+    check_target, finish_load, guarded, start_load, LoadSpec, Reconnect, TableCountdown, TargetJob,
 };
 use crate::pipeline::workers::{app_name, open_workers};
 use crate::pipeline::{DryRun, LoadReport, Options};
@@ -59,6 +60,8 @@ fn load_spec<'a>(
         kind: "import",
         source_app: None,
         keep_indexes: opts.keep_indexes,
+        enums: &m.enums,
+        source_reader: None,
     }
 }
 
@@ -90,22 +93,73 @@ fn part_waves(m: &Manifest, tj: &TargetJob) -> Vec<Vec<LoadItem<(usize, usize)>>
 /// An import after its pre-flight checks.
 enum Begun {
     /// The job started (or resumed, or had finished before).
-    Started(TargetJob),
+    Started(Box<TargetJob>),
     /// A dry run: what it would do; nothing changed.
     DryRun(DryRun),
 }
 
-/// Starts an import: every pre-flight check, then (not for a dry run) the start of the job.
-async fn begin(target: &ConnSpec, m: &Manifest, opts: &Options) -> Result<Begun> {
+/// Starts an import: every pre-flight check (the export whole, the target able to take it),
+/// then (not for a dry run) the start of the job.
+async fn begin(
+    target: &ConnSpec,
+    m: &Manifest,
+    store: &dyn PartStore,
+    opts: &Options,
+) -> Result<Begun> {
+    check_export(store, m).await?;
     let tables = manifest_tables(m);
     let spec = load_spec(target, m, &tables, opts);
     let checked = check_target(&spec).await?;
     if opts.dry_run {
         return Ok(Begun::DryRun(DryRun::new(&checked, &tables)));
     }
-    Ok(Begun::Started(
+    Ok(Begun::Started(Box::new(
         start_load(checked, &spec, opts.restart).await?,
-    ))
+    )))
+}
+
+/// What a started import's load phase works with.
+struct ImportRun<'a> {
+    m: &'a Arc<Manifest>,
+    store: Arc<dyn PartStore>,
+    tj: &'a TargetJob,
+    again: &'a Arc<Reconnect>,
+    opts: &'a Options,
+    progress: Arc<dyn Progress>,
+}
+
+/// Opens the loaders, loads every part wave by wave and finishes the target.
+async fn load_and_finish(
+    run: &ImportRun<'_>,
+    waves: Vec<Vec<LoadItem<(usize, usize)>>>,
+    report: &mut LoadReport,
+) -> Result<()> {
+    let (m, tj, again) = (run.m, run.tj, run.again);
+    let parts: usize = waves.iter().map(Vec::len).sum();
+    let n = run.opts.workers.clamp(1, parts.max(1));
+    let workers = open_workers(n, "opening loader sessions", || again.loader()).await?;
+    let tables = manifest_tables(m);
+    let countdown = TableCountdown::new(&tj.restore, &tables, |i| m.tables[i].parts.len());
+    let (m2, store, again2) = (m.clone(), run.store.clone(), again.clone());
+    let fns = LoadFns {
+        load: move |mut w: Client, (ti, pi): (usize, usize)| {
+            let (m, store) = (m2.clone(), store.clone());
+            async move {
+                let part_id = &m.tables[ti].parts[pi].id;
+                let r = import_part(&mut w, &m, part_id, store.as_ref()).await;
+                (w, r)
+            }
+        },
+        reconnect: move || {
+            let again = again2.clone();
+            async move { again.loader().await }
+        },
+        interrupt: run.opts.interrupt.clone(),
+    };
+    let progress = run.progress.clone();
+    let workers = run_waves(workers, waves, fns, countdown.clone(), progress, report).await?;
+    finish_load(tj, workers, again, &countdown, &m.job_id, &m.sequences).await?;
+    Ok(())
 }
 
 /// `dbsync import`.
@@ -122,7 +176,7 @@ pub async fn import(
         tables: m.tables.len(),
         ..Default::default()
     };
-    let tj = match begin(target, &m, opts).await? {
+    let tj = match begin(target, &m, store.as_ref(), opts).await? {
         Begun::Started(tj) => tj,
         Begun::DryRun(d) => {
             report.dry_run = Some(d);
@@ -147,35 +201,16 @@ pub async fn import(
         job_id: m.job_id.clone(),
         replica: tj.replica,
     });
-    let n = opts.workers.clamp(1, parts.max(1));
-    let workers = open_workers(n, "opening loader sessions", || again.loader()).await?;
-    let tables = manifest_tables(&m);
-    let countdown = TableCountdown::new(&tj.restore, &tables, |i| m.tables[i].parts.len());
-    let (m2, again2) = (m.clone(), again.clone());
-    let fns = LoadFns {
-        load: move |mut w: Client, (ti, pi): (usize, usize)| {
-            let (m, store) = (m2.clone(), store.clone());
-            async move {
-                let part_id = &m.tables[ti].parts[pi].id;
-                let r = import_part(&mut w, &m, part_id, store.as_ref()).await;
-                (w, r)
-            }
-        },
-        reconnect: move || {
-            let again = again2.clone();
-            async move { again.loader().await }
-        },
+    let run = ImportRun {
+        m: &m,
+        store,
+        tj: &tj,
+        again: &again,
+        opts,
+        progress: progress.clone(),
     };
-    let workers = run_waves(
-        workers,
-        waves,
-        fns,
-        countdown.clone(),
-        progress,
-        &mut report,
-    )
-    .await?;
-    finish_load(&tj, workers, &again, &countdown, &m.job_id, &m.sequences).await?;
+    let work = load_and_finish(&run, waves, &mut report);
+    guarded(&tj, target, &m.job_id, progress.as_ref(), work).await?;
     report.sequences = m.sequences.len();
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
@@ -184,12 +219,17 @@ pub async fn import(
 /// Step one of a stateless import: every pre-flight check, then the start of the job
 /// (truncate, drop cyclic FKs and secondary indexes, disable triggers; all recorded in the
 /// ledger). Running it again for the same manifest resumes instead of starting over.
-pub async fn begin_import(target: &ConnSpec, m: &Manifest, opts: &Options) -> Result<ImportPlan> {
+pub async fn begin_import(
+    target: &ConnSpec,
+    m: &Manifest,
+    store: &dyn PartStore,
+    opts: &Options,
+) -> Result<ImportPlan> {
     let opts = Options {
         dry_run: false,
         ..opts.clone()
     };
-    let Begun::Started(tj) = begin(target, m, &opts).await? else {
+    let Begun::Started(tj) = begin(target, m, store, &opts).await? else {
         return Err(Error::Internal("a stateless import never dry-runs".into()));
     };
     let waves = part_waves(m, &tj)
@@ -258,6 +298,12 @@ pub async fn finalize_import(target: &ConnSpec, m: &Manifest) -> Result<()> {
             )))
         }
         JobState::Loading(r) => r,
+        JobState::Interrupted(_) => {
+            return Err(Error::Ledger(format!(
+                "job {} stopped before all its parts were loaded and what it took away was put back; prepare the import again to resume it",
+                m.job_id
+            )))
+        }
     };
     let all: Vec<String> = m
         .tables
@@ -272,10 +318,10 @@ pub async fn finalize_import(target: &ConnSpec, m: &Manifest) -> Result<()> {
         });
     }
     for t in &m.tables {
-        ledger::run_steps(&client, &ledger::table_steps(&restore, &t.table.name)).await?;
+        steps::run_steps(&client, &steps::table_steps(&restore, &t.table.name)).await?;
     }
-    for group in ledger::finalize_steps(&restore, &m.sequences) {
-        ledger::run_steps(&client, &group.steps).await?;
+    for group in steps::finalize_steps(&restore, &m.sequences) {
+        steps::run_steps(&client, &group.steps).await?;
     }
     ledger::mark_done(&client, &m.job_id).await
 }

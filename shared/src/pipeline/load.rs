@@ -5,6 +5,7 @@
 
 use crate::error::Result;
 use crate::model::part::LoadOutcome;
+use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::progress::Progress;
 use crate::pipeline::target::TableCountdown;
 use crate::pipeline::workers::{run_pool, with_retries, Loader};
@@ -32,6 +33,8 @@ pub struct LoadFns<F, R> {
     pub load: F,
     /// A fresh worker after a transient failure.
     pub reconnect: R,
+    /// Stops the load when fired.
+    pub interrupt: Interrupt,
 }
 
 /// Runs `waves` in order on `workers`; returns the workers for the finalize phase.
@@ -51,10 +54,11 @@ where
     R: Fn() -> RFut + Send + Sync + 'static,
     RFut: Future<Output = Result<W>> + Send + 'static,
 {
+    let interrupt = fns.interrupt.clone();
     let fns = Arc::new(fns);
     for items in waves {
         let (fns, countdown, progress) = (fns.clone(), countdown.clone(), progress.clone());
-        let (back, outs) = run_pool(workers, items, move |w: W, it: LoadItem<I>| {
+        let (back, outs) = run_pool(workers, items, &interrupt, move |w: W, it: LoadItem<I>| {
             let (fns, countdown, progress) = (fns.clone(), countdown.clone(), progress.clone());
             async move {
                 let work = |w: W| {

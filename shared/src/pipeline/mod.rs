@@ -7,6 +7,7 @@
 
 pub mod export;
 pub mod import;
+pub mod interrupt;
 pub mod load;
 pub mod planning;
 pub mod progress;
@@ -26,6 +27,7 @@ use crate::model::chunk::DEFAULT_CHUNK_BYTES;
 use crate::model::part::LoadOutcome;
 use crate::model::scope::Scope;
 use crate::model::verify::VerifyReport;
+use interrupt::Interrupt;
 use serde::Serialize;
 
 /// Options shared by the pipelines.
@@ -48,6 +50,8 @@ pub struct Options {
     pub dry_run: bool,
     /// Import: start over even if this export was imported (or half-imported) before.
     pub restart: bool,
+    /// Stops the run when fired (the command line fires it on SIGINT and SIGTERM).
+    pub interrupt: Interrupt,
 }
 
 impl Default for Options {
@@ -61,6 +65,7 @@ impl Default for Options {
             keep_indexes: false,
             dry_run: false,
             restart: false,
+            interrupt: Interrupt::default(),
         }
     }
 }

@@ -3,9 +3,9 @@
 //! key). The decisions are `plan`'s; this module only feeds them what the source says.
 
 use crate::error::{Error, Result, Role};
-use crate::model::catalog::{Key, Table};
+use crate::model::catalog::{Catalog, Key, Table};
 use crate::model::chunk::{Chunk, ChunkRange, Plan};
-use crate::model::scope::Scope;
+use crate::model::scope::{is_glob, Scope};
 use crate::pg::conn::ConnSpec;
 use crate::pg::{catalog, sample, snapshot};
 use crate::pipeline::Options;
@@ -31,6 +31,34 @@ pub fn chunk_context(plan: &Plan, chunk: &Chunk) -> String {
     )
 }
 
+/// Refuses `--tables` patterns that match no table: an exact name always (a typo that would
+/// otherwise sync the rest silently), a glob unless the scope allows empty patterns.
+pub fn check_patterns(catalog: &Catalog, scope: &Scope) -> Result<()> {
+    let refused = scope.refused_patterns(&catalog.unmatched_patterns);
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let globs = refused.iter().any(|p| is_glob(p));
+    Err(Error::config(
+        "--tables",
+        format!(
+            "{} {} no table in database {}; check the spelling (schema.table){}",
+            refused.join(", "),
+            if refused.len() == 1 {
+                "matches"
+            } else {
+                "match"
+            },
+            catalog.server.database,
+            if globs {
+                ", or pass --allow-empty-patterns for globs that may match nothing"
+            } else {
+                ""
+            }
+        ),
+    ))
+}
+
 /// Reads the catalog and splits every table into chunks. Runs inside the caller's
 /// transaction, so a plan made in a snapshot describes that snapshot.
 pub async fn build_plan(client: &Client, scope: &Scope, chunk_bytes: u64) -> Result<Plan> {
@@ -38,6 +66,7 @@ pub async fn build_plan(client: &Client, scope: &Scope, chunk_bytes: u64) -> Res
     if catalog.tables.is_empty() {
         return Err(Error::EmptyScope(scope_text(scope)));
     }
+    check_patterns(&catalog, scope)?;
     let order = order::fk_order(&catalog.tables, &catalog.foreign_keys);
     let mut all = Vec::new();
     for (i, t) in catalog.tables.iter().enumerate() {

@@ -9,11 +9,12 @@ use crate::model::verify::{compare_sequences, VerifyReport};
 use crate::pg::conn::ConnSpec;
 use crate::pg::copy_out::CopyOutSource;
 use crate::pg::{catalog, copy_in, snapshot};
+use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::load::{run_waves, LoadFns, LoadItem};
 use crate::pipeline::planning::{build_plan, chunk_context};
 use crate::pipeline::progress::Progress;
 use crate::pipeline::target::{
-    check_target, finish_load, start_load, LoadSpec, Reconnect, TableCountdown, TargetJob,
+    check_target, finish_load, guarded, start_load, LoadSpec, Reconnect, TableCountdown, TargetJob,
 };
 use crate::pipeline::verify::compare_tables;
 use crate::pipeline::workers::{app_name, new_job_id, open_workers, SyncWorker};
@@ -40,17 +41,26 @@ async fn copy_chunk(
     (w, r)
 }
 
-/// Opens the worker pairs and streams every chunk of `plan` into the target, wave by wave.
-/// Returns the workers and the countdown for the finalize phase.
-async fn load_chunks(
-    plan: &Arc<Plan>,
-    tj: &TargetJob,
-    again: &Arc<Reconnect>,
-    opts: &Options,
+/// What a started sync's load phase works with.
+struct SyncRun<'a> {
+    plan: &'a Arc<Plan>,
+    tj: &'a TargetJob,
+    again: &'a Arc<Reconnect>,
+    opts: &'a Options,
     progress: Arc<dyn Progress>,
+    /// The source coordinator, holding the snapshot (sequences are read from it last).
+    src_coord: &'a Client,
+}
+
+/// Opens the worker pairs, streams every chunk of the plan into the target wave by wave,
+/// reads the sequences and finishes the target. Returns the workers (for `--verify`) and the
+/// sequences as set.
+async fn load_and_finish(
+    run: &SyncRun<'_>,
     report: &mut LoadReport,
-) -> Result<(Vec<SyncWorker>, Arc<TableCountdown>)> {
-    let n = opts.workers.clamp(1, plan.chunks.len().max(1));
+) -> Result<(Vec<SyncWorker>, Vec<Sequence>)> {
+    let (plan, tj, again) = (run.plan, run.tj, run.again);
+    let n = run.opts.workers.clamp(1, plan.chunks.len().max(1));
     let workers = open_workers(n, "opening worker sessions", || again.sync_worker()).await?;
     let countdown = TableCountdown::new(&tj.restore, &plan.catalog.tables, |i| {
         plan.chunks.iter().filter(|c| c.table == i).count()
@@ -73,9 +83,21 @@ async fn load_chunks(
             let again = again2.clone();
             async move { again.sync_worker().await }
         },
+        interrupt: run.opts.interrupt.clone(),
     };
+    let progress = run.progress.clone();
     let workers = run_waves(workers, waves, fns, countdown.clone(), progress, report).await?;
-    Ok((workers, countdown))
+    let mut seqs = plan.catalog.sequences.clone();
+    catalog::read_sequence_values(run.src_coord, Role::Source, &mut seqs).await?;
+    let (srcs, tgts): (Vec<Client>, Vec<Client>) =
+        workers.into_iter().map(|w| (w.src, w.tgt)).unzip();
+    let tgts = finish_load(tj, tgts, again, &countdown, &again.job_id, &seqs).await?;
+    let workers = srcs
+        .into_iter()
+        .zip(tgts)
+        .map(|(src, tgt)| SyncWorker { src, tgt })
+        .collect();
+    Ok((workers, seqs))
 }
 
 /// `--verify`: every table compared on the worker pairs, which still read the job's
@@ -86,7 +108,7 @@ async fn verify_loaded(
     tj: &TargetJob,
     seqs: &[Sequence],
 ) -> Result<VerifyReport> {
-    let (_, cmp) = compare_tables(workers, plan.clone()).await?;
+    let (_, cmp) = compare_tables(workers, plan.clone(), &Interrupt::default()).await?;
     let mut tseqs = seqs.to_vec();
     catalog::read_sequence_values(&tj.coord, Role::Target, &mut tseqs).await?;
     VerifyReport {
@@ -120,6 +142,8 @@ pub async fn sync(
         kind: "sync",
         source_app: Some(&src_app),
         keep_indexes: opts.keep_indexes,
+        enums: &cat.enums,
+        source_reader: Some(&src_coord),
     };
     let checked = check_target(&spec).await?;
     let mut report = LoadReport {
@@ -146,26 +170,22 @@ pub async fn sync(
         job_id: job_id.clone(),
         replica: tj.replica,
     });
-    let (workers, countdown) =
-        load_chunks(&plan, &tj, &again, opts, progress.clone(), &mut report).await?;
-    let load_ms = ms() - plan_ms - prepare_ms;
-    let mut seqs = cat.sequences.clone();
-    catalog::read_sequence_values(&src_coord, Role::Source, &mut seqs).await?;
-    let (srcs, tgts): (Vec<Client>, Vec<Client>) =
-        workers.into_iter().map(|w| (w.src, w.tgt)).unzip();
-    let tgts = finish_load(&tj, tgts, &again, &countdown, &job_id, &seqs).await?;
+    let run = SyncRun {
+        plan: &plan,
+        tj: &tj,
+        again: &again,
+        opts,
+        progress: progress.clone(),
+        src_coord: &src_coord,
+    };
+    let work = load_and_finish(&run, &mut report);
+    let (workers, seqs) = guarded(&tj, target, &job_id, progress.as_ref(), work).await?;
     report.sequences = seqs.len();
-    let finalize_ms = ms() - plan_ms - prepare_ms - load_ms;
+    let loaded_ms = ms() - plan_ms - prepare_ms;
     tracing::info!(job = %job_id, tables = report.tables, parts = report.parts_loaded,
-        rows = report.rows, bytes = report.bytes, plan_ms, prepare_ms, load_ms, finalize_ms,
-        "sync loaded");
+        rows = report.rows, bytes = report.bytes, plan_ms, prepare_ms, loaded_ms, "sync loaded");
     if opts.verify {
         progress.note("verifying every table against the snapshot");
-        let workers = srcs
-            .into_iter()
-            .zip(tgts)
-            .map(|(src, tgt)| SyncWorker { src, tgt })
-            .collect();
         report.verify = Some(verify_loaded(workers, &plan, &tj, &seqs).await?);
     }
     report.elapsed_ms = ms();

@@ -5,23 +5,27 @@
 //! `plan`'s.
 
 use crate::error::{Error, Result, Role};
-use crate::model::catalog::{Sequence, ServerInfo, Table};
+use crate::model::catalog::{Catalog, EnumType, ForeignKey, Sequence, ServerInfo, Table};
 use crate::model::chunk::FkOrder;
 use crate::model::ident::QualName;
 use crate::model::restore::Restore;
 use crate::model::scope::Scope;
 use crate::pg::conn::ConnSpec;
-use crate::pg::ledger::{self, JobState, Step};
-use crate::pg::{catalog, snapshot, target};
+use crate::pg::ledger::{self, JobState};
+use crate::pg::steps::{self, Step};
+use crate::pg::{catalog, preflight, snapshot, target};
+use crate::pipeline::interrupt::Interrupt;
+use crate::pipeline::progress::Progress;
 use crate::pipeline::workers::{app_name, run_pool, with_retries, SyncWorker};
 use crate::pipeline::DryRun;
 use crate::plan::{compat, load, order};
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio_postgres::Client;
 
 /// What a load of the target is about.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct LoadSpec<'a> {
     /// The target.
     pub target: &'a ConnSpec,
@@ -40,6 +44,11 @@ pub struct LoadSpec<'a> {
     pub source_app: Option<&'a str>,
     /// Keep the target's secondary indexes during the load.
     pub keep_indexes: bool,
+    /// The enum types the source's columns use.
+    pub enums: &'a [EnumType],
+    /// A session reading the job's source snapshot (a streaming sync): target-only unique
+    /// keys and checks are tested against the source's rows before anything changes.
+    pub source_reader: Option<&'a Client>,
 }
 
 /// A target that passed every pre-flight check; nothing in it has changed yet.
@@ -52,6 +61,9 @@ pub struct CheckedTarget {
     pub take: Restore,
     /// Loads run with `session_replication_role = replica`.
     pub replica: bool,
+    /// Foreign keys the load leaves in place but does not enforce (replica mode): made
+    /// `NOT VALID` if the load fails, since their rows may not hold then.
+    pub unenforced: Vec<ForeignKey>,
 }
 
 /// The target side of a load, started.
@@ -66,6 +78,8 @@ pub struct TargetJob {
     pub replica: bool,
     /// This job had finished in this target before.
     pub already_done: bool,
+    /// See [`CheckedTarget::unenforced`].
+    pub unenforced: Vec<ForeignKey>,
 }
 
 /// Pre-flight: refuses, changing nothing, when the target is the source, is locked, lacks
@@ -83,13 +97,16 @@ pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
     }
     ledger::lock_target(&coord, &spec.target.redacted()).await?;
     let tcat = catalog::load(&coord, Role::Target, &Scope::default()).await?;
-    let mut problems = compat::check(
-        spec.source,
-        spec.tables,
-        spec.sequences,
-        &tcat,
-        compat::Purpose::Load,
-    );
+    let source = compat::SourceSide {
+        server: spec.source,
+        tables: spec.tables,
+        sequences: spec.sequences,
+        enums: spec.enums,
+    };
+    let mut problems = compat::check(&source, &tcat, compat::Purpose::Load);
+    if let Some(reader) = spec.source_reader {
+        problems.extend(source_breaks_target_rules(reader, spec.tables, &tcat).await?);
+    }
     if let Some(p) = ledger::creatable(&coord).await? {
         problems.push(p);
     }
@@ -106,7 +123,7 @@ pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
     // Triggers must not fire during the load: replica mode where we may set it (it also skips
     // FK checks, which the snapshot makes redundant), else disable user triggers per table.
     let replica = target::try_replica_mode(&coord).await?;
-    let take = load::what_to_take(
+    let mut take = load::what_to_take(
         &ttables,
         &tcat.not_valid_checks,
         &order,
@@ -115,12 +132,64 @@ pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
             keep_indexes: spec.keep_indexes,
         },
     );
+    let unenforced = if replica {
+        let keys = load::unenforced_keys(&ttables, &tcat.foreign_keys, &take.fks);
+        // A key to a table outside the scope is checked by no one in replica mode: it is
+        // re-added and validated after the load, so a target whose parent rows differ from
+        // the source's fails loudly instead of keeping a key that lies.
+        take.fks.extend(keys.outward);
+        keys.inside
+    } else {
+        Vec::new()
+    };
     Ok(CheckedTarget {
         coord,
         order,
         take,
         replica,
+        unenforced,
     })
+}
+
+/// Target-only unique keys and checks that the source's rows break, each naming table,
+/// constraint and a sample row. A test the source cannot run (an expression calling a
+/// function only the target has) is left to the load itself.
+async fn source_breaks_target_rules(
+    reader: &Client,
+    tables: &[Table],
+    tcat: &Catalog,
+) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for t in tables {
+        let Some(tt) = tcat.table(&t.name) else {
+            continue;
+        };
+        for rule in compat::target_only(t, tt) {
+            let found = match rule {
+                compat::TargetOnly::Unique(k) => preflight::first_duplicate(reader, t, k).await?,
+                compat::TargetOnly::Check(c) => preflight::first_breaking_row(reader, t, c).await?,
+            };
+            if let Some(sample) = found {
+                problems.push(describe_violation(t, rule, &sample));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+fn describe_violation(t: &Table, rule: compat::TargetOnly<'_>, sample: &str) -> String {
+    match rule {
+        compat::TargetOnly::Unique(k) => format!(
+            "the target's unique index {} on {} ({}) is not on the source, and the source has duplicates, e.g. {sample}; drop it on the target, or remove the duplicates on the source",
+            k.name,
+            t.name,
+            k.columns.join(", ")
+        ),
+        compat::TargetOnly::Check(c) => format!(
+            "the target's check constraint {} on {} ({}) is not on the source, and source rows break it, e.g. {sample}; drop it on the target (or add it NOT VALID), or fix the rows on the source",
+            c.name, t.name, c.expression
+        ),
+    }
 }
 
 /// Starts the job on a checked target: the first change to it. Creates the ledger if needed;
@@ -136,6 +205,7 @@ pub async fn start_load(
         order,
         take,
         replica,
+        unenforced,
     } = checked;
     ledger::ensure(&mut coord).await?;
     if restart {
@@ -144,6 +214,10 @@ pub async fn start_load(
     let (restore, already_done) = match ledger::job_state(&coord, spec.job_id).await? {
         JobState::Done => (Restore::default(), true),
         JobState::Loading(restore) => (restore, false),
+        JobState::Interrupted(pending) => (
+            ledger::retake(&mut coord, spec.job_id, pending, take).await?,
+            false,
+        ),
         JobState::New => {
             let names: Vec<QualName> = spec.tables.iter().map(|t| t.name.clone()).collect();
             let roots = load::partition_roots(spec.tables);
@@ -158,6 +232,7 @@ pub async fn start_load(
         restore,
         replica,
         already_done,
+        unenforced,
     })
 }
 
@@ -194,6 +269,70 @@ impl DryRun {
             triggers_disabled_on: take.triggers.iter().map(|t| t.to_string()).collect(),
             replica_mode: checked.replica,
         }
+    }
+}
+
+/// Runs the load phase `work` of a started job. When it fails or is interrupted, what the job
+/// took away is put back at once (see [`put_back`]) before the error is returned, so the
+/// target never keeps dropped indexes or keys that claim what is not true.
+pub async fn guarded<T>(
+    tj: &TargetJob,
+    target: &ConnSpec,
+    job_id: &str,
+    progress: &dyn Progress,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match work.await {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            put_back(tj, target, job_id, progress, &e).await;
+            Err(e)
+        }
+    }
+}
+
+/// Puts back what a stopped job took away (indexes, keys `NOT VALID`, checks, triggers),
+/// makes the keys the load did not enforce `NOT VALID`, and records the job `interrupted`
+/// with what a later finish must still do. Best effort: what cannot be put back (the target
+/// is gone) stays recorded in the ledger, which the next job adopts.
+async fn put_back(
+    tj: &TargetJob,
+    target: &ConnSpec,
+    job_id: &str,
+    progress: &dyn Progress,
+    cause: &Error,
+) {
+    let (steps, pending) = steps::put_back_steps(&tj.restore, &tj.unenforced);
+    let fresh;
+    let client = if tj.coord.is_closed() {
+        fresh = target
+            .connect(Role::Target, &app_name(job_id, "undo"))
+            .await;
+        match &fresh {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(job = job_id, error = %e, "cannot reach the target to put back what the job took away; the ledger still lists it and the next run adopts it");
+                return;
+            }
+        }
+    } else {
+        &tj.coord
+    };
+    let mut failed = Vec::new();
+    for step in &steps {
+        if let Err(e) = step.run(client).await {
+            failed.push(format!("{}: {e}", step.what));
+        }
+    }
+    if let Err(e) = ledger::mark_interrupted(client, job_id, &pending).await {
+        failed.push(e.to_string());
+    }
+    progress.note(&format!(
+        "the load stopped ({}); the tables in scope are partly loaded. What the job took away was put back (foreign keys it could not vouch for are NOT VALID until a run finishes). Run the same command again: a sync starts over, an import resumes",
+        cause.name()
+    ));
+    if !failed.is_empty() {
+        tracing::warn!(job = job_id, failed = ?failed, "some of what the job took away could not be put back; dbsync.jobs records it and the next run adopts it");
     }
 }
 
@@ -238,7 +377,7 @@ impl Reconnect {
 }
 
 /// Counts down the parts of each table; the worker that finishes a table's last part runs
-/// its [`ledger::table_steps`] (index rebuilds, ANALYZE) right away, while other tables load.
+/// its [`steps::table_steps`] (index rebuilds, ANALYZE) right away, while other tables load.
 pub struct TableCountdown {
     remaining: Vec<AtomicUsize>,
     restore: Restore,
@@ -269,8 +408,8 @@ impl TableCountdown {
     /// Records one part of `table` as in; finishes the table if it was the last.
     pub async fn part_done(&self, client: &Client, table: usize) -> Result<()> {
         if self.remaining[table].fetch_sub(1, Ordering::AcqRel) == 1 {
-            let steps = ledger::table_steps(&self.restore, &self.names[table]);
-            ledger::run_steps(client, &steps).await?;
+            let steps = steps::table_steps(&self.restore, &self.names[table]);
+            steps::run_steps(client, &steps).await?;
         }
         Ok(())
     }
@@ -282,7 +421,7 @@ impl TableCountdown {
             .iter()
             .enumerate()
             .filter(|(_, r)| r.load(Ordering::Acquire) > 0)
-            .flat_map(|(i, _)| ledger::table_steps(&self.restore, &self.names[i]))
+            .flat_map(|(i, _)| steps::table_steps(&self.restore, &self.names[i]))
             .collect()
     }
 }
@@ -297,33 +436,40 @@ pub async fn finish_load(
     job_id: &str,
     sequences: &[Sequence],
 ) -> Result<Vec<Client>> {
-    let mut groups = vec![ledger::StepGroup {
+    let mut groups = vec![steps::StepGroup {
         parallel: true,
         steps: countdown.unfinished(),
     }];
-    groups.extend(ledger::finalize_steps(&tj.restore, sequences));
+    groups.extend(steps::finalize_steps(&tj.restore, sequences));
     let mut loaders = loaders;
     for group in groups {
         if !group.parallel {
-            ledger::run_steps(&tj.coord, &group.steps).await?;
+            steps::run_steps(&tj.coord, &group.steps).await?;
             continue;
         }
         // Every parallel step is idempotent (IF NOT EXISTS, VALIDATE, ANALYZE): safe to retry.
         let again = again.clone();
-        let (back, _) = run_pool(loaders, group.steps, move |c: Client, step: Step| {
-            let again = again.clone();
-            async move {
-                let work = |c: Client| {
-                    let step = step.clone();
-                    async move {
-                        let r = step.run(&c).await;
-                        (c, r)
-                    }
-                };
-                let (c, r, _) = with_retries(c, &step.what, work, || again.loader()).await;
-                (c, r)
-            }
-        })
+        // Finishing is short and leaves the target whole: it is not interrupted.
+        let never = Interrupt::default();
+        let (back, _) = run_pool(
+            loaders,
+            group.steps,
+            &never,
+            move |c: Client, step: Step| {
+                let again = again.clone();
+                async move {
+                    let work = |c: Client| {
+                        let step = step.clone();
+                        async move {
+                            let r = step.run(&c).await;
+                            (c, r)
+                        }
+                    };
+                    let (c, r, _) = with_retries(c, &step.what, work, || again.loader()).await;
+                    (c, r)
+                }
+            },
+        )
         .await?;
         loaders = back;
     }

@@ -8,7 +8,8 @@ use crate::model::scope::Scope;
 use crate::model::verify::{compare_sequences, TableComparison, VerifyReport};
 use crate::pg::conn::ConnSpec;
 use crate::pg::{catalog, verify};
-use crate::pipeline::planning::scope_text;
+use crate::pipeline::interrupt::Interrupt;
+use crate::pipeline::planning::{check_patterns, scope_text};
 use crate::pipeline::workers::{run_pool, SyncWorker};
 use crate::pipeline::Options;
 use crate::plan::compat;
@@ -18,9 +19,10 @@ use std::sync::Arc;
 pub async fn compare_tables(
     workers: Vec<SyncWorker>,
     plan: Arc<Plan>,
+    interrupt: &Interrupt,
 ) -> Result<(Vec<SyncWorker>, Vec<TableComparison>)> {
     let idx: Vec<usize> = (0..plan.catalog.tables.len()).collect();
-    let (w, mut cmp) = run_pool(workers, idx, move |w: SyncWorker, i: usize| {
+    let (w, mut cmp) = run_pool(workers, idx, interrupt, move |w: SyncWorker, i: usize| {
         let plan = plan.clone();
         async move {
             let t = &plan.catalog.tables[i];
@@ -53,14 +55,15 @@ pub async fn verify(source: &ConnSpec, target: &ConnSpec, opts: &Options) -> Res
     if cat.tables.is_empty() {
         return Err(Error::EmptyScope(scope_text(&opts.scope)));
     }
+    check_patterns(&cat, &opts.scope)?;
     let tcat = catalog::load(&tgt, Role::Target, &Scope::default()).await?;
-    let problems = compat::check(
-        &cat.server,
-        &cat.tables,
-        &[],
-        &tcat,
-        compat::Purpose::Compare,
-    );
+    let side = compat::SourceSide {
+        server: &cat.server,
+        tables: &cat.tables,
+        sequences: &[],
+        enums: &cat.enums,
+    };
+    let problems = compat::check(&side, &tcat, compat::Purpose::Compare);
     if !problems.is_empty() {
         return Err(Error::Incompatible { problems });
     }
@@ -90,7 +93,7 @@ pub async fn verify(source: &ConnSpec, target: &ConnSpec, opts: &Options) -> Res
         chunks: vec![],
         chunk_bytes: 0,
     });
-    let (_, tables) = compare_tables(workers, plan).await?;
+    let (_, tables) = compare_tables(workers, plan, &opts.interrupt).await?;
     Ok(VerifyReport {
         tables,
         sequence_differences,

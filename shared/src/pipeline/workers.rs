@@ -4,6 +4,7 @@
 //! ids and session names.
 
 use crate::error::{Error, Result};
+use crate::pipeline::interrupt::Interrupt;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -127,10 +128,13 @@ where
 }
 
 /// Runs `f` over `items` with one task per worker; stops taking new items after the first
-/// error and returns it. Workers are handed back for the next round.
+/// error and returns it. Workers are handed back for the next round. When `interrupt`
+/// fires, items in flight are abandoned (their workers dropped, which closes their sessions
+/// and rolls their work back) and the run ends with [`Error::Interrupted`].
 pub async fn run_pool<W, I, O, F, Fut>(
     workers: Vec<W>,
     items: Vec<I>,
+    interrupt: &Interrupt,
     f: F,
 ) -> Result<(Vec<W>, Vec<O>)>
 where
@@ -146,6 +150,7 @@ where
     let mut set = tokio::task::JoinSet::new();
     for w in workers {
         let (queue, failed, f) = (queue.clone(), failed.clone(), f.clone());
+        let interrupt = interrupt.clone();
         set.spawn(async move {
             let mut w = w;
             let mut outs = Vec::new();
@@ -153,19 +158,25 @@ where
                 if failed.load(Ordering::Relaxed) {
                     break;
                 }
+                if let Some(by) = interrupt.fired() {
+                    return (None, outs, Some(Error::Interrupted(by)));
+                }
                 let item = queue.lock().ok().and_then(|mut q| q.pop_front());
                 let Some(item) = item else { break };
-                let (back, r) = f(w, item).await;
+                let (back, r) = tokio::select! {
+                    done = f(w, item) => done,
+                    by = interrupt.wait() => return (None, outs, Some(Error::Interrupted(by))),
+                };
                 w = back;
                 match r {
                     Ok(o) => outs.push(o),
                     Err(e) => {
                         failed.store(true, Ordering::Relaxed);
-                        return (w, outs, Some(e));
+                        return (Some(w), outs, Some(e));
                     }
                 }
             }
-            (w, outs, None)
+            (Some(w), outs, None)
         });
     }
     let mut workers = Vec::new();
@@ -174,7 +185,7 @@ where
     while let Some(joined) = set.join_next().await {
         match joined {
             Ok((w, o, e)) => {
-                workers.push(w);
+                workers.extend(w);
                 outs.extend(o);
                 if first_err.is_none() {
                     first_err = e;

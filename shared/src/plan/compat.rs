@@ -3,8 +3,10 @@
 //! catalog and list every mismatch at once. Pure.
 
 use crate::error::Error;
-use crate::model::catalog::{Catalog, ForeignKey, Sequence, ServerInfo, Table};
-use crate::model::ident::{quote_ident, QualName};
+use crate::model::catalog::{
+    Catalog, CheckConstraint, EnumType, ForeignKey, Sequence, ServerInfo, Table, UniqueKey,
+};
+use crate::model::ident::{quote_ident, quote_literal, QualName};
 use std::collections::BTreeSet;
 
 /// What the target is checked for.
@@ -16,15 +18,28 @@ pub enum Purpose {
     Compare,
 }
 
+/// What the source side of a check is: from a live catalog or a manifest.
+#[derive(Clone, Copy)]
+pub struct SourceSide<'a> {
+    /// The source server.
+    pub server: &'a ServerInfo,
+    /// Its tables in scope.
+    pub tables: &'a [Table],
+    /// Its sequences in scope.
+    pub sequences: &'a [Sequence],
+    /// The enum types its columns use.
+    pub enums: &'a [EnumType],
+}
+
 /// Every reason the target cannot take (or, for [`Purpose::Compare`], be compared with) the
 /// source's data; empty when it can.
-pub fn check(
-    source: &ServerInfo,
-    tables: &[Table],
-    sequences: &[Sequence],
-    target: &Catalog,
-    purpose: Purpose,
-) -> Vec<String> {
+pub fn check(src: &SourceSide<'_>, target: &Catalog, purpose: Purpose) -> Vec<String> {
+    let SourceSide {
+        server: source,
+        tables,
+        sequences,
+        enums,
+    } = *src;
     let mut problems = Vec::new();
     if source.encoding != target.server.encoding {
         problems.push(format!(
@@ -37,6 +52,7 @@ pub fn check(
     }
     if purpose == Purpose::Load {
         extra_partitions(tables, target, &mut problems);
+        missing_enum_labels(enums, target, &mut problems);
     }
     for s in sequences {
         match target.sequences.iter().find(|x| x.name == s.name) {
@@ -49,6 +65,66 @@ pub fn check(
         }
     }
     problems
+}
+
+/// Enum labels the source has that the target's type of the same name lacks: a row using
+/// one would fail the load after the target was emptied.
+fn missing_enum_labels(enums: &[EnumType], target: &Catalog, problems: &mut Vec<String>) {
+    for e in enums {
+        let Some(te) = target.enums.iter().find(|t| t.name == e.name) else {
+            continue;
+        };
+        let missing: Vec<String> = e
+            .labels
+            .iter()
+            .filter(|l| !te.labels.contains(l))
+            .map(|l| quote_literal(l))
+            .collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "enum {} on the target lacks the label{} {} the source has; add {} (ALTER TYPE {} ADD VALUE {})",
+                e.name,
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", "),
+                if missing.len() == 1 { "it" } else { "them" },
+                e.name,
+                missing[0]
+            ));
+        }
+    }
+}
+
+/// A target constraint the source does not have, whose rule the source's rows may break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetOnly<'a> {
+    /// A unique index no unique key of the source implies.
+    Unique(&'a UniqueKey),
+    /// A validated CHECK constraint with no equal on the source.
+    Check(&'a CheckConstraint),
+}
+
+/// The target's unique keys and checks on table `tt` that the source's table `t` does not
+/// guarantee: a source unique key on a subset of the columns (not partial, and treating NULLs
+/// at least as strictly) implies a target one; a check is guaranteed by the same expression.
+pub fn target_only<'a>(t: &Table, tt: &'a Table) -> Vec<TargetOnly<'a>> {
+    let implied = |k: &UniqueKey| {
+        t.unique_keys.iter().any(|s| {
+            s.predicate.is_none()
+                && (s.nulls_not_distinct || !k.nulls_not_distinct)
+                && s.columns.iter().all(|c| k.columns.contains(c))
+        })
+    };
+    let uniques = tt
+        .unique_keys
+        .iter()
+        .filter(|k| !implied(k))
+        .map(TargetOnly::Unique);
+    let checks = tt
+        .checks
+        .iter()
+        .filter(|c| !t.checks.iter().any(|s| s.expression == c.expression))
+        .map(TargetOnly::Check);
+    uniques.chain(checks).collect()
 }
 
 /// Partitions the target has under a partitioned table in scope that are not among the

@@ -2,7 +2,7 @@
 //! secondary indexes, user triggers where replica mode is not allowed), the units whose
 //! outside references forbid emptying, and the waves parts load in. Pure.
 
-use crate::model::catalog::{NotValidCheck, Table};
+use crate::model::catalog::{ForeignKey, NotValidCheck, Table};
 use crate::model::chunk::FkOrder;
 use crate::model::ident::QualName;
 use crate::model::restore::Restore;
@@ -51,6 +51,37 @@ pub fn what_to_take(
                 .collect()
         },
     }
+}
+
+/// The target's foreign keys a replica-mode load does not enforce, split by where they point.
+#[derive(Debug, Default)]
+pub struct UnenforcedKeys {
+    /// Between tables in scope (left in place; made NOT VALID if the load fails).
+    pub inside: Vec<ForeignKey>,
+    /// From a table in scope to one outside it (nothing vouches for them: re-validated).
+    pub outward: Vec<ForeignKey>,
+}
+
+/// Which of the target's keys touching `tables` no one checks in replica mode, leaving out
+/// the ones the load drops anyway (`dropped`).
+pub fn unenforced_keys(
+    tables: &[Table],
+    target_fks: &[ForeignKey],
+    dropped: &[ForeignKey],
+) -> UnenforcedKeys {
+    let units = fk_units(tables);
+    let mut out = UnenforcedKeys::default();
+    for fk in target_fks.iter().filter(|fk| !dropped.contains(fk)) {
+        match (
+            units.contains(fk.unit()),
+            units.contains(fk.referenced_unit()),
+        ) {
+            (true, true) => out.inside.push(fk.clone()),
+            (true, false) => out.outward.push(fk.clone()),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The units foreign keys attach to: a partition's parent, or the table itself.

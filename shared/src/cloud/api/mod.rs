@@ -109,7 +109,10 @@ impl Api<'_> {
             source_secret: req.source_secret.clone(),
             target_secret: req.target_secret.clone(),
             lock_key,
-            scope: Scope::from_lists(&req.schemas, &req.tables, &req.exclude)?,
+            scope: Scope {
+                allow_empty_patterns: req.allow_empty_patterns,
+                ..Scope::from_lists(&req.schemas, &req.tables, &req.exclude)?
+            },
             chunk_bytes: request::chunk_bytes(req)?,
             concurrency: req
                 .concurrency

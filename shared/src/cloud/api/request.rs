@@ -37,6 +37,9 @@ pub struct SyncRequest {
     /// Tables to leave out (patterns).
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// A `tables` glob that matches no table is not an error (an exact name always is).
+    #[serde(default)]
+    pub allow_empty_patterns: bool,
     /// Chunk size: bytes, or text with a unit ("256MiB").
     #[serde(default)]
     pub chunk_size: Option<Value>,

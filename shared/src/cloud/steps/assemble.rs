@@ -26,7 +26,7 @@ pub async fn assemble_job(
     let plan = read_plan(store).await?;
     let mut parts = Vec::new();
     let mut complete = BTreeSet::new();
-    for key in store.list("results/").await? {
+    for key in store.list("results/").await?.into_iter().map(|o| o.key) {
         let data = store.get(&key).await?;
         let r: PartResult = serde_json::from_slice(&data).map_err(|e| Error::JobData {
             path: store.location(&key),

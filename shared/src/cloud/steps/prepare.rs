@@ -61,7 +61,7 @@ pub async fn prepare(
         ..Default::default()
     };
     let m = read_manifest(store).await?;
-    let plan = begin_import(target, &m, &opts).await?;
+    let plan = begin_import(target, &m, store, &opts).await?;
     let mut waves = Vec::new();
     for (index, wave) in plan.waves.iter().enumerate() {
         let items: Vec<ImportPartEvent> = wave
