@@ -117,6 +117,14 @@ struct SyncArgs {
     /// Check everything against the target and say what would happen; change nothing.
     #[arg(long, env = "DBSYNC_DRY_RUN")]
     dry_run: bool,
+    /// Load in one target transaction: readers keep the old data until the new data
+    /// commits, and a failure leaves the target exactly as it was (one loader session; the
+    /// tables stay locked until the commit; the target needs room for old and new rows).
+    #[arg(long, env = "DBSYNC_ATOMIC")]
+    atomic: bool,
+    /// The most an --atomic sync may copy, on disk at the source (e.g. 8GB).
+    #[arg(long, env = "DBSYNC_ATOMIC_MAX_SIZE", default_value = "8GB")]
+    atomic_max_size: String,
 }
 
 #[derive(Args)]
@@ -318,12 +326,21 @@ async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
     let opts = Options {
         verify: a.verify,
         dry_run: a.dry_run,
+        atomic: a.atomic,
+        atomic_max_bytes: parse_size(&a.atomic_max_size, "--atomic-max-size")?,
         ..options(&a.scope, &a.work)?
     };
     if a.dry_run && a.via.is_some() {
         return Err(
             dbsync_core::Error::config("--dry-run", "cannot be combined with --via").into(),
         );
+    }
+    if a.atomic && a.via.is_some() {
+        return Err(dbsync_core::Error::config(
+            "--atomic",
+            "cannot be combined with --via (an atomic sync streams in one transaction)",
+        )
+        .into());
     }
     let report = if let Some(dir) = &a.via {
         let store = open_store(dir, &S3Settings::default()).await?;

@@ -275,3 +275,67 @@ async fn sigint_stops_a_sync_puts_back_what_it_took_exits_130_and_a_rerun_finish
     assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
     p.assert_identical().await;
 }
+
+/// Runs dbsync with `args` and returns its exit status and peak resident memory in MiB,
+/// read from /proc while it runs (VmHWM only grows).
+fn peak_rss_mib(args: &[&str]) -> (Option<i32>, u64) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dbsync"))
+        .args(args)
+        .arg("--quiet")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start dbsync");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&status_path) {
+            if let Some(kib) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            return (status.code(), peak_kib / 1024);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn a_300_mb_value_syncs_and_exports_holding_one_copy_of_it() {
+    let p = Pair::new("cli_big_value").await;
+    p.both("CREATE TABLE big (id int PRIMARY KEY, v text)")
+        .await;
+    p.source(
+        "INSERT INTO big SELECT 1, repeat('x', 300 * 1024 * 1024);
+         INSERT INTO big SELECT g, 'small ' || g FROM generate_series(2, 1000) g;",
+    )
+    .await;
+    let (code, mib) = peak_rss_mib(&["sync", "--source", &p.source_url, "--target", &p.target_url]);
+    assert_eq!(code, Some(0));
+    assert!(mib < 400, "sync peaked at {mib} MiB");
+    let sum = "SELECT md5(string_agg(md5(v), ',' ORDER BY id)) FROM big";
+    assert_eq!(
+        dbsync_tests::scalar(&p.source_url, sum).await,
+        dbsync_tests::scalar(&p.target_url, sum).await
+    );
+    let dir = std::env::temp_dir().join(format!("dbsync-big-{}", p.name));
+    let to = dir.display().to_string();
+    let (code, mib) = peak_rss_mib(&["export", "--source", &p.source_url, "--to", &to]);
+    assert_eq!(code, Some(0));
+    assert!(mib < 400, "export peaked at {mib} MiB");
+    let (code, mib) = peak_rss_mib(&[
+        "import",
+        "--from",
+        &to,
+        "--target",
+        &p.target_url,
+        "--restart",
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(mib < 100, "import peaked at {mib} MiB");
+    let _ = std::fs::remove_dir_all(dir);
+}

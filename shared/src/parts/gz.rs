@@ -9,6 +9,11 @@ use bytes::Bytes;
 use flate2::write::GzEncoder;
 use std::io::Write;
 
+/// Small rows are gathered up to this many bytes before they are compressed.
+const GATHER: usize = 128 * 1024;
+/// A large row is compressed this many bytes at a time.
+const SLICE: usize = 1 << 20;
+
 /// A gzip part being written: COPY text in, counted and hashed, compressed in pieces.
 pub struct GzPartSink<'a> {
     writer: Box<dyn PartWriter>,
@@ -38,12 +43,9 @@ impl<'a> GzPartSink<'a> {
         Error::io(self.store.location(self.key), e)
     }
 
-    /// Compresses what is pending and uploads full buffers.
-    async fn flush(&mut self) -> Result<()> {
-        self.enc
-            .write_all(&self.pending)
-            .map_err(|e| self.gz_err(e))?;
-        self.pending.clear();
+    /// Compresses `data` and uploads the compressed buffer once it is full.
+    async fn compress(&mut self, data: &[u8]) -> Result<()> {
+        self.enc.write_all(data).map_err(|e| self.gz_err(e))?;
         if self.enc.get_ref().len() >= 1 << 20 {
             self.writer.write(self.enc.get_ref()).await?;
             self.compressed += self.enc.get_ref().len() as u64;
@@ -52,13 +54,31 @@ impl<'a> GzPartSink<'a> {
         Ok(())
     }
 
+    /// Compresses what is pending.
+    async fn flush(&mut self) -> Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        self.compress(&pending).await?;
+        self.pending = pending;
+        self.pending.clear();
+        Ok(())
+    }
+
     /// Takes everything `src` yields. COPY hands over one row at a time; a deflate call per
-    /// ~100-byte row costs more than the compression itself, so rows are gathered first.
+    /// ~100-byte row costs more than the compression itself, so small rows are gathered
+    /// first. A large row (a big value) is compressed straight from COPY's own buffer, a
+    /// slice at a time, so no second copy of it is ever held.
     pub async fn feed(&mut self, src: &mut dyn ByteSource) -> Result<()> {
         while let Some(buf) = src.next_bytes().await? {
             self.tally.feed(&buf);
+            if buf.len() >= GATHER {
+                self.flush().await?;
+                for piece in buf.chunks(SLICE) {
+                    self.compress(piece).await?;
+                }
+                continue;
+            }
             self.pending.extend_from_slice(&buf);
-            if self.pending.len() >= 128 * 1024 {
+            if self.pending.len() >= GATHER {
                 self.flush().await?;
             }
         }

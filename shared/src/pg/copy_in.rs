@@ -8,12 +8,12 @@ use crate::model::part::{ByteSource, LoadOutcome, PartStats, Tally};
 use crate::pg::{ledger, slice};
 use bytes::BytesMut;
 use futures_util::SinkExt;
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{GenericClient, Transaction};
 
 /// Loads one part. `expected` (from a manifest) is checked before the commit; without it
 /// (the streaming sync) the measured stats are recorded as they are.
 pub async fn load_part(
-    client: &mut Client,
+    client: &mut (impl GenericClient + Send + Sync),
     job_id: &str,
     part_id: &str,
     table: &Table,
@@ -67,6 +67,11 @@ pub async fn load_part(
     Ok(LoadOutcome::Loaded(stats))
 }
 
+/// Small rows are sent in batches of about this many bytes.
+const BATCH: usize = 256 * 1024;
+/// A large row is sent this many bytes at a time.
+const SLICE: usize = 1 << 20;
+
 /// Streams COPY text into `COPY t (cols) FROM STDIN`; returns the rows the server counted and
 /// the tally of what was sent.
 async fn copy_rows(
@@ -83,11 +88,27 @@ async fn copy_rows(
     futures_util::pin_mut!(sink);
     let mut tally = Tally::default();
     let mut batch = BytesMut::with_capacity(512 * 1024);
-    while let Some(buf) = source.next_bytes().await? {
+    while let Some(mut buf) = source.next_bytes().await? {
         tally.feed(&buf);
-        batch.extend_from_slice(&buf);
-        if batch.len() >= 256 * 1024 {
+        if buf.len() < BATCH {
+            batch.extend_from_slice(&buf);
+            if batch.len() >= BATCH {
+                sink.send(batch.split().freeze())
+                    .await
+                    .map_err(|e| Error::pg(Role::Target, ctx("loading"), e))?;
+            }
+            continue;
+        }
+        // A large row (a big value) goes on from COPY's own buffer in slices that share it:
+        // the connection's write buffer holds one slice at a time, never a second copy.
+        if !batch.is_empty() {
             sink.send(batch.split().freeze())
+                .await
+                .map_err(|e| Error::pg(Role::Target, ctx("loading"), e))?;
+        }
+        while !buf.is_empty() {
+            let piece = buf.split_to(buf.len().min(SLICE));
+            sink.send(piece)
                 .await
                 .map_err(|e| Error::pg(Role::Target, ctx("loading"), e))?;
         }

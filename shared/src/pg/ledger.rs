@@ -155,7 +155,7 @@ pub async fn set_aside(client: &Client, job_id: &str) -> Result<()> {
 /// cascading), drops the given foreign keys and indexes and disables triggers, adopting what
 /// unfinished earlier jobs took away so nothing is lost, and records all of it.
 pub async fn start_job(
-    client: &mut Client,
+    client: &mut (impl GenericClient + Send + Sync),
     job_id: &str,
     kind: &str,
     tables: &[QualName],
@@ -323,7 +323,7 @@ pub async fn retake(
 }
 
 /// Marks a job done.
-pub async fn mark_done(client: &Client, job_id: &str) -> Result<()> {
+pub async fn mark_done(client: &impl GenericClient, job_id: &str) -> Result<()> {
     client
         .execute(
             "UPDATE dbsync.jobs SET state = 'done', finished_at = now() WHERE job_id = $1",

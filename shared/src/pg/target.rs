@@ -5,7 +5,7 @@
 use crate::error::{Error, Result, Role};
 use crate::pg::conn::ConnSpec;
 use crate::pg::sqlstate;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
 /// Whether a session named `source_app` (the job's source coordinator) is connected to the
 /// same database as `client`: then source and target are one database.
@@ -36,6 +36,21 @@ pub async fn try_replica_mode(client: &Client) -> Result<bool> {
             e,
         )),
     }
+}
+
+/// Opens the one transaction of an atomic load on the coordinator session.
+pub async fn begin_atomic(coord: &mut Client) -> Result<Transaction<'_>> {
+    coord
+        .transaction()
+        .await
+        .map_err(|e| Error::pg(Role::Target, "starting the atomic load", e))
+}
+
+/// Commits an atomic load: only now does any reader see the new data.
+pub async fn commit_atomic(tx: Transaction<'_>) -> Result<()> {
+    tx.commit()
+        .await
+        .map_err(|e| Error::pg(Role::Target, "committing the atomic load", e))
 }
 
 /// Opens a load session named `app`, in replica mode when `replica`.

@@ -5,6 +5,7 @@
 //! `plan`'s, the storage `parts`'. May import `model`, `plan`, `pg`, `parts` and the base
 //! modules; never `cloud`.
 
+pub mod atomic;
 pub mod export;
 pub mod import;
 pub mod interrupt;
@@ -24,6 +25,9 @@ pub use sync::sync;
 pub use verify::verify;
 
 use crate::model::chunk::DEFAULT_CHUNK_BYTES;
+
+/// Default `--atomic-max-size`: 8 GiB.
+pub const DEFAULT_ATOMIC_MAX_BYTES: u64 = 8 << 30;
 use crate::model::part::LoadOutcome;
 use crate::model::scope::Scope;
 use crate::model::verify::VerifyReport;
@@ -52,6 +56,11 @@ pub struct Options {
     pub restart: bool,
     /// Stops the run when fired (the command line fires it on SIGINT and SIGTERM).
     pub interrupt: Interrupt,
+    /// Sync in one target transaction ([`atomic`]): the target keeps its old data until
+    /// the new data commits.
+    pub atomic: bool,
+    /// The most a `--atomic` job may hold, on disk at the source.
+    pub atomic_max_bytes: u64,
 }
 
 impl Default for Options {
@@ -66,6 +75,8 @@ impl Default for Options {
             dry_run: false,
             restart: false,
             interrupt: Interrupt::default(),
+            atomic: false,
+            atomic_max_bytes: DEFAULT_ATOMIC_MAX_BYTES,
         }
     }
 }

@@ -125,6 +125,9 @@ pub async fn sync(
     opts: &Options,
     progress: Arc<dyn Progress>,
 ) -> Result<LoadReport> {
+    if opts.atomic {
+        return crate::pipeline::atomic::sync_atomic(source, target, opts, progress).await;
+    }
     let started = Instant::now();
     let ms = || started.elapsed().as_millis() as u64;
     let job_id = new_job_id();

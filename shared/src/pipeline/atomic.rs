@@ -1,0 +1,176 @@
+//! `dbsync sync --atomic`: the whole load in one target transaction, so readers keep the old
+//! data until the new data commits, and a failure anywhere leaves the target exactly as it
+//! was. The emptying, every chunk (each in a savepoint, recorded in the ledger), the index
+//! rebuilds, key validation, ANALYZE and the sequences run on the coordinator session in that
+//! transaction; the chunks are read from one source session in the job's snapshot. One
+//! target session means no parallel load: it is meant for jobs up to a size
+//! (`--atomic-max-size`). Costs, plainly: the `TRUNCATE` takes an ACCESS EXCLUSIVE lock on
+//! every table in scope until the commit (readers wait rather than see a half-loaded table),
+//! and the old rows' files stay until the commit, so the target needs room for both.
+
+use crate::error::{Error, Result, Role};
+use crate::model::chunk::{Chunk, Plan};
+use crate::model::ident::QualName;
+use crate::model::size::human_bytes;
+use crate::pg::conn::ConnSpec;
+use crate::pg::copy_out::CopyOutSource;
+use crate::pg::steps::{self, Step};
+use crate::pg::{catalog, copy_in, ledger, snapshot, target};
+use crate::pipeline::planning::{build_plan, chunk_context};
+use crate::pipeline::progress::Progress;
+use crate::pipeline::target::{check_target, CheckedTarget, LoadSpec};
+use crate::pipeline::workers::{app_name, new_job_id};
+use crate::pipeline::{DryRun, LoadReport, Options};
+use crate::plan::{chunks, load};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_postgres::{Client, Transaction};
+
+/// Refuses an atomic job larger than the setting allows.
+fn check_size(plan: &Plan, opts: &Options) -> Result<()> {
+    let total: u64 = plan
+        .catalog
+        .tables
+        .iter()
+        .map(|t| t.bytes.max(0) as u64)
+        .sum();
+    if total > opts.atomic_max_bytes {
+        return Err(Error::config(
+            "--atomic-max-size",
+            format!(
+                "the tables in scope take {} on the source, more than {} for one transaction (the target needs room for the old and the new rows until the commit); raise --atomic-max-size (DBSYNC_ATOMIC_MAX_SIZE) or sync without --atomic",
+                human_bytes(total),
+                human_bytes(opts.atomic_max_bytes)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `dbsync sync --atomic`.
+pub async fn sync_atomic(
+    source: &ConnSpec,
+    target: &ConnSpec,
+    opts: &Options,
+    progress: Arc<dyn Progress>,
+) -> Result<LoadReport> {
+    let started = Instant::now();
+    let job_id = new_job_id();
+    let src_app = app_name(&job_id, "src");
+    let (src_coord, snapshot) = snapshot::open_snapshot(source, &src_app).await?;
+    let plan = build_plan(&src_coord, &opts.scope, opts.chunk_bytes).await?;
+    check_size(&plan, opts)?;
+    let cat = &plan.catalog;
+    let spec = LoadSpec {
+        target,
+        tables: &cat.tables,
+        sequences: &cat.sequences,
+        source: &cat.server,
+        job_id: &job_id,
+        kind: "sync",
+        source_app: Some(&src_app),
+        keep_indexes: opts.keep_indexes,
+        enums: &cat.enums,
+        source_reader: Some(&src_coord),
+    };
+    let checked = check_target(&spec).await?;
+    let mut report = LoadReport {
+        job_id: job_id.clone(),
+        tables: cat.tables.len(),
+        sequences: cat.sequences.len(),
+        ..Default::default()
+    };
+    if opts.dry_run {
+        report.dry_run = Some(DryRun::new(&checked, &cat.tables));
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+    let total: u64 = cat.tables.iter().map(|t| t.bytes.max(0) as u64).sum();
+    progress.planned("sync", plan.chunks.len(), total);
+    let reader = snapshot::join_snapshot(source, &snapshot, &app_name(&job_id, "read")).await?;
+    let mut seqs = cat.sequences.clone();
+    catalog::read_sequence_values(&src_coord, Role::Source, &mut seqs).await?;
+    let job = AtomicJob {
+        plan: &plan,
+        spec: &spec,
+        reader: &reader,
+        progress: progress.as_ref(),
+        sequences: &seqs,
+    };
+    load_in_one_transaction(checked, &job, &mut report).await?;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// What the one transaction loads.
+struct AtomicJob<'a> {
+    plan: &'a Plan,
+    spec: &'a LoadSpec<'a>,
+    reader: &'a Client,
+    progress: &'a dyn Progress,
+    sequences: &'a [crate::model::catalog::Sequence],
+}
+
+/// Empties, loads and finishes the target in one transaction; commits only when everything
+/// is in. Any error drops the transaction: PostgreSQL rolls all of it back.
+async fn load_in_one_transaction(
+    checked: CheckedTarget,
+    job: &AtomicJob<'_>,
+    report: &mut LoadReport,
+) -> Result<()> {
+    let CheckedTarget {
+        mut coord,
+        order,
+        take,
+        replica,
+        ..
+    } = checked;
+    ledger::ensure(&mut coord).await?;
+    let mut tx = target::begin_atomic(&mut coord).await?;
+    let (plan, spec) = (job.plan, job.spec);
+    let names: Vec<QualName> = spec.tables.iter().map(|t| t.name.clone()).collect();
+    let roots = load::partition_roots(spec.tables);
+    let restore = ledger::start_job(&mut tx, spec.job_id, spec.kind, &names, &roots, take).await?;
+    let items: Vec<Chunk> = plan.chunks.clone();
+    let waves = load::waves(
+        &order,
+        replica,
+        &items,
+        |c| c.table,
+        |c| chunks::estimated_bytes(plan, c),
+    );
+    for chunk in waves.into_iter().flatten() {
+        let table = &plan.catalog.tables[chunk.table];
+        let context = chunk_context(plan, &chunk);
+        let mut src = CopyOutSource::start(job.reader, table, &chunk.range, context).await?;
+        let outcome =
+            copy_in::load_part(&mut tx, spec.job_id, &chunk.id(), table, &mut src, None).await?;
+        if let crate::model::part::LoadOutcome::Loaded(s) = &outcome {
+            let est = chunks::estimated_bytes(plan, &chunk);
+            job.progress.chunk_done(&table.name, s.rows, s.bytes, est);
+        }
+        report.tally(vec![(outcome, 0)]);
+    }
+    let mut all: Vec<Step> = names
+        .iter()
+        .flat_map(|n| steps::table_steps(&restore, n))
+        .collect();
+    all.extend(
+        steps::finalize_steps(&restore, job.sequences)
+            .into_iter()
+            .flat_map(|g| g.steps),
+    );
+    run_all(&tx, &all).await?;
+    ledger::mark_done(&tx, spec.job_id).await?;
+    target::commit_atomic(tx).await
+}
+
+/// Runs the finish steps one after the other inside the transaction (sequences last, as
+/// `finalize_steps` orders them: `setval` is not rolled back, so it goes just before the
+/// commit).
+async fn run_all(tx: &Transaction<'_>, all: &[Step]) -> Result<()> {
+    for step in all {
+        step.run(tx).await?;
+    }
+    Ok(())
+}
