@@ -322,6 +322,11 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The tables' size on disk, TOAST included.
+    pub fn total_bytes(&self) -> u64 {
+        self.tables.iter().map(|t| t.bytes.max(0) as u64).sum()
+    }
+
     /// The table with this name, if in scope.
     pub fn table(&self, name: &QualName) -> Option<&Table> {
         self.tables.iter().find(|t| &t.name == name)

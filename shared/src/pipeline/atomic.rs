@@ -18,7 +18,7 @@ use crate::pg::steps::{self, Step};
 use crate::pg::{catalog, copy_in, ledger, snapshot, target};
 use crate::pipeline::planning::{build_plan, chunk_context};
 use crate::pipeline::progress::Progress;
-use crate::pipeline::target::{check_target, CheckedTarget, LoadSpec};
+use crate::pipeline::target::{check_target, sync_spec, CheckedTarget, LoadSpec};
 use crate::pipeline::workers::{app_name, new_job_id};
 use crate::pipeline::{DryRun, LoadReport, Options};
 use crate::plan::{chunks, load};
@@ -28,12 +28,7 @@ use tokio_postgres::{Client, Transaction};
 
 /// Refuses an atomic job larger than the setting allows.
 fn check_size(plan: &Plan, opts: &Options) -> Result<()> {
-    let total: u64 = plan
-        .catalog
-        .tables
-        .iter()
-        .map(|t| t.bytes.max(0) as u64)
-        .sum();
+    let total = plan.catalog.total_bytes();
     if total > opts.atomic_max_bytes {
         return Err(Error::config(
             "--atomic-max-size",
@@ -61,18 +56,7 @@ pub async fn sync_atomic(
     let plan = build_plan(&src_coord, &opts.scope, opts.chunk_bytes).await?;
     check_size(&plan, opts)?;
     let cat = &plan.catalog;
-    let spec = LoadSpec {
-        target,
-        tables: &cat.tables,
-        sequences: &cat.sequences,
-        source: &cat.server,
-        job_id: &job_id,
-        kind: "sync",
-        source_app: Some(&src_app),
-        keep_indexes: opts.keep_indexes,
-        enums: &cat.enums,
-        source_reader: Some(&src_coord),
-    };
+    let spec = sync_spec(&plan, target, &job_id, &src_app, opts, &src_coord);
     let checked = check_target(&spec).await?;
     let mut report = LoadReport {
         job_id: job_id.clone(),
@@ -85,8 +69,7 @@ pub async fn sync_atomic(
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
-    let total: u64 = cat.tables.iter().map(|t| t.bytes.max(0) as u64).sum();
-    progress.planned("sync", plan.chunks.len(), total);
+    progress.planned("sync", plan.chunks.len(), cat.total_bytes());
     let reader = snapshot::join_snapshot(source, &snapshot, &app_name(&job_id, "read")).await?;
     let mut seqs = cat.sequences.clone();
     catalog::read_sequence_values(&src_coord, Role::Source, &mut seqs).await?;

@@ -62,12 +62,7 @@ pub async fn export(
     let (coord, snapshot) = snapshot::open_snapshot(source, &app).await?;
     let plan = Arc::new(build_plan(&coord, &opts.scope, opts.chunk_bytes).await?);
     let planned_ms = started.elapsed().as_millis() as u64;
-    let total: u64 = plan
-        .catalog
-        .tables
-        .iter()
-        .map(|t| t.bytes.max(0) as u64)
-        .sum();
+    let total = plan.catalog.total_bytes();
     progress.planned("export", plan.chunks.len(), total);
     let n = opts.workers.clamp(1, plan.chunks.len().max(1));
     let mut workers = Vec::with_capacity(n);

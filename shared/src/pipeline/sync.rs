@@ -14,7 +14,7 @@ use crate::pipeline::load::{run_waves, LoadFns, LoadItem};
 use crate::pipeline::planning::{build_plan, chunk_context};
 use crate::pipeline::progress::Progress;
 use crate::pipeline::target::{
-    check_target, finish_load, guarded, start_load, LoadSpec, Reconnect, TableCountdown, TargetJob,
+    check_target, finish_load, guarded, start_load, sync_spec, Reconnect, TableCountdown, TargetJob,
 };
 use crate::pipeline::verify::compare_tables;
 use crate::pipeline::workers::{app_name, new_job_id, open_workers, SyncWorker};
@@ -136,18 +136,7 @@ pub async fn sync(
     let plan = Arc::new(build_plan(&src_coord, &opts.scope, opts.chunk_bytes).await?);
     let plan_ms = ms();
     let cat = &plan.catalog;
-    let spec = LoadSpec {
-        target,
-        tables: &cat.tables,
-        sequences: &cat.sequences,
-        source: &cat.server,
-        job_id: &job_id,
-        kind: "sync",
-        source_app: Some(&src_app),
-        keep_indexes: opts.keep_indexes,
-        enums: &cat.enums,
-        source_reader: Some(&src_coord),
-    };
+    let spec = sync_spec(&plan, target, &job_id, &src_app, opts, &src_coord);
     let checked = check_target(&spec).await?;
     let mut report = LoadReport {
         job_id: job_id.clone(),
@@ -162,8 +151,7 @@ pub async fn sync(
     }
     let tj = start_load(checked, &spec, false).await?;
     let prepare_ms = ms() - plan_ms;
-    let total: u64 = cat.tables.iter().map(|t| t.bytes.max(0) as u64).sum();
-    progress.planned("sync", plan.chunks.len(), total);
+    progress.planned("sync", plan.chunks.len(), cat.total_bytes());
     // Workers get their own application name: the coordinator ("src") holds the snapshot.
     let again = Arc::new(Reconnect {
         source: Some(source.clone()),

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result, Role};
 use crate::model::catalog::{Catalog, EnumType, ForeignKey, Sequence, ServerInfo, Table};
-use crate::model::chunk::FkOrder;
+use crate::model::chunk::{FkOrder, Plan};
 use crate::model::ident::QualName;
 use crate::model::restore::Restore;
 use crate::model::scope::Scope;
@@ -17,7 +17,7 @@ use crate::pg::{catalog, preflight, snapshot, target};
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::progress::Progress;
 use crate::pipeline::workers::{app_name, run_pool, with_retries, SyncWorker};
-use crate::pipeline::DryRun;
+use crate::pipeline::{DryRun, Options};
 use crate::plan::{compat, load, order};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,6 +49,31 @@ pub struct LoadSpec<'a> {
     /// A session reading the job's source snapshot (a streaming sync): target-only unique
     /// keys and checks are tested against the source's rows before anything changes.
     pub source_reader: Option<&'a Client>,
+}
+
+/// The target side of a streaming sync of `plan`: the source coordinator `reader` (named
+/// `src_app`) holds the snapshot the pre-flight tests read.
+pub fn sync_spec<'a>(
+    plan: &'a Plan,
+    target: &'a ConnSpec,
+    job_id: &'a str,
+    src_app: &'a str,
+    opts: &Options,
+    reader: &'a Client,
+) -> LoadSpec<'a> {
+    let cat = &plan.catalog;
+    LoadSpec {
+        target,
+        tables: &cat.tables,
+        sequences: &cat.sequences,
+        source: &cat.server,
+        job_id,
+        kind: "sync",
+        source_app: Some(src_app),
+        keep_indexes: opts.keep_indexes,
+        enums: &cat.enums,
+        source_reader: Some(reader),
+    }
 }
 
 /// A target that passed every pre-flight check; nothing in it has changed yet.
