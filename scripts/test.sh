@@ -37,7 +37,9 @@ set +e
 cargo test --workspace --lib --bins --tests "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-# One total line for the whole run.
+# The fault matrix's summary (cli/tests/faults.rs), then one total line for the whole run.
+summary=target/tmp/fault-matrix.txt
+if [ -f "$summary" ]; then cat "$summary"; rm -f "$summary"; fi
 awk '/^test result:/ { for (i = 2; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "dbsync: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"
