@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result, Role};
 use crate::model::catalog::{Key, Table};
+use crate::model::ident::column_list;
 use crate::pg::slice::{key_order_by, key_text_columns};
 use tokio_postgres::Client;
 
@@ -53,10 +54,12 @@ pub async fn sample_keys(
     };
     let all = if est_rows <= EXACT_SAMPLE_ROWS {
         // Exact: every n-th key in key order, n from the real row count (same pass), so only
-        // about `want` keys reach us even when the statistics are stale.
+        // about `want` keys reach us even when the statistics are stale. Only the key columns
+        // go through the sort: whole rows (wide text, jsonb) would make it many times slower.
         let parts = want as i64 + 1;
+        let keys = column_list(key.columns.iter().map(|c| c.name.as_str()));
         run(format!(
-            "SELECT {sel} FROM (SELECT dbsync_t.*, row_number() OVER (ORDER BY {order}) AS dbsync_rn,
+            "SELECT {sel} FROM (SELECT {keys}, row_number() OVER (ORDER BY {order}) AS dbsync_rn,
                                        count(*) OVER () AS dbsync_n
                FROM ONLY {src} AS dbsync_t) AS dbsync_t
              WHERE dbsync_rn % GREATEST(1, dbsync_n / {parts}) = 0 ORDER BY dbsync_rn LIMIT {want}",
