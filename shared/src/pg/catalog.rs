@@ -5,13 +5,14 @@
 
 use crate::error::{Error, Result, Role};
 use crate::model::catalog::{
-    Catalog, CheckConstraint, Column, EnumType, ForeignKey, Key, KeyColumn, KeyKind, NotValidCheck,
-    SecondaryIndex, Sequence, ServerInfo, Skipped, Table, UniqueKey,
+    Catalog, CheckConstraint, Column, ForeignKey, Key, KeyColumn, KeyKind, SecondaryIndex,
+    Sequence, ServerInfo, Skipped, Table, UniqueKey,
 };
 use crate::model::ident::QualName;
 use crate::model::scope::Scope;
+use crate::pg::rules;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Row};
 
 /// Reads the server facts.
 pub async fn server_info(client: &Client, role: Role) -> Result<ServerInfo> {
@@ -49,10 +50,10 @@ pub async fn load(client: &Client, role: Role, scope: &Scope) -> Result<Catalog>
     add_triggers(client, role, &mut tables, &oids).await?;
     add_indexes(client, role, &mut tables, &oids).await?;
     add_unique_keys_and_checks(client, role, &mut tables, &oids).await?;
-    let enums = enums(client, role, &oids).await?;
+    let enums = rules::enums(client, role, &oids).await?;
     let foreign_keys = foreign_keys(client, role, &names, &tables).await?;
     let sequences = load_sequences(client, role, scope, &tables, &oids).await?;
-    let not_valid_checks = not_valid_checks(client, role, &oids).await?;
+    let not_valid_checks = rules::not_valid_checks(client, role, &oids).await?;
     let skipped = skipped(client, role, scope).await?;
     let mut tables: Vec<Table> = tables.into_values().collect();
     tables.sort_by(|a, b| a.name.cmp(&b.name));
@@ -70,6 +71,30 @@ pub async fn load(client: &Client, role: Role, scope: &Scope) -> Result<Catalog>
 
 /// Every table's name by oid, and the in-scope ordinary tables and leaf partitions.
 type Tables = BTreeMap<i64, Table>;
+
+/// Runs a per-table catalog query over the tables `oids` (`$1`; its first column is the
+/// table's oid) and hands each row to `add` with its table. `query` is what it is for (in
+/// errors) and its SQL.
+async fn per_table(
+    client: &Client,
+    role: Role,
+    query: (&'static str, &str),
+    oids: &[u32],
+    tables: &mut Tables,
+    mut add: impl FnMut(&mut Table, &Row),
+) -> Result<()> {
+    let (what, sql) = query;
+    let rows = client
+        .query(sql, &[&oids])
+        .await
+        .map_err(|e| Error::pg(role, what, e))?;
+    for r in &rows {
+        if let Some(t) = tables.get_mut(&r.get::<_, i64>(0)) {
+            add(t, r);
+        }
+    }
+    Ok(())
+}
 
 /// What listing the tables found.
 struct Listed {
@@ -151,20 +176,20 @@ async fn list_tables(client: &Client, role: Role, scope: &Scope) -> Result<Liste
 }
 
 async fn add_columns(client: &Client, role: Role, tables: &mut Tables, oids: &[u32]) -> Result<()> {
-    let err = |ctx: &'static str| move |e| Error::pg(role, ctx, e);
-    for r in client
-        .query(
+    per_table(
+        client,
+        role,
+        (
+            "listing columns",
             "SELECT a.attrelid::int8, a.attname::text, format_type(a.atttypid, a.atttypmod),
                     a.attnotnull, (a.atthasdef OR a.attidentity <> ''), a.attgenerated <> ''
                FROM pg_attribute a
               WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
               ORDER BY a.attrelid, a.attnum",
-            &[&oids],
-        )
-        .await
-        .map_err(err("listing columns"))?
-    {
-        if let Some(t) = tables.get_mut(&r.get::<_, i64>(0)) {
+        ),
+        oids,
+        tables,
+        |t, r| {
             t.columns.push(Column {
                 name: r.get(1),
                 type_name: r.get(2),
@@ -172,8 +197,9 @@ async fn add_columns(client: &Client, role: Role, tables: &mut Tables, oids: &[u
                 has_default: r.get(4),
                 generated: r.get(5),
             });
-        }
-    }
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -243,29 +269,27 @@ async fn add_triggers(
     tables: &mut Tables,
     oids: &[u32],
 ) -> Result<()> {
-    let err = |ctx: &'static str| move |e| Error::pg(role, ctx, e);
-    for r in client
-        .query(
+    per_table(
+        client,
+        role,
+        (
+            "listing triggers",
             "SELECT tgrelid::int8, tgname::text FROM pg_trigger
               WHERE tgrelid = ANY($1::oid[]) AND NOT tgisinternal AND tgenabled <> 'D'
               ORDER BY tgrelid, tgname",
-            &[&oids],
-        )
-        .await
-        .map_err(err("listing triggers"))?
-    {
-        if let Some(t) = tables.get_mut(&r.get::<_, i64>(0)) {
+        ),
+        oids,
+        tables,
+        |t, r| {
             t.user_triggers.push(r.get(1));
-        }
-    }
+        },
+    )
+    .await?;
     Ok(())
 }
 
 async fn add_indexes(client: &Client, role: Role, tables: &mut Tables, oids: &[u32]) -> Result<()> {
-    let err = |ctx: &'static str| move |e| Error::pg(role, ctx, e);
-    for r in client
-        .query(
-            "SELECT i.indrelid::int8, ci.relname::text, pg_get_indexdef(i.indexrelid)
+    per_table(client, role, ("listing indexes", "SELECT i.indrelid::int8, ci.relname::text, pg_get_indexdef(i.indexrelid)
                FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid
                JOIN pg_class t ON t.oid = i.indrelid
               WHERE i.indrelid = ANY($1::oid[]) AND NOT i.indisunique AND NOT i.indisprimary
@@ -274,20 +298,14 @@ async fn add_indexes(client: &Client, role: Role, tables: &mut Tables, oids: &[u
                 AND NOT i.indisexclusion AND i.indisvalid AND NOT i.indisreplident AND NOT i.indisclustered
                 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
                 AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
-              ORDER BY i.indrelid, ci.relname",
-            &[&oids],
-        )
-        .await
-        .map_err(err("listing indexes"))?
-    {
-        if let Some(t) = tables.get_mut(&r.get::<_, i64>(0)) {
+              ORDER BY i.indrelid, ci.relname"), oids, tables, |t, r| {
             t.secondary_indexes.push(SecondaryIndex {
                 table: t.name.clone(),
                 name: r.get(1),
                 definition: r.get(2),
             });
-        }
-    }
+    })
+    .await?;
     Ok(())
 }
 
@@ -299,9 +317,11 @@ async fn add_unique_keys_and_checks(
     tables: &mut Tables,
     oids: &[u32],
 ) -> Result<()> {
-    let err = |ctx: &'static str| move |e| Error::pg(role, ctx, e);
-    for r in client
-        .query(
+    per_table(
+        client,
+        role,
+        (
+            "listing unique indexes",
             "SELECT i.indrelid::int8, ci.relname::text, array_agg(a.attname::text ORDER BY k.ord),
                     min(pg_get_expr(i.indpred, i.indrelid)),
                     bool_or(coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::bool, false))
@@ -313,70 +333,40 @@ async fn add_unique_keys_and_checks(
                 AND k.ord <= i.indnkeyatts
               GROUP BY i.indrelid, ci.relname, i.indexrelid
               ORDER BY 1, 2",
-            &[&oids],
-        )
-        .await
-        .map_err(err("listing unique indexes"))?
-    {
-        if let Some(t) = tables.get_mut(&r.get::<_, i64>(0)) {
+        ),
+        oids,
+        tables,
+        |t, r| {
             t.unique_keys.push(UniqueKey {
                 name: r.get(1),
                 columns: r.get(2),
                 predicate: r.get(3),
                 nulls_not_distinct: r.get(4),
             });
-        }
-    }
-    for r in client
-        .query(
+        },
+    )
+    .await?;
+    per_table(
+        client,
+        role,
+        (
+            "listing check constraints",
             "SELECT conrelid::int8, conname::text, pg_get_expr(conbin, conrelid)
                FROM pg_constraint
               WHERE contype = 'c' AND convalidated AND conrelid = ANY($1::oid[])
               ORDER BY 1, 2",
-            &[&oids],
-        )
-        .await
-        .map_err(err("listing check constraints"))?
-    {
-        if let Some(t) = tables.get_mut(&r.get::<_, i64>(0)) {
+        ),
+        oids,
+        tables,
+        |t, r| {
             t.checks.push(CheckConstraint {
                 name: r.get(1),
                 expression: r.get(2),
             });
-        }
-    }
+        },
+    )
+    .await?;
     Ok(())
-}
-
-/// The enum types the columns of `oids` use: directly, as array elements, or under a
-/// domain (over the enum or an array of it).
-async fn enums(client: &Client, role: Role, oids: &[u32]) -> Result<Vec<EnumType>> {
-    let rows = client
-        .query(
-            "WITH RECURSIVE used(oid) AS (
-                 SELECT a.atttypid FROM pg_attribute a
-                  WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
-                 UNION
-                 SELECT x FROM used u JOIN pg_type t ON t.oid = u.oid,
-                        LATERAL (VALUES (t.typelem), (t.typbasetype)) AS v(x)
-                  WHERE x <> 0)
-             SELECT n.nspname::text, t.typname::text,
-                    array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
-               FROM used JOIN pg_type t ON t.oid = used.oid AND t.typtype = 'e'
-               JOIN pg_namespace n ON n.oid = t.typnamespace
-               JOIN pg_enum e ON e.enumtypid = t.oid
-              GROUP BY 1, 2 ORDER BY 1, 2",
-            &[&oids],
-        )
-        .await
-        .map_err(|e| Error::pg(role, "listing enum types", e))?;
-    Ok(rows
-        .iter()
-        .map(|r| EnumType {
-            name: QualName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
-            labels: r.get(2),
-        })
-        .collect())
 }
 
 /// Foreign keys touching a unit in scope, either side. Only constraints declared by the user
@@ -426,50 +416,6 @@ async fn foreign_keys(
         }
     }
     Ok(out)
-}
-
-/// CHECK constraints PostgreSQL does not hold as valid (`NOT VALID`) that a COPY into the
-/// tables `oids` would apply: declared on a table or on one of its partitioned ancestors
-/// (their copies on partitions go with them), or on a domain a column uses directly or as
-/// the element of an array.
-async fn not_valid_checks(client: &Client, role: Role, oids: &[u32]) -> Result<Vec<NotValidCheck>> {
-    let rows = client
-        .query(
-            "WITH rels AS (SELECT a.relid::oid AS relid FROM unnest($1::oid[]) AS r(oid),
-                                LATERAL pg_partition_ancestors(r.oid) AS a(relid)
-                           UNION SELECT unnest($1::oid[])),
-                  coltypes AS (SELECT t.oid, t.typelem
-                                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-                                WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0
-                                  AND NOT a.attisdropped),
-                  domains AS (SELECT oid FROM coltypes UNION SELECT typelem FROM coltypes)
-             SELECT n.nspname::text, c.relname::text, false, con.conname::text,
-                    pg_get_constraintdef(con.oid)
-               FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
-               JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE con.contype = 'c' AND NOT con.convalidated AND con.conislocal
-                AND con.conrelid IN (SELECT relid FROM rels)
-             UNION ALL
-             SELECT n.nspname::text, t.typname::text, true, con.conname::text,
-                    pg_get_constraintdef(con.oid)
-               FROM pg_constraint con JOIN pg_type t ON t.oid = con.contypid
-               JOIN pg_namespace n ON n.oid = t.typnamespace
-              WHERE con.contype = 'c' AND NOT con.convalidated
-                AND t.typtype = 'd' AND t.oid IN (SELECT oid FROM domains)
-              ORDER BY 1, 2, 4",
-            &[&oids],
-        )
-        .await
-        .map_err(|e| Error::pg(role, "listing NOT VALID check constraints", e))?;
-    Ok(rows
-        .iter()
-        .map(|r| NotValidCheck {
-            on: QualName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
-            domain: r.get(2),
-            name: r.get(3),
-            definition: r.get(4),
-        })
-        .collect())
 }
 
 /// Foreign tables and materialized views the scope names: never copied, shown in the plan.

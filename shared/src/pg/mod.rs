@@ -10,6 +10,7 @@ pub mod copy_in;
 pub mod copy_out;
 pub mod ledger;
 pub mod preflight;
+pub mod rules;
 pub mod sample;
 pub mod slice;
 pub mod snapshot;
