@@ -239,8 +239,9 @@ async fn sigint_stops_a_sync_puts_back_what_it_took_exits_130_and_a_rerun_finish
         .spawn()
         .expect("start dbsync");
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    // The shell's own kill: no procps needed on the machine.
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .expect("kill");
     assert!(killed.success());
