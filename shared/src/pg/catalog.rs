@@ -199,8 +199,7 @@ async fn add_columns(client: &Client, role: Role, tables: &mut Tables, oids: &[u
             });
         },
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Candidate keys: primary first, then the NOT NULL unique key with the fewest columns.
@@ -284,12 +283,11 @@ async fn add_triggers(
             t.user_triggers.push(r.get(1));
         },
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 async fn add_indexes(client: &Client, role: Role, tables: &mut Tables, oids: &[u32]) -> Result<()> {
-    per_table(client, role, ("listing indexes", "SELECT i.indrelid::int8, ci.relname::text, pg_get_indexdef(i.indexrelid)
+    let sql = "SELECT i.indrelid::int8, ci.relname::text, pg_get_indexdef(i.indexrelid)
                FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid
                JOIN pg_class t ON t.oid = i.indrelid
               WHERE i.indrelid = ANY($1::oid[]) AND NOT i.indisunique AND NOT i.indisprimary
@@ -298,15 +296,22 @@ async fn add_indexes(client: &Client, role: Role, tables: &mut Tables, oids: &[u
                 AND NOT i.indisexclusion AND i.indisvalid AND NOT i.indisreplident AND NOT i.indisclustered
                 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
                 AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
-              ORDER BY i.indrelid, ci.relname"), oids, tables, |t, r| {
+              ORDER BY i.indrelid, ci.relname";
+    per_table(
+        client,
+        role,
+        ("listing indexes", sql),
+        oids,
+        tables,
+        |t, r| {
             t.secondary_indexes.push(SecondaryIndex {
                 table: t.name.clone(),
                 name: r.get(1),
                 definition: r.get(2),
             });
-    })
-    .await?;
-    Ok(())
+        },
+    )
+    .await
 }
 
 /// Unique indexes on plain columns and validated CHECK constraints: what the pre-flight
@@ -365,8 +370,7 @@ async fn add_unique_keys_and_checks(
             });
         },
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Foreign keys touching a unit in scope, either side. Only constraints declared by the user

@@ -16,11 +16,11 @@ use crate::pg::conn::ConnSpec;
 use crate::pg::copy_out::CopyOutSource;
 use crate::pg::steps::{self, Step};
 use crate::pg::{catalog, copy_in, ledger, snapshot, target};
-use crate::pipeline::planning::{build_plan, chunk_context};
+use crate::pipeline::planning::{chunk_context, open_source, OpenedSource};
 use crate::pipeline::progress::Progress;
-use crate::pipeline::target::{check_target, sync_spec, CheckedTarget, LoadSpec};
-use crate::pipeline::workers::{app_name, new_job_id};
-use crate::pipeline::{DryRun, LoadReport, Options};
+use crate::pipeline::target::{check_target, dry_run_report, sync_spec, CheckedTarget, LoadSpec};
+use crate::pipeline::workers::app_name;
+use crate::pipeline::{LoadReport, Options};
 use crate::plan::{chunks, load};
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,25 +50,27 @@ pub async fn sync_atomic(
     progress: Arc<dyn Progress>,
 ) -> Result<LoadReport> {
     let started = Instant::now();
-    let job_id = new_job_id();
-    let src_app = app_name(&job_id, "src");
-    let (src_coord, snapshot) = snapshot::open_snapshot(source, &src_app).await?;
-    let plan = build_plan(&src_coord, &opts.scope, opts.chunk_bytes).await?;
+    let OpenedSource {
+        job_id,
+        app: src_app,
+        coord: src_coord,
+        snapshot,
+        plan,
+    } = open_source(source, opts).await?;
     check_size(&plan, opts)?;
     let cat = &plan.catalog;
     let spec = sync_spec(&plan, target, &job_id, &src_app, opts, &src_coord);
     let checked = check_target(&spec).await?;
+    let elapsed = || started.elapsed().as_millis() as u64;
+    if opts.dry_run {
+        return Ok(dry_run_report(&job_id, cat, &checked, elapsed()));
+    }
     let mut report = LoadReport {
         job_id: job_id.clone(),
         tables: cat.tables.len(),
         sequences: cat.sequences.len(),
         ..Default::default()
     };
-    if opts.dry_run {
-        report.dry_run = Some(DryRun::new(&checked, &cat.tables));
-        report.elapsed_ms = started.elapsed().as_millis() as u64;
-        return Ok(report);
-    }
     progress.planned("sync", plan.chunks.len(), cat.total_bytes());
     let reader = snapshot::join_snapshot(source, &snapshot, &app_name(&job_id, "read")).await?;
     let mut seqs = cat.sequences.clone();
@@ -81,7 +83,7 @@ pub async fn sync_atomic(
         sequences: &seqs,
     };
     load_in_one_transaction(checked, &job, &mut report).await?;
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    report.elapsed_ms = elapsed();
     Ok(report)
 }
 

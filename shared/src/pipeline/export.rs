@@ -9,10 +9,10 @@ use crate::model::part::{part_key, ExportedPart};
 use crate::parts::PartStore;
 use crate::pg::conn::{ConnSpec, SESSION_SETTINGS};
 use crate::pg::{catalog, snapshot};
-use crate::pipeline::planning::{build_plan, chunk_context};
+use crate::pipeline::planning::{chunk_context, open_source, OpenedSource};
 use crate::pipeline::progress::Progress;
 use crate::pipeline::segment::{export_chunk, PartTarget};
-use crate::pipeline::workers::{app_name, new_job_id, run_pool};
+use crate::pipeline::workers::run_pool;
 use crate::pipeline::Options;
 use crate::plan::chunks::estimated_bytes;
 use std::collections::BTreeMap;
@@ -56,11 +56,15 @@ pub async fn export(
     progress: Arc<dyn Progress>,
 ) -> Result<Manifest> {
     let started = Instant::now();
-    let job_id = new_job_id();
     let created_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let app = app_name(&job_id, "src");
-    let (coord, snapshot) = snapshot::open_snapshot(source, &app).await?;
-    let plan = Arc::new(build_plan(&coord, &opts.scope, opts.chunk_bytes).await?);
+    let OpenedSource {
+        job_id,
+        app,
+        coord,
+        snapshot,
+        plan,
+    } = open_source(source, opts).await?;
+    let plan = Arc::new(plan);
     let planned_ms = started.elapsed().as_millis() as u64;
     let total = plan.catalog.total_bytes();
     progress.planned("export", plan.chunks.len(), total);

@@ -8,6 +8,7 @@ use crate::model::chunk::{Chunk, ChunkRange, Plan};
 use crate::model::scope::{is_glob, Scope};
 use crate::pg::conn::ConnSpec;
 use crate::pg::{catalog, sample, snapshot};
+use crate::pipeline::workers::{app_name, new_job_id};
 use crate::pipeline::Options;
 use crate::plan::{chunks, order};
 use tokio_postgres::Client;
@@ -101,6 +102,36 @@ pub async fn key_bounds(
 ) -> Result<Vec<Vec<String>>> {
     let sample = sample::sample_keys(client, Role::Source, table, key, want).await?;
     Ok(chunks::pick_quantiles(sample, want))
+}
+
+/// A job's source side, opened: its id, the coordinator session (named `app`) holding the
+/// snapshot every reader joins, and the plan made in that snapshot.
+pub struct OpenedSource {
+    /// The new job's id.
+    pub job_id: String,
+    /// The coordinator's application name (unique per job: the same-database check).
+    pub app: String,
+    /// The coordinator session; the snapshot lives as long as its transaction.
+    pub coord: Client,
+    /// The exported snapshot.
+    pub snapshot: String,
+    /// The plan, made in the snapshot.
+    pub plan: Plan,
+}
+
+/// Starts a job on the source: a new job id, the snapshot, the plan.
+pub async fn open_source(source: &ConnSpec, opts: &Options) -> Result<OpenedSource> {
+    let job_id = new_job_id();
+    let app = app_name(&job_id, "src");
+    let (coord, snapshot) = snapshot::open_snapshot(source, &app).await?;
+    let plan = build_plan(&coord, &opts.scope, opts.chunk_bytes).await?;
+    Ok(OpenedSource {
+        job_id,
+        app,
+        coord,
+        snapshot,
+        plan,
+    })
 }
 
 /// `dbsync plan`: the plan of a source, without changing anything.

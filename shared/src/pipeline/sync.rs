@@ -8,17 +8,18 @@ use crate::model::chunk::{Chunk, Plan};
 use crate::model::verify::{compare_sequences, VerifyReport};
 use crate::pg::conn::ConnSpec;
 use crate::pg::copy_out::CopyOutSource;
-use crate::pg::{catalog, copy_in, snapshot};
+use crate::pg::{catalog, copy_in};
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::load::{run_waves, LoadFns, LoadItem};
-use crate::pipeline::planning::{build_plan, chunk_context};
+use crate::pipeline::planning::{chunk_context, open_source, OpenedSource};
 use crate::pipeline::progress::Progress;
 use crate::pipeline::target::{
-    check_target, finish_load, guarded, start_load, sync_spec, Reconnect, TableCountdown, TargetJob,
+    check_target, dry_run_report, finish_load, guarded, start_load, sync_spec, Reconnect,
+    TableCountdown, TargetJob,
 };
 use crate::pipeline::verify::compare_tables;
-use crate::pipeline::workers::{app_name, new_job_id, open_workers, SyncWorker};
-use crate::pipeline::{DryRun, LoadReport, Options};
+use crate::pipeline::workers::{app_name, open_workers, SyncWorker};
+use crate::pipeline::{LoadReport, Options};
 use crate::plan::{chunks, load};
 use std::sync::Arc;
 use std::time::Instant;
@@ -130,25 +131,26 @@ pub async fn sync(
     }
     let started = Instant::now();
     let ms = || started.elapsed().as_millis() as u64;
-    let job_id = new_job_id();
-    let src_app = app_name(&job_id, "src");
-    let (src_coord, snapshot) = snapshot::open_snapshot(source, &src_app).await?;
-    let plan = Arc::new(build_plan(&src_coord, &opts.scope, opts.chunk_bytes).await?);
+    let OpenedSource {
+        job_id,
+        app: src_app,
+        coord: src_coord,
+        snapshot,
+        plan,
+    } = open_source(source, opts).await?;
+    let plan = Arc::new(plan);
     let plan_ms = ms();
     let cat = &plan.catalog;
     let spec = sync_spec(&plan, target, &job_id, &src_app, opts, &src_coord);
     let checked = check_target(&spec).await?;
+    if opts.dry_run {
+        return Ok(dry_run_report(&job_id, cat, &checked, ms()));
+    }
     let mut report = LoadReport {
         job_id: job_id.clone(),
         tables: cat.tables.len(),
         ..Default::default()
     };
-    if opts.dry_run {
-        report.sequences = cat.sequences.len();
-        report.dry_run = Some(DryRun::new(&checked, &cat.tables));
-        report.elapsed_ms = ms();
-        return Ok(report);
-    }
     let tj = start_load(checked, &spec, false).await?;
     let prepare_ms = ms() - plan_ms;
     progress.planned("sync", plan.chunks.len(), cat.total_bytes());

@@ -17,7 +17,7 @@ use crate::pg::{catalog, preflight, snapshot, target};
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::progress::Progress;
 use crate::pipeline::workers::{app_name, run_pool, with_retries, SyncWorker};
-use crate::pipeline::{DryRun, Options};
+use crate::pipeline::{DryRun, LoadReport, Options};
 use crate::plan::{compat, load, order};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -259,6 +259,23 @@ pub async fn start_load(
         already_done,
         unenforced,
     })
+}
+
+/// The report of a dry run of a sync: what every check found the job would do.
+pub fn dry_run_report(
+    job_id: &str,
+    catalog: &Catalog,
+    checked: &CheckedTarget,
+    elapsed_ms: u64,
+) -> LoadReport {
+    LoadReport {
+        job_id: job_id.to_string(),
+        tables: catalog.tables.len(),
+        sequences: catalog.sequences.len(),
+        dry_run: Some(DryRun::new(checked, &catalog.tables)),
+        elapsed_ms,
+        ..Default::default()
+    }
 }
 
 impl DryRun {
