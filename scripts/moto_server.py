@@ -21,6 +21,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from moto.core.config import default_user_config
+from moto.dynamodb.models import DynamoDBBackend
 from moto.s3 import responses as s3_responses
 from moto import server
 from moto.stepfunctions.models import StateMachineInstance
@@ -61,6 +62,24 @@ def _state_machine_copy(self, memo):
 
 
 StateMachineInstance.__deepcopy__ = _state_machine_copy
+
+# Fidelity fix: DynamoDB applies each item write (an UpdateItem's ADD, a conditional PutItem)
+# atomically; moto's threaded server runs two writes to one item side by side, so concurrent
+# ADDs lose counts. One lock around moto's write paths gives DynamoDB's per-item atomicity.
+_ddb_lock = threading.RLock()
+
+
+def _atomic(method):
+    def locked(self, *args, **kwargs):
+        with _ddb_lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
+for _name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
+    if hasattr(DynamoDBBackend, _name):
+        setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name)))
 
 INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 
