@@ -4,6 +4,8 @@
 #   scripts/pg.sh install            install the server binaries if they are missing (idempotent)
 #   scripts/pg.sh up NAME PORT       start cluster NAME on 127.0.0.1:PORT (init it first if needed); idempotent
 #   scripts/pg.sh down NAME          stop cluster NAME (no-op if it is not running)
+#   scripts/pg.sh crash NAME         stop it the way a crash does (pg_ctl stop -m immediate: no
+#                                    checkpoint, the next start replays the WAL; the fault matrix uses it)
 #   scripts/pg.sh url NAME PORT [DB] print the connection URL
 #
 # Clusters live under $DBSYNC_PG_ROOT (default: <repo>/.dbsync/pg/NAME), trust auth on loopback
@@ -106,21 +108,23 @@ SELECT format('DROP DATABASE %I WITH (FORCE)', datname) FROM pg_database
 SQL
 }
 
-down() {
-  local name=$1 bindir dir
+# Stops cluster NAME with pg_ctl's MODE (fast: a clean shutdown; immediate: as a crash does).
+stop() {
+  local name=$1 mode=$2 bindir dir
   bindir=$(find_bindir) || return 0
   dir=$root/$name
   [ -d "$dir/data" ] || return 0
-  as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+  as_pg "$bindir/pg_ctl" -D "$dir/data" -m "$mode" -w stop >/dev/null 2>&1 || true
 }
 
 cmd=${1:-}; shift || true
 case "$cmd" in
   install) install ;;
   up) up "$@" ;;
-  down) down "$@" ;;
+  down) stop "$1" fast ;;
+  crash) stop "$1" immediate ;;
   url) echo "postgresql://postgres@127.0.0.1:$2/${3:-postgres}?sslmode=disable" ;;
   dropdbs) dropdbs "$@" ;;
   bindir) find_bindir ;;
-  *) echo "usage: $0 install|up NAME PORT|down NAME|url NAME PORT [DB]|bindir" >&2; exit 2 ;;
+  *) echo "usage: $0 install|up NAME PORT|down NAME|crash NAME|url NAME PORT [DB]|bindir" >&2; exit 2 ;;
 esac

@@ -15,11 +15,13 @@ scripts/pg.sh up test-target "${DBSYNC_TEST_TARGET_PORT:=55443}"
 # Each test makes its own database pair and leaves it for inspection; the previous run's go now.
 scripts/pg.sh dropdbs "$DBSYNC_TEST_SOURCE_PORT" t_
 scripts/pg.sh dropdbs "$DBSYNC_TEST_TARGET_PORT" t_
+# The fault matrix's own clusters (it stops them; the tests start them when they need them).
+for port in 55446 55447; do scripts/pg.sh dropdbs "$port" t_ 2>/dev/null || true; done
 # The emulator, with the invoke gateway its Step Functions Tasks call (55501), and the real
 # function binaries behind it (cargo lambda watch, 55509).
 scripts/moto.sh up "${DBSYNC_TEST_MOTO_PORT:=55500}" 55501 http://127.0.0.1:55509
 if [ "${CI:-}" = true ]; then
-  trap 'scripts/lambda.sh down 55509; scripts/pg.sh down test-source; scripts/pg.sh down test-target; scripts/moto.sh down $DBSYNC_TEST_MOTO_PORT' EXIT
+  trap 'scripts/lambda.sh down 55509; scripts/pg.sh down test-source; scripts/pg.sh down test-target; scripts/pg.sh down fault-source; scripts/pg.sh down fault-target; scripts/moto.sh down $DBSYNC_TEST_MOTO_PORT' EXIT
 fi
 scripts/lambda.sh up 55509 "http://127.0.0.1:$DBSYNC_TEST_MOTO_PORT"
 export DBSYNC_TEST_LAMBDA_GATEWAY=http://127.0.0.1:55501
@@ -38,8 +40,9 @@ cargo test --workspace --lib --bins --tests "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # The fault matrix's summary (cli/tests/faults.rs), then one total line for the whole run.
-summary=target/tmp/fault-matrix.txt
-if [ -f "$summary" ]; then cat "$summary"; rm -f "$summary"; fi
+for summary in target/tmp/fault-matrix*.txt; do
+  if [ -f "$summary" ]; then cat "$summary"; rm -f "$summary"; fi
+done
 awk '/^test result:/ { for (i = 2; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "dbsync: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"

@@ -223,17 +223,7 @@ async fn sigint_stops_a_sync_puts_back_what_it_took_exits_130_and_a_rerun_finish
     )
     .await;
     let child = Command::new(env!("CARGO_BIN_EXE_dbsync"))
-        .args([
-            "sync",
-            "--source",
-            &p.source_url,
-            "--target",
-            &p.target_url,
-            "--jobs",
-            "1",
-            "--chunk-size",
-            "64kB",
-        ])
+        .args(p.slow_sync_args())
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()

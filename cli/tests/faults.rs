@@ -1,7 +1,8 @@
 //! The fault matrix: real `dbsync` processes against real clusters, stopped the ways a run
 //! gets stopped (kill -9, SIGTERM, SIGINT, a broken part), then run again as a user would.
 //! Every case must end with no row lost and none duplicated, the target's indexes and keys as
-//! the source's; the test prints one summary line. (Killed worker sessions, locked targets,
+//! the source's; the test prints one summary line. Server crashes run on clusters of their
+//! own; a full disk on a small tmpfs. (Killed worker sessions, locked targets,
 //! corrupt parts and duplicate part deliveries are covered beside the code they exercise in
 //! tests/it.)
 
@@ -55,7 +56,10 @@ async fn counts(url: &str) -> Vec<(String, i64)> {
 }
 
 async fn pair(hint: &str) -> Pair {
-    let p = Pair::new(hint).await;
+    fill(Pair::new(hint).await).await
+}
+
+async fn fill(p: Pair) -> Pair {
     p.both(
         "CREATE TABLE parents (id int PRIMARY KEY);
          CREATE TABLE big (id int PRIMARY KEY, parent int REFERENCES parents, v text);
@@ -148,15 +152,138 @@ async fn the_fault_matrix_loses_and_duplicates_no_row() {
     let summary = format!(
         "fault matrix: {cases} cases, {lost} lost, {duplicated} duplicated ({stopped} stopped mid-run)"
     );
-    println!("{summary}");
-    // scripts/test.sh prints it after the run (cargo test captures a passing test's output).
-    let _ = std::fs::write(
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fault-matrix.txt"),
-        format!("{summary}\n"),
-    );
+    report("fault-matrix.txt", &summary);
     assert_eq!((lost, duplicated), (0, 0));
     assert!(
         stopped > 0,
         "no case was stopped mid-run: make the data larger"
     );
+}
+
+/// Prints a summary line and leaves it for scripts/test.sh, which prints it after the run
+/// (cargo test captures a passing test's output).
+fn report(file: &str, summary: &str) {
+    println!("{summary}");
+    let _ = std::fs::write(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(file),
+        format!("{summary}\n"),
+    );
+}
+
+/// Asserts both sides hold the same rows, table by table, and are identical.
+async fn assert_counts_match(p: &Pair, case: &str) {
+    let (s, t) = (counts(&p.source_url).await, counts(&p.target_url).await);
+    assert_eq!(s, t, "{case}: rows per table");
+    p.assert_identical().await;
+}
+
+#[tokio::test]
+async fn a_server_crash_mid_sync_loses_and_duplicates_no_row_once_restarted_and_run_again() {
+    // Clusters of their own: the other tests share 55442/55443 and must not see them stop.
+    let ports = [("fault-source", 55446), ("fault-target", 55447)];
+    let base: Vec<String> = ports
+        .iter()
+        .map(|(n, p)| dbsync_tests::own_cluster(n, *p))
+        .collect();
+    for (crashed, port) in ports {
+        let case = format!("{crashed} stopped -m immediate during a sync");
+        let p = fill(Pair::on(crashed, &base[0], &base[1]).await).await;
+        let owned = p.slow_sync_args();
+        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+        let child = dbsync(&args).spawn().expect("start dbsync");
+        std::thread::sleep(Duration::from_millis(2000));
+        dbsync_tests::pg_script(&["crash", crashed]);
+        let out = child.wait_with_output().expect("wait");
+        dbsync_tests::pg_script(&["up", crashed, &port.to_string()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "{case}: the crash came too late"
+        );
+        assert!(
+            err.contains("error[Dbsync"),
+            "{case}: one named error: {err}"
+        );
+        run_ok(&args[..5]);
+        assert_counts_match(&p, &case).await;
+    }
+    report(
+        "fault-matrix-crash.txt",
+        "fault matrix, server crashes: 2 cases (source, target), 0 lost, 0 duplicated",
+    );
+}
+
+#[tokio::test]
+async fn a_full_disk_ends_an_export_with_an_error_naming_the_part_and_leaves_no_temporary_file() {
+    let dir = std::env::temp_dir().join(format!("dbsync-full-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let at = dir.display().to_string();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs", &at])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let _unmount = Unmount(dir.clone());
+    let p = pair("full_disk").await;
+    for how in ["export", "sync --via"] {
+        let to = format!("{at}/{}", how.len());
+        let args: Vec<&str> = if how == "export" {
+            vec!["export", "--source", &p.source_url, "--to", &to]
+        } else {
+            vec![
+                "sync",
+                "--source",
+                &p.source_url,
+                "--target",
+                &p.target_url,
+                "--via",
+                &to,
+            ]
+        };
+        let out = dbsync(&args).output().expect("run dbsync");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{how}: {err}");
+        assert!(
+            err.contains("error[DbsyncIo]") && err.contains("No space left") && err.contains(&to),
+            "{how}: the error names the file and the cause: {err}"
+        );
+        let left: Vec<String> = walk(std::path::Path::new(&to))
+            .into_iter()
+            .filter(|f| f.contains(".tmp-") || f.ends_with("manifest.json"))
+            .collect();
+        assert!(left.is_empty(), "{how}: left behind {left:?}");
+    }
+    // sync --via failed while exporting: the target was never touched.
+    assert_eq!(
+        dbsync_tests::scalar(&p.target_url, "SELECT string_agg(id::text, ',') FROM other").await,
+        "-1"
+    );
+}
+
+/// Unmounts the test's tmpfs however the test ends.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Every file under a directory.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path.display().to_string());
+        }
+    }
+    out
 }

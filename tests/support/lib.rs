@@ -30,20 +30,28 @@ fn base_urls() -> &'static (String, String) {
             return (s, t);
         }
         // `cargo test` without scripts/test.sh: start the clusters ourselves.
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-        for (name, port) in [("test-source", "55442"), ("test-target", "55443")] {
-            let st = std::process::Command::new("bash")
-                .arg(format!("{root}/scripts/pg.sh"))
-                .args(["up", name, port])
-                .status()
-                .expect("run scripts/pg.sh");
-            assert!(st.success(), "scripts/pg.sh up {name} {port} failed");
-        }
         (
-            "postgresql://postgres@127.0.0.1:55442/postgres?sslmode=disable".into(),
-            "postgresql://postgres@127.0.0.1:55443/postgres?sslmode=disable".into(),
+            own_cluster("test-source", 55442),
+            own_cluster("test-target", 55443),
         )
     })
+}
+
+/// Starts (idempotently) cluster `name` on `port` with scripts/pg.sh and returns its base URL.
+pub fn own_cluster(name: &str, port: u16) -> String {
+    pg_script(&["up", name, &port.to_string()]);
+    format!("postgresql://postgres@127.0.0.1:{port}/postgres?sslmode=disable")
+}
+
+/// Runs scripts/pg.sh with `args` (`up NAME PORT`, `crash NAME`, ...) and asserts it succeeded.
+pub fn pg_script(args: &[&str]) {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let st = std::process::Command::new("bash")
+        .arg(format!("{root}/scripts/pg.sh"))
+        .args(args)
+        .status()
+        .expect("run scripts/pg.sh");
+    assert!(st.success(), "scripts/pg.sh {args:?} failed");
 }
 
 /// Replaces the database name in a URL.
@@ -76,7 +84,14 @@ pub async fn client(url: &str) -> Client {
 impl Pair {
     /// Creates a fresh, empty database pair named after the test.
     pub async fn new(hint: &str) -> Pair {
-        let (s, t) = base_urls().clone();
+        let (s, t) = base_urls();
+        Pair::on(hint, s, t).await
+    }
+
+    /// Creates a fresh, empty database pair on the clusters behind two base URLs (tests that
+    /// stop a server need clusters of their own).
+    pub async fn on(hint: &str, source_base: &str, target_base: &str) -> Pair {
+        let (s, t) = (source_base.to_string(), target_base.to_string());
         let name = format!(
             "t_{}_{}",
             hint.chars()
@@ -122,6 +137,22 @@ impl Pair {
             .batch_execute(sql)
             .await
             .unwrap_or_else(|e| panic!("target SQL failed: {e:?}"));
+    }
+
+    /// `dbsync sync` of this pair, slowed to one worker and 64 kB chunks so that a test can
+    /// stop it midway.
+    pub fn slow_sync_args(&self) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "sync",
+            "--source",
+            &self.source_url,
+            "--target",
+            &self.target_url,
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(["--jobs", "1", "--chunk-size", "64kB"].map(String::from));
+        a
     }
 
     /// Parsed source spec.

@@ -66,15 +66,23 @@ impl PartWriter for LocalWriter {
             return Ok(());
         };
         let path = self.tmp.display().to_string();
-        f.flush().await.map_err(|e| Error::io(&path, e))?;
-        f.get_mut()
-            .sync_data()
-            .await
-            .map_err(|e| Error::io(&path, e))?;
-        drop(f);
-        tokio::fs::rename(&self.tmp, &self.dest)
-            .await
-            .map_err(|e| Error::io(self.dest.display().to_string(), e))
+        let done = async {
+            f.flush().await.map_err(|e| Error::io(&path, e))?;
+            f.get_mut()
+                .sync_data()
+                .await
+                .map_err(|e| Error::io(&path, e))?;
+            drop(f);
+            tokio::fs::rename(&self.tmp, &self.dest)
+                .await
+                .map_err(|e| Error::io(self.dest.display().to_string(), e))
+        }
+        .await;
+        // A full disk often shows only at the flush: never leave the half-written file behind.
+        if done.is_err() {
+            let _ = tokio::fs::remove_file(&self.tmp).await;
+        }
+        done
     }
 }
 
