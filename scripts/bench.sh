@@ -1,56 +1,84 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): builds a ~1 GB database in a throwaway source cluster, then times,
-# in one run and on the same data, pg_dump -Fd -j2 -Z1 + pg_restore -j2 --data-only against
-# `dbsync sync` and `dbsync export` + `dbsync import`, printing wall time, MB/s of database,
-# peak RSS and ratios. Every copy is checked with `dbsync verify` (untimed).
+# Benchmark (not a test): times, in one run and on the same data, the ways a user copies a
+# database's data today against dbsync, and prints wall time, MB/s of database, peak RSS and
+# ratios. Every copy is checked with `dbsync verify` (untimed).
 #
-#   scripts/bench.sh                 # dataset: pgbench -s 32 + the app dataset (if found), ~1 GB
-#   BENCH_SCALE=8 scripts/bench.sh   # smaller pgbench part, for a quick look
-#   BENCH_RUNS=3 scripts/bench.sh    # median of 3 runs per path
+#   scripts/bench.sh                      # both profiles, one run per path
+#   BENCH_PROFILE=default scripts/bench.sh  # PostgreSQL's default settings, ~300 MB
+#   BENCH_PROFILE=tuned scripts/bench.sh    # shared_buffers=1GB, max_wal_size=4GB, ~1 GB
+#   BENCH_RUNS=3 scripts/bench.sh         # median of 3 runs, paths alternating within each run
 #
-# The app dataset is read from $BENCH_DATASET (default: ../shared/bench/dataset.sql beside the
-# repository) when it exists; without it the data is pgbench's alone.
+# Paths: pg_dump -Fd -j2 -Z1 + TRUNCATE + pg_restore -j2 --data-only --disable-triggers (and
+# each alone, against dbsync export and dbsync import alone); two parallel psql pipes of
+# COPY (FORMAT binary) with triggers off; pgcopydb copy table-data (Debian's package, installed
+# if missing; left out with the reason when it cannot be); dbsync sync.
+# The data: pgbench plus the app dataset from $BENCH_DATASET (default ../shared/bench/dataset.sql
+# beside the repository) when it exists. Source and target clusters run on this one machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 export PATH="$HOME/.cargo/bin:$PATH"
-SCALE=${BENCH_SCALE:-32}
+PROFILE=${BENCH_PROFILE:-both}
+if [ "$PROFILE" = both ]; then
+  BENCH_PROFILE=default "$0"
+  echo
+  BENCH_PROFILE=tuned "$0"
+  exit
+fi
 RUNS=${BENCH_RUNS:-1}
 JOBS=${BENCH_JOBS:-2}
 DATASET=${BENCH_DATASET:-$repo/../shared/bench/dataset.sql}
-SP=55452 TP=55453
-work=$repo/.dbsync/bench
+case $PROFILE in
+  default)
+    SCALE=${BENCH_SCALE:-9} APP_SCALE=${BENCH_APP_SCALE:-0.3} SP=55454 TP=55455
+    export DBSYNC_PG_DEFAULTS=1
+    settings="PostgreSQL defaults (shared_buffers 128MB, max_wal_size 1GB, fsync and synchronous_commit on)" ;;
+  tuned)
+    SCALE=${BENCH_SCALE:-32} APP_SCALE=${BENCH_APP_SCALE:-1} SP=55452 TP=55453
+    export DBSYNC_PG_FSYNC=on DBSYNC_PG_SHARED_BUFFERS=1GB
+    settings="shared_buffers 1GB, max_wal_size 4GB, fsync on, synchronous_commit off" ;;
+  *) echo "bench.sh: BENCH_PROFILE is default, tuned or both" >&2; exit 2 ;;
+esac
+work=$repo/.dbsync/bench/$PROFILE
 mkdir -p "$work"
 
 scripts/pg.sh install
+command -v /usr/bin/time >/dev/null 2>&1 || [ -x /usr/bin/time ] || {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
 bindir=$(scripts/pg.sh bindir)
-export DBSYNC_PG_FSYNC=on DBSYNC_PG_SHARED_BUFFERS=1GB
-scripts/pg.sh up bench-source $SP
-scripts/pg.sh up bench-target $TP
+scripts/pg.sh up "bench-$PROFILE-source" $SP
+scripts/pg.sh up "bench-$PROFILE-target" $TP
 export PGOPTIONS="-c client_min_messages=warning"
 export DBSYNC_LOG=warn
 SRC="postgresql://postgres@127.0.0.1:$SP/bench?sslmode=disable"
 DST="postgresql://postgres@127.0.0.1:$TP/bench?sslmode=disable"
 psqlc() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
-marker="scale=$SCALE dataset=$( [ -f "$DATASET" ] && md5sum <"$DATASET" | cut -c1-8 || echo none)"
+marker="scale=$SCALE app_scale=$APP_SCALE dataset=$( [ -f "$DATASET" ] && md5sum <"$DATASET" | cut -c1-8 || echo none)"
 if [ "$(psqlc "$SRC" -Atc "SELECT obj_description('public.pgbench_accounts'::regclass)" 2>/dev/null || true)" != "$marker" ]; then
   echo "building the source database ($marker) ..."
   psqlc -h 127.0.0.1 -p $SP -U postgres -d postgres -c 'DROP DATABASE IF EXISTS bench' -c 'CREATE DATABASE bench'
   "$bindir/pgbench" -i -q -s "$SCALE" -h 127.0.0.1 -p $SP -U postgres bench >/dev/null 2>&1
-  [ -f "$DATASET" ] && psqlc "$SRC" -v app_scale=1 -f "$DATASET" >/dev/null
+  [ -f "$DATASET" ] && psqlc "$SRC" -v app_scale="$APP_SCALE" -f "$DATASET" >/dev/null
   psqlc "$SRC" -c 'VACUUM (ANALYZE)' -c "COMMENT ON TABLE public.pgbench_accounts IS '$marker'"
   psqlc -h 127.0.0.1 -p $TP -U postgres -d postgres -c 'DROP DATABASE IF EXISTS bench' -c 'CREATE DATABASE bench'
   "$bindir/pg_dump" --schema-only "$SRC" | psqlc "$DST" >/dev/null
 fi
 db_bytes=$(psqlc "$SRC" -Atc "SELECT pg_database_size('bench')")
 db_mb=$(awk -v b="$db_bytes" 'BEGIN { printf "%.0f", b / 1e6 }')
-tables=$(psqlc "$DST" -Atc "SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') FROM pg_tables WHERE schemaname IN ('public', 'app')")
+user_tables="FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') AND schemaname NOT LIKE 'dbsync%'"
+tables=$(psqlc "$DST" -Atc "SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') $user_tables")
 
 cargo build --release -q -p dbsync
 DBSYNC=$repo/target/release/dbsync
 
-# timed NAME CMD...: wall seconds into $wall, peak RSS (KiB) into $rss
+if ! command -v pgcopydb >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgcopydb >/dev/null 2>&1 || true
+fi
+pgcopydb_why=""
+command -v pgcopydb >/dev/null || pgcopydb_why="pgcopydb is not installed and apt-get could not install it"
+
+# timed CMD...: wall seconds into $wall, peak RSS (KiB) into $rss
 timed() {
   local out=$work/time.out
   /usr/bin/time -f '%e %M' -o "$out" "$@" >/dev/null
@@ -58,54 +86,105 @@ timed() {
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 truncate_target() { psqlc "$DST" -c "TRUNCATE $tables" >/dev/null; }
+verify() { "$DBSYNC" verify -q --jobs "$JOBS" --source "$SRC" --target "$DST" >/dev/null || { echo "bench.sh: $1 did not copy identically" >&2; exit 1; }; }
+add() { awk -v a="$1" -v b="$2" 'BEGIN { print a + b }'; }
 
-declare -A W R
-run_path() {
-  local name=$1; shift
-  local walls=() rsss=()
-  for _ in $(seq "$RUNS"); do
-    "$@"
-    walls+=("$wall"); rsss+=("$rss")
-  done
-  W[$name]=$(printf '%s\n' "${walls[@]}" | median)
-  R[$name]=$(printf '%s\n' "${rsss[@]}" | median)
-}
+declare -A WALLS RSSS
+record() { WALLS[$1]+="$2 "; RSSS[$1]+="$3 "; }
 
-dump_restore() {
+path_dump_restore() {
   truncate_target
   rm -rf "$work/dump"
   timed "$bindir/pg_dump" -Fd -j "$JOBS" -Z 1 -f "$work/dump" "$SRC"; local w1=$wall r1=$rss
-  timed "$bindir/pg_restore" -j "$JOBS" --data-only --disable-triggers -d "$DST" "$work/dump"; local w2=$wall r2=$rss
-  wall=$(awk -v a="$w1" -v b="$w2" 'BEGIN { print a + b }'); rss=$(( r1 > r2 ? r1 : r2 ))
-  echo "  pg_dump ${w1}s + pg_restore ${w2}s"
+  truncate_target
+  timed "$bindir/pg_restore" -j "$JOBS" --data-only --disable-triggers -d "$DST" "$work/dump"
+  record pg_dump "$w1" "$r1"; record pg_restore "$wall" "$rss"
+  record dump_restore "$(add "$w1" "$wall")" $(( r1 > rss ? r1 : rss ))
+  verify "pg_dump + pg_restore"
+  echo "  pg_dump ${w1}s + pg_restore ${wall}s"
 }
-dbsync_sync() {
+
+# One lane of the psql pipe: its tables one after the other, binary COPY, triggers off.
+pipe_lane() {
+  local t
+  for t in "$@"; do
+    psql -X -q -v ON_ERROR_STOP=1 "$SRC" -c "COPY $t TO STDOUT (FORMAT binary)" |
+      psql -X -q -v ON_ERROR_STOP=1 "$DST" -c "SET session_replication_role = replica" -c "COPY $t FROM STDIN (FORMAT binary)"
+  done
+}
+export -f pipe_lane
+path_pipe() {
+  truncate_target
+  # Largest tables first, dealt to the lanes in turn.
+  local lanes=() i=0 t
+  for _ in $(seq "$JOBS"); do lanes+=(""); done
+  while read -r t; do lanes[i % JOBS]+="$t "; i=$((i + 1)); done < <(psqlc "$SRC" -Atc \
+    "SELECT format('%I.%I', schemaname, tablename) $user_tables ORDER BY pg_table_size(format('%I.%I', schemaname, tablename)) DESC")
+  local script="" lane
+  for lane in "${lanes[@]}"; do script+="pipe_lane $lane & "; done
+  timed env SRC="$SRC" DST="$DST" bash -c "$script wait"
+  record pipe "$wall" "$rss"
+  verify "the psql pipe"
+  echo "  psql binary pipe ${wall}s"
+}
+
+path_pgcopydb() {
+  [ -n "$pgcopydb_why" ] && return 0
+  truncate_target
+  rm -rf "$work/pgcopydb"
+  # Triggers off as for the other paths (pgcopydb's table-data copy would trip the foreign keys).
+  timed pgcopydb copy table-data --source "$SRC" --table-jobs "$JOBS" --dir "$work/pgcopydb" \
+    --target "$DST&options=-csession_replication_role%3Dreplica" 2>"$work/pgcopydb.log"
+  record pgcopydb "$wall" "$rss"
+  verify "pgcopydb"
+  echo "  pgcopydb copy table-data ${wall}s"
+}
+
+path_sync() {
   timed "$DBSYNC" sync -q --jobs "$JOBS" --source "$SRC" --target "$DST"
-  "$DBSYNC" verify -q --source "$SRC" --target "$DST" >/dev/null
-  echo "  dbsync sync ${wall}s (verified)"
+  record sync "$wall" "$rss"
+  verify "dbsync sync"
+  echo "  dbsync sync ${wall}s"
 }
-dbsync_export_import() {
+
+path_export_import() {
   rm -rf "$work/export"
   timed "$DBSYNC" export -q --jobs "$JOBS" --source "$SRC" --to "$work/export"; local w1=$wall r1=$rss
-  timed "$DBSYNC" import -q --jobs "$JOBS" --from "$work/export" --target "$DST"; local w2=$wall r2=$rss
-  wall=$(awk -v a="$w1" -v b="$w2" 'BEGIN { print a + b }'); rss=$(( r1 > r2 ? r1 : r2 ))
-  "$DBSYNC" verify -q --source "$SRC" --target "$DST" >/dev/null
-  echo "  dbsync export ${w1}s + import ${w2}s (verified)"
+  timed "$DBSYNC" import -q --jobs "$JOBS" --from "$work/export" --target "$DST"
+  record export "$w1" "$r1"; record import "$wall" "$rss"
+  verify "dbsync export + import"
+  echo "  dbsync export ${w1}s + import ${wall}s"
 }
 
-echo "database: $db_mb MB; $JOBS jobs; $RUNS run(s) per path"
-run_path dump dump_restore
-run_path sync dbsync_sync
-run_path expimp dbsync_export_import
-
-base=${W[dump]}
-printf '\n%-38s %9s %9s %12s %10s\n' path wall MB/s "peak RSS" "vs dump"
-for k in dump sync expimp; do
-  case $k in
-    dump) label="pg_dump -Fd -j$JOBS -Z1 + pg_restore -j$JOBS" ;;
-    sync) label="dbsync sync --jobs $JOBS" ;;
-    expimp) label="dbsync export + import --jobs $JOBS" ;;
-  esac
-  awk -v l="$label" -v w="${W[$k]}" -v r="${R[$k]}" -v mb="$db_mb" -v b="$base" \
-    'BEGIN { printf "%-38s %8.1fs %9.0f %9.1f MiB %9.2fx\n", l, w, mb / w, r / 1024, b / w }'
+echo "profile $PROFILE: $settings"
+echo "database: $db_mb MB; $JOBS jobs; $RUNS run(s), paths alternating"
+for run in $(seq "$RUNS"); do
+  echo "run $run"
+  path_dump_restore
+  path_pipe
+  path_pgcopydb
+  path_sync
+  path_export_import
 done
+
+W() { printf '%s\n' ${WALLS[$1]} | median; }
+R() { printf '%s\n' ${RSSS[$1]} | median; }
+row() { # label key baseline-key
+  [ -n "${WALLS[$2]:-}" ] || return 0
+  awk -v l="$1" -v w="$(W "$2")" -v r="$(R "$2")" -v mb="$db_mb" -v b="$(W "$3")" -v bn="$3" \
+    'BEGIN { printf "| %-52s | %7.1f s | %5.0f | %7.1f MiB | %5.2fx vs %s |\n", l, w, mb / w, r / 1024, b / w, bn }'
+}
+echo
+echo "profile $PROFILE, $db_mb MB, median of $RUNS"
+echo "| path | wall | MB/s | peak RSS | ratio |"
+echo "|---|---:|---:|---:|---:|"
+row "pg_dump -Fd -j$JOBS -Z1 + pg_restore -j$JOBS --data-only" dump_restore dump_restore
+row "psql COPY binary pipe, $JOBS at a time, triggers off" pipe dump_restore
+row "pgcopydb copy table-data --table-jobs $JOBS" pgcopydb dump_restore
+row "dbsync sync --jobs $JOBS" sync dump_restore
+row "dbsync sync --jobs $JOBS" sync pipe
+row "pg_dump -Fd -j$JOBS -Z1 alone" pg_dump pg_dump
+row "dbsync export --jobs $JOBS" export pg_dump
+row "pg_restore -j$JOBS --data-only alone" pg_restore pg_restore
+row "dbsync import --jobs $JOBS" import pg_restore
+[ -z "$pgcopydb_why" ] || echo "(pgcopydb left out: $pgcopydb_why)"

@@ -80,6 +80,10 @@ up() {
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$dir'
 max_connections = 200
+CONF
+    # DBSYNC_PG_DEFAULTS=1 keeps PostgreSQL's own defaults (the benchmark's "default" profile:
+    # what a user's untuned server runs with); otherwise tuned for throwaway test data.
+    [ "${DBSYNC_PG_DEFAULTS:-}" = 1 ] || cat >>"$dir/data/postgresql.conf" <<CONF
 shared_buffers = ${DBSYNC_PG_SHARED_BUFFERS:-256MB}
 max_wal_size = 4GB
 fsync = ${DBSYNC_PG_FSYNC:-off}

@@ -42,7 +42,7 @@ enum Command {
     Export(ExportArgs),
     /// Import an export directory into the target (resumes after a failure).
     Import(ImportArgs),
-    /// Show tables, FK levels, chunks and sizes without changing anything.
+    /// Show tables, FK levels, the chunks a sync makes and sizes, changing nothing.
     Plan(PlanArgs),
     /// Compare row counts, content checksums and sequences of source and target.
     Verify(VerifyArgs),
@@ -82,6 +82,21 @@ impl WorkersArg {
     }
 }
 
+/// `--analyze on|off`, for the subcommands that load a target.
+#[derive(Args, Clone)]
+struct AnalyzeArg {
+    /// ANALYZE each table once it is loaded, so the target is ready to query; `off` leaves
+    /// statistics to autovacuum (faster, as pg_restore --data-only).
+    #[arg(long, env = "DBSYNC_ANALYZE", default_value = "on", value_parser = ["on", "off"])]
+    analyze: String,
+}
+
+impl AnalyzeArg {
+    fn on(&self) -> bool {
+        self.analyze == "on"
+    }
+}
+
 #[derive(Args, Clone)]
 struct WorkArgs {
     #[command(flatten)]
@@ -107,6 +122,8 @@ struct SyncArgs {
     scope: ScopeArgs,
     #[command(flatten)]
     work: WorkArgs,
+    #[command(flatten)]
+    analyze: AnalyzeArg,
     /// Go through gzip parts in this directory or s3://bucket/prefix instead of streaming
     /// (export, then import).
     #[arg(long, env = "DBSYNC_VIA")]
@@ -157,6 +174,8 @@ struct ImportArgs {
     /// Keep the target's secondary indexes during the load.
     #[arg(long, env = "DBSYNC_KEEP_INDEXES")]
     keep_indexes: bool,
+    #[command(flatten)]
+    analyze: AnalyzeArg,
     /// Check everything against the target and say what would happen; change nothing.
     #[arg(long, env = "DBSYNC_DRY_RUN")]
     dry_run: bool,
@@ -326,6 +345,7 @@ async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
     let opts = Options {
         verify: a.verify,
         dry_run: a.dry_run,
+        analyze: a.analyze.on(),
         atomic: a.atomic,
         atomic_max_bytes: parse_size(&a.atomic_max_size, "--atomic-max-size")?,
         ..options(&a.scope, &a.work)?
@@ -411,6 +431,7 @@ async fn import(a: ImportArgs, out: Output) -> anyhow::Result<()> {
     let opts = Options {
         workers: a.workers.count()?,
         keep_indexes: a.keep_indexes,
+        analyze: a.analyze.on(),
         dry_run: a.dry_run,
         restart: a.restart,
         interrupt: interrupt(),
@@ -445,7 +466,7 @@ async fn import(a: ImportArgs, out: Output) -> anyhow::Result<()> {
 async fn plan(a: PlanArgs, out: Output) -> anyhow::Result<()> {
     let source = ConnSpec::parse(&a.source, "--source")?;
     let opts = options(&a.scope, &a.work)?;
-    let plan = pipeline::plan_only(&source, &opts).await?;
+    let plan = pipeline::plan_only(&source, &opts, opts.sync_sizing()).await?;
     if out.json {
         print_json(&plan)
     } else {

@@ -1,28 +1,28 @@
 //! Chunking: every key kind forced into many chunks still copies every row exactly once,
-//! including rows outside the sampled key range.
+//! including rows outside the sampled key range; a sync splits by heap pages, an export by
+//! key; `--analyze`.
 
 use super::*;
-use dbsync_core::model::chunk::ChunkRange;
+use dbsync_core::model::chunk::{Chunk, ChunkRange, Plan};
 use dbsync_tests::scalar;
+
+/// The chunks of table `name` in `plan`.
+fn chunks_of<'a>(plan: &'a Plan, name: &str) -> Vec<&'a Chunk> {
+    let i = plan
+        .catalog
+        .tables
+        .iter()
+        .position(|t| t.name.to_string() == name)
+        .unwrap_or_else(|| panic!("{name} not in plan"));
+    plan.chunks.iter().filter(|c| c.table == i).collect()
+}
 
 #[tokio::test]
 async fn every_key_kind_splits_into_many_chunks_of_the_right_kind() {
     let p = adversarial("plan_kinds").await;
-    let plan = pipeline::plan_only(&p.source_spec(), &tiny_chunks())
-        .await
-        .expect("plan");
-    let chunks_of = |name: &str| {
-        let i = plan
-            .catalog
-            .tables
-            .iter()
-            .position(|t| t.name.to_string() == name)
-            .unwrap_or_else(|| panic!("{name} not in plan"));
-        plan.chunks
-            .iter()
-            .filter(|c| c.table == i)
-            .collect::<Vec<_>>()
-    };
+    let o = tiny_chunks();
+    let plan = plan_of(&p, o.export_sizing()).await;
+    let chunks_of = |name: &str| chunks_of(&plan, name);
     for (name, ctid) in [
         ("app.all_types", false),
         ("app.uuid_keyed", false),
@@ -77,12 +77,23 @@ async fn rows_beyond_the_sampled_bounds_are_still_copied() {
     // checks the bounds are open, not that stale statistics are used).
     p.source("INSERT INTO k VALUES (-9223372036854775808, 'min'), (9223372036854775807, 'max'), (0, 'zero')")
         .await;
-    sync(&p, &tiny_chunks()).await.expect("sync");
-    p.assert_identical().await;
+    both_ways(&p).await;
     assert_eq!(
         scalar(&p.target_url, "SELECT count(*)::text FROM k").await,
         "4004"
     );
+}
+
+/// Copies `p` both ways - a sync (heap-page ranges) and an export + import (key ranges) -
+/// asserting each exact; returns the export's part count.
+async fn both_ways(p: &Pair) -> usize {
+    sync(p, &tiny_chunks()).await.expect("sync");
+    p.assert_identical().await;
+    let (dir, store, m) = export_to_temp(p).await;
+    import(p, store, &tiny_chunks()).await.expect("import");
+    p.assert_identical().await;
+    let _ = std::fs::remove_dir_all(dir);
+    m.tables.iter().map(|t| t.parts.len()).sum()
 }
 
 #[tokio::test]
@@ -96,9 +107,8 @@ async fn composite_text_keys_in_many_chunks_copy_each_row_once() {
            FROM generate_series(1, 4000) g; ANALYZE tk;",
     )
     .await;
-    let r = sync(&p, &tiny_chunks()).await.expect("sync");
-    assert!(r.parts_loaded >= 5, "parts {}", r.parts_loaded);
-    p.assert_identical().await;
+    let parts = both_ways(&p).await;
+    assert!(parts >= 5, "parts {parts}");
 }
 
 /// Regression: the TABLESAMPLE path ordered the sampled keys by their text form, so bounds
@@ -154,9 +164,7 @@ async fn stale_statistics_of_an_empty_table_still_give_evenly_sized_chunks() {
         "ANALYZE s; INSERT INTO s SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g",
     )
     .await;
-    let plan = pipeline::plan_only(&p.source_spec(), &tiny_chunks())
-        .await
-        .expect("plan");
+    let plan = plan_of(&p, tiny_chunks().export_sizing()).await;
     assert!(
         plan.catalog.tables[0].est_rows <= 0,
         "the statistics should be stale"
@@ -164,4 +172,58 @@ async fn stale_statistics_of_an_empty_table_still_give_evenly_sized_chunks() {
     assert!(plan.chunks.len() >= 50, "chunks: {}", plan.chunks.len());
     sync(&p, &tiny_chunks()).await.expect("sync");
     p.assert_identical().await;
+}
+
+/// A sync reads every chunk in one snapshot, so it splits keyed tables by heap pages (TID
+/// range scans, no key sample); an export keeps key ranges, which its parts are addressed by.
+#[tokio::test]
+async fn a_sync_splits_keyed_tables_by_heap_pages_and_an_export_by_key_both_exact() {
+    let p = adversarial("heap_split").await;
+    let o = tiny_chunks();
+    for (sizing, by_heap) in [(o.sync_sizing(), true), (o.export_sizing(), false)] {
+        let plan = plan_of(&p, sizing).await;
+        let c = chunks_of(&plan, "app.all_types");
+        assert!(c.len() >= 3, "{sizing:?}: {} chunks", c.len());
+        assert_eq!(
+            matches!(c[0].range, ChunkRange::Ctid { .. }),
+            by_heap,
+            "{sizing:?}"
+        );
+    }
+    sync(&p, &o).await.expect("sync");
+    p.assert_identical().await;
+}
+
+/// `--analyze off` leaves statistics to autovacuum, as pg_restore --data-only does; the
+/// default ANALYZEs every loaded table.
+#[tokio::test]
+async fn analyze_on_analyzes_every_loaded_table_and_off_leaves_them_to_autovacuum() {
+    for analyze in [false, true] {
+        let p = Pair::new(&format!("analyze_{analyze}")).await;
+        p.both(
+            "CREATE TABLE a (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = off);
+             CREATE TABLE b (id int) WITH (autovacuum_enabled = off);",
+        )
+        .await;
+        p.source(
+            "INSERT INTO a SELECT g, 'v' FROM generate_series(1, 500) g; INSERT INTO b VALUES (1)",
+        )
+        .await;
+        let o = Options {
+            analyze,
+            ..tiny_chunks()
+        };
+        sync(&p, &o).await.expect("sync");
+        p.assert_identical().await;
+        let analyzed = scalar(
+            &p.target_url,
+            "SELECT count(last_analyze)::text FROM pg_stat_user_tables WHERE relname IN ('a', 'b')",
+        )
+        .await;
+        assert_eq!(
+            analyzed,
+            if analyze { "2" } else { "0" },
+            "analyze {analyze}"
+        );
+    }
 }

@@ -35,6 +35,16 @@ pub fn tiny_chunks() -> Options {
     }
 }
 
+/// The plan of `p`'s source at tiny chunks, split as `sizing` says.
+pub async fn plan_of(
+    p: &Pair,
+    sizing: dbsync_core::plan::chunks::Sizing,
+) -> dbsync_core::model::chunk::Plan {
+    pipeline::plan_only(&p.source_spec(), &tiny_chunks(), sizing)
+        .await
+        .expect("plan")
+}
+
 /// A pair with the adversarial schema on both sides and its data in the source.
 pub async fn adversarial(hint: &str) -> Pair {
     let p = Pair::new(hint).await;

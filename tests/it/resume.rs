@@ -2,6 +2,7 @@
 //! stays resumable, and a re-run loads only what is missing.
 
 use super::*;
+use dbsync_core::plan::chunks::Sizing;
 
 #[tokio::test]
 async fn a_corrupt_part_is_refused_and_the_import_resumes_after_it_is_repaired() {
@@ -104,7 +105,7 @@ async fn loading_the_same_part_twice_in_one_job_loads_it_once() {
     dbsync_core::pg::ledger::ensure(&mut tgt)
         .await
         .expect("ledger");
-    let plan = pipeline::build_plan(&src, &Default::default(), 1 << 30)
+    let plan = pipeline::build_plan(&src, &Default::default(), Sizing::fixed(1 << 30))
         .await
         .expect("plan");
     let table = &plan.catalog.tables[0];

@@ -6,6 +6,7 @@ use super::*;
 use dbsync_core::model::part::{segment_id, segment_key, ExportedPart};
 use dbsync_core::parts::PartStore;
 use dbsync_core::pipeline::segment::{export_segment, Budget, PartTarget, SegmentSpec};
+use dbsync_core::plan::chunks::Sizing;
 use dbsync_core::Role;
 
 #[tokio::test]
@@ -26,7 +27,7 @@ async fn a_chunk_exported_in_many_budgeted_invocations_imports_back_exactly() {
         chunk_bytes: 64 * 1024,
         ..tiny_chunks()
     };
-    let plan = pipeline::build_plan(&src, &opts.scope, opts.chunk_bytes)
+    let plan = pipeline::build_plan(&src, &opts.scope, Sizing::fixed(opts.chunk_bytes))
         .await
         .expect("plan");
     // A budget that is always spent: every invocation does exactly one page.

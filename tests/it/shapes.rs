@@ -10,7 +10,6 @@
 //! come out byte-identical; what cannot be synced is refused for a reason that is true.
 
 use super::*;
-use dbsync_core::pipeline::plan_only;
 
 /// Checks the target holds the source's data and its own schema exactly as before.
 async fn assert_synced(p: &Pair, schema_before: &std::collections::BTreeMap<String, String>) {
@@ -47,9 +46,7 @@ async fn three_paths(p: &Pair, change: &str) {
 
 /// The FK level of each table in the plan of `p`'s source.
 async fn levels(p: &Pair) -> std::collections::BTreeMap<String, usize> {
-    let plan = plan_only(&p.source_spec(), &tiny_chunks())
-        .await
-        .expect("plan");
+    let plan = plan_of(p, tiny_chunks().sync_sizing()).await;
     plan.catalog
         .tables
         .iter()
@@ -300,9 +297,7 @@ async fn the_long_tail_of_real_schemas_syncs_byte_identical_and_views_are_left_a
     .await;
     p.source(&format!("ALTER DATABASE {} SET search_path = app", p.name))
         .await;
-    let plan = plan_only(&p.source_spec(), &tiny_chunks())
-        .await
-        .expect("plan");
+    let plan = plan_of(&p, tiny_chunks().sync_sizing()).await;
     let skipped: Vec<String> = plan
         .catalog
         .skipped

@@ -62,6 +62,7 @@ mod tests {
                 job_id: f.job_id.clone(),
                 target_secret: f.target_secret.clone(),
                 keep_indexes: false,
+                analyze: true,
             },
         )
         .await

@@ -1,5 +1,5 @@
 //! What a load takes away from the target and must put back: dropped foreign keys and
-//! secondary indexes, tables whose user triggers were disabled. Recorded in the target's
+//! secondary indexes, tables whose user triggers were disabled; and whether it ANALYZEs. Recorded in the target's
 //! ledger in the same transaction that takes them away. Pure data.
 
 use crate::model::catalog::{ForeignKey, NotValidCheck, SecondaryIndex};
@@ -22,6 +22,10 @@ pub struct Restore {
     /// NOT VALID CHECK constraints (of tables and domains) dropped, re-added NOT VALID.
     #[serde(default)]
     pub checks: Vec<NotValidCheck>,
+    /// Loaded tables are not ANALYZEd (`--analyze off`): kept with what the job put back so
+    /// that whoever finishes it (a resumed import, the serverless finalize) knows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_analyze: bool,
 }
 
 impl Restore {
@@ -38,6 +42,7 @@ impl Restore {
         add(&mut self.indexes, other.indexes);
         add(&mut self.triggers, other.triggers);
         add(&mut self.checks, other.checks);
+        self.no_analyze |= other.no_analyze;
     }
 }
 

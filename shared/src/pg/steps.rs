@@ -51,7 +51,8 @@ pub struct StepGroup {
 }
 
 /// What finishes one table once all its parts are in: rebuild its dropped indexes
-/// (idempotently, so a resumed job does not trip over one it already built), then ANALYZE.
+/// (idempotently, so a resumed job does not trip over one it already built), then ANALYZE
+/// (unless the job says `--analyze off`).
 /// Runs on the worker that loaded the table's last part, while other tables still load.
 pub fn table_steps(restore: &Restore, table: &QualName) -> Vec<Step> {
     let mut steps: Vec<Step> = restore
@@ -60,10 +61,12 @@ pub fn table_steps(restore: &Restore, table: &QualName) -> Vec<Step> {
         .filter(|ix| &ix.table == table)
         .map(rebuild_index)
         .collect();
-    steps.push(Step::new(
-        format!("analyzing {table}"),
-        format!("ANALYZE {}", table.sql()),
-    ));
+    if !restore.no_analyze {
+        steps.push(Step::new(
+            format!("analyzing {table}"),
+            format!("ANALYZE {}", table.sql()),
+        ));
+    }
     steps
 }
 
@@ -165,6 +168,7 @@ pub fn put_back_steps(restore: &Restore, unenforced: &[ForeignKey]) -> (Vec<Step
         indexes: restore.indexes.clone(),
         checks: restore.checks.clone(),
         triggers: Vec::new(),
+        no_analyze: restore.no_analyze,
     };
     pending.merge(Restore {
         fks: unenforced.to_vec(),

@@ -56,7 +56,7 @@ pub async fn sync_atomic(
         coord: src_coord,
         snapshot,
         plan,
-    } = open_source(source, opts).await?;
+    } = open_source(source, opts, opts.sync_sizing()).await?;
     check_size(&plan, opts)?;
     let cat = &plan.catalog;
     let spec = sync_spec(&plan, target, &job_id, &src_app, opts, &src_coord);

@@ -63,7 +63,7 @@ pub async fn export(
         coord,
         snapshot,
         plan,
-    } = open_source(source, opts).await?;
+    } = open_source(source, opts, opts.export_sizing()).await?;
     let plan = Arc::new(plan);
     let planned_ms = started.elapsed().as_millis() as u64;
     let total = plan.catalog.total_bytes();

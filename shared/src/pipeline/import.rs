@@ -60,6 +60,7 @@ fn load_spec<'a>(
         kind: "import",
         source_app: None,
         keep_indexes: opts.keep_indexes,
+        analyze: opts.analyze,
         enums: &m.enums,
         source_reader: None,
     }

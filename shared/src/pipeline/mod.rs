@@ -31,6 +31,7 @@ pub const DEFAULT_ATOMIC_MAX_BYTES: u64 = 8 << 30;
 use crate::model::part::LoadOutcome;
 use crate::model::scope::Scope;
 use crate::model::verify::VerifyReport;
+use crate::plan::chunks::Sizing;
 use interrupt::Interrupt;
 use serde::Serialize;
 
@@ -50,6 +51,9 @@ pub struct Options {
     /// Keep the target's secondary indexes during the load (slower; by default they are
     /// dropped and rebuilt after, as pgcopydb does).
     pub keep_indexes: bool,
+    /// ANALYZE each table once loaded, so the target is ready to query (`--analyze on`, the
+    /// default); off leaves statistics to autovacuum.
+    pub analyze: bool,
     /// Run every check against the target and report what would happen; change nothing.
     pub dry_run: bool,
     /// Import: start over even if this export was imported (or half-imported) before.
@@ -63,6 +67,27 @@ pub struct Options {
     pub atomic_max_bytes: u64,
 }
 
+impl Options {
+    /// How a sync splits its tables: balanced over the workers, by heap pages (one snapshot
+    /// reads every chunk).
+    pub fn sync_sizing(&self) -> Sizing {
+        Sizing {
+            chunk_bytes: self.chunk_bytes,
+            workers: self.workers,
+            by_heap: true,
+        }
+    }
+
+    /// How an export splits them: balanced over the workers, by key (parts that later
+    /// imports and budgeted continuations address by key).
+    pub fn export_sizing(&self) -> Sizing {
+        Sizing {
+            by_heap: false,
+            ..self.sync_sizing()
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -72,6 +97,7 @@ impl Default for Options {
             compress_level: 1,
             verify: false,
             keep_indexes: false,
+            analyze: true,
             dry_run: false,
             restart: false,
             interrupt: Interrupt::default(),

@@ -10,7 +10,8 @@ use crate::pg::conn::ConnSpec;
 use crate::pg::{catalog, sample, snapshot};
 use crate::pipeline::workers::{app_name, new_job_id};
 use crate::pipeline::Options;
-use crate::plan::{chunks, order};
+use crate::plan::chunks::{self, Sizing};
+use crate::plan::order;
 use tokio_postgres::Client;
 
 /// The scope as people wrote it, for the "nothing in scope" error.
@@ -62,19 +63,21 @@ pub fn check_patterns(catalog: &Catalog, scope: &Scope) -> Result<()> {
 
 /// Reads the catalog and splits every table into chunks. Runs inside the caller's
 /// transaction, so a plan made in a snapshot describes that snapshot.
-pub async fn build_plan(client: &Client, scope: &Scope, chunk_bytes: u64) -> Result<Plan> {
+pub async fn build_plan(client: &Client, scope: &Scope, sizing: Sizing) -> Result<Plan> {
     let catalog = catalog::load(client, Role::Source, scope).await?;
     if catalog.tables.is_empty() {
         return Err(Error::EmptyScope(scope_text(scope)));
     }
     check_patterns(&catalog, scope)?;
     let order = order::fk_order(&catalog.tables, &catalog.foreign_keys);
+    let chunk_bytes = sizing.chunk_bytes_for(catalog.total_bytes());
+    let by_heap = sizing.by_heap && catalog.server.version_num >= chunks::TID_RANGE_SCAN_VERSION;
     let mut all = Vec::new();
     for (i, t) in catalog.tables.iter().enumerate() {
         let n = chunks::chunk_count(t.bytes, chunk_bytes);
         let ranges = if n <= 1 {
             vec![ChunkRange::Whole]
-        } else if let Some(key) = &t.key {
+        } else if let (Some(key), false) = (&t.key, by_heap) {
             chunks::key_ranges(&key_bounds(client, t, key, n - 1).await?)
         } else {
             chunks::ctid_ranges(t.pages.max(0) as u64, n)
@@ -120,11 +123,15 @@ pub struct OpenedSource {
 }
 
 /// Starts a job on the source: a new job id, the snapshot, the plan.
-pub async fn open_source(source: &ConnSpec, opts: &Options) -> Result<OpenedSource> {
+pub async fn open_source(
+    source: &ConnSpec,
+    opts: &Options,
+    sizing: Sizing,
+) -> Result<OpenedSource> {
     let job_id = new_job_id();
     let app = app_name(&job_id, "src");
     let (coord, snapshot) = snapshot::open_snapshot(source, &app).await?;
-    let plan = build_plan(&coord, &opts.scope, opts.chunk_bytes).await?;
+    let plan = build_plan(&coord, &opts.scope, sizing).await?;
     Ok(OpenedSource {
         job_id,
         app,
@@ -134,8 +141,8 @@ pub async fn open_source(source: &ConnSpec, opts: &Options) -> Result<OpenedSour
     })
 }
 
-/// `dbsync plan`: the plan of a source, without changing anything.
-pub async fn plan_only(source: &ConnSpec, opts: &Options) -> Result<Plan> {
+/// `dbsync plan`: the plan a job of this sizing would make, without changing anything.
+pub async fn plan_only(source: &ConnSpec, opts: &Options, sizing: Sizing) -> Result<Plan> {
     let (c, _snap) = snapshot::open_snapshot(source, "dbsync-plan").await?;
-    build_plan(&c, &opts.scope, opts.chunk_bytes).await
+    build_plan(&c, &opts.scope, sizing).await
 }

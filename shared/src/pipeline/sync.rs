@@ -137,7 +137,7 @@ pub async fn sync(
         coord: src_coord,
         snapshot,
         plan,
-    } = open_source(source, opts).await?;
+    } = open_source(source, opts, opts.sync_sizing()).await?;
     let plan = Arc::new(plan);
     let plan_ms = ms();
     let cat = &plan.catalog;

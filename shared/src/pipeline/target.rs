@@ -44,6 +44,8 @@ pub struct LoadSpec<'a> {
     pub source_app: Option<&'a str>,
     /// Keep the target's secondary indexes during the load.
     pub keep_indexes: bool,
+    /// ANALYZE each table after its load.
+    pub analyze: bool,
     /// The enum types the source's columns use.
     pub enums: &'a [EnumType],
     /// A session reading the job's source snapshot (a streaming sync): target-only unique
@@ -71,6 +73,7 @@ pub fn sync_spec<'a>(
         kind: "sync",
         source_app: Some(src_app),
         keep_indexes: opts.keep_indexes,
+        analyze: opts.analyze,
         enums: &cat.enums,
         source_reader: Some(reader),
     }
@@ -155,6 +158,7 @@ pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
         load::LoadMode {
             replica,
             keep_indexes: spec.keep_indexes,
+            analyze: spec.analyze,
         },
     );
     let unenforced = if replica {

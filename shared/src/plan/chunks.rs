@@ -10,6 +10,52 @@ pub fn chunk_count(bytes: i64, chunk_bytes: u64) -> usize {
     n.clamp(1, 100_000) as usize
 }
 
+/// A balanced job splits any table bigger than its share of the job (total / (workers x
+/// this)), so that the largest table does not finish alone at the end. One: measured on the
+/// benchmark, two loads into one table cost more than one (they contend on its primary key's
+/// pages), so tables are split only where one of them would otherwise bound the wall time.
+pub const CHUNKS_PER_WORKER: u64 = 1;
+/// Balancing never makes chunks smaller than this: each chunk costs a transaction, a COPY
+/// statement and two ledger rows.
+pub const MIN_BALANCED_CHUNK: u64 = 16 * 1024 * 1024;
+/// The first server version with TID range scans (a CTID range reads only its own pages).
+pub const TID_RANGE_SCAN_VERSION: i32 = 140000;
+
+/// How a job splits its tables into chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizing {
+    /// The largest chunk, on disk at the source (`--chunk-size`).
+    pub chunk_bytes: u64,
+    /// Workers to keep busy: chunks shrink (not below [`MIN_BALANCED_CHUNK`]) to a worker's
+    /// share of the data ([`CHUNKS_PER_WORKER`]). 0 or 1: the fixed size only.
+    pub workers: usize,
+    /// Split by heap pages even where there is a key: right when one snapshot reads every
+    /// chunk (a sync); a TID range scan reads only its pages and needs no key sample. Jobs
+    /// whose chunks resume by key or read their own snapshots (exports) split by key.
+    pub by_heap: bool,
+}
+
+impl Sizing {
+    /// Fixed-size chunks split by key: what exports and the serverless plan use.
+    pub fn fixed(chunk_bytes: u64) -> Self {
+        Sizing {
+            chunk_bytes,
+            workers: 0,
+            by_heap: false,
+        }
+    }
+
+    /// The chunk size for `total` bytes of data.
+    pub fn chunk_bytes_for(&self, total: u64) -> u64 {
+        let cap = self.chunk_bytes.max(1);
+        if self.workers <= 1 {
+            return cap;
+        }
+        let spread = total / (self.workers as u64 * CHUNKS_PER_WORKER);
+        cap.min(spread.max(MIN_BALANCED_CHUNK))
+    }
+}
+
 /// Keeps `want` evenly spaced values of a sorted sample, dropping repeats.
 pub fn pick_quantiles(sorted: Vec<Vec<String>>, want: usize) -> Vec<Vec<String>> {
     if sorted.len() <= want {
@@ -79,6 +125,29 @@ pub fn estimated_bytes(plan: &Plan, chunk: &Chunk) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_balanced_job_splits_tables_bigger_than_a_workers_share_but_not_below_the_floor() {
+        let mib = 1024 * 1024;
+        let s = Sizing {
+            chunk_bytes: 256 * mib,
+            workers: 2,
+            by_heap: true,
+        };
+        assert_eq!(s.chunk_bytes_for(256 * mib), 128 * mib);
+        assert_eq!(s.chunk_bytes_for(10 * mib), MIN_BALANCED_CHUNK);
+        assert_eq!(s.chunk_bytes_for(100 * 1024 * mib), 256 * mib);
+        assert_eq!(
+            Sizing::fixed(256 * mib).chunk_bytes_for(256 * mib),
+            256 * mib
+        );
+        // --chunk-size stays the ceiling, also below the floor.
+        let small = Sizing {
+            chunk_bytes: 64 * 1024,
+            ..s
+        };
+        assert_eq!(small.chunk_bytes_for(256 * mib), 64 * 1024);
+    }
 
     #[test]
     fn chunk_count_rounds_up_and_is_at_least_one() {

@@ -15,6 +15,8 @@ pub struct LoadMode {
     pub replica: bool,
     /// Keep the secondary indexes in place during the load.
     pub keep_indexes: bool,
+    /// ANALYZE each table once it is loaded (`--analyze on`).
+    pub analyze: bool,
 }
 
 /// What the load takes away from the target's tables `tables` (the target's own catalog
@@ -29,6 +31,7 @@ pub fn what_to_take(
     mode: LoadMode,
 ) -> Restore {
     Restore {
+        no_analyze: !mode.analyze,
         checks: not_valid.to_vec(),
         fks: order.cyclic.clone(),
         indexes: if mode.keep_indexes {

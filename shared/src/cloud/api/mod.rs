@@ -119,6 +119,7 @@ impl Api<'_> {
                 .unwrap_or(4)
                 .min(self.settings.max_concurrency),
             keep_indexes: req.keep_indexes,
+            analyze: req.analyze,
             consistency: req.consistency,
             window_seconds: req
                 .snapshot_window_seconds

@@ -52,6 +52,9 @@ pub struct SyncRequest {
     /// Keep the target's secondary indexes during the load.
     #[serde(default)]
     pub keep_indexes: bool,
+    /// ANALYZE each table once loaded, so the target is ready to query (default true).
+    #[serde(default = "crate::cloud::steps::yes")]
+    pub analyze: bool,
     /// `snapshot` (every chunk reads one snapshot; fail if the window cannot cover the
     /// exports) or `per_chunk` (continue on per-chunk snapshots and say so in the manifest).
     #[serde(default)]
@@ -114,6 +117,9 @@ pub struct ExecutionInput {
     pub concurrency: u32,
     /// Keep secondary indexes.
     pub keep_indexes: bool,
+    /// ANALYZE loaded tables (executions started before the field existed did).
+    #[serde(default = "crate::cloud::steps::yes")]
+    pub analyze: bool,
     /// Snapshot or per-chunk consistency.
     pub consistency: Consistency,
     /// Snapshot window, seconds.

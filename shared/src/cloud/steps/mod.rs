@@ -95,3 +95,8 @@ pub async fn read_plan(store: &dyn PartStore) -> Result<Plan> {
         message: format!("unreadable plan: {e}"),
     })
 }
+
+/// serde's default for a flag that is on unless an event says otherwise.
+pub(crate) fn yes() -> bool {
+    true
+}

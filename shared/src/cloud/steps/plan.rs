@@ -8,6 +8,7 @@ use crate::model::scope::Scope;
 use crate::pg::conn::ConnSpec;
 use crate::pg::snapshot::join_snapshot;
 use crate::pipeline::build_plan;
+use crate::plan::chunks::Sizing;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -34,7 +35,7 @@ pub async fn plan_job(
 ) -> Result<PlanSummary> {
     let JobPlace { store, jobs } = place;
     let client = join_snapshot(source, snapshot, &format!("dbsync-{job_id}-plan")).await?;
-    let plan = build_plan(&client, scope, chunk_bytes).await?;
+    let plan = build_plan(&client, scope, Sizing::fixed(chunk_bytes)).await?;
     store.put(PLAN_KEY, &to_json(&plan)).await?;
     let items: Vec<ChunkItem> = plan
         .chunks

@@ -18,6 +18,9 @@ pub struct PrepareEvent {
     /// Keep the target's secondary indexes during the load.
     #[serde(default)]
     pub keep_indexes: bool,
+    /// ANALYZE each table once loaded (default true).
+    #[serde(default = "super::yes")]
+    pub analyze: bool,
 }
 
 /// One wave of the import, for the outer Map (one wave at a time).
@@ -58,6 +61,7 @@ pub async fn prepare(
 ) -> Result<PrepareOutput> {
     let opts = Options {
         keep_indexes: event.keep_indexes,
+        analyze: event.analyze,
         ..Default::default()
     };
     let m = read_manifest(store).await?;
