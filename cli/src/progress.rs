@@ -256,6 +256,11 @@ pub fn render_dry_run(d: &dbsync_core::pipeline::DryRun, target: &dyn std::fmt::
         "would disable user triggers on",
         &d.triggers_disabled_on,
     );
+    list(
+        &mut out,
+        "would copy as text (a column type without a portable binary form)",
+        &d.text_copy,
+    );
     let _ = writeln!(
         out,
         "triggers during the load: {}",

@@ -20,30 +20,45 @@ pub struct PartStats {
     pub sha256: String,
 }
 
-/// Counts rows and bytes and hashes COPY text as it streams.
+/// A COPY stream's format: PostgreSQL's text format (every part and manifest), or its
+/// binary one (the streaming sync, for tables whose column types allow it on both sides).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CopyFormat {
+    /// `FORMAT text`: rows end in newlines.
+    #[default]
+    Text,
+    /// `FORMAT binary`: a header, length-prefixed tuples, a trailer.
+    Binary,
+}
+
+/// Counts rows and bytes and hashes a COPY stream as it passes.
+#[derive(Default)]
 pub struct Tally {
     hasher: Sha256,
     rows: u64,
     bytes: u64,
-}
-
-impl Default for Tally {
-    fn default() -> Self {
-        Tally {
-            hasher: Sha256::new(),
-            rows: 0,
-            bytes: 0,
-        }
-    }
+    binary: Option<BinaryRows>,
 }
 
 impl Tally {
+    /// A tally of a stream in `format`.
+    pub fn new(format: CopyFormat) -> Self {
+        Tally {
+            binary: (format == CopyFormat::Binary).then(BinaryRows::default),
+            ..Tally::default()
+        }
+    }
+
     /// Takes in a buffer. In text COPY every row ends in `\n` and embedded newlines are
-    /// escaped, so newlines are rows.
+    /// escaped, so newlines are rows; binary COPY is framed, and its tuples are counted.
     pub fn feed(&mut self, buf: &[u8]) {
         self.hasher.update(buf);
         self.bytes += buf.len() as u64;
-        self.rows += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        match &mut self.binary {
+            Some(b) => self.rows += b.feed(buf),
+            None => self.rows += buf.iter().filter(|&&b| b == b'\n').count() as u64,
+        }
     }
 
     /// Rows so far.
@@ -66,11 +81,93 @@ impl Tally {
     }
 }
 
-/// A source of COPY text, pulled a buffer at a time.
+/// What the binary row counter reads next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Frame {
+    /// The 11-byte signature, flags and header-extension length (19 bytes).
+    #[default]
+    Header,
+    /// A tuple's field count (2 bytes; -1 is the trailer).
+    FieldCount,
+    /// A field's length (4 bytes; -1 is NULL), with this many fields left after it.
+    FieldLen(u16),
+}
+
+/// Counts the tuples of binary COPY data however the buffers cut it: a few bytes of state.
+/// After a trailer, what follows is read as the header of another stream.
+#[derive(Debug, Default)]
+struct BinaryRows {
+    frame: Frame,
+    /// The bytes of the current fixed-size frame so far.
+    acc: Vec<u8>,
+    /// Bytes of field data (or header extension) still to pass over.
+    skip: u64,
+}
+
+impl BinaryRows {
+    /// Reads a buffer; returns the tuples that started in it.
+    fn feed(&mut self, mut buf: &[u8]) -> u64 {
+        let mut rows = 0;
+        while !buf.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(buf.len() as u64);
+                self.skip -= n;
+                buf = &buf[n as usize..];
+                continue;
+            }
+            let want = match self.frame {
+                Frame::Header => 19,
+                Frame::FieldCount => 2,
+                Frame::FieldLen(_) => 4,
+            };
+            let take = (want - self.acc.len()).min(buf.len());
+            self.acc.extend_from_slice(&buf[..take]);
+            buf = &buf[take..];
+            if self.acc.len() < want {
+                continue;
+            }
+            let n = |b: &[u8]| i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            self.frame = match self.frame {
+                Frame::Header => {
+                    self.skip = n(&self.acc[15..19]).max(0) as u64;
+                    Frame::FieldCount
+                }
+                Frame::FieldCount => match i16::from_be_bytes([self.acc[0], self.acc[1]]) {
+                    -1 => Frame::Header,
+                    0 => {
+                        rows += 1;
+                        Frame::FieldCount
+                    }
+                    fields => {
+                        rows += 1;
+                        Frame::FieldLen(fields.max(1) as u16 - 1)
+                    }
+                },
+                Frame::FieldLen(left) => {
+                    self.skip = n(&self.acc).max(0) as u64;
+                    if left == 0 {
+                        Frame::FieldCount
+                    } else {
+                        Frame::FieldLen(left - 1)
+                    }
+                }
+            };
+            self.acc.clear();
+        }
+        rows
+    }
+}
+
+/// A source of COPY data, pulled a buffer at a time.
 #[async_trait::async_trait]
 pub trait ByteSource: Send {
     /// The next buffer, or None at the end.
     async fn next_bytes(&mut self) -> Result<Option<Bytes>>;
+
+    /// The format of what it yields: text unless it says otherwise.
+    fn format(&self) -> CopyFormat {
+        CopyFormat::Text
+    }
 }
 
 /// The key of a chunk's part in a store.
@@ -131,5 +228,40 @@ mod tests {
         let mut whole = Tally::default();
         whole.feed(b"1\ta\\nb\n2\t\\N\n");
         assert_eq!(whole.finish().sha256, s.sha256);
+    }
+
+    /// Binary COPY of three rows: (1, 'a\n'), (NULL, ''), a row with zero fields (a table
+    /// whose columns are all generated), then the trailer.
+    fn binary_copy() -> Vec<u8> {
+        let mut b = b"PGCOPY\n\xff\r\n\0".to_vec();
+        b.extend([0, 0, 0, 0, 0, 0, 0, 4]); // flags, then a 4-byte header extension
+        b.extend(b"ext!");
+        b.extend(2i16.to_be_bytes());
+        b.extend(4i32.to_be_bytes());
+        b.extend(1i32.to_be_bytes());
+        b.extend(2i32.to_be_bytes());
+        b.extend(b"a\n");
+        b.extend(2i16.to_be_bytes());
+        b.extend((-1i32).to_be_bytes());
+        b.extend(0i32.to_be_bytes());
+        b.extend(0i16.to_be_bytes());
+        b.extend((-1i16).to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn a_binary_tally_counts_tuples_not_newlines_however_the_buffers_cut_the_stream() {
+        let data = binary_copy();
+        for cut in 1..data.len() {
+            let mut t = Tally::new(CopyFormat::Binary);
+            for piece in data.chunks(cut) {
+                t.feed(piece);
+            }
+            assert_eq!(t.rows(), 3, "buffers of {cut} bytes");
+        }
+        // Two streams one after the other (pages of one part) count as one.
+        let mut t = Tally::new(CopyFormat::Binary);
+        t.feed(&[data.clone(), data].concat());
+        assert_eq!(t.rows(), 6);
     }
 }

@@ -72,8 +72,8 @@ const BATCH: usize = 256 * 1024;
 /// A large row is sent this many bytes at a time.
 const SLICE: usize = 1 << 20;
 
-/// Streams COPY text into `COPY t (cols) FROM STDIN`; returns the rows the server counted and
-/// the tally of what was sent.
+/// Streams COPY data into `COPY t (cols) FROM STDIN` in the source's format; returns the rows
+/// the server counted and the tally of what was sent.
 async fn copy_rows(
     tx: &Transaction<'_>,
     table: &Table,
@@ -81,12 +81,13 @@ async fn copy_rows(
     subject: &str,
 ) -> Result<(u64, Tally)> {
     let ctx = |what: &str| format!("{what} {subject}");
+    let format = source.format();
     let sink = tx
-        .copy_in(slice::copy_in_sql(table).as_str())
+        .copy_in(slice::copy_in_sql(table, format).as_str())
         .await
         .map_err(|e| Error::pg(Role::Target, ctx("starting COPY of"), e))?;
     futures_util::pin_mut!(sink);
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(format);
     let mut batch = BytesMut::with_capacity(512 * 1024);
     while let Some(mut buf) = source.next_bytes().await? {
         tally.feed(&buf);

@@ -1,11 +1,11 @@
-//! Streaming a chunk out of the source: `COPY (SELECT ...) TO STDOUT` in text format as a
-//! [`ByteSource`], and the queries a budgeted export pages with. Never holds more than a
-//! buffer of data in memory, whatever the table size.
+//! Streaming a chunk out of the source: `COPY (SELECT ...) TO STDOUT` (text, or binary for a
+//! sync's tables that allow it) as a [`ByteSource`], and the queries a budgeted export pages
+//! with. Never holds more than a buffer of data in memory, whatever the table size.
 
 use crate::error::{Error, Result, Role};
 use crate::model::catalog::{Key, Table};
 use crate::model::chunk::ChunkRange;
-use crate::model::part::ByteSource;
+use crate::model::part::{ByteSource, CopyFormat};
 use crate::pg::slice;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -32,21 +32,36 @@ pub struct KeyPage<'a> {
     pub upto: Option<&'a [String]>,
 }
 
-/// COPY text straight from a source session.
+/// COPY data straight from a source session.
 pub struct CopyOutSource {
     stream: std::pin::Pin<Box<tokio_postgres::CopyOutStream>>,
     context: String,
+    format: CopyFormat,
 }
 
 impl CopyOutSource {
-    /// Starts `COPY ... TO STDOUT` for one chunk of `table`.
+    /// Starts `COPY ... TO STDOUT` for one chunk of `table`, in text.
     pub async fn start(
         client: &Client,
         table: &Table,
         range: &ChunkRange,
         context: String,
     ) -> Result<Self> {
-        Self::start_sql(client, &slice::copy_out_sql(table, range), context).await
+        Self::start_as(client, table, range, CopyFormat::Text, context).await
+    }
+
+    /// Starts `COPY ... TO STDOUT` for one chunk of `table` in `format`.
+    pub async fn start_as(
+        client: &Client,
+        table: &Table,
+        range: &ChunkRange,
+        format: CopyFormat,
+        context: String,
+    ) -> Result<Self> {
+        let sql = slice::copy_out_sql_as(table, range, format);
+        let mut src = Self::start_sql(client, &sql, context).await?;
+        src.format = format;
+        Ok(src)
     }
 
     /// Starts the COPY of one page of a keyed table's chunk: keys in `(after, upto]`.
@@ -82,6 +97,7 @@ impl CopyOutSource {
         Ok(CopyOutSource {
             stream: Box::pin(stream),
             context,
+            format: CopyFormat::Text,
         })
     }
 }
@@ -94,6 +110,10 @@ impl ByteSource for CopyOutSource {
             Some(Ok(b)) => Ok(Some(b)),
             Some(Err(e)) => Err(Error::pg(Role::Source, self.context.clone(), e)),
         }
+    }
+
+    fn format(&self) -> CopyFormat {
+        self.format
     }
 }
 

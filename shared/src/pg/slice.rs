@@ -5,6 +5,7 @@
 use crate::model::catalog::{Key, KeyKind, Table};
 use crate::model::chunk::ChunkRange;
 use crate::model::ident::{column_list, quote_ident, quote_literal};
+use crate::model::part::CopyFormat;
 
 /// `ORDER BY` text of a key, text parts in "C" collation; columns qualified with `alias`
 /// when given (so they cannot be confused with output columns of the same name).
@@ -81,6 +82,19 @@ pub fn range_condition(key: Option<&Key>, range: &ChunkRange) -> Option<String> 
 
 /// The `COPY ... TO STDOUT` statement exporting a chunk of a table.
 pub fn copy_out_sql(table: &Table, range: &ChunkRange) -> String {
+    copy_out_sql_as(table, range, CopyFormat::Text)
+}
+
+/// The COPY option of a format.
+fn format_option(format: CopyFormat) -> &'static str {
+    match format {
+        CopyFormat::Text => "",
+        CopyFormat::Binary => " (FORMAT binary)",
+    }
+}
+
+/// `COPY (SELECT ...) TO STDOUT` of a chunk in `format`.
+pub fn copy_out_sql_as(table: &Table, range: &ChunkRange, format: CopyFormat) -> String {
     let cols = column_list(table.copy_columns().map(|c| c.name.as_str()));
     let mut sql = format!("COPY (SELECT {cols} FROM ONLY {}", table.name.sql());
     if let Some(cond) = range_condition(table.key.as_ref(), range) {
@@ -88,6 +102,7 @@ pub fn copy_out_sql(table: &Table, range: &ChunkRange) -> String {
         sql.push_str(&cond);
     }
     sql.push_str(") TO STDOUT");
+    sql.push_str(format_option(format));
     sql
 }
 
@@ -164,11 +179,12 @@ pub fn ctid_page_copy_sql(table: &Table, from: u64, to: Option<u64>) -> String {
 
 /// The `COPY ... FROM STDIN` statement loading a chunk: explicit columns, because the
 /// target's column order may differ from the source's.
-pub fn copy_in_sql(table: &Table) -> String {
+pub fn copy_in_sql(table: &Table, format: CopyFormat) -> String {
     format!(
-        "COPY {} ({}) FROM STDIN",
+        "COPY {} ({}) FROM STDIN{}",
         table.name.sql(),
-        column_list(table.copy_columns().map(|c| c.name.as_str()))
+        column_list(table.copy_columns().map(|c| c.name.as_str())),
+        format_option(format)
     )
 }
 
@@ -267,7 +283,7 @@ mod tests {
             "COPY (SELECT \"id\" FROM ONLY \"app\".\"Order Items\" WHERE ctid >= '(4,0)'::tid) TO STDOUT"
         );
         assert_eq!(
-            copy_in_sql(&t),
+            copy_in_sql(&t, CopyFormat::Text),
             "COPY \"app\".\"Order Items\" (\"id\") FROM STDIN"
         );
     }

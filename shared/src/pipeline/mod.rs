@@ -154,6 +154,8 @@ pub struct DryRun {
     pub triggers_disabled_on: Vec<String>,
     /// Whether loads would run with session_replication_role = replica.
     pub replica_mode: bool,
+    /// Tables that would travel as text COPY (the others go binary; see `plan::format`).
+    pub text_copy: Vec<String>,
 }
 
 impl LoadReport {

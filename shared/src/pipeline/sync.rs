@@ -5,6 +5,7 @@
 use crate::error::{Result, Role};
 use crate::model::catalog::Sequence;
 use crate::model::chunk::{Chunk, Plan};
+use crate::model::part::CopyFormat;
 use crate::model::verify::{compare_sequences, VerifyReport};
 use crate::pg::conn::ConnSpec;
 use crate::pg::copy_out::CopyOutSource;
@@ -31,11 +32,12 @@ async fn copy_chunk(
     plan: Arc<Plan>,
     job_id: Arc<String>,
     chunk: Chunk,
+    format: CopyFormat,
 ) -> (SyncWorker, Result<crate::model::part::LoadOutcome>) {
     let table = &plan.catalog.tables[chunk.table];
     let r = async {
         let context = chunk_context(&plan, &chunk);
-        let mut src = CopyOutSource::start(&w.src, table, &chunk.range, context).await?;
+        let mut src = CopyOutSource::start_as(&w.src, table, &chunk.range, format, context).await?;
         copy_in::load_part(&mut w.tgt, &job_id, &chunk.id(), table, &mut src, None).await
     }
     .await;
@@ -78,8 +80,12 @@ async fn load_and_finish(
         .collect();
     let waves = load::waves(&tj.order, tj.replica, &items, |i| i.table, |i| i.est_bytes);
     let (plan2, job, again2) = (plan.clone(), Arc::new(again.job_id.clone()), again.clone());
+    let formats = Arc::new(tj.formats.clone());
     let fns = LoadFns {
-        load: move |w, chunk| copy_chunk(w, plan2.clone(), job.clone(), chunk),
+        load: move |w, chunk: Chunk| {
+            let format = formats.get(chunk.table).copied().unwrap_or_default();
+            copy_chunk(w, plan2.clone(), job.clone(), chunk, format)
+        },
         reconnect: move || {
             let again = again2.clone();
             async move { again.sync_worker().await }

@@ -8,6 +8,7 @@ use crate::error::{Error, Result, Role};
 use crate::model::catalog::{Catalog, EnumType, ForeignKey, Sequence, ServerInfo, Table};
 use crate::model::chunk::{FkOrder, Plan};
 use crate::model::ident::QualName;
+use crate::model::part::CopyFormat;
 use crate::model::restore::Restore;
 use crate::model::scope::Scope;
 use crate::pg::conn::ConnSpec;
@@ -18,7 +19,7 @@ use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::progress::Progress;
 use crate::pipeline::workers::{app_name, run_pool, with_retries, SyncWorker};
 use crate::pipeline::{DryRun, LoadReport, Options};
-use crate::plan::{compat, load, order};
+use crate::plan::{compat, format, load, order};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -92,6 +93,9 @@ pub struct CheckedTarget {
     /// Foreign keys the load leaves in place but does not enforce (replica mode): made
     /// `NOT VALID` if the load fails, since their rows may not hold then.
     pub unenforced: Vec<ForeignKey>,
+    /// The COPY format of each table, indexed like the source tables, for a streaming sync:
+    /// binary where the column types allow it on both sides, else text. Empty for an import.
+    pub formats: Vec<CopyFormat>,
 }
 
 /// The target side of a load, started.
@@ -108,6 +112,8 @@ pub struct TargetJob {
     pub already_done: bool,
     /// See [`CheckedTarget::unenforced`].
     pub unenforced: Vec<ForeignKey>,
+    /// See [`CheckedTarget::formats`].
+    pub formats: Vec<CopyFormat>,
 }
 
 /// Pre-flight: refuses, changing nothing, when the target is the source, is locked, lacks
@@ -171,12 +177,25 @@ pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
     } else {
         Vec::new()
     };
+    // Parts are text (an import lists no formats); only a streaming sync may go binary.
+    let formats = match spec.source_app {
+        Some(_) => spec
+            .tables
+            .iter()
+            .map(|t| match tcat.table(&t.name) {
+                Some(tt) => format::copy_format(t, tt, (spec.source, &tcat.server), spec.enums),
+                None => CopyFormat::Text,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(CheckedTarget {
         coord,
         order,
         take,
         replica,
         unenforced,
+        formats,
     })
 }
 
@@ -235,6 +254,7 @@ pub async fn start_load(
         take,
         replica,
         unenforced,
+        formats,
     } = checked;
     ledger::ensure(&mut coord).await?;
     if restart {
@@ -262,6 +282,7 @@ pub async fn start_load(
         replica,
         already_done,
         unenforced,
+        formats,
     })
 }
 
@@ -314,6 +335,12 @@ impl DryRun {
                 .collect(),
             triggers_disabled_on: take.triggers.iter().map(|t| t.to_string()).collect(),
             replica_mode: checked.replica,
+            text_copy: tables
+                .iter()
+                .zip(&checked.formats)
+                .filter(|(_, f)| **f == CopyFormat::Text)
+                .map(|(t, _)| t.name.to_string())
+                .collect(),
         }
     }
 }
