@@ -246,6 +246,7 @@ pub fn render_dry_run(d: &dbsync_core::pipeline::DryRun, target: &dyn std::fmt::
         &d.foreign_keys,
     );
     list(&mut out, "would drop and rebuild indexes", &d.indexes);
+    list(&mut out, "would drop and add back keys", &d.keys);
     list(
         &mut out,
         "would set aside and re-add NOT VALID check constraints",

@@ -312,3 +312,46 @@ async fn binary_copy_where_types_allow_it_and_text_elsewhere_both_copy_every_val
     sync(&p, &tiny_chunks()).await.expect("sync");
     p.assert_data_identical().await;
 }
+
+/// Primary and unique keys nothing depends on are dropped for the load and added back from
+/// the loaded rows; a key a foreign key uses, or a view relies on (GROUP BY by the key),
+/// stays. The target's schema ends as it began.
+#[tokio::test]
+async fn keys_nothing_depends_on_are_rebuilt_after_the_load_and_the_others_stay() {
+    let p = Pair::new("rebuilt_keys").await;
+    p.both(
+        "CREATE TABLE parent (id int PRIMARY KEY);
+         CREATE TABLE child (id int PRIMARY KEY, p int REFERENCES parent, u text UNIQUE);
+         CREATE TABLE viewed (id int PRIMARY KEY, v text);
+         CREATE VIEW grouped AS SELECT id, v FROM viewed GROUP BY id;",
+    )
+    .await;
+    p.source(
+        "INSERT INTO parent SELECT generate_series(1, 50);
+         INSERT INTO child SELECT g, 1 + g % 50, 'u' || g FROM generate_series(1, 5000) g;
+         INSERT INTO viewed SELECT g, 'v' FROM generate_series(1, 100) g;",
+    )
+    .await;
+    let before = dbsync_tests::schema_fingerprint(&p.target_url).await;
+    let dry = sync(
+        &p,
+        &Options {
+            dry_run: true,
+            ..tiny_chunks()
+        },
+    )
+    .await
+    .expect("dry run");
+    let mut keys = dry.dry_run.expect("report").keys;
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["child_pkey on public.child", "child_u_key on public.child"]
+    );
+    sync(&p, &tiny_chunks()).await.expect("sync");
+    p.assert_identical().await;
+    assert_eq!(
+        dbsync_tests::schema_fingerprint(&p.target_url).await,
+        before
+    );
+}

@@ -99,6 +99,12 @@ pub struct Table {
     /// build again: safe to drop during a load and rebuild after.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secondary_indexes: Vec<SecondaryIndex>,
+    /// Primary-key and unique constraints that nothing depends on (no foreign key, view or
+    /// other object; not inherited, not replica identity or clustered) and that the role can
+    /// add again: a load drops them and adds them back after, since building a key from
+    /// loaded rows costs less than keeping it up to date row by row. Read on targets only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rebuildable_keys: Vec<KeyConstraint>,
     /// Unique indexes on plain columns (constraints or not, partial ones with their
     /// predicate): what the pre-flight compares with the other side's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -158,6 +164,17 @@ pub struct SecondaryIndex {
     pub definition: String,
 }
 
+/// A primary-key or unique constraint a load may drop and add back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyConstraint {
+    /// The table it is on.
+    pub table: QualName,
+    /// Constraint name.
+    pub name: String,
+    /// `pg_get_constraintdef` text (`PRIMARY KEY (id)`, with INCLUDE, WITH and tablespace).
+    pub definition: String,
+}
+
 impl Table {
     /// A table `schema.name` with one `id bigint NOT NULL` column and no key, for tests of
     /// the pure layers.
@@ -182,6 +199,7 @@ impl Table {
             can_load: true,
             user_triggers: vec![],
             secondary_indexes: vec![],
+            rebuildable_keys: vec![],
             unique_keys: vec![],
             checks: vec![],
         }

@@ -1,8 +1,8 @@
-//! What a load takes away from the target and must put back: dropped foreign keys and
-//! secondary indexes, tables whose user triggers were disabled; and whether it ANALYZEs. Recorded in the target's
+//! What a load takes away from the target and must put back: dropped foreign keys,
+//! primary/unique keys and secondary indexes, tables whose user triggers were disabled; and whether it ANALYZEs. Recorded in the target's
 //! ledger in the same transaction that takes them away. Pure data.
 
-use crate::model::catalog::{ForeignKey, NotValidCheck, SecondaryIndex};
+use crate::model::catalog::{ForeignKey, KeyConstraint, NotValidCheck, SecondaryIndex};
 use crate::model::ident::QualName;
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +16,9 @@ pub struct Restore {
     /// Secondary indexes dropped, rebuilt after the load.
     #[serde(default)]
     pub indexes: Vec<SecondaryIndex>,
+    /// Primary-key and unique constraints dropped, added back after the load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeyConstraint>,
     /// Tables whose user triggers were disabled.
     #[serde(default)]
     pub triggers: Vec<QualName>,
@@ -40,6 +43,7 @@ impl Restore {
         }
         add(&mut self.fks, other.fks);
         add(&mut self.indexes, other.indexes);
+        add(&mut self.keys, other.keys);
         add(&mut self.triggers, other.triggers);
         add(&mut self.checks, other.checks);
         self.no_analyze |= other.no_analyze;

@@ -5,8 +5,8 @@
 
 use crate::error::{Error, Result, Role};
 use crate::model::catalog::{
-    Catalog, CheckConstraint, Column, ForeignKey, Key, KeyColumn, KeyKind, SecondaryIndex,
-    Sequence, ServerInfo, Skipped, Table, UniqueKey,
+    Catalog, CheckConstraint, Column, ForeignKey, Key, KeyColumn, KeyConstraint, KeyKind,
+    SecondaryIndex, Sequence, ServerInfo, Skipped, Table, UniqueKey,
 };
 use crate::model::ident::QualName;
 use crate::model::scope::Scope;
@@ -49,6 +49,9 @@ pub async fn load(client: &Client, role: Role, scope: &Scope) -> Result<Catalog>
     add_keys(client, role, &mut tables, &oids).await?;
     add_triggers(client, role, &mut tables, &oids).await?;
     add_indexes(client, role, &mut tables, &oids).await?;
+    if role == Role::Target {
+        add_rebuildable_keys(client, role, &mut tables, &oids).await?;
+    }
     add_unique_keys_and_checks(client, role, &mut tables, &oids).await?;
     let enums = rules::enums(client, role, &oids).await?;
     let foreign_keys = foreign_keys(client, role, &names, &tables).await?;
@@ -163,6 +166,7 @@ async fn list_tables(client: &Client, role: Role, scope: &Scope) -> Result<Liste
                 can_load: r.get(11),
                 user_triggers: Vec::new(),
                 secondary_indexes: Vec::new(),
+                rebuildable_keys: Vec::new(),
                 unique_keys: Vec::new(),
                 checks: Vec::new(),
             },
@@ -305,6 +309,46 @@ async fn add_indexes(client: &Client, role: Role, tables: &mut Tables, oids: &[u
         tables,
         |t, r| {
             t.secondary_indexes.push(SecondaryIndex {
+                table: t.name.clone(),
+                name: r.get(1),
+                definition: r.get(2),
+            });
+        },
+    )
+    .await
+}
+
+/// See [`Table::rebuildable_keys`]. A dependent object (a foreign key using the index, a view
+/// relying on the key for GROUP BY) would make the drop fail or cascade: such keys stay.
+async fn add_rebuildable_keys(
+    client: &Client,
+    role: Role,
+    tables: &mut Tables,
+    oids: &[u32],
+) -> Result<()> {
+    let sql = "SELECT c.conrelid::int8, c.conname::text, pg_get_constraintdef(c.oid)
+               FROM pg_constraint c
+               JOIN pg_class t ON t.oid = c.conrelid
+               JOIN pg_index i ON i.indexrelid = c.conindid
+              WHERE c.conrelid = ANY($1::oid[]) AND c.contype IN ('p', 'u') AND c.conparentid = 0
+                AND t.relkind = 'r' AND pg_has_role(t.relowner, 'USAGE')
+                AND has_schema_privilege(t.relnamespace, 'CREATE')
+                AND i.indisvalid AND NOT i.indisreplident AND NOT i.indisclustered
+                AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = c.conindid)
+                AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = c.conindid)
+                AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                                 WHERE d.deptype = 'n'
+                                   AND ((d.refclassid = 'pg_constraint'::regclass AND d.refobjid = c.oid)
+                                     OR (d.refclassid = 'pg_class'::regclass AND d.refobjid = c.conindid)))
+              ORDER BY c.conrelid, c.conname";
+    per_table(
+        client,
+        role,
+        ("listing primary and unique keys", sql),
+        oids,
+        tables,
+        |t, r| {
+            t.rebuildable_keys.push(KeyConstraint {
                 table: t.name.clone(),
                 name: r.get(1),
                 definition: r.get(2),

@@ -6,7 +6,7 @@
 //! Every put-back statement is idempotent, so a resumed job may run it again.
 
 use crate::error::{Error, Result, Role};
-use crate::model::catalog::{ForeignKey, SecondaryIndex, Sequence};
+use crate::model::catalog::{ForeignKey, KeyConstraint, SecondaryIndex, Sequence};
 use crate::model::ident::{quote_ident, quote_literal, QualName};
 use crate::model::restore::Restore;
 use tokio_postgres::{Client, GenericClient};
@@ -50,17 +50,25 @@ pub struct StepGroup {
     pub steps: Vec<Step>,
 }
 
-/// What finishes one table once all its parts are in: rebuild its dropped indexes
+/// What finishes one table once all its parts are in: add back its dropped keys, rebuild its
+/// dropped indexes
 /// (idempotently, so a resumed job does not trip over one it already built), then ANALYZE
 /// (unless the job says `--analyze off`).
 /// Runs on the worker that loaded the table's last part, while other tables still load.
 pub fn table_steps(restore: &Restore, table: &QualName) -> Vec<Step> {
     let mut steps: Vec<Step> = restore
-        .indexes
+        .keys
         .iter()
-        .filter(|ix| &ix.table == table)
-        .map(rebuild_index)
+        .filter(|k| &k.table == table)
+        .map(readd_key)
         .collect();
+    steps.extend(
+        restore
+            .indexes
+            .iter()
+            .filter(|ix| &ix.table == table)
+            .map(rebuild_index),
+    );
     if !restore.no_analyze {
         steps.push(Step::new(
             format!("analyzing {table}"),
@@ -120,14 +128,16 @@ pub fn finalize_steps(restore: &Restore, sequences: &[Sequence]) -> Vec<StepGrou
 }
 
 /// What a failed or interrupted load puts back at once, so the target claims nothing that
-/// is not true: dropped indexes rebuilt, dropped keys re-added `NOT VALID` (a key on a
-/// partitioned table, which cannot be `NOT VALID`, stays dropped), checks re-added `NOT VALID`,
+/// is not true: dropped primary/unique keys added back, indexes rebuilt, dropped foreign
+/// keys re-added `NOT VALID` (a foreign key on a partitioned table, which cannot be
+/// `NOT VALID`, stays dropped), checks re-added `NOT VALID`,
 /// triggers enabled; and the keys left in place but not enforced during the load
 /// (`unenforced`: replica mode fires no FK trigger) made `NOT VALID`, since their rows may not
 /// hold any more. Returns the steps and what a later finish must still do (re-add and
 /// validate every such key).
 pub fn put_back_steps(restore: &Restore, unenforced: &[ForeignKey]) -> (Vec<Step>, Restore) {
-    let mut out: Vec<Step> = restore.indexes.iter().map(rebuild_index).collect();
+    let mut out: Vec<Step> = restore.keys.iter().map(readd_key).collect();
+    out.extend(restore.indexes.iter().map(rebuild_index));
     out.extend(
         restore
             .fks
@@ -166,6 +176,7 @@ pub fn put_back_steps(restore: &Restore, unenforced: &[ForeignKey]) -> (Vec<Step
     let mut pending = Restore {
         fks: restore.fks.clone(),
         indexes: restore.indexes.clone(),
+        keys: restore.keys.clone(),
         checks: restore.checks.clone(),
         triggers: Vec::new(),
         no_analyze: restore.no_analyze,
@@ -175,6 +186,17 @@ pub fn put_back_steps(restore: &Restore, unenforced: &[ForeignKey]) -> (Vec<Step
         ..Default::default()
     });
     (out, pending)
+}
+
+/// Adds back a dropped primary-key or unique constraint, unless it exists.
+fn readd_key(k: &KeyConstraint) -> Step {
+    readd(
+        format!("adding back key {} on {}", k.name, k.table),
+        Constrained::Table(&k.table),
+        &k.name,
+        &k.definition,
+        false,
+    )
 }
 
 /// Rebuilds a dropped index, unless it exists (a resumed job may have built it already).
@@ -268,6 +290,16 @@ pub async fn take_away(tx: &tokio_postgres::Transaction<'_>, take: &Restore) -> 
             ),
         )
     });
+    let keys = take.keys.iter().map(|k| {
+        Step::new(
+            format!("dropping key {} on {}", k.name, k.table),
+            format!(
+                "ALTER TABLE {} DROP CONSTRAINT {}",
+                k.table.sql(),
+                quote_ident(&k.name)
+            ),
+        )
+    });
     let triggers = take.triggers.iter().map(|t| {
         Step::new(
             format!("disabling triggers on {t}"),
@@ -285,7 +317,7 @@ pub async fn take_away(tx: &tokio_postgres::Transaction<'_>, take: &Restore) -> 
             ),
         )
     });
-    for step in fks.chain(checks).chain(indexes).chain(triggers) {
+    for step in fks.chain(checks).chain(indexes).chain(keys).chain(triggers) {
         step.run(tx).await?;
     }
     Ok(())
@@ -316,5 +348,32 @@ mod tests {
         assert_eq!(steps[1].sql, "ANALYZE \"a\".\"t\"");
         let groups = finalize_steps(&r, &[]);
         assert!(!groups[0].parallel && groups[1].parallel && !groups[2].parallel);
+    }
+
+    #[test]
+    fn a_dropped_key_comes_back_first_idempotently_and_without_analyze_when_off() {
+        let t = QualName::new("a", "t");
+        let r = Restore {
+            keys: vec![KeyConstraint {
+                table: t.clone(),
+                name: "t_pkey".into(),
+                definition: "PRIMARY KEY (id)".into(),
+            }],
+            no_analyze: true,
+            ..Default::default()
+        };
+        let steps = table_steps(&r, &t);
+        assert_eq!(steps.len(), 1);
+        assert!(
+            steps[0].sql.contains("IF NOT EXISTS")
+                && steps[0]
+                    .sql
+                    .contains("ADD CONSTRAINT \"t_pkey\" PRIMARY KEY (id);"),
+            "{}",
+            steps[0].sql
+        );
+        let (back, pending) = put_back_steps(&r, &[]);
+        assert_eq!(back[0].sql, steps[0].sql);
+        assert_eq!(pending.keys, r.keys);
     }
 }

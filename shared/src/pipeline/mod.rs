@@ -147,6 +147,8 @@ pub struct DryRun {
     pub foreign_keys: Vec<String>,
     /// Secondary indexes that would be dropped and rebuilt.
     pub indexes: Vec<String>,
+    /// Primary-key and unique constraints that would be dropped and added back.
+    pub keys: Vec<String>,
     /// NOT VALID check constraints (of tables and domains) that would be set aside and
     /// re-added NOT VALID.
     pub checks: Vec<String>,

@@ -328,6 +328,11 @@ impl DryRun {
                 .iter()
                 .map(|i| format!("{} on {}", i.name, i.table))
                 .collect(),
+            keys: take
+                .keys
+                .iter()
+                .map(|k| format!("{} on {}", k.name, k.table))
+                .collect(),
             checks: take
                 .checks
                 .iter()

@@ -42,6 +42,17 @@ pub fn what_to_take(
                 .flat_map(|t| t.secondary_indexes.clone())
                 .collect()
         },
+        // Keys nothing depends on go too: rebuilt from the loaded rows, they cost less than
+        // keeping them up to date row by row, and parallel loads of one table stop
+        // contending on the key's pages.
+        keys: if mode.keep_indexes {
+            Vec::new()
+        } else {
+            tables
+                .iter()
+                .flat_map(|t| t.rebuildable_keys.clone())
+                .collect()
+        },
         // Replica mode keeps every trigger quiet; otherwise user triggers are disabled per
         // table (FK triggers stay, and the wave order satisfies them).
         triggers: if mode.replica {
