@@ -267,19 +267,23 @@ fn readd(what: String, on: Constrained<'_>, name: &str, definition: &str, not_va
     Step::new(what, sql)
 }
 
-/// Drops the foreign keys and indexes and disables the triggers that `take` lists, inside the
-/// job's first transaction.
+/// Drops the foreign keys, keys and indexes, sets aside the checks and disables the triggers
+/// that `take` lists, inside the job's first transaction.
 pub async fn take_away(tx: &tokio_postgres::Transaction<'_>, take: &Restore) -> Result<()> {
-    let fks = take.fks.iter().map(|fk| {
+    let drop = |what: &str, table: &QualName, name: &str| {
         Step::new(
-            format!("dropping foreign key {} on {}", fk.name, fk.table),
+            format!("dropping {what} {name} on {table}"),
             format!(
                 "ALTER TABLE {} DROP CONSTRAINT {}",
-                fk.table.sql(),
-                quote_ident(&fk.name)
+                table.sql(),
+                quote_ident(name)
             ),
         )
-    });
+    };
+    let fks = take
+        .fks
+        .iter()
+        .map(|fk| drop("foreign key", &fk.table, &fk.name));
     let indexes = take.indexes.iter().map(|ix| {
         Step::new(
             format!("dropping index {} on {}", ix.name, ix.table),
@@ -290,16 +294,7 @@ pub async fn take_away(tx: &tokio_postgres::Transaction<'_>, take: &Restore) -> 
             ),
         )
     });
-    let keys = take.keys.iter().map(|k| {
-        Step::new(
-            format!("dropping key {} on {}", k.name, k.table),
-            format!(
-                "ALTER TABLE {} DROP CONSTRAINT {}",
-                k.table.sql(),
-                quote_ident(&k.name)
-            ),
-        )
-    });
+    let keys = take.keys.iter().map(|k| drop("key", &k.table, &k.name));
     let triggers = take.triggers.iter().map(|t| {
         Step::new(
             format!("disabling triggers on {t}"),
