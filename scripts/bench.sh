@@ -140,20 +140,28 @@ path_pgcopydb() {
   echo "  pgcopydb copy table-data ${wall}s"
 }
 
+# dbsync ANALYZEs what it loads by default (pg_restore --data-only and the pipe do not):
+# timed both ways.
 path_sync() {
-  timed "$DBSYNC" sync -q --jobs "$JOBS" --source "$SRC" --target "$DST"
-  record sync "$wall" "$rss"
-  verify "dbsync sync"
-  echo "  dbsync sync ${wall}s"
+  local analyze
+  for analyze in on off; do
+    timed "$DBSYNC" sync -q --jobs "$JOBS" --analyze "$analyze" --source "$SRC" --target "$DST"
+    record "sync_$analyze" "$wall" "$rss"
+    verify "dbsync sync --analyze $analyze"
+    echo "  dbsync sync --analyze $analyze ${wall}s"
+  done
 }
 
 path_export_import() {
   rm -rf "$work/export"
   timed "$DBSYNC" export -q --jobs "$JOBS" --source "$SRC" --to "$work/export"; local w1=$wall r1=$rss
-  timed "$DBSYNC" import -q --jobs "$JOBS" --from "$work/export" --target "$DST"
-  record export "$w1" "$r1"; record import "$wall" "$rss"
+  timed "$DBSYNC" import -q --jobs "$JOBS" --from "$work/export" --target "$DST"; local w2=$wall
+  record export "$w1" "$r1"; record import_on "$wall" "$rss"
   verify "dbsync export + import"
-  echo "  dbsync export ${w1}s + import ${wall}s"
+  timed "$DBSYNC" import -q --jobs "$JOBS" --analyze off --restart --from "$work/export" --target "$DST"
+  record import_off "$wall" "$rss"
+  verify "dbsync import --analyze off"
+  echo "  dbsync export ${w1}s + import ${w2}s (--analyze off: ${wall}s)"
 }
 
 echo "profile $PROFILE: $settings"
@@ -181,10 +189,13 @@ echo "|---|---:|---:|---:|---:|"
 row "pg_dump -Fd -j$JOBS -Z1 + pg_restore -j$JOBS --data-only" dump_restore dump_restore
 row "psql COPY binary pipe, $JOBS at a time, triggers off" pipe dump_restore
 row "pgcopydb copy table-data --table-jobs $JOBS" pgcopydb dump_restore
-row "dbsync sync --jobs $JOBS" sync dump_restore
-row "dbsync sync --jobs $JOBS" sync pipe
+row "dbsync sync --jobs $JOBS" sync_on dump_restore
+row "dbsync sync --jobs $JOBS" sync_on pipe
+row "dbsync sync --jobs $JOBS --analyze off" sync_off dump_restore
+row "dbsync sync --jobs $JOBS --analyze off" sync_off pipe
 row "pg_dump -Fd -j$JOBS -Z1 alone" pg_dump pg_dump
 row "dbsync export --jobs $JOBS" export pg_dump
 row "pg_restore -j$JOBS --data-only alone" pg_restore pg_restore
-row "dbsync import --jobs $JOBS" import pg_restore
+row "dbsync import --jobs $JOBS" import_on pg_restore
+row "dbsync import --jobs $JOBS --analyze off" import_off pg_restore
 [ -z "$pgcopydb_why" ] || echo "(pgcopydb left out: $pgcopydb_why)"

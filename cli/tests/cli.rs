@@ -228,7 +228,7 @@ async fn sigint_stops_a_sync_puts_back_what_it_took_exits_130_and_a_rerun_finish
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start dbsync");
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    dbsync_tests::load_under_way(&p.target_url).await;
     // The shell's own kill: no procps needed on the machine.
     let killed = Command::new("sh")
         .args(["-c", &format!("kill -INT {}", child.id())])

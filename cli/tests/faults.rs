@@ -8,7 +8,6 @@
 
 use dbsync_tests::Pair;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 fn dbsync(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dbsync"));
@@ -28,11 +27,11 @@ fn run_ok(args: &[&str]) {
     );
 }
 
-/// Starts dbsync, lets it work for `after`, then sends `signal` (`KILL`, `TERM`, `INT`);
-/// returns its exit code (None when killed).
-fn stop_midway(args: &[&str], after: Duration, signal: &str) -> Option<i32> {
+/// Starts dbsync, waits until its load is under way, then sends `signal` (`KILL`, `TERM`,
+/// `INT`); returns its exit code (None when killed).
+async fn stop_midway(args: &[&str], target_url: &str, signal: &str) -> Option<i32> {
     let mut child: Child = dbsync(args).spawn().expect("start dbsync");
-    std::thread::sleep(after);
+    dbsync_tests::load_under_way(target_url).await;
     // The shell's own kill: no procps needed on the machine.
     let _ = Command::new("sh")
         .args(["-c", &format!("kill -{signal} {}", child.id())])
@@ -115,9 +114,7 @@ async fn the_fault_matrix_loses_and_duplicates_no_row() {
                 vec!["sync", "--source", &p.source_url, "--target", &p.target_url],
             )
         };
-        // Imports go faster than syncs: stop them sooner.
-        let after = Duration::from_millis(if via_export { 1000 } else { 2500 });
-        let code = stop_midway(&first, after, signal);
+        let code = stop_midway(&first, &p.target_url, signal).await;
         if code != Some(0) {
             stopped += 1;
         }
@@ -191,7 +188,7 @@ async fn a_server_crash_mid_sync_loses_and_duplicates_no_row_once_restarted_and_
         let owned = p.slow_sync_args();
         let args: Vec<&str> = owned.iter().map(String::as_str).collect();
         let child = dbsync(&args).spawn().expect("start dbsync");
-        std::thread::sleep(Duration::from_millis(2000));
+        dbsync_tests::load_under_way(&p.target_url).await;
         dbsync_tests::pg_script(&["crash", crashed]);
         let out = child.wait_with_output().expect("wait");
         dbsync_tests::pg_script(&["up", crashed, &port.to_string()]);

@@ -54,6 +54,26 @@ pub fn pg_script(args: &[&str]) {
     assert!(st.success(), "scripts/pg.sh {args:?} failed");
 }
 
+/// Waits until a job has committed a few parts into the target's ledger: the load is under
+/// way (whatever the machine's speed), so a stop now lands mid-load.
+pub async fn load_under_way(target_url: &str) {
+    for _ in 0..600 {
+        if let Ok((c, conn)) = tokio_postgres::connect(target_url, NoTls).await {
+            tokio::spawn(conn);
+            let n = c
+                .query_one("SELECT count(*) FROM dbsync.parts", &[])
+                .await
+                .map(|r| r.get::<_, i64>(0))
+                .unwrap_or(0);
+            if n >= 3 {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the job loaded nothing in 30 s");
+}
+
 /// Replaces the database name in a URL.
 pub fn with_db(url: &str, db: &str) -> String {
     let (head, query) = url.split_once('?').unwrap_or((url, ""));
