@@ -179,3 +179,53 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
     assert_eq!(record.status, jobstore::JobStatus::Failed);
     assert_eq!(record.error.expect("error").name, "DbsyncTargetLocked");
 }
+
+/// An export invocation killed after it wrote its part (and its result) is retried by Step
+/// Functions with the same input: it writes the same part again, and the job's counters count
+/// the chunk once, not twice.
+#[tokio::test]
+async fn an_export_step_retried_after_its_upload_rewrites_the_same_part_and_counts_it_once() {
+    let f = dbsync_tests::FunctionFixture::new(
+        "export_retry",
+        "job-export-retry",
+        "CREATE TABLE t (id int PRIMARY KEY, v text)",
+        "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 3000) g",
+    )
+    .await;
+    let (src, store, jobs) = (f.pair.source_spec(), f.store(), f.clients.jobs());
+    let (_holder, snapshot) = dbsync_core::pg::snapshot::open_snapshot(&src, "holder")
+        .await
+        .expect("snapshot");
+    let place = JobPlace {
+        store: &store,
+        jobs: &jobs,
+    };
+    steps::plan_job(
+        &src,
+        &snapshot,
+        place,
+        &f.job_id,
+        &Default::default(),
+        32 * 1024,
+    )
+    .await
+    .expect("plan");
+    let items = dbsync_tests::chunk_items(&store).await;
+    assert!(items.len() > 1, "several chunks");
+    let counters = || async {
+        jobs.get(&f.job_id)
+            .await
+            .expect("get")
+            .expect("job")
+            .counters
+    };
+    let sizes = || async { store.list("parts/").await.expect("list") };
+    let ids = dbsync_tests::export_items(&src, &snapshot, &store, &jobs, items.clone()).await;
+    let (once, parts) = (counters().await, sizes().await);
+    assert_eq!((once.rows, once.chunks_done), (3000, items.len() as u64));
+    // Every invocation retried, as after a kill between its upload and its reply.
+    let again = dbsync_tests::export_items(&src, &snapshot, &store, &jobs, items).await;
+    assert_eq!(again, ids);
+    assert_eq!(counters().await, once, "a retried invocation counts once");
+    assert_eq!(sizes().await, parts, "the same parts, the same sizes");
+}

@@ -77,11 +77,20 @@ async fn record_part(
         bytes: part.stats.bytes,
     };
     let result = PartResult { part, last };
-    place
-        .store
-        .put(&result_key(&result.part.id), &to_json(&result))
-        .await?;
-    place.jobs.add(job_id, delta).await?;
+    let key = result_key(&result.part.id);
+    // Step Functions retries an invocation that died after writing its part (a kill, a
+    // timeout before the reply) with the same input: the part and its result come out the
+    // same, and the counters must not count them twice. A result already there with the same
+    // contents was counted by the invocation that wrote it.
+    let counted = match place.store.get(&key).await {
+        Ok(old) => serde_json::from_slice::<PartResult>(&old)
+            .is_ok_and(|old| old.part.stats == result.part.stats && old.last == last),
+        Err(_) => false,
+    };
+    place.store.put(&key, &to_json(&result)).await?;
+    if !counted {
+        place.jobs.add(job_id, delta).await?;
+    }
     Ok(result.part.id)
 }
 
