@@ -55,6 +55,9 @@ pub struct SyncRequest {
     /// ANALYZE each table once loaded, so the target is ready to query (default true).
     #[serde(default = "crate::cloud::steps::yes")]
     pub analyze: bool,
+    /// Load in one target transaction. Accepted only as false: see [`check_request`].
+    #[serde(default)]
+    pub atomic: bool,
     /// `snapshot` (every chunk reads one snapshot; fail if the window cannot cover the
     /// exports) or `per_chunk` (continue on per-chunk snapshots and say so in the manifest).
     #[serde(default)]
@@ -206,6 +209,14 @@ fn check_request(req: &SyncRequest, settings: &ApiSettings) -> Result<()> {
             ));
         }
     }
+    if req.atomic {
+        // The serverless import loads parts in parallel Lambdas, each in its own transaction:
+        // one transaction over all of them needs the shadow-table mode, which is not built.
+        return Err(Error::config(
+            "atomic",
+            "a serverless sync cannot load in one transaction yet (its parts load in parallel Lambdas, each committing on its own); run `dbsync sync --atomic` from a host that reaches both databases",
+        ));
+    }
     if req.page_rows == Some(0) {
         return Err(Error::config("page_rows", "must be at least 1"));
     }
@@ -319,6 +330,10 @@ mod tests {
                 .contains("unknown field `chunk_sise`")
         );
         assert!(refused(r#"{"source_secret":"a"}"#).contains("target_secret"));
+        assert!(
+            refused(r#"{"source_secret":"a","target_secret":"b","atomic":true}"#)
+                .contains("dbsync sync --atomic")
+        );
         assert!(refused(r#"{"source_secret":"a","target_secret":"a"}"#).contains("same database"));
         assert!(
             refused(r#"{"source_secret":"a","target_secret":"b","concurrency":9}"#)
