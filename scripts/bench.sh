@@ -8,7 +8,8 @@
 #   BENCH_PROFILE=tuned scripts/bench.sh    # shared_buffers=1GB, max_wal_size=4GB, ~1 GB
 #   BENCH_RUNS=3 scripts/bench.sh         # median of 3 runs, paths alternating within each run
 #
-# Paths: pg_dump -Fd -j2 -Z1 + TRUNCATE + pg_restore -j2 --data-only --disable-triggers (and
+# Paths, each into a target holding the previous path's copy and timed with the TRUNCATE it
+# needs: pg_dump -Fd -j2 -Z1 + TRUNCATE + pg_restore -j2 --data-only --disable-triggers (and
 # each alone, against dbsync export and dbsync import alone); two parallel psql pipes of
 # COPY (FORMAT binary) with triggers off; pgcopydb copy table-data (Debian's package, installed
 # if missing; left out with the reason when it cannot be); dbsync sync.
@@ -86,6 +87,13 @@ timed() {
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 truncate_target() { psqlc "$DST" -c "TRUNCATE $tables" >/dev/null; }
+# timed_after_truncate CMD...: the target's tables emptied, then CMD, timed together - what a
+# user of these tools runs on a target that holds yesterday's copy (dbsync's own TRUNCATE is
+# inside its time too; with shared_buffers=1GB it alone takes about a second).
+timed_after_truncate() {
+  timed env DST="$DST" TABLES="$tables" bash -c \
+    'psql -X -q -v ON_ERROR_STOP=1 "$DST" -c "TRUNCATE $TABLES" >/dev/null && exec "$@"' _ "$@"
+}
 verify() { "$DBSYNC" verify -q --jobs "$JOBS" --source "$SRC" --target "$DST" >/dev/null || { echo "bench.sh: $1 did not copy identically" >&2; exit 1; }; }
 add() { awk -v a="$1" -v b="$2" 'BEGIN { print a + b }'; }
 
@@ -96,8 +104,7 @@ path_dump_restore() {
   truncate_target
   rm -rf "$work/dump"
   timed "$bindir/pg_dump" -Fd -j "$JOBS" -Z 1 -f "$work/dump" "$SRC"; local w1=$wall r1=$rss
-  truncate_target
-  timed "$bindir/pg_restore" -j "$JOBS" --data-only --disable-triggers -d "$DST" "$work/dump"
+  timed_after_truncate "$bindir/pg_restore" -j "$JOBS" --data-only --disable-triggers -d "$DST" "$work/dump"
   record pg_dump "$w1" "$r1"; record pg_restore "$wall" "$rss"
   record dump_restore "$(add "$w1" "$wall")" $(( r1 > rss ? r1 : rss ))
   verify "pg_dump + pg_restore"
@@ -114,7 +121,6 @@ pipe_lane() {
 }
 export -f pipe_lane
 path_pipe() {
-  truncate_target
   # Largest tables first, dealt to the lanes in turn.
   local lanes=() i=0 t
   for _ in $(seq "$JOBS"); do lanes+=(""); done
@@ -122,7 +128,7 @@ path_pipe() {
     "SELECT format('%I.%I', schemaname, tablename) $user_tables ORDER BY pg_table_size(format('%I.%I', schemaname, tablename)) DESC")
   local script="" lane
   for lane in "${lanes[@]}"; do script+="pipe_lane $lane & "; done
-  timed env SRC="$SRC" DST="$DST" bash -c "$script wait"
+  timed_after_truncate env SRC="$SRC" bash -c "$script wait"
   record pipe "$wall" "$rss"
   verify "the psql pipe"
   echo "  psql binary pipe ${wall}s"
@@ -130,10 +136,9 @@ path_pipe() {
 
 path_pgcopydb() {
   [ -n "$pgcopydb_why" ] && return 0
-  truncate_target
   rm -rf "$work/pgcopydb"
   # Triggers off as for the other paths (pgcopydb's table-data copy would trip the foreign keys).
-  timed pgcopydb copy table-data --source "$SRC" --table-jobs "$JOBS" --dir "$work/pgcopydb" \
+  timed_after_truncate pgcopydb copy table-data --source "$SRC" --table-jobs "$JOBS" --dir "$work/pgcopydb" \
     --target "$DST&options=-csession_replication_role%3Dreplica" 2>"$work/pgcopydb.log"
   record pgcopydb "$wall" "$rss"
   verify "pgcopydb"
