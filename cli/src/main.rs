@@ -23,13 +23,13 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log level (error, warn, info, debug).
-    #[arg(long, global = true, env = "DBSYNC_LOG", default_value = "info")]
-    log: String,
+    /// Log level (error, warn, info, debug); default info, warn with --quiet.
+    #[arg(long, global = true, env = "DBSYNC_LOG")]
+    log: Option<String>,
     /// Print the result as JSON on stdout.
     #[arg(long, global = true, env = "DBSYNC_JSON")]
     json: bool,
-    /// No progress bar or progress lines.
+    /// No progress bar or progress lines, and only warnings and errors in the log.
     #[arg(long, short, global = true, env = "DBSYNC_QUIET")]
     quiet: bool,
 }
@@ -229,8 +229,13 @@ fn options(scope_args: &ScopeArgs, work: &WorkArgs) -> dbsync_core::Result<Optio
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // --quiet keeps the one-line result and errors, not the info log, unless asked for.
+    let level = cli
+        .log
+        .clone()
+        .unwrap_or_else(|| if cli.quiet { "warn" } else { "info" }.to_string());
     let filter =
-        tracing_subscriber::EnvFilter::try_new(format!("dbsync={0},dbsync_core={0}", cli.log))
+        tracing_subscriber::EnvFilter::try_new(format!("dbsync={level},dbsync_core={level}"))
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
