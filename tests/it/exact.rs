@@ -297,16 +297,7 @@ async fn binary_copy_where_types_allow_it_and_text_elsewhere_both_copy_every_val
            INSERT INTO widened SELECT g, g FROM generate_series(1, 100) g;"#,
     )
     .await;
-    let dry = sync(
-        &p,
-        &Options {
-            dry_run: true,
-            ..tiny_chunks()
-        },
-    )
-    .await
-    .expect("dry run");
-    let mut text = dry.dry_run.expect("report").text_copy;
+    let mut text = dry_run_sync(&p).await.text_copy;
     text.sort();
     assert_eq!(text, ["public.\"odd \"\"name\"\"\"", "public.widened"]);
     sync(&p, &tiny_chunks()).await.expect("sync");
@@ -333,16 +324,7 @@ async fn keys_nothing_depends_on_are_rebuilt_after_the_load_and_the_others_stay(
     )
     .await;
     let before = dbsync_tests::schema_fingerprint(&p.target_url).await;
-    let dry = sync(
-        &p,
-        &Options {
-            dry_run: true,
-            ..tiny_chunks()
-        },
-    )
-    .await
-    .expect("dry run");
-    let mut keys = dry.dry_run.expect("report").keys;
+    let mut keys = dry_run_sync(&p).await.keys;
     keys.sort();
     assert_eq!(
         keys,

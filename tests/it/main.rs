@@ -65,6 +65,19 @@ pub async fn sync(p: &Pair, opts: &Options) -> dbsync_core::Result<LoadReport> {
     .await
 }
 
+/// Runs `dbsync sync --dry-run` with tiny chunks and returns its report.
+pub async fn dry_run_sync(p: &Pair) -> dbsync_core::pipeline::DryRun {
+    let opts = Options {
+        dry_run: true,
+        ..tiny_chunks()
+    };
+    sync(p, &opts)
+        .await
+        .expect("dry run")
+        .dry_run
+        .expect("dry run report")
+}
+
 /// Runs `dbsync sync` from the source of `p` to another target.
 pub async fn sync_to(
     p: &Pair,

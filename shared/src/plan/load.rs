@@ -34,25 +34,11 @@ pub fn what_to_take(
         no_analyze: !mode.analyze,
         checks: not_valid.to_vec(),
         fks: order.cyclic.clone(),
-        indexes: if mode.keep_indexes {
-            Vec::new()
-        } else {
-            tables
-                .iter()
-                .flat_map(|t| t.secondary_indexes.clone())
-                .collect()
-        },
+        indexes: dropped(tables, mode, |t| &t.secondary_indexes),
         // Keys nothing depends on go too: rebuilt from the loaded rows, they cost less than
         // keeping them up to date row by row, and parallel loads of one table stop
         // contending on the key's pages.
-        keys: if mode.keep_indexes {
-            Vec::new()
-        } else {
-            tables
-                .iter()
-                .flat_map(|t| t.rebuildable_keys.clone())
-                .collect()
-        },
+        keys: dropped(tables, mode, |t| &t.rebuildable_keys),
         // Replica mode keeps every trigger quiet; otherwise user triggers are disabled per
         // table (FK triggers stay, and the wave order satisfies them).
         triggers: if mode.replica {
@@ -65,6 +51,18 @@ pub fn what_to_take(
                 .collect()
         },
     }
+}
+
+/// What of each table's `what` the load drops and rebuilds: all of it, unless
+/// `--keep-indexes`.
+fn dropped<T: Clone>(tables: &[Table], mode: LoadMode, what: impl Fn(&Table) -> &Vec<T>) -> Vec<T> {
+    if mode.keep_indexes {
+        return Vec::new();
+    }
+    tables
+        .iter()
+        .flat_map(|t| what(t).iter().cloned())
+        .collect()
 }
 
 /// The target's foreign keys a replica-mode load does not enforce, split by where they point.
