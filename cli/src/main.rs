@@ -134,14 +134,28 @@ struct SyncArgs {
     /// Check everything against the target and say what would happen; change nothing.
     #[arg(long, env = "DBSYNC_DRY_RUN")]
     dry_run: bool,
-    /// Load in one target transaction: readers keep the old data until the new data
-    /// commits, and a failure leaves the target exactly as it was (one loader session; the
-    /// tables stay locked until the commit; the target needs room for old and new rows).
+    #[command(flatten)]
+    atomic: AtomicArgs,
+}
+
+#[derive(Args)]
+struct AtomicArgs {
+    /// Readers keep the old data until the new data commits, and a failure leaves the target
+    /// exactly as it was: a sync loads in one target transaction (one loader session); an
+    /// import loads its parts in parallel into shadow tables (schema dbsync_shadow), then
+    /// swaps them in with one transaction. The tables in scope are locked from the emptying
+    /// to the commit; the target needs room for old and new rows.
     #[arg(long, env = "DBSYNC_ATOMIC")]
     atomic: bool,
-    /// The most an --atomic sync may copy, on disk at the source (e.g. 8GB).
+    /// The most an --atomic job may copy, on disk at the source (e.g. 8GB).
     #[arg(long, env = "DBSYNC_ATOMIC_MAX_SIZE", default_value = "8GB")]
     atomic_max_size: String,
+}
+
+impl AtomicArgs {
+    fn max_bytes(&self) -> dbsync_core::Result<u64> {
+        parse_size(&self.atomic_max_size, "--atomic-max-size")
+    }
 }
 
 #[derive(Args)]
@@ -182,6 +196,8 @@ struct ImportArgs {
     /// Start over even if this export was imported (or half-imported) into the target before.
     #[arg(long, env = "DBSYNC_RESTART")]
     restart: bool,
+    #[command(flatten)]
+    atomic: AtomicArgs,
 }
 
 #[derive(Args)]
@@ -351,8 +367,8 @@ async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
         verify: a.verify,
         dry_run: a.dry_run,
         analyze: a.analyze.on(),
-        atomic: a.atomic,
-        atomic_max_bytes: parse_size(&a.atomic_max_size, "--atomic-max-size")?,
+        atomic: a.atomic.atomic,
+        atomic_max_bytes: a.atomic.max_bytes()?,
         ..options(&a.scope, &a.work)?
     };
     if a.dry_run && a.via.is_some() {
@@ -360,7 +376,7 @@ async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
             dbsync_core::Error::config("--dry-run", "cannot be combined with --via").into(),
         );
     }
-    if a.atomic && a.via.is_some() {
+    if a.atomic.atomic && a.via.is_some() {
         return Err(dbsync_core::Error::config(
             "--atomic",
             "cannot be combined with --via (an atomic sync streams in one transaction)",
@@ -439,6 +455,8 @@ async fn import(a: ImportArgs, out: Output) -> anyhow::Result<()> {
         analyze: a.analyze.on(),
         dry_run: a.dry_run,
         restart: a.restart,
+        atomic: a.atomic.atomic,
+        atomic_max_bytes: a.atomic.max_bytes()?,
         interrupt: interrupt(),
         ..Options::default()
     };

@@ -455,3 +455,133 @@ async fn a_cancelled_job_stops_its_execution_and_frees_the_target() {
     assert_eq!(status, 409, "{body}");
     c.assert_target_free(&job).await;
 }
+
+/// Parent and child tables on both sides, and a rule only the target has, through a function
+/// only the target has (rows with id 3999 and up break it): the pre-flight cannot test it on
+/// the source, so only the load finds it. `extra` runs on both sides after the tables.
+async fn cloud_with_a_rule_only_the_target_has(hint: &str, extra: &str) -> Cloud {
+    let schema = format!(
+        "CREATE TABLE parent (id int PRIMARY KEY, v text);
+         CREATE TABLE child (id int PRIMARY KEY, parent int REFERENCES parent, v text);
+         CREATE INDEX child_v ON child (v); {extra}"
+    );
+    let c = Cloud::new(
+        hint,
+        &schema,
+        "INSERT INTO parent SELECT g, 'p' || g FROM generate_series(1, 500) g;
+         INSERT INTO child SELECT g, g % 500 + 1, 'c' || g FROM generate_series(1, 4000) g",
+    )
+    .await;
+    c.pair
+        .target(
+            "INSERT INTO parent VALUES (1, 'old'); INSERT INTO child VALUES (1, 1, 'old');
+             CREATE FUNCTION small(n int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT n < 3999';
+             ALTER TABLE child ADD CONSTRAINT child_small CHECK (small(id))",
+        )
+        .await;
+    c
+}
+
+#[tokio::test]
+async fn a_load_that_fails_late_puts_the_target_back_through_catch_and_a_rerun_after_the_fix_is_exact(
+) {
+    let _one = ONE_AT_A_TIME.lock().await;
+    // The load finds the broken rule after the target was emptied and its index dropped.
+    let c = cloud_with_a_rule_only_the_target_has(
+        "e2e_putback",
+        "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+         CREATE TRIGGER child_touch BEFORE INSERT ON child FOR EACH ROW EXECUTE FUNCTION touch()",
+    )
+    .await;
+    let before = dbsync_tests::schema_fingerprint(&c.pair.target_url).await;
+    let job_id = c.start(json!({})).await;
+    let (status, error) = c.finish(&job_id).await;
+    assert_eq!(status, ExecutionStatus::Failed, "{error:?}");
+    let job = c.job(&job_id).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    let message = job["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("child_small"), "{message}");
+
+    // The Catch path put back what prepare took away: the index and the trigger are as
+    // they were; the foreign key the load did not enforce is NOT VALID (its rows were not
+    // checked), not dropped and not claiming to hold.
+    let after = dbsync_tests::schema_fingerprint(&c.pair.target_url).await;
+    for k in ["indexes", "triggers", "domain constraints"] {
+        assert_eq!(after[k], before[k], "{k} are back as they were");
+    }
+    let fk = "REFERENCES parent(id)";
+    assert_eq!(
+        after["constraints"],
+        before["constraints"].replace(&format!("{fk} t\n"), &format!("{fk} NOT VALID f\n"))
+    );
+    let url = &c.pair.target_url;
+    let q = |sql: &'static str| dbsync_tests::scalar(url, sql);
+    assert_eq!(
+        q("SELECT count(*)::text FROM pg_indexes WHERE indexname = 'child_v'").await,
+        "1"
+    );
+    assert_eq!(
+        q("SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'child_touch'").await,
+        "O"
+    );
+    assert_eq!(
+        q("SELECT convalidated::text FROM pg_constraint WHERE conname = 'child_parent_fkey'").await,
+        "false"
+    );
+    assert_eq!(
+        dbsync_tests::scalar(
+            url,
+            &format!("SELECT state FROM dbsync.jobs WHERE job_id = '{job_id}'")
+        )
+        .await,
+        "interrupted"
+    );
+    c.assert_target_free(&job).await;
+
+    // Fixed, a new job loads it exactly and the key holds again.
+    c.pair
+        .target("ALTER TABLE child DROP CONSTRAINT child_small")
+        .await;
+    let again = c.start(json!({})).await;
+    let (status, error) = c.finish(&again).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "{error:?}");
+    c.pair.assert_identical().await;
+}
+
+#[tokio::test]
+async fn an_atomic_job_that_fails_at_the_swap_leaves_the_target_byte_identical_and_one_that_passes_is_exact(
+) {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = cloud_with_a_rule_only_the_target_has("e2e_atomic", "").await;
+    let before = dbsync_tests::fingerprint(&c.pair.target_url).await;
+    // Every part loads (into the shadow tables); the swap breaks on row 3999 and rolls back.
+    let job_id = c.start(json!({ "atomic": true })).await;
+    let (status, error) = c.finish(&job_id).await;
+    assert_eq!(status, ExecutionStatus::Failed, "{error:?}");
+    let job = c.job(&job_id).await;
+    let message = job["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("child_small"), "{message}");
+    assert_eq!(
+        dbsync_tests::fingerprint(&c.pair.target_url).await,
+        before,
+        "the target is byte-identical to before"
+    );
+    let shadows = "SELECT count(*)::text FROM pg_namespace WHERE nspname = 'dbsync_shadow'";
+    assert_eq!(
+        dbsync_tests::scalar(&c.pair.target_url, shadows).await,
+        "0",
+        "the Catch path dropped the shadow tables"
+    );
+    c.assert_target_free(&job).await;
+
+    c.pair
+        .target("ALTER TABLE child DROP CONSTRAINT child_small")
+        .await;
+    let again = c.start(json!({ "atomic": true })).await;
+    let (status, error) = c.finish(&again).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "{error:?}");
+    c.pair.assert_identical().await;
+    assert_eq!(dbsync_tests::scalar(&c.pair.target_url, shadows).await, "0");
+    let m = c.manifest(&again).await;
+    assert_complete(&c.job(&again).await, &m);
+}

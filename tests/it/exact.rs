@@ -256,6 +256,63 @@ async fn an_atomic_sync_is_exact_and_one_that_fails_late_leaves_the_target_exact
     assert!(e.to_string().contains("--atomic-max-size"), "{e}");
 }
 
+#[tokio::test]
+async fn an_atomic_import_is_exact_one_that_fails_at_the_swap_leaves_the_target_as_it_was_and_the_rerun_finishes(
+) {
+    let p = adversarial("atomic_import").await;
+    p.target("INSERT INTO app.customers VALUES (99999, 'stale')")
+        .await;
+    let (_dir, store, _) = export_to_temp(&p).await;
+    let atomic = Options {
+        atomic: true,
+        ..tiny_chunks()
+    };
+    import(&p, store.clone(), &atomic)
+        .await
+        .expect("atomic import");
+    p.assert_identical().await;
+    let shadows = "SELECT count(*)::text FROM pg_namespace WHERE nspname = 'dbsync_shadow'";
+    assert_eq!(scalar(&p.target_url, shadows).await, "0", "shadows dropped");
+
+    // A rule the pre-flight cannot test (an expression index only the target has): the parts
+    // load into the shadows, the swap breaks on it and rolls back whole.
+    p.source("UPDATE app.customers SET name = 'same' WHERE id > 900")
+        .await;
+    let (_dir2, store2, _) = export_to_temp(&p).await;
+    p.target(
+        "CREATE UNIQUE INDEX customers_lower_name ON app.customers (lower(name));
+         INSERT INTO app.other_shared VALUES (-1, 'stale row kept')",
+    )
+    .await;
+    let before = dbsync_tests::fingerprint(&p.target_url).await;
+    let e = import(&p, store2.clone(), &atomic)
+        .await
+        .expect_err("duplicates");
+    assert_eq!(e.name(), "DbsyncPostgres", "{e}");
+    assert!(e.to_string().contains("customers"), "{e}");
+    assert_eq!(
+        before,
+        dbsync_tests::fingerprint(&p.target_url).await,
+        "the failed atomic import left the target as it was"
+    );
+    assert_eq!(scalar(&p.target_url, shadows).await, "1", "parts kept");
+
+    // Fixed, the same command finishes from the shadows without loading a part again.
+    p.target("DROP INDEX app.customers_lower_name").await;
+    let r = import(&p, store2, &atomic).await.expect("resumed");
+    assert_eq!(r.parts_loaded, 0, "{r:?}");
+    p.assert_identical().await;
+    assert_eq!(scalar(&p.target_url, shadows).await, "0");
+    // Too big for one swap: refused by name before anything.
+    let small = Options {
+        atomic_max_bytes: 1024,
+        restart: true,
+        ..atomic
+    };
+    let e = import(&p, store, &small).await.expect_err("too big");
+    assert!(e.to_string().contains("--atomic-max-size"), "{e}");
+}
+
 /// The streaming sync sends tables of built-in types, their arrays and enums in binary COPY,
 /// and falls back to text per table for anything whose binary form is not portable (a
 /// domain, an array of an enum) or for a column the target widens. Both come out exact,

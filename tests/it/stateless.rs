@@ -38,7 +38,7 @@ async fn parts_loaded_by_separate_invocations_with_retries_give_an_exact_target(
                 let mut c = pipeline::import::connect_part_loader(&target, &plan)
                     .await
                     .expect("connect");
-                match pipeline::import_part(&mut c, &m, part, store.as_ref())
+                match pipeline::import_part(&mut c, &m, part, store.as_ref(), false)
                     .await
                     .expect("part")
                 {
@@ -54,7 +54,7 @@ async fn parts_loaded_by_separate_invocations_with_retries_give_an_exact_target(
         let mut c = pipeline::import::connect_part_loader(&target, &plan)
             .await
             .expect("connect");
-        pipeline::import_part(&mut c, &m, "t9999.c00000", store.as_ref())
+        pipeline::import_part(&mut c, &m, "t9999.c00000", store.as_ref(), false)
             .await
             .expect_err("unknown part")
     };

@@ -170,11 +170,22 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
     .expect_err("incomplete");
     assert_eq!(err.name(), "DbsyncIncomplete", "{err}");
 
-    // The Catch path records the error and frees the target.
+    // The Catch path records the error and frees the target; the job had finished in the
+    // target (imported above), so nothing is put back there.
     let e = dbsync_core::Error::TargetLocked("x".into());
-    steps::fail_job(job_store.as_ref(), &job_id, (&e).into(), Some("staging"))
-        .await
-        .expect("fail");
+    let out = steps::fail_job(
+        job_store.as_ref(),
+        &job_id,
+        (&e).into(),
+        Some("staging"),
+        Some(&p.target_spec()),
+    )
+    .await
+    .expect("fail");
+    assert_eq!(
+        out.target_state,
+        Some(dbsync_core::pipeline::undo::Abandoned::Settled)
+    );
     let record = job_store.get(&job_id).await.expect("get").expect("job");
     assert_eq!(record.status, jobstore::JobStatus::Failed);
     assert_eq!(record.error.expect("error").name, "DbsyncTargetLocked");

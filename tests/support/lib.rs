@@ -211,7 +211,8 @@ impl Pair {
 
 /// Per table: row count and md5 of all rows' text forms sorted in C collation; per
 /// sequence: last_value and is_called; and the schema dbsync may touch during a load
-/// ([`schema_fingerprint`]). dbsync's own ledger schema is left out.
+/// ([`schema_fingerprint`]). dbsync's own schemas (the ledger, an atomic import's shadow
+/// tables) are left out.
 pub async fn fingerprint(url: &str) -> BTreeMap<String, String> {
     let mut out = schema_fingerprint(url).await;
     out.extend(data_fingerprint(url).await);
@@ -263,7 +264,7 @@ pub async fn data_fingerprint(url: &str) -> BTreeMap<String, String> {
         .query(
             "SELECT format('%I.%I', n.nspname, c.relname), c.relkind::text FROM pg_class c
                JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.relkind IN ('r', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'dbsync')
+              WHERE c.relkind IN ('r', 'S') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'dbsync', 'dbsync_shadow')
                 AND n.nspname NOT LIKE 'pg_toast%'
               ORDER BY 1",
             &[],

@@ -2,52 +2,109 @@
 
 use dbsync_core::cloud::jobstore::JobError;
 use dbsync_core::cloud::lambda::{Clients, FunctionError};
-use dbsync_core::cloud::steps::{self, FailEvent};
+use dbsync_core::cloud::steps::{self, FailEvent, FailOutput};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Records the caught error (name and the function's own message) and releases the lock.
+/// Resolves the target's secret (when the job has a target), then puts the target back,
+/// records the caught error (name and the function's own message) and releases the lock. A
+/// secret that cannot be read only skips the put-back: the failure is recorded regardless.
 pub async fn handle(
     clients: Arc<Clients>,
     event: FailEvent,
     _deadline: Instant,
-) -> Result<FailEvent, FunctionError> {
+) -> Result<FailOutput, FunctionError> {
     let error = JobError {
         name: event.error.error.clone(),
         message: event.error.message(),
     };
-    steps::fail_job(
+    let target = match &event.target_secret {
+        None => None,
+        Some(id) => match dbsync_core::cloud::secrets::fetch(&clients.secrets, id).await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(job = %event.job_id, error = %e, "cannot read the target's secret; what the job took away stays in the target's ledger");
+                None
+            }
+        },
+    };
+    let out = steps::fail_job(
         &clients.jobs(),
         &event.job_id,
         error,
         event.lock_key.as_deref(),
+        target.as_ref(),
     )
     .await?;
-    Ok(event)
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use dbsync_core::cloud::jobstore::{JobStatus, JobStore};
+    use dbsync_core::cloud::steps::PrepareEvent;
+    use dbsync_core::pipeline::undo::Abandoned;
 
     #[tokio::test]
-    async fn the_sample_event_records_the_error_by_name_and_frees_the_target() {
-        let event: FailEvent =
+    async fn the_sample_event_puts_the_target_back_records_the_error_by_name_and_frees_the_target()
+    {
+        let mut event: FailEvent =
             serde_json::from_str(include_str!("../../../events/fail.json")).expect("sample");
         let f = dbsync_tests::FunctionFixture::new(
             "fn_fail",
             &event.job_id,
-            "CREATE TABLE t (id int)",
-            "",
+            "CREATE TABLE t (id int PRIMARY KEY, v text); CREATE INDEX t_v ON t (v);
+             CREATE FUNCTION t_touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+             CREATE TRIGGER t_touch BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION t_touch()",
+            "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 3000) g",
         )
         .await;
+        let before = dbsync_tests::schema_fingerprint(&f.pair.target_url).await;
         let jobs = f.clients.jobs();
         let lock = event.lock_key.clone().expect("lock key");
         jobs.lock_target(&lock, &f.job_id, 600).await.expect("lock");
-        handle(Arc::new(f.clients.clone()), event, Instant::now())
+        f.export_all().await;
+        // The import started (the target emptied, its index dropped, its trigger disabled),
+        // then the job failed.
+        dbsync_core::cloud::steps::prepare(
+            &f.pair.target_spec(),
+            &f.store(),
+            &f.clients.env.bucket,
+            &PrepareEvent {
+                job_id: f.job_id.clone(),
+                target_secret: f.target_secret.clone(),
+                keep_indexes: false,
+                analyze: true,
+                atomic: false,
+            },
+        )
+        .await
+        .expect("prepare");
+        let dropped = dbsync_tests::schema_fingerprint(&f.pair.target_url).await;
+        assert_ne!(before, dropped, "prepare takes the index away");
+        event.target_secret = Some(f.target_secret.clone());
+        let out = handle(Arc::new(f.clients.clone()), event, Instant::now())
             .await
             .expect("fail");
+        assert_eq!(
+            out.target_state,
+            Some(Abandoned::PutBack { failed: Vec::new() })
+        );
+        assert_eq!(
+            dbsync_tests::schema_fingerprint(&f.pair.target_url).await,
+            before,
+            "index and trigger are back as they were"
+        );
+        let state = dbsync_tests::scalar(
+            &f.pair.target_url,
+            &format!(
+                "SELECT state FROM dbsync.jobs WHERE job_id = '{}'",
+                f.job_id
+            ),
+        )
+        .await;
+        assert_eq!(state, "interrupted");
         let job = jobs.get(&f.job_id).await.expect("get").expect("job");
         assert_eq!(job.status, JobStatus::Failed);
         let e = job.error.expect("error");

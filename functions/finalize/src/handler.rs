@@ -63,6 +63,7 @@ mod tests {
                 target_secret: f.target_secret.clone(),
                 keep_indexes: false,
                 analyze: true,
+                atomic: false,
             },
         )
         .await

@@ -117,6 +117,11 @@ fn snapshot_consistency() -> String {
 }
 
 impl Manifest {
+    /// The tables of the export, in manifest order.
+    pub fn table_list(&self) -> Vec<Table> {
+        self.tables.iter().map(|t| t.table.clone()).collect()
+    }
+
     /// Parses and checks a manifest read from `path`.
     pub fn from_json(data: &[u8], path: &str) -> Result<Self> {
         let err = |message: String| Error::Manifest {

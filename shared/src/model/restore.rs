@@ -29,6 +29,24 @@ pub struct Restore {
     /// that whoever finishes it (a resumed import, the serverless finalize) knows.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_analyze: bool,
+    /// Foreign keys left in place but not enforced during the load (replica mode fires no FK
+    /// trigger): not taken away, but a failed load must make them `NOT VALID`, since their
+    /// rows may not hold then. Kept here so that whoever puts the target back (the CLI, or
+    /// the serverless Catch path in another process) knows them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unenforced: Vec<ForeignKey>,
+    /// Set while an atomic import loads into shadow tables: nothing is taken away yet, and
+    /// its swap needs to know how the job was asked to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowJob>,
+}
+
+/// What the swap of an atomic import needs from its start (`--keep-indexes`; `--analyze` is
+/// [`Restore::no_analyze`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShadowJob {
+    /// Keep the target's secondary indexes during the swap.
+    pub keep_indexes: bool,
 }
 
 impl Restore {
@@ -46,7 +64,10 @@ impl Restore {
         add(&mut self.keys, other.keys);
         add(&mut self.triggers, other.triggers);
         add(&mut self.checks, other.checks);
+        add(&mut self.unenforced, other.unenforced);
         self.no_analyze |= other.no_analyze;
+        // `shadow` describes one job and is never adopted: an adopted shadow job had taken
+        // nothing away.
     }
 }
 

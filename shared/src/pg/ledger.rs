@@ -7,7 +7,7 @@ use crate::error::{Error, Result, Role};
 use crate::model::ident::QualName;
 use crate::model::part::PartStats;
 use crate::model::restore::Restore;
-use crate::pg::steps;
+use crate::pg::{shadow, steps};
 use serde::Serialize;
 use tokio_postgres::{Client, GenericClient};
 
@@ -77,6 +77,15 @@ pub async fn creatable(client: &Client) -> Result<Option<String>> {
     }))
 }
 
+/// Whether this target has a ledger (dbsync has loaded it before).
+pub async fn exists(client: &Client) -> Result<bool> {
+    let row = client
+        .query_one("SELECT to_regclass('dbsync.jobs') IS NOT NULL", &[])
+        .await
+        .map_err(pg("looking for the ledger"))?;
+    Ok(row.get(0))
+}
+
 /// Takes the per-database job lock for this session, or says who holds it.
 pub async fn lock_target(client: &Client, endpoint: &str) -> Result<()> {
     let row = client
@@ -100,6 +109,9 @@ pub enum JobState {
     New,
     /// Started earlier and not finished: parts in the ledger are skipped.
     Loading(Restore),
+    /// An atomic import loading into shadow tables: the target's own tables are untouched;
+    /// the restore says how to swap.
+    Shadow(Restore),
     /// Failed or interrupted earlier, with what it had taken away put back; the restore
     /// holds what a finish must still do (keys re-added NOT VALID, to validate).
     Interrupted(Restore),
@@ -123,6 +135,7 @@ pub async fn job_state(client: &Client, job_id: &str) -> Result<JobState> {
     match state.as_str() {
         "done" => Ok(JobState::Done),
         "interrupted" => Ok(JobState::Interrupted(parse_json(row.get(1))?)),
+        "shadow" => Ok(JobState::Shadow(parse_json(row.get(1))?)),
         _ => Ok(JobState::Loading(parse_json(row.get(1))?)),
     }
 }
@@ -164,16 +177,23 @@ pub async fn start_job(
 ) -> Result<Restore> {
     let tx = client.transaction().await.map_err(pg("starting the job"))?;
     let mut restore = Restore::default();
+    let mut shadows = false;
     for r in tx
         .query(
             "UPDATE dbsync.jobs SET state = 'superseded', finished_at = now()
-              WHERE state IN ('loading', 'interrupted') RETURNING restore::text",
+              WHERE state IN ('loading', 'interrupted', 'shadow')
+          RETURNING restore::text, state = 'shadow' AS shadow",
             &[],
         )
         .await
         .map_err(pg("reading unfinished jobs"))?
     {
         restore.merge(parse_json(r.get(0))?);
+        shadows |= r.get::<_, bool>(1);
+    }
+    if shadows {
+        // An unfinished atomic import's shadow tables: its parts' ledger rows go below.
+        shadow::drop_all(&tx).await?;
     }
     if !tables.is_empty() {
         // ONLY for each table; partition roots whole (without ONLY, which PostgreSQL refuses
@@ -214,6 +234,66 @@ pub async fn start_job(
 fn to_json<T: Serialize>(v: &T) -> String {
     // Our ledger types (strings, names, FK definitions) always serialise.
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+/// Records an atomic import loading into shadow tables (state `shadow`, with `restore`
+/// saying how to swap), replacing any earlier attempt of it (its parts no longer count) and
+/// superseding any other job's shadow record.
+pub async fn record_shadow_job(
+    client: &impl GenericClient,
+    job_id: &str,
+    tables: &[QualName],
+    restore: &Restore,
+) -> Result<()> {
+    client
+        .execute("DELETE FROM dbsync.jobs WHERE job_id = $1", &[&job_id])
+        .await
+        .map_err(pg("recording the atomic import"))?;
+    // Any other shadow record is stale: the shadow schema is created afresh for this job.
+    supersede_shadows(client).await?;
+    client
+        .execute("DELETE FROM dbsync.parts WHERE job_id = $1", &[&job_id])
+        .await
+        .map_err(pg("recording the atomic import"))?;
+    client
+        .execute(
+            "INSERT INTO dbsync.jobs (job_id, kind, state, tables, restore)
+             VALUES ($1, 'import', 'shadow', $2::text::jsonb, $3::text::jsonb)",
+            &[
+                &job_id,
+                &to_json(&tables.iter().map(|t| t.to_string()).collect::<Vec<_>>()),
+                &to_json(restore),
+            ],
+        )
+        .await
+        .map_err(pg("recording the atomic import"))?;
+    Ok(())
+}
+
+/// Marks every `shadow` record superseded: for when the shadow tables are gone or about to
+/// be replaced.
+pub async fn supersede_shadows(client: &impl GenericClient) -> Result<()> {
+    client
+        .execute(
+            "UPDATE dbsync.jobs SET state = 'superseded', finished_at = now() WHERE state = 'shadow'",
+            &[],
+        )
+        .await
+        .map_err(pg("superseding shadow records"))?;
+    Ok(())
+}
+
+/// Inside the swap: forgets the `shadow` record of `job_id`, so that [`start_job`] records
+/// the job afresh (its parts stay).
+pub async fn end_shadow_job(client: &impl GenericClient, job_id: &str) -> Result<()> {
+    client
+        .execute(
+            "DELETE FROM dbsync.jobs WHERE job_id = $1 AND state = 'shadow'",
+            &[&job_id],
+        )
+        .await
+        .map_err(pg("starting the swap"))?;
+    Ok(())
 }
 
 /// Claims a part inside the load transaction; false if it is already loaded.

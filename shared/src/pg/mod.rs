@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod preflight;
 pub mod rules;
 pub mod sample;
+pub mod shadow;
 pub mod slice;
 pub mod snapshot;
 pub mod sqlstate;

@@ -6,7 +6,7 @@
 //! Every put-back statement is idempotent, so a resumed job may run it again.
 
 use crate::error::{Error, Result, Role};
-use crate::model::catalog::{ForeignKey, KeyConstraint, SecondaryIndex, Sequence};
+use crate::model::catalog::{KeyConstraint, SecondaryIndex, Sequence};
 use crate::model::ident::{quote_ident, quote_literal, QualName};
 use crate::model::restore::Restore;
 use tokio_postgres::{Client, GenericClient};
@@ -132,10 +132,11 @@ pub fn finalize_steps(restore: &Restore, sequences: &[Sequence]) -> Vec<StepGrou
 /// keys re-added `NOT VALID` (a foreign key on a partitioned table, which cannot be
 /// `NOT VALID`, stays dropped), checks re-added `NOT VALID`,
 /// triggers enabled; and the keys left in place but not enforced during the load
-/// (`unenforced`: replica mode fires no FK trigger) made `NOT VALID`, since their rows may not
-/// hold any more. Returns the steps and what a later finish must still do (re-add and
-/// validate every such key).
-pub fn put_back_steps(restore: &Restore, unenforced: &[ForeignKey]) -> (Vec<Step>, Restore) {
+/// (`restore.unenforced`: replica mode fires no FK trigger) made `NOT VALID`, since their
+/// rows may not hold any more. Returns the steps and what a later finish must still do
+/// (re-add and validate every such key).
+pub fn put_back_steps(restore: &Restore) -> (Vec<Step>, Restore) {
+    let unenforced = &restore.unenforced;
     let mut out: Vec<Step> = restore.keys.iter().map(readd_key).collect();
     out.extend(restore.indexes.iter().map(rebuild_index));
     out.extend(
@@ -180,6 +181,8 @@ pub fn put_back_steps(restore: &Restore, unenforced: &[ForeignKey]) -> (Vec<Step
         checks: restore.checks.clone(),
         triggers: Vec::new(),
         no_analyze: restore.no_analyze,
+        unenforced: Vec::new(),
+        shadow: None,
     };
     pending.merge(Restore {
         fks: unenforced.to_vec(),
@@ -367,7 +370,7 @@ mod tests {
             "{}",
             steps[0].sql
         );
-        let (back, pending) = put_back_steps(&r, &[]);
+        let (back, pending) = put_back_steps(&r);
         assert_eq!(back[0].sql, steps[0].sql);
         assert_eq!(pending.keys, r.keys);
     }

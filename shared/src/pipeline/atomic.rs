@@ -9,8 +9,10 @@
 //! and the old rows' files stay until the commit, so the target needs room for both.
 
 use crate::error::{Error, Result, Role};
+use crate::model::catalog::Sequence;
 use crate::model::chunk::{Chunk, Plan};
 use crate::model::ident::QualName;
+use crate::model::restore::Restore;
 use crate::model::size::human_bytes;
 use crate::pg::conn::ConnSpec;
 use crate::pg::copy_out::CopyOutSource;
@@ -26,14 +28,14 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio_postgres::{Client, Transaction};
 
-/// Refuses an atomic job larger than the setting allows.
-fn check_size(plan: &Plan, opts: &Options) -> Result<()> {
-    let total = plan.catalog.total_bytes();
+/// Refuses an atomic job larger than the setting allows (`total`: the tables in scope on
+/// disk at the source).
+pub(crate) fn check_size(total: u64, opts: &Options) -> Result<()> {
     if total > opts.atomic_max_bytes {
         return Err(Error::config(
             "--atomic-max-size",
             format!(
-                "the tables in scope take {} on the source, more than {} for one transaction (the target needs room for the old and the new rows until the commit); raise --atomic-max-size (DBSYNC_ATOMIC_MAX_SIZE) or sync without --atomic",
+                "the tables in scope take {} on the source, more than {} for one transaction (the target needs room for the old and the new rows until the commit); raise --atomic-max-size (DBSYNC_ATOMIC_MAX_SIZE) or run without --atomic",
                 human_bytes(total),
                 human_bytes(opts.atomic_max_bytes)
             ),
@@ -57,7 +59,7 @@ pub async fn sync_atomic(
         snapshot,
         plan,
     } = open_source(source, opts, opts.sync_sizing()).await?;
-    check_size(&plan, opts)?;
+    check_size(plan.catalog.total_bytes(), opts)?;
     let cat = &plan.catalog;
     let spec = sync_spec(&plan, target, &job_id, &src_app, opts, &src_coord);
     let checked = check_target(&spec).await?;
@@ -93,7 +95,7 @@ struct AtomicJob<'a> {
     spec: &'a LoadSpec<'a>,
     reader: &'a Client,
     progress: &'a dyn Progress,
-    sequences: &'a [crate::model::catalog::Sequence],
+    sequences: &'a [Sequence],
 }
 
 /// Empties, loads and finishes the target in one transaction; commits only when everything
@@ -136,26 +138,32 @@ async fn load_in_one_transaction(
         }
         report.tally(vec![(outcome, 0)]);
     }
+    finish_in_transaction(tx, &restore, &names, job.sequences, spec.job_id).await
+}
+
+/// The end of every atomic load, inside its one transaction: each table's finish (keys,
+/// index rebuilds, ANALYZE), then the job's (foreign keys re-added and validated, triggers,
+/// sequences), the job marked done, the commit. Sequences go last, just before the commit,
+/// as `finalize_steps` orders them: `setval` is not rolled back.
+pub(crate) async fn finish_in_transaction(
+    tx: Transaction<'_>,
+    restore: &Restore,
+    names: &[QualName],
+    sequences: &[Sequence],
+    job_id: &str,
+) -> Result<()> {
     let mut all: Vec<Step> = names
         .iter()
-        .flat_map(|n| steps::table_steps(&restore, n))
+        .flat_map(|n| steps::table_steps(restore, n))
         .collect();
     all.extend(
-        steps::finalize_steps(&restore, job.sequences)
+        steps::finalize_steps(restore, sequences)
             .into_iter()
             .flat_map(|g| g.steps),
     );
-    run_all(&tx, &all).await?;
-    ledger::mark_done(&tx, spec.job_id).await?;
-    target::commit_atomic(tx).await
-}
-
-/// Runs the finish steps one after the other inside the transaction (sequences last, as
-/// `finalize_steps` orders them: `setval` is not rolled back, so it goes just before the
-/// commit).
-async fn run_all(tx: &Transaction<'_>, all: &[Step]) -> Result<()> {
-    for step in all {
-        step.run(tx).await?;
+    for step in &all {
+        step.run(&tx).await?;
     }
-    Ok(())
+    ledger::mark_done(&tx, job_id).await?;
+    target::commit_atomic(tx).await
 }

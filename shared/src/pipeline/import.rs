@@ -4,9 +4,9 @@
 //! number of separate calls, in any session), [`finalize_import`].
 
 use crate::error::{Error, Result, Role};
-use crate::model::catalog::Table;
 use crate::model::manifest::{self, Manifest};
 use crate::model::part::LoadOutcome;
+use crate::model::restore::Restore;
 use crate::parts::gz::GzPartSource;
 use crate::parts::{check_export, read_manifest, PartStore};
 use crate::pg::conn::ConnSpec;
@@ -15,8 +15,10 @@ use crate::pg::steps;
 use crate::pg::{copy_in, target};
 use crate::pipeline::load::{run_waves, LoadFns, LoadItem};
 use crate::pipeline::progress::Progress;
+use crate::pipeline::shadow::{finish_shadow_import, start_shadow};
 use crate::pipeline::target::{
-    check_target, finish_load, guarded, start_load, LoadSpec, Reconnect, TableCountdown, TargetJob,
+    check_target, finish_load, guarded, import_spec, start_load, Reconnect, TableCountdown,
+    TargetJob,
 };
 use crate::pipeline::workers::{app_name, open_workers};
 use crate::pipeline::{DryRun, LoadReport, Options};
@@ -39,31 +41,9 @@ pub struct ImportPlan {
     pub replica: bool,
     /// The import had finished before: nothing to do.
     pub already_done: bool,
-}
-
-fn manifest_tables(m: &Manifest) -> Vec<Table> {
-    m.tables.iter().map(|t| t.table.clone()).collect()
-}
-
-fn load_spec<'a>(
-    target: &'a ConnSpec,
-    m: &'a Manifest,
-    tables: &'a [Table],
-    opts: &Options,
-) -> LoadSpec<'a> {
-    LoadSpec {
-        target,
-        tables,
-        sequences: &m.sequences,
-        source: &m.source,
-        job_id: &m.job_id,
-        kind: "import",
-        source_app: None,
-        keep_indexes: opts.keep_indexes,
-        analyze: opts.analyze,
-        enums: &m.enums,
-        source_reader: None,
-    }
+    /// An atomic import: parts load into the shadow tables ([`crate::pipeline::shadow`]).
+    #[serde(default)]
+    pub shadow: bool,
 }
 
 /// Every part of a manifest as a load item, waved by the target's foreign keys.
@@ -82,12 +62,21 @@ fn part_waves(m: &Manifest, tj: &TargetJob) -> Vec<Vec<LoadItem<(usize, usize)>>
             })
         })
         .collect();
+    // Shadow tables have no keys: every part of an atomic import loads in one wave.
+    let one_wave = tj.replica || tj.restore.shadow.is_some();
     load::waves(
         &tj.order,
-        tj.replica,
+        one_wave,
         &items,
         |i| i.table,
-        |i| m.tables[i.item.0].parts[i.item.1].stats.bytes,
+        |i| {
+            let t = &m.tables[i.item.0];
+            load::schedule_weight(
+                t.parts[i.item.1].stats.bytes,
+                &t.table,
+                !tj.restore.no_analyze,
+            )
+        },
     )
 }
 
@@ -108,15 +97,18 @@ async fn begin(
     opts: &Options,
 ) -> Result<Begun> {
     check_export(store, m).await?;
-    let tables = manifest_tables(m);
-    let spec = load_spec(target, m, &tables, opts);
+    let tables = m.table_list();
+    let spec = import_spec(target, m, &tables, opts);
     let checked = check_target(&spec).await?;
     if opts.dry_run {
         return Ok(Begun::DryRun(DryRun::new(&checked, &tables)));
     }
-    Ok(Begun::Started(Box::new(
-        start_load(checked, &spec, opts.restart).await?,
-    )))
+    let tj = if opts.atomic {
+        start_shadow(checked, m, opts).await?
+    } else {
+        start_load(checked, &spec, opts.restart).await?
+    };
+    Ok(Begun::Started(Box::new(tj)))
 }
 
 /// What a started import's load phase works with.
@@ -139,15 +131,25 @@ async fn load_and_finish(
     let parts: usize = waves.iter().map(Vec::len).sum();
     let n = run.opts.workers.clamp(1, parts.max(1));
     let workers = open_workers(n, "opening loader sessions", || again.loader()).await?;
-    let tables = manifest_tables(m);
-    let countdown = TableCountdown::new(&tj.restore, &tables, |i| m.tables[i].parts.len());
+    let tables = m.table_list();
+    // Shadow tables are finished by the swap, not table by table.
+    let per_table = if tj.restore.shadow.is_some() {
+        Restore {
+            no_analyze: true,
+            ..Default::default()
+        }
+    } else {
+        tj.restore.clone()
+    };
+    let countdown = TableCountdown::new(&per_table, &tables, |i| m.tables[i].parts.len());
     let (m2, store, again2) = (m.clone(), run.store.clone(), again.clone());
+    let shadow = tj.restore.shadow.is_some();
     let fns = LoadFns {
         load: move |mut w: Client, (ti, pi): (usize, usize)| {
             let (m, store) = (m2.clone(), store.clone());
             async move {
                 let part_id = &m.tables[ti].parts[pi].id;
-                let r = import_part(&mut w, &m, part_id, store.as_ref()).await;
+                let r = import_part(&mut w, &m, part_id, store.as_ref(), shadow).await;
                 (w, r)
             }
         },
@@ -159,6 +161,10 @@ async fn load_and_finish(
     };
     let progress = run.progress.clone();
     let workers = run_waves(workers, waves, fns, countdown.clone(), progress, report).await?;
+    if shadow {
+        // The swap finishes it, on a session of its own (see `import`).
+        return Ok(());
+    }
     finish_load(tj, workers, again, &countdown, &m.job_id, &m.sequences).await?;
     Ok(())
 }
@@ -202,19 +208,44 @@ pub async fn import(
         job_id: m.job_id.clone(),
         replica: tj.replica,
     });
-    let run = ImportRun {
-        m: &m,
-        store,
-        tj: &tj,
-        again: &again,
-        opts,
-        progress: progress.clone(),
-    };
-    let work = load_and_finish(&run, waves, &mut report);
-    guarded(&tj, target, &m.job_id, progress.as_ref(), work).await?;
+    let shadow = tj.restore.shadow.is_some();
+    {
+        let run = ImportRun {
+            m: &m,
+            store,
+            tj: &tj,
+            again: &again,
+            opts,
+            progress: progress.clone(),
+        };
+        let work = load_and_finish(&run, waves, &mut report);
+        if shadow {
+            work.await.map_err(|e| unchanged(progress.as_ref(), e))?;
+        } else {
+            guarded(&tj, target, &m.job_id, progress.as_ref(), work).await?;
+        }
+    }
+    if shadow {
+        // The swap takes the target lock for its own session: this one lets it go.
+        drop(tj);
+        finish_shadow_import(target, &m)
+            .await
+            .map_err(|e| unchanged(progress.as_ref(), e))?;
+    }
     report.sequences = m.sequences.len();
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// An atomic import that stopped: the target's tables never changed; says so and how to go
+/// on.
+fn unchanged(progress: &dyn Progress, e: Error) -> Error {
+    progress.note(&format!(
+        "the atomic import stopped ({}); the target's tables are unchanged. The parts loaded so far wait in schema {}: fix the cause and run the same command to finish, or add --restart to start over",
+        e.name(),
+        crate::pg::shadow::SCHEMA
+    ));
+    e
 }
 
 /// Step one of a stateless import: every pre-flight check, then the start of the job
@@ -247,6 +278,7 @@ pub async fn begin_import(
         waves,
         replica: tj.replica,
         already_done: tj.already_done,
+        shadow: tj.restore.shadow.is_some(),
     })
 }
 
@@ -256,12 +288,14 @@ pub async fn connect_part_loader(target: &ConnSpec, plan: &ImportPlan) -> Result
 }
 
 /// Step two: loads one part, exactly once however often it is called (retries, duplicate
-/// deliveries): the ledger row is written in the part's own transaction.
+/// deliveries): the ledger row is written in the part's own transaction. `shadow`: into
+/// its table's shadow (an atomic import).
 pub async fn import_part(
     client: &mut Client,
     m: &Manifest,
     part_id: &str,
     store: &dyn PartStore,
+    shadow: bool,
 ) -> Result<LoadOutcome> {
     let (mt, part) = m
         .tables
@@ -272,11 +306,16 @@ pub async fn import_part(
             message: format!("has no part {part_id}"),
         })?;
     let mut src = GzPartSource::open(store, &part.key).await?;
+    let table = if shadow {
+        crate::pg::shadow::as_shadow(&mt.table)
+    } else {
+        mt.table.clone()
+    };
     copy_in::load_part(
         client,
         &m.job_id,
         &part.id,
-        &mt.table,
+        &table,
         &mut src,
         Some(&part.stats),
     )
@@ -299,6 +338,10 @@ pub async fn finalize_import(target: &ConnSpec, m: &Manifest) -> Result<()> {
             )))
         }
         JobState::Loading(r) => r,
+        JobState::Shadow(_) => {
+            drop(client);
+            return finish_shadow_import(target, m).await;
+        }
         JobState::Interrupted(_) => {
             return Err(Error::Ledger(format!(
                 "job {} stopped before all its parts were loaded and what it took away was put back; prepare the import again to resume it",

@@ -13,8 +13,10 @@ pub mod load;
 pub mod planning;
 pub mod progress;
 pub mod segment;
+pub mod shadow;
 pub mod sync;
 pub mod target;
+pub mod undo;
 pub mod verify;
 pub mod workers;
 

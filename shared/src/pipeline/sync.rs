@@ -78,7 +78,14 @@ async fn load_and_finish(
             est_bytes: chunks::estimated_bytes(plan, c),
         })
         .collect();
-    let waves = load::waves(&tj.order, tj.replica, &items, |i| i.table, |i| i.est_bytes);
+    let analyze = !tj.restore.no_analyze;
+    let waves = load::waves(
+        &tj.order,
+        tj.replica,
+        &items,
+        |i| i.table,
+        |i| load::schedule_weight(i.est_bytes, &plan.catalog.tables[i.table], analyze),
+    );
     let (plan2, job, again2) = (plan.clone(), Arc::new(again.job_id.clone()), again.clone());
     let formats = Arc::new(tj.formats.clone());
     let fns = LoadFns {

@@ -5,9 +5,10 @@
 //! `plan`'s.
 
 use crate::error::{Error, Result, Role};
-use crate::model::catalog::{Catalog, EnumType, ForeignKey, Sequence, ServerInfo, Table};
+use crate::model::catalog::{Catalog, EnumType, Sequence, ServerInfo, Table};
 use crate::model::chunk::{FkOrder, Plan};
 use crate::model::ident::QualName;
+use crate::model::manifest::Manifest;
 use crate::model::part::CopyFormat;
 use crate::model::restore::Restore;
 use crate::model::scope::Scope;
@@ -17,6 +18,7 @@ use crate::pg::steps::{self, Step};
 use crate::pg::{catalog, preflight, snapshot, target};
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::progress::Progress;
+use crate::pipeline::undo;
 use crate::pipeline::workers::{app_name, run_pool, with_retries, SyncWorker};
 use crate::pipeline::{DryRun, LoadReport, Options};
 use crate::plan::{compat, format, load, order};
@@ -52,6 +54,28 @@ pub struct LoadSpec<'a> {
     /// A session reading the job's source snapshot (a streaming sync): target-only unique
     /// keys and checks are tested against the source's rows before anything changes.
     pub source_reader: Option<&'a Client>,
+}
+
+/// The target side of an import of `m` (`tables`: its [`Manifest::table_list`]).
+pub fn import_spec<'a>(
+    target: &'a ConnSpec,
+    m: &'a Manifest,
+    tables: &'a [Table],
+    opts: &Options,
+) -> LoadSpec<'a> {
+    LoadSpec {
+        target,
+        tables,
+        sequences: &m.sequences,
+        source: &m.source,
+        job_id: &m.job_id,
+        kind: "import",
+        source_app: None,
+        keep_indexes: opts.keep_indexes,
+        analyze: opts.analyze,
+        enums: &m.enums,
+        source_reader: None,
+    }
 }
 
 /// The target side of a streaming sync of `plan`: the source coordinator `reader` (named
@@ -90,9 +114,6 @@ pub struct CheckedTarget {
     pub take: Restore,
     /// Loads run with `session_replication_role = replica`.
     pub replica: bool,
-    /// Foreign keys the load leaves in place but does not enforce (replica mode): made
-    /// `NOT VALID` if the load fails, since their rows may not hold then.
-    pub unenforced: Vec<ForeignKey>,
     /// The COPY format of each table, indexed like the source tables, for a streaming sync:
     /// binary where the column types allow it on both sides, else text. Empty for an import.
     pub formats: Vec<CopyFormat>,
@@ -110,8 +131,6 @@ pub struct TargetJob {
     pub replica: bool,
     /// This job had finished in this target before.
     pub already_done: bool,
-    /// See [`CheckedTarget::unenforced`].
-    pub unenforced: Vec<ForeignKey>,
     /// See [`CheckedTarget::formats`].
     pub formats: Vec<CopyFormat>,
 }
@@ -167,16 +186,14 @@ pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
             analyze: spec.analyze,
         },
     );
-    let unenforced = if replica {
+    if replica {
         let keys = load::unenforced_keys(&ttables, &tcat.foreign_keys, &take.fks);
         // A key to a table outside the scope is checked by no one in replica mode: it is
         // re-added and validated after the load, so a target whose parent rows differ from
         // the source's fails loudly instead of keeping a key that lies.
         take.fks.extend(keys.outward);
-        keys.inside
-    } else {
-        Vec::new()
-    };
+        take.unenforced = keys.inside;
+    }
     // Parts are text (an import lists no formats); only a streaming sync may go binary.
     let formats = match spec.source_app {
         Some(_) => spec
@@ -194,7 +211,6 @@ pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
         order,
         take,
         replica,
-        unenforced,
         formats,
     })
 }
@@ -253,7 +269,6 @@ pub async fn start_load(
         order,
         take,
         replica,
-        unenforced,
         formats,
     } = checked;
     ledger::ensure(&mut coord).await?;
@@ -263,6 +278,15 @@ pub async fn start_load(
     let (restore, already_done) = match ledger::job_state(&coord, spec.job_id).await? {
         JobState::Done => (Restore::default(), true),
         JobState::Loading(restore) => (restore, false),
+        JobState::Shadow(_) => {
+            return Err(Error::config(
+                "--atomic",
+                format!(
+                    "job {} was started in this target with --atomic; run it again with --atomic to finish it, or add --restart to start it over",
+                    spec.job_id
+                ),
+            ))
+        }
         JobState::Interrupted(pending) => (
             ledger::retake(&mut coord, spec.job_id, pending, take).await?,
             false,
@@ -281,7 +305,6 @@ pub async fn start_load(
         restore,
         replica,
         already_done,
-        unenforced,
         formats,
     })
 }
@@ -380,7 +403,6 @@ async fn put_back(
     progress: &dyn Progress,
     cause: &Error,
 ) {
-    let (steps, pending) = steps::put_back_steps(&tj.restore, &tj.unenforced);
     let fresh;
     let client = if tj.coord.is_closed() {
         fresh = target
@@ -396,15 +418,7 @@ async fn put_back(
     } else {
         &tj.coord
     };
-    let mut failed = Vec::new();
-    for step in &steps {
-        if let Err(e) = step.run(client).await {
-            failed.push(format!("{}: {e}", step.what));
-        }
-    }
-    if let Err(e) = ledger::mark_interrupted(client, job_id, &pending).await {
-        failed.push(e.to_string());
-    }
+    let failed = undo::put_back_on(client, &tj.restore, job_id).await;
     progress.note(&format!(
         "the load stopped ({}); the tables in scope are partly loaded. What the job took away was put back (foreign keys it could not vouch for are NOT VALID until a run finishes). Run the same command again: a sync starts over, an import resumes",
         cause.name()

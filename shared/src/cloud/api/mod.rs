@@ -120,6 +120,7 @@ impl Api<'_> {
                 .min(self.settings.max_concurrency),
             keep_indexes: req.keep_indexes,
             analyze: req.analyze,
+            atomic: req.atomic,
             consistency: req.consistency,
             window_seconds: req
                 .snapshot_window_seconds
@@ -162,7 +163,9 @@ impl Api<'_> {
             })),
             Err((e, recorded)) => {
                 if recorded {
-                    let failed = fail_job(self.jobs, &job_id, (&e).into(), None).await;
+                    let failed = fail_job(self.jobs, &job_id, (&e).into(), None, None)
+                        .await
+                        .map(|_| ());
                     log_compensation("recording the failure", &job_id, failed);
                 }
                 if let Some(k) = &lock_key {

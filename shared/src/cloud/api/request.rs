@@ -55,7 +55,10 @@ pub struct SyncRequest {
     /// ANALYZE each table once loaded, so the target is ready to query (default true).
     #[serde(default = "crate::cloud::steps::yes")]
     pub analyze: bool,
-    /// Load in one target transaction. Accepted only as false: see [`check_request`].
+    /// The target keeps its old data until the whole load commits: parts load into shadow
+    /// tables, swapped in by one transaction in the finalize step (see
+    /// [`crate::pipeline::shadow`]); up to 8 GiB on the source, since the swap is one
+    /// finalize invocation's work.
     #[serde(default)]
     pub atomic: bool,
     /// `snapshot` (every chunk reads one snapshot; fail if the window cannot cover the
@@ -123,6 +126,10 @@ pub struct ExecutionInput {
     /// ANALYZE loaded tables (executions started before the field existed did).
     #[serde(default = "crate::cloud::steps::yes")]
     pub analyze: bool,
+    /// Load into shadow tables and swap them in at the end (the target keeps its old data
+    /// until then).
+    #[serde(default)]
+    pub atomic: bool,
     /// Snapshot or per-chunk consistency.
     pub consistency: Consistency,
     /// Snapshot window, seconds.
@@ -209,12 +216,10 @@ fn check_request(req: &SyncRequest, settings: &ApiSettings) -> Result<()> {
             ));
         }
     }
-    if req.atomic {
-        // The serverless import loads parts in parallel Lambdas, each in its own transaction:
-        // one transaction over all of them needs the shadow-table mode, which is not built.
+    if req.atomic && req.target_secret.is_none() {
         return Err(Error::config(
             "atomic",
-            "a serverless sync cannot load in one transaction yet (its parts load in parallel Lambdas, each committing on its own); run `dbsync sync --atomic` from a host that reaches both databases",
+            "an export-only job loads no target; leave atomic out or name a target_secret",
         ));
     }
     if req.page_rows == Some(0) {
@@ -331,8 +336,8 @@ mod tests {
         );
         assert!(refused(r#"{"source_secret":"a"}"#).contains("target_secret"));
         assert!(
-            refused(r#"{"source_secret":"a","target_secret":"b","atomic":true}"#)
-                .contains("dbsync sync --atomic")
+            refused(r#"{"source_secret":"a","mode":"export","atomic":true}"#)
+                .contains("export-only")
         );
         assert!(refused(r#"{"source_secret":"a","target_secret":"a"}"#).contains("same database"));
         assert!(

@@ -1,17 +1,42 @@
-//! The Catch path's step: the first error recorded on the job, the target's lock released.
+//! The Catch path's step: what the job took away from the target put back, the first error
+//! recorded on the job, the target's lock released.
 
 use crate::cloud::jobstore::{JobChange, JobError, JobStatus, JobStore};
 use crate::error::Result;
+use crate::pg::conn::ConnSpec;
+use crate::pipeline::undo::{abandon, Abandoned};
 use serde::{Deserialize, Serialize};
 
-/// The Catch path: records the error on the job (stable name, message without secrets) and
-/// releases the target's lock. The target stays resumable: its ledger knows what was done.
+/// The Catch path: puts back what the job took away from `target` (indexes rebuilt, keys
+/// re-added `NOT VALID`, triggers enabled, as a failed CLI load does; see [`abandon`]), then
+/// records the error on the job (stable name, message without secrets) and releases the
+/// target's lock, in that order, so no next job starts on a target still being put back. A
+/// put-back that cannot run (the target unreachable) is logged and reported, never in the
+/// way of the record: the target's ledger keeps what is owed and the next job adopts it.
 pub async fn fail_job(
     jobs: &dyn JobStore,
     job_id: &str,
     error: JobError,
     lock_key: Option<&str>,
-) -> Result<()> {
+    target: Option<&ConnSpec>,
+) -> Result<FailOutput> {
+    let target_state = match target {
+        None => None,
+        Some(t) => Some(match abandon(t, job_id).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(job = job_id, error = %e, "could not put the target back; its ledger keeps what the job took away and the next job adopts it");
+                Abandoned::Unreachable {
+                    error: e.to_string(),
+                }
+            }
+        }),
+    };
+    if let Some(Abandoned::PutBack { failed }) = &target_state {
+        if !failed.is_empty() {
+            tracing::warn!(job = job_id, failed = ?failed, "some of what the job took away could not be put back; dbsync.jobs records it and the next job adopts it");
+        }
+    }
     // The first error recorded is the cause; a later one is its echo (a Map reports its
     // failed child as States.ExceedToleratedFailureThreshold, after the child recorded why).
     let first = match jobs.get(job_id).await? {
@@ -31,7 +56,19 @@ pub async fn fail_job(
     if let Some(k) = lock_key {
         jobs.release_target(k, job_id).await?;
     }
-    Ok(())
+    Ok(FailOutput {
+        job_id: job_id.to_string(),
+        target_state,
+    })
+}
+
+/// The fail function's output (shown in the execution's history).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailOutput {
+    /// The job.
+    pub job_id: String,
+    /// What was found and done on the target; absent when the job names none.
+    pub target_state: Option<Abandoned>,
 }
 
 /// The fail function's input: the job and what Step Functions' Catch recorded.
@@ -42,6 +79,10 @@ pub struct FailEvent {
     /// The target's lock key, released.
     #[serde(default)]
     pub lock_key: Option<String>,
+    /// Secrets Manager id of the target's credentials, when the job loads one: what the job
+    /// took away there is put back.
+    #[serde(default)]
+    pub target_secret: Option<String>,
     /// Catch's `$.error`: `{"Error": name, "Cause": text}`.
     pub error: CaughtError,
 }

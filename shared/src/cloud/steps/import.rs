@@ -20,7 +20,7 @@ pub async fn import_step(
     let JobPlace { store, jobs } = place;
     let m = read_manifest(store).await?;
     let mut client = connect_part_loader(target, plan).await?;
-    let outcome = import_part(&mut client, &m, part_id, store).await?;
+    let outcome = import_part(&mut client, &m, part_id, store, plan.shadow).await?;
     if let LoadOutcome::Loaded(s) = &outcome {
         jobs.add(
             &m.job_id,
@@ -48,6 +48,9 @@ pub struct ImportPartEvent {
     pub replica: bool,
     /// The part to load.
     pub part_id: String,
+    /// An atomic import: the part loads into its table's shadow (from prepare).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
 impl ImportPartEvent {
@@ -58,6 +61,7 @@ impl ImportPartEvent {
             waves: Vec::new(),
             replica: self.replica,
             already_done: false,
+            shadow: self.shadow,
         }
     }
 }

@@ -24,7 +24,7 @@ pub use assemble::{assemble_job, AssembleEvent, AssembleOutput};
 pub use export::{
     export_step, ExportChunkEvent, ExportChunkOutput, ExportStep, ExportStepResult, ExportTuning,
 };
-pub use fail::{fail_job, CaughtError, FailEvent};
+pub use fail::{fail_job, CaughtError, FailEvent, FailOutput};
 pub use finalize::{finalize_job, finish_export, FinalizeEvent};
 pub use hold::{HoldSnapshotEvent, HoldSnapshotOutput};
 pub use import::{import_step, ImportPartEvent, ImportPartOutput};

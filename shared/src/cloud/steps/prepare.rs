@@ -21,6 +21,9 @@ pub struct PrepareEvent {
     /// ANALYZE each table once loaded (default true).
     #[serde(default = "super::yes")]
     pub analyze: bool,
+    /// Load into shadow tables, swapped in by the finalize step in one transaction.
+    #[serde(default)]
+    pub atomic: bool,
 }
 
 /// One wave of the import, for the outer Map (one wave at a time).
@@ -62,6 +65,7 @@ pub async fn prepare(
     let opts = Options {
         keep_indexes: event.keep_indexes,
         analyze: event.analyze,
+        atomic: event.atomic,
         ..Default::default()
     };
     let m = read_manifest(store).await?;
@@ -75,6 +79,7 @@ pub async fn prepare(
                 job_id: plan.job_id.clone(),
                 replica: plan.replica,
                 part_id: part_id.clone(),
+                shadow: plan.shadow,
             })
             .collect();
         let key = format!("waves/{index:04}.json");
