@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result, Role};
 use crate::model::ident::QualName;
+use crate::model::manifest::Manifest;
 use crate::model::part::PartStats;
 use crate::model::restore::Restore;
 use crate::pg::{shadow, steps};
@@ -400,6 +401,24 @@ pub async fn retake(
     .map_err(pg("resuming the job"))?;
     tx.commit().await.map_err(pg("resuming the job"))?;
     Ok(restore)
+}
+
+/// Refuses to finish the job of `m` while any of its parts is not in the ledger, naming them.
+pub async fn require_all_parts(client: &Client, m: &Manifest) -> Result<()> {
+    let all: Vec<String> = m
+        .tables
+        .iter()
+        .flat_map(|t| t.parts.iter().map(|p| p.id.clone()))
+        .collect();
+    let missing = missing_parts(client, &m.job_id, &all).await?;
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Incomplete {
+            job: m.job_id.clone(),
+            missing,
+        })
+    }
 }
 
 /// Marks a job done.

@@ -349,18 +349,7 @@ pub async fn finalize_import(target: &ConnSpec, m: &Manifest) -> Result<()> {
             )))
         }
     };
-    let all: Vec<String> = m
-        .tables
-        .iter()
-        .flat_map(|t| t.parts.iter().map(|p| p.id.clone()))
-        .collect();
-    let missing = ledger::missing_parts(&client, &m.job_id, &all).await?;
-    if !missing.is_empty() {
-        return Err(Error::Incomplete {
-            job: m.job_id.clone(),
-            missing,
-        });
-    }
+    ledger::require_all_parts(&client, m).await?;
     for t in &m.tables {
         steps::run_steps(&client, &steps::table_steps(&restore, &t.table.name)).await?;
     }

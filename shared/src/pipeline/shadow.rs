@@ -103,18 +103,7 @@ pub async fn finish_shadow_import(target: &ConnSpec, m: &Manifest) -> Result<()>
     let tables = m.table_list();
     let spec = import_spec(target, m, &tables, &opts);
     let mut checked = check_target(&spec).await?;
-    let all: Vec<String> = m
-        .tables
-        .iter()
-        .flat_map(|t| t.parts.iter().map(|p| p.id.clone()))
-        .collect();
-    let missing = ledger::missing_parts(&checked.coord, &m.job_id, &all).await?;
-    if !missing.is_empty() {
-        return Err(Error::Incomplete {
-            job: m.job_id.clone(),
-            missing,
-        });
-    }
+    ledger::require_all_parts(&checked.coord, m).await?;
     check_shadow_rows(&checked, m).await?;
     swap(&mut checked, m).await?;
     if let Err(e) = shadow::drop_all(&checked.coord).await {
