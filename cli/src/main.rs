@@ -6,6 +6,7 @@ mod progress;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use dbsync_core::model::rules::RulesFile;
 use dbsync_core::model::scope::Scope;
 use dbsync_core::model::size::{human_bytes, parse_size};
 use dbsync_core::parts::{open_store, S3Settings};
@@ -119,6 +120,8 @@ struct SyncArgs {
     #[arg(long, env = "DBSYNC_TARGET")]
     target: String,
     #[command(flatten)]
+    rules: RulesArg,
+    #[command(flatten)]
     scope: ScopeArgs,
     #[command(flatten)]
     work: WorkArgs,
@@ -136,6 +139,41 @@ struct SyncArgs {
     dry_run: bool,
     #[command(flatten)]
     atomic: AtomicArgs,
+    /// Create the tables in scope that the target lacks (with their types, sequences,
+    /// functions, keys, indexes, triggers, policies and comments) from the source's catalog,
+    /// in one transaction, before the load. No pg_dump needed.
+    #[arg(long, env = "DBSYNC_CREATE_SCHEMA")]
+    create_schema: bool,
+}
+
+#[derive(Args, Clone)]
+struct RulesArg {
+    /// Data rules applied in the source's query, so raw values never reach parts or the
+    /// target: a JSON file with per table a `where` filter (children of filtered rows follow
+    /// their parents) and per column a rule (null, hash, email, name, phone, {"value": X},
+    /// {"truncate": N}). hash, email, name and phone take their key from DBSYNC_RULES_KEY.
+    #[arg(long, env = "DBSYNC_RULES")]
+    rules: Option<std::path::PathBuf>,
+}
+
+impl RulesArg {
+    /// The rules file, read and parsed, and the source whose sessions hold the hash key
+    /// (DBSYNC_RULES_KEY, read from the environment only: never a flag, so never in `ps`).
+    fn load(&self, source: ConnSpec) -> dbsync_core::Result<(Option<RulesFile>, ConnSpec)> {
+        let Some(path) = &self.rules else {
+            return Ok((None, source));
+        };
+        let at =
+            |m: String| dbsync_core::Error::config("--rules", format!("{}: {m}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| at(e.to_string()))?;
+        let file = RulesFile::parse(&text).map_err(at)?;
+        let key = std::env::var("DBSYNC_RULES_KEY").unwrap_or_default();
+        if key.is_empty() {
+            return Ok((Some(file), source));
+        }
+        dbsync_core::model::rules::check_key(key.as_bytes(), "DBSYNC_RULES_KEY")?;
+        Ok((Some(file), source.with_rules_key(key.as_bytes())))
+    }
 }
 
 #[derive(Args)]
@@ -166,6 +204,8 @@ struct ExportArgs {
     /// Where the parts and manifest.json go: a directory or s3://bucket/prefix.
     #[arg(long, env = "DBSYNC_TO")]
     to: String,
+    #[command(flatten)]
+    rules: RulesArg,
     #[command(flatten)]
     scope: ScopeArgs,
     #[command(flatten)]
@@ -206,6 +246,8 @@ struct PlanArgs {
     #[arg(long, env = "DBSYNC_SOURCE")]
     source: String,
     #[command(flatten)]
+    rules: RulesArg,
+    #[command(flatten)]
     scope: ScopeArgs,
     #[command(flatten)]
     work: WorkArgs,
@@ -219,6 +261,8 @@ struct VerifyArgs {
     /// Target URL.
     #[arg(long, env = "DBSYNC_TARGET")]
     target: String,
+    #[command(flatten)]
+    rules: RulesArg,
     #[command(flatten)]
     scope: ScopeArgs,
     #[command(flatten)]
@@ -361,16 +405,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
-    let source = ConnSpec::parse(&a.source, "--source")?;
+    let (rules, source) = a.rules.load(ConnSpec::parse(&a.source, "--source")?)?;
     let target = ConnSpec::parse(&a.target, "--target")?;
     let opts = Options {
+        rules,
         verify: a.verify,
         dry_run: a.dry_run,
         analyze: a.analyze.on(),
         atomic: a.atomic.atomic,
         atomic_max_bytes: a.atomic.max_bytes()?,
+        create_schema: a.create_schema,
         ..options(&a.scope, &a.work)?
     };
+    if a.create_schema && a.via.is_some() {
+        return Err(dbsync_core::Error::config(
+            "--create-schema",
+            "cannot be combined with --via (the import has only the manifest); sync directly",
+        )
+        .into());
+    }
     if a.dry_run && a.via.is_some() {
         return Err(
             dbsync_core::Error::config("--dry-run", "cannot be combined with --via").into(),
@@ -402,6 +455,14 @@ async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
     } else if let Some(d) = &report.dry_run {
         print!("{}", progress::render_dry_run(d, &target));
     } else {
+        if let Some(c) = report.created.as_ref().filter(|c| !c.tables.is_empty()) {
+            println!(
+                "created {} tables and {} other objects the target lacked ({} statements, one transaction)",
+                c.tables.len(),
+                c.other.len(),
+                c.statements
+            );
+        }
         println!(
             "synced {} tables ({} parts, {} rows, {}) and {} sequences from {} to {} in {:.1} s{}",
             report.tables,
@@ -423,8 +484,9 @@ async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
 }
 
 async fn export(a: ExportArgs, out: Output) -> anyhow::Result<()> {
-    let source = ConnSpec::parse(&a.source, "--source")?;
+    let (rules, source) = a.rules.load(ConnSpec::parse(&a.source, "--source")?)?;
     let opts = Options {
+        rules,
         compress_level: a.compress_level,
         ..options(&a.scope, &a.work)?
     };
@@ -487,8 +549,11 @@ async fn import(a: ImportArgs, out: Output) -> anyhow::Result<()> {
 }
 
 async fn plan(a: PlanArgs, out: Output) -> anyhow::Result<()> {
-    let source = ConnSpec::parse(&a.source, "--source")?;
-    let opts = options(&a.scope, &a.work)?;
+    let (rules, source) = a.rules.load(ConnSpec::parse(&a.source, "--source")?)?;
+    let opts = Options {
+        rules,
+        ..options(&a.scope, &a.work)?
+    };
     let plan = pipeline::plan_only(&source, &opts, opts.sync_sizing()).await?;
     if out.json {
         print_json(&plan)
@@ -499,9 +564,10 @@ async fn plan(a: PlanArgs, out: Output) -> anyhow::Result<()> {
 }
 
 async fn verify(a: VerifyArgs, out: Output) -> anyhow::Result<()> {
-    let source = ConnSpec::parse(&a.source, "--source")?;
+    let (rules, source) = a.rules.load(ConnSpec::parse(&a.source, "--source")?)?;
     let target = ConnSpec::parse(&a.target, "--target")?;
     let opts = Options {
+        rules,
         scope: scope(&a.scope)?,
         workers: a.workers.count()?,
         interrupt: interrupt(),

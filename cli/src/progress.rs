@@ -207,6 +207,7 @@ pub fn render_plan(plan: &Plan) -> String {
             let _ = writeln!(out, "  {} on {} -> {}", fk.name, fk.table, fk.references);
         }
     }
+    render_rules(&mut out, plan);
     if !cat.skipped.is_empty() {
         let _ = writeln!(out, "not copied (no rows of their own to copy):");
         for s in &cat.skipped {
@@ -214,6 +215,37 @@ pub fn render_plan(plan: &Plan) -> String {
         }
     }
     out
+}
+
+/// What `--rules` does to each table: its filter, whether its parents' filters reach it,
+/// and each column's rule.
+fn render_rules(out: &mut String, plan: &Plan) {
+    use std::fmt::Write;
+    let ruled: Vec<_> = plan
+        .catalog
+        .tables
+        .iter()
+        .filter_map(|t| t.rules.as_ref().map(|r| (t, r)))
+        .collect();
+    if ruled.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "data rules (applied in the source's query):");
+    for (t, r) in ruled {
+        let _ = writeln!(out, "  {}", t.name);
+        if let Some(f) = &r.filter {
+            let _ = writeln!(out, "    rows where {f}");
+        }
+        if r.condition.is_some() && r.filter.as_deref().map(|f| format!("({f})")) != r.condition {
+            let _ = writeln!(
+                out,
+                "    rows whose foreign-key parents are exported (a parent's filter reaches them)"
+            );
+        }
+        for (c, a) in &r.columns {
+            let _ = writeln!(out, "    {c}: {}", a.rule);
+        }
+    }
 }
 
 /// The text of a dry run.

@@ -330,3 +330,65 @@ async fn a_300_mb_value_syncs_and_exports_holding_one_copy_of_it() {
     assert!(mib < 100, "import peaked at {mib} MiB");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn rules_come_from_environment_twins_plan_shows_them_and_a_short_key_is_refused() {
+    let p = Pair::new("cli_rules").await;
+    p.both("CREATE TABLE people (id int PRIMARY KEY, email text UNIQUE, note text)")
+        .await;
+    p.source("INSERT INTO people SELECT g, 'p' || g || '@corp.example', 'n' FROM generate_series(1, 50) g")
+        .await;
+    let dir = std::env::temp_dir().join(format!("dbsync-cli-{}", p.name));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let rules = dir.join("rules.json");
+    std::fs::write(
+        &rules,
+        r#"{"tables": {"people": {"where": "id <= 10", "columns": {"email": "email", "note": "null"}}}}"#,
+    )
+    .expect("rules file");
+    let rules = rules.to_str().expect("utf8 path");
+    let env = [
+        ("DBSYNC_SOURCE", p.source_url.as_str()),
+        ("DBSYNC_TARGET", p.target_url.as_str()),
+        ("DBSYNC_RULES", rules),
+        ("DBSYNC_RULES_KEY", "a-key-of-at-least-16-bytes"),
+    ];
+    let o = dbsync(&["plan"], &env);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        out.contains("data rules") && out.contains("rows where id <= 10"),
+        "{out}"
+    );
+    assert!(
+        out.contains("email: email") && out.contains("note: null"),
+        "{out}"
+    );
+    let o = dbsync(&["sync", "--verify"], &env);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = dbsync(&["verify"], &env);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "verify applies the rules to the source too: {}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        dbsync_tests::scalar(
+            &p.target_url,
+            "SELECT count(*)::text FROM people WHERE email LIKE 'user_%@example.com'"
+        )
+        .await,
+        "10"
+    );
+    let mut short = env;
+    short[3] = ("DBSYNC_RULES_KEY", "short");
+    let o = dbsync(&["sync"], &short);
+    assert_eq!(o.status.code(), Some(1));
+    let e = text(&o.stderr);
+    assert!(
+        e.contains("DBSYNC_RULES_KEY") && e.contains("at least 16") && !e.contains("short"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

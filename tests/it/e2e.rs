@@ -585,3 +585,110 @@ async fn an_atomic_job_that_fails_at_the_swap_leaves_the_target_byte_identical_a
     let m = c.manifest(&again).await;
     assert_complete(&c.job(&again).await, &m);
 }
+
+#[tokio::test]
+async fn a_job_with_data_rules_filters_and_masks_in_the_source_and_bad_rules_never_start_or_touch_the_target(
+) {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new(
+        "e2e_rules",
+        "CREATE TABLE people (id bigint PRIMARY KEY, email text UNIQUE NOT NULL, region text);
+         CREATE TABLE orders (id bigint PRIMARY KEY, person bigint REFERENCES people,
+                              email text REFERENCES people (email))",
+        "INSERT INTO people SELECT g, 'p' || g || '@corp.example',
+                CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END FROM generate_series(1, 3000) g;
+         INSERT INTO orders SELECT g, g % 3000 + 1, 'p' || (g % 3000 + 1) || '@corp.example'
+           FROM generate_series(1, 6000) g",
+    )
+    .await;
+    let key = "e2e-rules-key-0123456789";
+    let key_secret = format!("e2e/{}/rules-key", c.pair.name);
+    c.clients
+        .secrets
+        .create_secret()
+        .name(&key_secret)
+        .secret_string(key)
+        .send()
+        .await
+        .expect("key secret");
+    let rules = json!({"tables": {
+        "people": {"where": "region = 'eu'", "columns": {"email": "email"}},
+        "orders": {"columns": {"email": "email"}}}});
+    let before = c.executions().await;
+    for (extra, says) in [
+        (json!({ "rules": rules }), "rules_key_secret"),
+        (
+            json!({"rules": {"tables": {"people": {"columns": {"email": "scramble"}}}},
+                   "rules_key_secret": key_secret}),
+            "unknown rule",
+        ),
+        (
+            json!({"rules": rules, "rules_key_secret": "e2e/no/such/key"}),
+            "does not exist",
+        ),
+    ] {
+        let (status, body) = c
+            .api("POST", "/syncs", Some(c.request(extra.clone())))
+            .await;
+        assert_eq!(status, 400, "{extra}: {body}");
+        let m = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(m.contains(says), "{extra}: {m}");
+    }
+    assert_eq!(c.executions().await, before, "nothing was started");
+
+    // Rules the catalog refuses fail the job at the plan, before the target is touched.
+    let bad = c
+        .start(json!({"rules": {"tables": {"people": {"columns": {"nope": "null"}}}}}))
+        .await;
+    let (status, _) = c.finish(&bad).await;
+    assert_eq!(status, ExecutionStatus::Failed);
+    let job = c.job(&bad).await;
+    assert_eq!(job["error"]["name"], "DbsyncConfig", "{job}");
+    let m = job["error"]["message"].as_str().unwrap_or_default();
+    assert!(m.contains("no column \"nope\""), "{m}");
+    assert_eq!(
+        dbsync_tests::scalar(&c.pair.target_url, "SELECT count(*)::text FROM people").await,
+        "0"
+    );
+
+    let job_id = c
+        .start(json!({"rules": rules, "rules_key_secret": key_secret}))
+        .await;
+    let (status, error) = c.finish(&job_id).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "{error:?}");
+    let t = &c.pair.target_url;
+    assert_eq!(
+        dbsync_tests::scalar(t, "SELECT count(*)::text FROM people").await,
+        "1500"
+    );
+    assert_eq!(
+        dbsync_tests::scalar(t, "SELECT count(*)::text FROM orders o JOIN people p ON p.id = o.person AND p.email = o.email").await,
+        "3000",
+        "every order of an eu person came along, and its hashed email still joins"
+    );
+    let want = format!(
+        "user_{}@example.com",
+        &dbsync_core::model::rules::hmac_sha256_hex(key.as_bytes(), b"p2@corp.example")[..16]
+    );
+    assert_eq!(
+        dbsync_tests::scalar(t, "SELECT email FROM people WHERE id = 2").await,
+        want
+    );
+    let m = c.manifest(&job_id).await;
+    let people = m
+        .tables
+        .iter()
+        .find(|t| t.table.name.name == "people")
+        .expect("people in the manifest");
+    let applied = people.table.rules.as_ref().expect("rules recorded");
+    assert_eq!(applied.columns["email"].rule, "email");
+    let job = c.job(&job_id).await;
+    let (ipad, opad) = dbsync_core::model::rules::hmac_pads(key.as_bytes());
+    let manifest_text = serde_json::to_string(&m).expect("json");
+    for text in [job.to_string(), manifest_text] {
+        for secret in [key, ipad.as_str(), opad.as_str()] {
+            assert!(!text.contains(secret), "the key leaked");
+        }
+        assert!(!text.contains("@corp.example"));
+    }
+}

@@ -1,6 +1,7 @@
 //! Integration tests against two real PostgreSQL servers (source and target), one test binary
 //! with a module per area. Every test gets its own fresh database pair.
 
+mod bootstrap;
 mod chunks;
 mod deploy;
 mod e2e;
@@ -8,6 +9,7 @@ mod errors;
 mod exact;
 mod jobstore;
 mod resume;
+mod rules;
 mod s3;
 mod secrets;
 mod segments;

@@ -55,7 +55,7 @@ async fn levels(p: &Pair) -> std::collections::BTreeMap<String, usize> {
         .collect()
 }
 
-const PARTITION_FKS: &str = "
+pub const PARTITION_FKS: &str = "
 CREATE TABLE customer (id int PRIMARY KEY, name text);
 CREATE TABLE staff (id int PRIMARY KEY);
 -- pagila's payment: partitions declare their own keys, the parent has none.
@@ -90,7 +90,7 @@ CREATE TABLE tree_high PARTITION OF tree FOR VALUES FROM (500) TO (10000);
 CREATE TABLE audit (id int PRIMARY KEY, payment_id int REFERENCES payment_p2022_01);
 ";
 
-const PARTITION_DATA: &str = "
+pub const PARTITION_DATA: &str = "
 INSERT INTO customer SELECT g, 'c' || g FROM generate_series(1, 300) g;
 INSERT INTO staff VALUES (1), (2);
 INSERT INTO payment SELECT g, 1 + g % 300, 1 + g % 2, DATE '2022-01-01' + (g % 59), g % 100
@@ -233,7 +233,7 @@ async fn not_valid_checks_over_rows_that_break_them_are_loaded_as_pg_dump_does()
     );
 }
 
-const LONG_TAIL_SCHEMA: &str = r#"
+pub const LONG_TAIL_SCHEMA: &str = r#"
 CREATE EXTENSION IF NOT EXISTS file_fdw;
 CREATE SERVER files FOREIGN DATA WRAPPER file_fdw;
 CREATE SCHEMA app;
@@ -258,7 +258,7 @@ CREATE MATERIALIZED VIEW app.kinds_counts AS SELECT count(*) AS n FROM app.kinds
 CREATE FOREIGN TABLE app.outside (line text) SERVER files OPTIONS (filename '/dev/null');
 "#;
 
-const LONG_TAIL_DATA: &str = r#"
+pub const LONG_TAIL_DATA: &str = r#"
 INSERT INTO app.parent SELECT g, 'p' || g, g FROM generate_series(1, 100) g;
 INSERT INTO app.child (id, a, b, extra) SELECT g, 'c' || g, g, 'x' || g FROM generate_series(101, 300) g;
 INSERT INTO app."Order" SELECT g, 'M ' || g, 'd.' || g, 'q"' || g, g, g FROM generate_series(1, 400) g;

@@ -135,8 +135,7 @@ async fn after_the_window_per_chunk_consistency_reads_a_snapshot_of_its_own_and_
             jobs: &jobs,
         },
         &f.job_id,
-        &Default::default(),
-        1 << 30,
+        dbsync_core::cloud::steps::PlanScope::new(&Default::default(), 1 << 30),
     )
     .await
     .expect("plan");

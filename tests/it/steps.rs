@@ -67,8 +67,7 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
             jobs: job_store.as_ref(),
         },
         &job_id,
-        &Default::default(),
-        64 * 1024,
+        dbsync_core::cloud::steps::PlanScope::new(&Default::default(), 64 * 1024),
     )
     .await
     .expect("plan");
@@ -216,8 +215,7 @@ async fn an_export_step_retried_after_its_upload_rewrites_the_same_part_and_coun
         &snapshot,
         place,
         &f.job_id,
-        &Default::default(),
-        32 * 1024,
+        dbsync_core::cloud::steps::PlanScope::new(&Default::default(), 32 * 1024),
     )
     .await
     .expect("plan");

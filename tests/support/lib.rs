@@ -512,8 +512,7 @@ impl FunctionFixture {
                 jobs: &jobs,
             },
             &self.job_id,
-            &Default::default(),
-            64 * 1024,
+            dbsync_core::cloud::steps::PlanScope::new(&Default::default(), 64 * 1024),
         )
         .await
         .expect("plan");

@@ -13,7 +13,12 @@ pub async fn handle(
     event: ExportChunkEvent,
     deadline: Instant,
 ) -> Result<ExportChunkOutput, FunctionError> {
-    let source = dbsync_core::cloud::secrets::fetch(&clients.secrets, &event.source_secret).await?;
+    let source = dbsync_core::cloud::secrets::fetch_source(
+        &clients.secrets,
+        &event.source_secret,
+        event.rules_key_secret.as_deref(),
+    )
+    .await?;
     let store = clients.store_for(&event.step.item.job_id)?;
     let result = steps::export_step(
         &source,
@@ -30,6 +35,7 @@ pub async fn handle(
     Ok(ExportChunkOutput {
         source_secret: event.source_secret,
         snapshot: event.snapshot,
+        rules_key_secret: event.rules_key_secret,
         result,
     })
 }
@@ -71,8 +77,7 @@ mod tests {
                 jobs: &clients.jobs(),
             },
             &job_id,
-            &Default::default(),
-            64 * 1024,
+            dbsync_core::cloud::steps::PlanScope::new(&Default::default(), 64 * 1024),
         )
         .await
         .expect("plan");

@@ -13,12 +13,18 @@ pub async fn handle(
     event: PlanEvent,
     deadline: Instant,
 ) -> Result<PlanOutput, FunctionError> {
-    let source = dbsync_core::cloud::secrets::fetch(&clients.secrets, &event.source_secret).await?;
+    let source = dbsync_core::cloud::secrets::fetch_source(
+        &clients.secrets,
+        &event.source_secret,
+        event.rules_key_secret.as_deref(),
+    )
+    .await?;
     let store = clients.store_for(&event.job_id)?;
     let snapshot = match &event.snapshot {
         Some(s) => s.clone(),
         None => steps::await_snapshot(&clients.jobs(), &event.job_id, deadline).await?,
     };
+    let rules = event.rules_file()?;
     let summary = steps::plan_job(
         &source,
         &snapshot,
@@ -27,10 +33,13 @@ pub async fn handle(
             jobs: &clients.jobs(),
         },
         &event.job_id,
-        &event.scope,
-        event
-            .chunk_bytes
-            .unwrap_or(dbsync_core::model::chunk::DEFAULT_CHUNK_BYTES),
+        steps::PlanScope {
+            scope: &event.scope,
+            chunk_bytes: event
+                .chunk_bytes
+                .unwrap_or(dbsync_core::model::chunk::DEFAULT_CHUNK_BYTES),
+            rules: rules.as_ref(),
+        },
     )
     .await?;
     let items_key = steps::bucket_key(&store, &clients.env.bucket, &summary.chunks_key);
@@ -92,5 +101,13 @@ mod tests {
         let items: Vec<ChunkItem> = serde_json::from_slice(&body).expect("items");
         assert_eq!(items.len(), out.chunks);
         assert!(items.iter().all(|i| i.label.starts_with("app.orders #")));
+        // The sample's rules are in the plan the exports read.
+        let plan =
+            dbsync_core::cloud::steps::read_plan(&clients.store_for(&out.job_id).expect("store"))
+                .await
+                .expect("plan");
+        let rules = plan.catalog.tables[0].rules.as_ref().expect("rules");
+        assert_eq!(rules.filter.as_deref(), Some("id % 2 = 0"));
+        assert_eq!(rules.columns["v"].rule, "truncate 8");
     }
 }

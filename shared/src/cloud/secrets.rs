@@ -54,6 +54,48 @@ pub fn conn_from_secret(secret_id: &str, json: &str) -> Result<ConnSpec> {
     ConnSpec::from_parts(&parts, &setting)
 }
 
+/// The data rules' hash key a secret holds: its whole string, or the `"key"` field of a
+/// JSON object. Errors name the secret, never the value.
+pub fn rules_key_from_secret(secret_id: &str, text: &str) -> Result<Vec<u8>> {
+    let setting = format!("secret {secret_id}");
+    let key = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => match m.get("key") {
+            Some(Value::String(k)) => k.clone(),
+            _ => {
+                return Err(Error::config(
+                    &setting,
+                    "is a JSON object without a string \"key\" field",
+                ))
+            }
+        },
+        _ => text.trim().to_string(),
+    };
+    crate::model::rules::check_key(key.as_bytes(), &setting)?;
+    Ok(key.into_bytes())
+}
+
+/// Reads the secret holding the data rules' hash key.
+pub async fn fetch_rules_key(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<Vec<u8>> {
+    rules_key_from_secret(secret_id, &secret_string(client, secret_id).await?)
+}
+
+/// The source of a job: its credentials, its sessions holding the data rules' hash key
+/// when the job has one.
+pub async fn fetch_source(
+    client: &aws_sdk_secretsmanager::Client,
+    source_secret: &str,
+    rules_key_secret: Option<&str>,
+) -> Result<ConnSpec> {
+    let source = fetch(client, source_secret).await?;
+    Ok(match rules_key_secret {
+        Some(k) => source.with_rules_key(&fetch_rules_key(client, k).await?),
+        None => source,
+    })
+}
+
 /// A Secrets Manager client from the shared SDK configuration.
 pub async fn client(settings: &crate::aws::AwsSettings) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(&crate::aws::sdk_config(settings).await)
@@ -61,16 +103,20 @@ pub async fn client(settings: &crate::aws::AwsSettings) -> aws_sdk_secretsmanage
 
 /// Reads a secret and builds its connection spec.
 pub async fn fetch(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<ConnSpec> {
+    conn_from_secret(secret_id, &secret_string(client, secret_id).await?)
+}
+
+/// A secret's string value.
+async fn secret_string(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<String> {
     let out = client
         .get_secret_value()
         .secret_id(secret_id)
         .send()
         .await
         .map_err(|e| secret_error(secret_id, e))?;
-    let json = out
-        .secret_string()
-        .ok_or_else(|| Error::config(format!("secret {secret_id}"), "has no string value"))?;
-    conn_from_secret(secret_id, json)
+    out.secret_string()
+        .map(str::to_string)
+        .ok_or_else(|| Error::config(format!("secret {secret_id}"), "has no string value"))
 }
 
 fn secret_error<E, R>(secret_id: &str, err: SdkError<E, R>) -> Error
@@ -97,6 +143,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rules_key_secret_is_its_string_or_its_key_field_and_a_short_one_is_refused_unquoted() {
+        let k = rules_key_from_secret("dbsync/k", "  0123456789abcdef0123\n").expect("plain");
+        assert_eq!(k, b"0123456789abcdef0123");
+        let k =
+            rules_key_from_secret("dbsync/k", r#"{"key": "fedcba9876543210fedc"}"#).expect("json");
+        assert_eq!(k, b"fedcba9876543210fedc");
+        let e = rules_key_from_secret("dbsync/k", "tiny").expect_err("short");
+        let m = e.to_string();
+        assert!(
+            m.contains("secret dbsync/k") && m.contains("at least 16"),
+            "{m}"
+        );
+        assert!(!m.contains("tiny"), "{m}");
+        let e = rules_key_from_secret("dbsync/k", r#"{"value": "x"}"#).expect_err("no key");
+        assert!(e.to_string().contains("\"key\""), "{e}");
+    }
 
     #[test]
     fn the_rds_secret_shape_becomes_a_connection_without_a_url() {

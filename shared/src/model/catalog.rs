@@ -3,6 +3,7 @@
 //! came from. Pure data, read by `pg::catalog` and decided on by `plan`.
 
 use crate::model::ident::QualName;
+use crate::model::rules::AppliedRules;
 use serde::{Deserialize, Serialize};
 
 /// A column that is copied.
@@ -112,6 +113,9 @@ pub struct Table {
     /// Validated CHECK constraints, with their expressions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckConstraint>,
+    /// The data rules its export applies (`--rules`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<AppliedRules>,
 }
 
 /// A unique index on plain columns.
@@ -202,6 +206,7 @@ impl Table {
             rebuildable_keys: vec![],
             unique_keys: vec![],
             checks: vec![],
+            rules: None,
         }
     }
 
@@ -241,6 +246,12 @@ pub struct ForeignKey {
     /// references a partitioned table, so it is re-added validated.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub on_partitioned: bool,
+    /// The key's columns on `table`, in key order (absent in manifests written before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// The columns of `references` they point at, in the same order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referenced_columns: Vec<String>,
 }
 
 impl ForeignKey {

@@ -4,10 +4,12 @@
 
 pub mod catalog;
 pub mod chunk;
+pub mod ddl;
 pub mod ident;
 pub mod manifest;
 pub mod part;
 pub mod restore;
+pub mod rules;
 pub mod scope;
 pub mod size;
 pub mod verify;

@@ -169,6 +169,7 @@ async fn list_tables(client: &Client, role: Role, scope: &Scope) -> Result<Liste
                 rebuildable_keys: Vec::new(),
                 unique_keys: Vec::new(),
                 checks: Vec::new(),
+                rules: None,
             },
         );
     }
@@ -435,7 +436,13 @@ async fn foreign_keys(
                     pg_get_constraintdef(con.oid),
                     coalesce(pg_partition_root(con.conrelid), con.conrelid)::oid::int8,
                     coalesce(pg_partition_root(con.confrelid), con.confrelid)::oid::int8,
-                    c.relkind = 'p'
+                    c.relkind = 'p',
+                    ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, o)
+                            JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n
+                           ORDER BY k.o),
+                    ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, o)
+                            JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n
+                           ORDER BY k.o)
                FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
               WHERE con.contype = 'f' AND con.conparentid = 0
               ORDER BY con.conrelid, con.conname",
@@ -460,6 +467,8 @@ async fn foreign_keys(
                 table_unit: (tu != table).then(|| tu.clone()),
                 references_unit: (ru != references).then(|| ru.clone()),
                 on_partitioned: r.get(6),
+                columns: r.get(7),
+                referenced_columns: r.get(8),
             });
         }
     }

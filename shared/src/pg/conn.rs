@@ -42,6 +42,7 @@ pub struct ConnSpec {
     config: Config,
     ssl: SslMode,
     root_cert: Option<String>,
+    keyed: bool,
 }
 
 impl fmt::Debug for ConnSpec {
@@ -150,6 +151,7 @@ impl ConnSpec {
             config,
             ssl,
             root_cert,
+            keyed: false,
         })
     }
 
@@ -186,6 +188,7 @@ impl ConnSpec {
             config,
             ssl,
             root_cert: sslrootcert.map(str::to_string),
+            keyed: false,
         })
     }
 
@@ -226,6 +229,28 @@ impl ConnSpec {
     /// The database name.
     pub fn dbname(&self) -> &str {
         self.config.get_dbname().unwrap_or("")
+    }
+
+    /// The same endpoint, its sessions holding the data rules' hash key (HMAC pads) as
+    /// custom settings of the startup packet: the server never sees it in statement text,
+    /// so it never reaches `pg_stat_activity` or the statement log.
+    pub fn with_rules_key(mut self, key: &[u8]) -> ConnSpec {
+        let (ipad, opad) = crate::model::rules::hmac_pads(key);
+        let mut options = self.config.get_options().unwrap_or("").to_string();
+        for (k, v) in [
+            (crate::model::rules::IPAD_SETTING, ipad),
+            (crate::model::rules::OPAD_SETTING, opad),
+        ] {
+            options.push_str(&format!(" -c {k}={v}"));
+        }
+        self.config.options(options.trim_start());
+        self.keyed = true;
+        self
+    }
+
+    /// Sessions hold a data rules key ([`ConnSpec::with_rules_key`]).
+    pub fn has_rules_key(&self) -> bool {
+        self.keyed
     }
 
     /// Opens a session, applies [`SESSION_SETTINGS`] and tags it with `application_name`.

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod conn;
 pub mod copy_in;
 pub mod copy_out;
+pub mod ddl;
 pub mod ledger;
 pub mod preflight;
 pub mod rules;

@@ -93,17 +93,51 @@ fn format_option(format: CopyFormat) -> &'static str {
     }
 }
 
+/// The select list of a table's export: its copied columns, each computed by its data
+/// rule where it has one.
+pub fn select_list(table: &Table) -> String {
+    table
+        .copy_columns()
+        .map(|c| export_expr(table, &c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A copied column as the export reads it: its rule's SQL, or the column.
+pub fn export_expr(table: &Table, column: &str) -> String {
+    match table.rules.as_ref().and_then(|r| r.columns.get(column)) {
+        Some(rule) => rule.sql.clone(),
+        None => quote_ident(column),
+    }
+}
+
+/// The rows the data rules keep (`--rules`), if they filter any.
+pub fn row_condition(table: &Table) -> Option<String> {
+    table.rules.as_ref().and_then(|r| r.condition.clone())
+}
+
 /// `COPY (SELECT ...) TO STDOUT` of a chunk in `format`.
 pub fn copy_out_sql_as(table: &Table, range: &ChunkRange, format: CopyFormat) -> String {
-    let cols = column_list(table.copy_columns().map(|c| c.name.as_str()));
-    let mut sql = format!("COPY (SELECT {cols} FROM ONLY {}", table.name.sql());
-    if let Some(cond) = range_condition(table.key.as_ref(), range) {
-        sql.push_str(" WHERE ");
-        sql.push_str(&cond);
-    }
-    sql.push_str(") TO STDOUT");
-    sql.push_str(format_option(format));
-    sql
+    let filter = and_all([
+        range_condition(table.key.as_ref(), range),
+        row_condition(table),
+    ]);
+    format!(
+        "COPY (SELECT {} FROM ONLY {}{filter}) TO STDOUT{}",
+        select_list(table),
+        table.name.sql(),
+        format_option(format)
+    )
+}
+
+/// A query the source plans but returns nothing from: its data rules' SQL, checked.
+pub fn rules_check_sql(table: &Table) -> String {
+    format!(
+        "SELECT {} FROM ONLY {}{} LIMIT 0",
+        select_list(table),
+        table.name.sql(),
+        and_all([row_condition(table)])
+    )
 }
 
 fn and_all(conds: impl IntoIterator<Item = Option<String>>) -> String {
@@ -156,14 +190,15 @@ pub fn key_page_copy_sql(
     after: Option<&[String]>,
     upto: Option<&[String]>,
 ) -> String {
-    let cols = column_list(table.copy_columns().map(|c| c.name.as_str()));
     let filter = and_all([
         range_condition(Some(key), range),
         after.map(|a| format!("{} > {}", key_row(key), bound_row(key, a))),
         upto.map(|u| format!("{} <= {}", key_row(key), bound_row(key, u))),
+        row_condition(table),
     ]);
     format!(
-        "COPY (SELECT {cols} FROM ONLY {}{filter}) TO STDOUT",
+        "COPY (SELECT {} FROM ONLY {}{filter}) TO STDOUT",
+        select_list(table),
         table.name.sql()
     )
 }

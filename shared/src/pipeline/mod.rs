@@ -6,6 +6,7 @@
 //! modules; never `cloud`.
 
 pub mod atomic;
+pub mod bootstrap;
 pub mod export;
 pub mod import;
 pub mod interrupt;
@@ -31,6 +32,7 @@ use crate::model::chunk::DEFAULT_CHUNK_BYTES;
 /// Default `--atomic-max-size`: 8 GiB.
 pub const DEFAULT_ATOMIC_MAX_BYTES: u64 = 8 << 30;
 use crate::model::part::LoadOutcome;
+use crate::model::rules::RulesFile;
 use crate::model::scope::Scope;
 use crate::model::verify::VerifyReport;
 use crate::plan::chunks::Sizing;
@@ -67,6 +69,11 @@ pub struct Options {
     pub atomic: bool,
     /// The most a `--atomic` job may hold, on disk at the source.
     pub atomic_max_bytes: u64,
+    /// Data rules applied at export (`--rules`): row filters and column rules.
+    pub rules: Option<RulesFile>,
+    /// Create the tables in scope (and what they need) that the target lacks, from the
+    /// source's catalog, before the load (`--create-schema`).
+    pub create_schema: bool,
 }
 
 impl Options {
@@ -105,6 +112,8 @@ impl Default for Options {
             interrupt: Interrupt::default(),
             atomic: false,
             atomic_max_bytes: DEFAULT_ATOMIC_MAX_BYTES,
+            rules: None,
+            create_schema: false,
         }
     }
 }
@@ -138,6 +147,9 @@ pub struct LoadReport {
     /// What a dry run found the job would do.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<DryRun>,
+    /// What `--create-schema` created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<crate::model::ddl::Created>,
 }
 
 /// What a job would do to the target, found by a dry run (every check passed).

@@ -5,13 +5,14 @@
 use crate::error::{Error, Result, Role};
 use crate::model::catalog::{Catalog, Key, Table};
 use crate::model::chunk::{Chunk, ChunkRange, Plan};
+use crate::model::rules::RulesFile;
 use crate::model::scope::{is_glob, Scope};
 use crate::pg::conn::ConnSpec;
-use crate::pg::{catalog, sample, snapshot};
+use crate::pg::{catalog, sample, snapshot, verify};
 use crate::pipeline::workers::{app_name, new_job_id};
 use crate::pipeline::Options;
 use crate::plan::chunks::{self, Sizing};
-use crate::plan::order;
+use crate::plan::{self, order};
 use tokio_postgres::Client;
 
 /// The scope as people wrote it, for the "nothing in scope" error.
@@ -96,6 +97,33 @@ pub async fn build_plan(client: &Client, scope: &Scope, sizing: Sizing) -> Resul
     })
 }
 
+/// Applies the data rules (`--rules`) to the tables of a catalog, then has the source check
+/// the SQL they make (a filter that does not parse, a constant that does not fit its
+/// column) before anything is copied. `keyed`: the source sessions hold the hash key.
+pub async fn apply_rules(
+    client: &Client,
+    catalog: &mut Catalog,
+    rules: Option<&RulesFile>,
+    keyed: bool,
+) -> Result<()> {
+    let Some(file) = rules else {
+        return Ok(());
+    };
+    plan::rules::apply(catalog, file, keyed)?;
+    // Tables with a filter of their own first: a child's condition holds its parents'
+    // filters, and an error there should name the table whose filter it is.
+    let mut ruled: Vec<&Table> = catalog
+        .tables
+        .iter()
+        .filter(|t| t.rules.is_some())
+        .collect();
+    ruled.sort_by_key(|t| t.rules.as_ref().is_none_or(|r| r.filter.is_none()));
+    for t in ruled {
+        verify::check_rules(client, t).await?;
+    }
+    Ok(())
+}
+
 /// About `want` interior boundaries of a keyed table, in key order, without repeats.
 pub async fn key_bounds(
     client: &Client,
@@ -131,7 +159,7 @@ pub async fn open_source(
     let job_id = new_job_id();
     let app = app_name(&job_id, "src");
     let (coord, snapshot) = snapshot::open_snapshot(source, &app).await?;
-    let plan = build_plan(&coord, &opts.scope, sizing).await?;
+    let plan = plan_with_rules(&coord, source, opts, sizing).await?;
     Ok(OpenedSource {
         job_id,
         app,
@@ -144,5 +172,19 @@ pub async fn open_source(
 /// `dbsync plan`: the plan a job of this sizing would make, without changing anything.
 pub async fn plan_only(source: &ConnSpec, opts: &Options, sizing: Sizing) -> Result<Plan> {
     let (c, _snap) = snapshot::open_snapshot(source, "dbsync-plan").await?;
-    build_plan(&c, &opts.scope, sizing).await
+    plan_with_rules(&c, source, opts, sizing).await
+}
+
+/// The plan of `opts`'s scope with its data rules applied, made on `client` (a session of
+/// `source`, in the job's snapshot).
+async fn plan_with_rules(
+    client: &Client,
+    source: &ConnSpec,
+    opts: &Options,
+    sizing: Sizing,
+) -> Result<Plan> {
+    let mut plan = build_plan(client, &opts.scope, sizing).await?;
+    let keyed = source.has_rules_key();
+    apply_rules(client, &mut plan.catalog, opts.rules.as_ref(), keyed).await?;
+    Ok(plan)
 }

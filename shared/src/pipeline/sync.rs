@@ -10,6 +10,7 @@ use crate::model::verify::{compare_sequences, VerifyReport};
 use crate::pg::conn::ConnSpec;
 use crate::pg::copy_out::CopyOutSource;
 use crate::pg::{catalog, copy_in};
+use crate::pipeline::bootstrap;
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::load::{run_waves, LoadFns, LoadItem};
 use crate::pipeline::planning::{chunk_context, open_source, OpenedSource};
@@ -139,6 +140,7 @@ pub async fn sync(
     opts: &Options,
     progress: Arc<dyn Progress>,
 ) -> Result<LoadReport> {
+    bootstrap::check_options(opts)?;
     if opts.atomic {
         return crate::pipeline::atomic::sync_atomic(source, target, opts, progress).await;
     }
@@ -154,6 +156,10 @@ pub async fn sync(
     let plan = Arc::new(plan);
     let plan_ms = ms();
     let cat = &plan.catalog;
+    let created = match opts.create_schema {
+        true => Some(bootstrap::create_schema(&src_coord, target, &plan).await?),
+        false => None,
+    };
     let spec = sync_spec(&plan, target, &job_id, &src_app, opts, &src_coord);
     let checked = check_target(&spec).await?;
     if opts.dry_run {
@@ -162,6 +168,7 @@ pub async fn sync(
     let mut report = LoadReport {
         job_id: job_id.clone(),
         tables: cat.tables.len(),
+        created,
         ..Default::default()
     };
     let tj = start_load(checked, &spec, false).await?;

@@ -9,7 +9,7 @@ use crate::model::verify::{compare_sequences, TableComparison, VerifyReport};
 use crate::pg::conn::ConnSpec;
 use crate::pg::{catalog, verify};
 use crate::pipeline::interrupt::Interrupt;
-use crate::pipeline::planning::{check_patterns, scope_text};
+use crate::pipeline::planning::{apply_rules, check_patterns, scope_text};
 use crate::pipeline::workers::{run_pool, SyncWorker};
 use crate::pipeline::Options;
 use crate::plan::compat;
@@ -56,6 +56,7 @@ pub async fn verify(source: &ConnSpec, target: &ConnSpec, opts: &Options) -> Res
         return Err(Error::EmptyScope(scope_text(&opts.scope)));
     }
     check_patterns(&cat, &opts.scope)?;
+    apply_rules(&src, &mut cat, opts.rules.as_ref(), source.has_rules_key()).await?;
     let tcat = catalog::load(&tgt, Role::Target, &Scope::default()).await?;
     let side = compat::SourceSide {
         server: &cat.server,

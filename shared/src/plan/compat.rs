@@ -323,6 +323,8 @@ mod tests {
             table_unit: None,
             references_unit: None,
             on_partitioned: false,
+            columns: vec![],
+            referenced_columns: vec![],
         };
         let scope: BTreeSet<_> = [QualName::new("app", "orders")].into_iter().collect();
         let e = outside_references(&scope, &[fk]).expect_err("refused");

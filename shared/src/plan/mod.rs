@@ -4,7 +4,10 @@
 //! import `model` and the base modules only.
 
 pub mod chunks;
+pub mod column_rules;
 pub mod compat;
+pub mod ddl;
 pub mod format;
 pub mod load;
 pub mod order;
+pub mod rules;

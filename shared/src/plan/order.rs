@@ -141,6 +141,8 @@ mod tests {
             table_unit: None,
             references_unit: None,
             on_partitioned: false,
+            columns: vec![],
+            referenced_columns: vec![],
         }
     }
 

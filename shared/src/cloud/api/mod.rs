@@ -23,6 +23,7 @@ pub use view::{job_view, links};
 use crate::cloud::jobstore::{JobChange, JobRecord, JobStatus, JobStore};
 use crate::cloud::lambda::MAX_SNAPSHOT_WINDOW_SECONDS;
 use crate::cloud::steps::fail_job;
+use crate::cloud::steps::plan::parse_rules;
 use crate::error::{Error, Result};
 use crate::model::scope::{glob, Scope};
 use crate::pg::conn::ConnSpec;
@@ -57,18 +58,27 @@ fn log_compensation(what: &str, job_id: &str, r: Result<()>) {
     }
 }
 
+/// A secret that does not exist, may not be read or does not hold what it should is the
+/// caller's mistake (400); a transient failure to read it is not.
+fn secret_mistake(e: Error) -> ApiError {
+    match e {
+        Error::Io {
+            retryable: false, ..
+        }
+        | Error::Config { .. } => ApiError::new(400, e),
+        e => e.into(),
+    }
+}
+
 impl Api<'_> {
     /// The credentials behind a secret id. A secret that does not exist, may not be read or
     /// does not describe a database is the caller's mistake (400); a transient failure to
     /// read it is not.
     async fn resolve(&self, secret: &str) -> ApiResult<ConnSpec> {
-        self.credentials.resolve(secret).await.map_err(|e| match e {
-            Error::Io {
-                retryable: false, ..
-            }
-            | Error::Config { .. } => ApiError::new(400, e),
-            e => e.into(),
-        })
+        self.credentials
+            .resolve(secret)
+            .await
+            .map_err(secret_mistake)
     }
 
     /// The target's lock key, after the deployment's rules and the same-database check.
@@ -94,6 +104,33 @@ impl Api<'_> {
             return Err(Error::SameDatabase(target.identity()).into());
         }
         Ok(target.identity())
+    }
+
+    /// The request's data rules parse, and the hash key they need is named and readable (a
+    /// 400 otherwise); the plan step checks them against the source's catalog.
+    async fn check_rules(&self, req: &SyncRequest) -> ApiResult<()> {
+        let rules = parse_rules(req.rules.as_ref()).map_err(|e| ApiError::new(400, e))?;
+        match (&req.rules_key_secret, rules) {
+            (Some(k), Some(_)) => {
+                self.credentials
+                    .rules_key(k)
+                    .await
+                    .map_err(secret_mistake)?;
+                Ok(())
+            }
+            (Some(_), None) => Err(ApiError::new(
+                400,
+                Error::config("rules_key_secret", "is given without rules"),
+            )),
+            (None, Some(r)) if r.needs_key() => Err(ApiError::new(
+                400,
+                Error::config(
+                    "rules_key_secret",
+                    "is needed: the rules hash, email, name and phone take their key from a secret",
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The state machine's input for an accepted request.
@@ -127,6 +164,8 @@ impl Api<'_> {
                 .unwrap_or(MAX_SNAPSHOT_WINDOW_SECONDS),
             budget_seconds: req.export_budget_seconds,
             page_rows: req.page_rows,
+            rules: req.rules.clone(),
+            rules_key_secret: req.rules_key_secret.clone(),
         })
     }
 
@@ -134,6 +173,7 @@ impl Api<'_> {
     /// the target's lock, records the job and starts the execution named after it. Nothing is
     /// started when any step refuses, and a lock taken is given back.
     async fn start(&self, req: SyncRequest, origin: Value) -> ApiResult<Value> {
+        self.check_rules(&req).await?;
         let source = self.resolve(&req.source_secret).await?;
         let lock_key = match &req.target_secret {
             None => None,

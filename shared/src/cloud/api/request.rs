@@ -76,6 +76,13 @@ pub struct SyncRequest {
     /// Rows per keyset page of an export (default 50,000).
     #[serde(default)]
     pub page_rows: Option<u64>,
+    /// Data rules applied at export, as in a `--rules` file (`{"tables": {...}}`).
+    #[serde(default)]
+    pub rules: Option<Value>,
+    /// Secrets Manager id of the hash key of the rules `hash`, `email`, `name`, `phone`
+    /// (the secret's string, or its `"key"` field).
+    #[serde(default)]
+    pub rules_key_secret: Option<String>,
 }
 
 /// What a job does.
@@ -138,6 +145,13 @@ pub struct ExecutionInput {
     pub budget_seconds: Option<u64>,
     /// Rows per keyset page.
     pub page_rows: Option<u64>,
+    /// Data rules (checked shape; the plan step checks them against the catalog). Always
+    /// present, null when none: the state machine's paths need the field.
+    #[serde(default)]
+    pub rules: Option<Value>,
+    /// The hash key's secret id (null when none).
+    #[serde(default)]
+    pub rules_key_secret: Option<String>,
 }
 
 /// The nightly schedule's event: the same request as `POST /syncs`, as the rule's constant

@@ -66,11 +66,17 @@ impl Executions for StepFunctions {
 pub trait Credentials: Send + Sync {
     /// The connection a secret describes; an error naming the secret when it cannot be read.
     async fn resolve(&self, secret_id: &str) -> Result<ConnSpec>;
+    /// The data rules' hash key a secret holds (checked, never returned to a caller).
+    async fn rules_key(&self, secret_id: &str) -> Result<Vec<u8>>;
 }
 
 #[async_trait]
 impl Credentials for aws_sdk_secretsmanager::Client {
     async fn resolve(&self, secret_id: &str) -> Result<ConnSpec> {
         secrets::fetch(self, secret_id).await
+    }
+
+    async fn rules_key(&self, secret_id: &str) -> Result<Vec<u8>> {
+        secrets::fetch_rules_key(self, secret_id).await
     }
 }

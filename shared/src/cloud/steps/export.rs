@@ -195,6 +195,9 @@ pub struct ExportChunkEvent {
     pub source_secret: String,
     /// The snapshot every export of the job reads.
     pub snapshot: String,
+    /// Secrets Manager id of the data rules' hash key, when the job has hash rules.
+    #[serde(default)]
+    pub rules_key_secret: Option<String>,
     /// The chunk and where to continue.
     #[serde(flatten)]
     pub step: ExportStep,
@@ -207,6 +210,9 @@ pub struct ExportChunkOutput {
     pub source_secret: String,
     /// Passed through for the next invocation.
     pub snapshot: String,
+    /// Passed through for the next invocation.
+    #[serde(default)]
+    pub rules_key_secret: Option<String>,
     /// What this invocation did, and the next step.
     #[serde(flatten)]
     pub result: ExportStepResult,

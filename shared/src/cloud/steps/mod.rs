@@ -28,7 +28,7 @@ pub use fail::{fail_job, CaughtError, FailEvent, FailOutput};
 pub use finalize::{finalize_job, finish_export, FinalizeEvent};
 pub use hold::{HoldSnapshotEvent, HoldSnapshotOutput};
 pub use import::{import_step, ImportPartEvent, ImportPartOutput};
-pub use plan::{await_snapshot, plan_job, PlanEvent, PlanOutput, PlanSummary};
+pub use plan::{await_snapshot, plan_job, PlanEvent, PlanOutput, PlanScope, PlanSummary};
 pub use prepare::{prepare, PrepareEvent, PrepareOutput, WaveRef};
 
 /// Where a job's state lives between invocations: its folder in the part store and its

@@ -4,13 +4,37 @@
 use super::{to_json, ChunkItem, JobPlace, CHUNKS_KEY, PLAN_KEY};
 use crate::cloud::jobstore::{JobChange, JobStatus, JobStore, Phase};
 use crate::error::{Error, Result};
+use crate::model::rules::RulesFile;
 use crate::model::scope::Scope;
 use crate::pg::conn::ConnSpec;
 use crate::pg::snapshot::join_snapshot;
 use crate::pipeline::build_plan;
+use crate::pipeline::planning::apply_rules;
 use crate::plan::chunks::Sizing;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
+
+/// What a job plans: its scope, chunk size and data rules.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanScope<'a> {
+    /// Tables in scope.
+    pub scope: &'a Scope,
+    /// Chunk size, bytes.
+    pub chunk_bytes: u64,
+    /// Data rules applied at export.
+    pub rules: Option<&'a RulesFile>,
+}
+
+impl<'a> PlanScope<'a> {
+    /// A scope at a chunk size, without rules.
+    pub fn new(scope: &'a Scope, chunk_bytes: u64) -> Self {
+        PlanScope {
+            scope,
+            chunk_bytes,
+            rules: None,
+        }
+    }
+}
 
 /// What planning found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,12 +54,18 @@ pub async fn plan_job(
     snapshot: &str,
     place: JobPlace<'_>,
     job_id: &str,
-    scope: &Scope,
-    chunk_bytes: u64,
+    what: PlanScope<'_>,
 ) -> Result<PlanSummary> {
     let JobPlace { store, jobs } = place;
     let client = join_snapshot(source, snapshot, &format!("dbsync-{job_id}-plan")).await?;
-    let plan = build_plan(&client, scope, Sizing::fixed(chunk_bytes)).await?;
+    let mut plan = build_plan(&client, what.scope, Sizing::fixed(what.chunk_bytes)).await?;
+    apply_rules(
+        &client,
+        &mut plan.catalog,
+        what.rules,
+        source.has_rules_key(),
+    )
+    .await?;
     store.put(PLAN_KEY, &to_json(&plan)).await?;
     let items: Vec<ChunkItem> = plan
         .chunks
@@ -112,6 +142,29 @@ pub struct PlanEvent {
     /// Chunk size in bytes (default 256 MiB).
     #[serde(default)]
     pub chunk_bytes: Option<u64>,
+    /// Data rules applied at export (a `--rules` file's JSON).
+    #[serde(default)]
+    pub rules: Option<serde_json::Value>,
+    /// Secrets Manager id of the rules' hash key.
+    #[serde(default)]
+    pub rules_key_secret: Option<String>,
+}
+
+impl PlanEvent {
+    /// The event's rules, parsed (a 400 at the API made sure they parse).
+    pub fn rules_file(&self) -> Result<Option<RulesFile>> {
+        parse_rules(self.rules.as_ref())
+    }
+}
+
+/// Parses rules given as JSON in a request or an event, naming the field.
+pub fn parse_rules(rules: Option<&serde_json::Value>) -> Result<Option<RulesFile>> {
+    match rules {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => RulesFile::parse(&v.to_string())
+            .map(Some)
+            .map_err(|m| Error::config("rules", m)),
+    }
 }
 
 /// The plan function's output: what the export Map's ItemReader reads, and what it passes on.

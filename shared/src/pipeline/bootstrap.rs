@@ -1,0 +1,57 @@
+//! `--create-schema`: before a sync loads anything, the tables in scope that the target lacks
+//! are created from the source's catalog, with the types, sequences, functions and
+//! extensions they need, in one target transaction (all or nothing). The load then runs as
+//! usual: it drops the new secondary indexes and keys and builds them after the data.
+
+use crate::error::{Error, Result, Role};
+use crate::model::chunk::Plan;
+use crate::model::ddl::Created;
+use crate::pg::conn::ConnSpec;
+use crate::pg::ddl;
+use crate::pipeline::Options;
+use tokio_postgres::Client;
+
+/// Refuses `--create-schema` where it does not apply yet.
+pub fn check_options(opts: &Options) -> Result<()> {
+    if opts.create_schema && opts.dry_run {
+        return Err(Error::config(
+            crate::plan::ddl::SETTING,
+            "cannot be combined with --dry-run (a dry run checks the target's existing tables)",
+        ));
+    }
+    if opts.create_schema && opts.atomic {
+        return Err(Error::config(
+            crate::plan::ddl::SETTING,
+            "cannot be combined with --atomic: create the schema with a first sync, then sync --atomic",
+        ));
+    }
+    Ok(())
+}
+
+/// Creates on `target` what the plan's tables need and it lacks, reading the definitions in
+/// the job's snapshot on `source` (the coordinator session).
+pub async fn create_schema(source: &Client, target: &ConnSpec, plan: &Plan) -> Result<Created> {
+    let cat = &plan.catalog;
+    if cat.server.version_num < 130000 {
+        return Err(Error::config(
+            crate::plan::ddl::SETTING,
+            format!(
+                "needs a source on PostgreSQL 13 or later (it is {})",
+                cat.server.version
+            ),
+        ));
+    }
+    let wanted = ddl::read_source(source, &cat.tables, &cat.sequences).await?;
+    let mut tgt = target.connect(Role::Target, "dbsync-create-schema").await?;
+    let existing = ddl::read_existing(&tgt, &wanted).await?;
+    let (statements, created) = crate::plan::ddl::statements(&wanted, &existing)?;
+    if !statements.is_empty() {
+        ddl::apply(&mut tgt, &statements).await?;
+        tracing::info!(
+            tables = created.tables.len(),
+            statements = statements.len(),
+            "created the schema the target lacked"
+        );
+    }
+    Ok(created)
+}
