@@ -47,6 +47,9 @@ enum Command {
     Plan(PlanArgs),
     /// Compare row counts, content checksums and sequences of source and target.
     Verify(VerifyArgs),
+    /// Write the data of the source (or of an export) as one SQL script that
+    /// `psql -v ON_ERROR_STOP=1 -f` restores into a database with the schema.
+    Dump(DumpArgs),
 }
 
 #[derive(Args, Clone)]
@@ -254,6 +257,27 @@ struct PlanArgs {
 }
 
 #[derive(Args)]
+struct DumpArgs {
+    /// Source URL (dump the live source, through an export in a scratch directory beside
+    /// the output that is removed after).
+    #[arg(long, env = "DBSYNC_SOURCE", conflicts_with = "from")]
+    source: Option<String>,
+    /// Or dump an export: a directory or s3://bucket/prefix holding manifest.json.
+    #[arg(long, env = "DBSYNC_FROM")]
+    from: Option<String>,
+    /// The script: FILE.sql, FILE.sql.gz (gzip), or - for stdout. Written under a temporary
+    /// name and renamed when complete, so a failed dump leaves no partial file.
+    #[arg(short, long, env = "DBSYNC_OUTPUT")]
+    output: String,
+    #[command(flatten)]
+    rules: RulesArg,
+    #[command(flatten)]
+    scope: ScopeArgs,
+    #[command(flatten)]
+    work: WorkArgs,
+}
+
+#[derive(Args)]
 struct VerifyArgs {
     /// Source URL.
     #[arg(long, env = "DBSYNC_SOURCE")]
@@ -401,6 +425,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(a) => import(a, out).await,
         Command::Plan(a) => plan(a, out).await,
         Command::Verify(a) => verify(a, out).await,
+        Command::Dump(a) => dump(a, out).await,
     }
 }
 
@@ -561,6 +586,60 @@ async fn plan(a: PlanArgs, out: Output) -> anyhow::Result<()> {
         print!("{}", progress::render_plan(&plan));
         Ok(())
     }
+}
+
+async fn dump(a: DumpArgs, out: Output) -> anyhow::Result<()> {
+    use dbsync_core::pipeline::dump::{dump_export, dump_source, DumpFile};
+    if a.source.is_none() == a.from.is_none() {
+        return Err(dbsync_core::Error::config(
+            "--source",
+            "give --source URL (dump the live database) or --from EXPORT (dump an export)",
+        )
+        .into());
+    }
+    let mut file = DumpFile::create(&a.output)?;
+    let result = match (&a.source, &a.from) {
+        (Some(src), _) => {
+            let (rules, source) = a.rules.load(ConnSpec::parse(src, "--source")?)?;
+            let opts = Options {
+                rules,
+                ..options(&a.scope, &a.work)?
+            };
+            let scratch = file.scratch_dir();
+            let progress = progress::new(out.quiet || a.output == "-");
+            dump_source(&source, &opts, &scratch, progress, &mut file.out()).await
+        }
+        (None, from) => {
+            let from = from.as_deref().unwrap_or_default();
+            match open_store(from, &S3Settings::default()).await {
+                Ok(store) => dump_export(store.as_ref(), None, &mut file.out()).await,
+                Err(e) => Err(e),
+            }
+        }
+    };
+    let report = match result {
+        Ok(r) => {
+            file.commit()?;
+            r
+        }
+        Err(e) => {
+            file.abandon();
+            return Err(e.into());
+        }
+    };
+    if out.json {
+        print_json(&report)?;
+    } else if a.output != "-" {
+        println!(
+            "dumped {} tables ({} rows, {}) and {} sequences into {}",
+            report.tables,
+            report.rows,
+            human_bytes(report.bytes),
+            report.sequences,
+            a.output
+        );
+    }
+    Ok(())
 }
 
 async fn verify(a: VerifyArgs, out: Output) -> anyhow::Result<()> {

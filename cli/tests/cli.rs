@@ -392,3 +392,36 @@ async fn rules_come_from_environment_twins_plan_shows_them_and_a_short_key_is_re
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn create_schema_fills_an_empty_target_says_what_it_created_and_refuses_via() {
+    let p = Pair::new("cli_create").await;
+    p.source(
+        "CREATE TABLE a (id int PRIMARY KEY, v text);
+         CREATE TABLE b (id int PRIMARY KEY, a int REFERENCES a);
+         INSERT INTO a SELECT g, 'v' FROM generate_series(1, 20) g;
+         INSERT INTO b SELECT g, g FROM generate_series(1, 20) g",
+    )
+    .await;
+    let env = [
+        ("DBSYNC_SOURCE", p.source_url.as_str()),
+        ("DBSYNC_TARGET", p.target_url.as_str()),
+        ("DBSYNC_CREATE_SCHEMA", "true"),
+    ];
+    let o = dbsync(&["sync", "--via", "/tmp/nowhere"], &env);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("--create-schema"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_dbsync"))
+        .args(["sync", "--verify"])
+        .envs(env)
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("created 2 tables"), "{out}");
+    assert!(out.contains("verified identical"), "{out}");
+}

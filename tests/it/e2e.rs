@@ -692,3 +692,42 @@ async fn a_job_with_data_rules_filters_and_masks_in_the_source_and_bad_rules_nev
         assert!(!text.contains("@corp.example"));
     }
 }
+
+#[tokio::test]
+async fn create_schema_builds_the_tables_an_empty_target_lacks_and_the_job_ends_identical() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new("e2e_create", "SELECT 1", "SELECT 1").await;
+    c.pair
+        .source(
+            "CREATE TYPE mood AS ENUM ('sad', 'ok');
+             CREATE TABLE people (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                                  name text NOT NULL, feel mood DEFAULT 'ok');
+             CREATE TABLE visits (id serial PRIMARY KEY, person bigint REFERENCES people,
+                                  at timestamptz DEFAULT now());
+             CREATE INDEX visits_at ON visits (at);
+             INSERT INTO people (name) SELECT 'p' || g FROM generate_series(1, 2000) g;
+             INSERT INTO visits (person) SELECT g % 2000 + 1 FROM generate_series(1, 5000) g;
+             ANALYZE",
+        )
+        .await;
+    let (status, body) = c
+        .api(
+            "POST",
+            "/syncs",
+            Some(c.request(json!({"create_schema": true, "atomic": true}))),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let job_id = c.start(json!({ "create_schema": true })).await;
+    let (status, error) = c.finish(&job_id).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "{error:?}");
+    c.pair.assert_identical().await;
+    assert_eq!(
+        dbsync_tests::scalar(
+            &c.pair.target_url,
+            "SELECT count(*)::text FROM pg_indexes WHERE indexname = 'visits_at'"
+        )
+        .await,
+        "1"
+    );
+}

@@ -4,6 +4,7 @@
 mod bootstrap;
 mod chunks;
 mod deploy;
+mod dump;
 mod e2e;
 mod errors;
 mod exact;

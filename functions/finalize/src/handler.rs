@@ -64,6 +64,7 @@ mod tests {
                 keep_indexes: false,
                 analyze: true,
                 atomic: false,
+                create_schema: false,
             },
         )
         .await

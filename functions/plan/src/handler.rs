@@ -39,6 +39,7 @@ pub async fn handle(
                 .chunk_bytes
                 .unwrap_or(dbsync_core::model::chunk::DEFAULT_CHUNK_BYTES),
             rules: rules.as_ref(),
+            create_schema: event.create_schema,
         },
     )
     .await?;

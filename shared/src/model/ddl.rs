@@ -3,10 +3,11 @@
 //! `pg_get_constraintdef`, `pg_get_indexdef`, ...), and which of them the target already has.
 //! Pure data; `pg::ddl` reads it and `plan::ddl` orders it into statements.
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// A table (or partitioned parent) to create, with what goes with it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableDdl {
     /// Its name as the catalog prints it (`schema.table`, quoted where needed).
     pub name: String,
@@ -23,7 +24,7 @@ pub struct TableDdl {
 }
 
 /// A type a column uses (directly, in an array, under a domain or inside a composite).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TypeDdl {
     /// Its name (`schema.type`).
     pub name: String,
@@ -39,7 +40,7 @@ pub struct TypeDdl {
 }
 
 /// An extension that a type belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ExtensionDdl {
     /// Extension name.
     pub name: String,
@@ -50,7 +51,7 @@ pub struct ExtensionDdl {
 }
 
 /// A named object with the statement creating it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectDdl {
     /// Its name (`schema.sequence`, or a function's signature).
     pub name: String,
@@ -61,7 +62,7 @@ pub struct ObjectDdl {
 }
 
 /// Everything the tables in scope need, read from the source.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchemaSource {
     /// `CREATE SCHEMA IF NOT EXISTS` of the schema of every object below.
     pub schemas: BTreeSet<String>,
@@ -78,7 +79,7 @@ pub struct SchemaSource {
 }
 
 /// What the target already has, by the names [`SchemaSource`] uses.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Existing {
     /// Tables (and partitioned parents).
     pub tables: BTreeSet<String>,
@@ -95,7 +96,7 @@ pub struct Existing {
 }
 
 /// What a bootstrap created, for the report.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Created {
     /// Tables created.
     pub tables: Vec<String>,

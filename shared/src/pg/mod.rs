@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod preflight;
 pub mod rules;
 pub mod sample;
+pub mod script;
 pub mod shadow;
 pub mod slice;
 pub mod snapshot;

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result, Role};
 use crate::model::chunk::Plan;
-use crate::model::ddl::Created;
+use crate::model::ddl::{Created, SchemaSource};
 use crate::pg::conn::ConnSpec;
 use crate::pg::ddl;
 use crate::pipeline::Options;
@@ -31,6 +31,13 @@ pub fn check_options(opts: &Options) -> Result<()> {
 /// Creates on `target` what the plan's tables need and it lacks, reading the definitions in
 /// the job's snapshot on `source` (the coordinator session).
 pub async fn create_schema(source: &Client, target: &ConnSpec, plan: &Plan) -> Result<Created> {
+    let wanted = read_schema(source, plan).await?;
+    create_from(target, &wanted).await
+}
+
+/// Reads, in the caller's snapshot, what creating the plan's tables would take (the
+/// serverless plan step stores it for the prepare step).
+pub async fn read_schema(source: &Client, plan: &Plan) -> Result<SchemaSource> {
     let cat = &plan.catalog;
     if cat.server.version_num < 130000 {
         return Err(Error::config(
@@ -41,10 +48,14 @@ pub async fn create_schema(source: &Client, target: &ConnSpec, plan: &Plan) -> R
             ),
         ));
     }
-    let wanted = ddl::read_source(source, &cat.tables, &cat.sequences).await?;
+    ddl::read_source(source, &cat.tables, &cat.sequences).await
+}
+
+/// Creates on `target` what `wanted` has and it lacks, in one transaction.
+pub async fn create_from(target: &ConnSpec, wanted: &SchemaSource) -> Result<Created> {
     let mut tgt = target.connect(Role::Target, "dbsync-create-schema").await?;
-    let existing = ddl::read_existing(&tgt, &wanted).await?;
-    let (statements, created) = crate::plan::ddl::statements(&wanted, &existing)?;
+    let existing = ddl::read_existing(&tgt, wanted).await?;
+    let (statements, created) = crate::plan::ddl::statements(wanted, &existing)?;
     if !statements.is_empty() {
         ddl::apply(&mut tgt, &statements).await?;
         tracing::info!(

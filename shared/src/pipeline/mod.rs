@@ -7,6 +7,7 @@
 
 pub mod atomic;
 pub mod bootstrap;
+pub mod dump;
 pub mod export;
 pub mod import;
 pub mod interrupt;

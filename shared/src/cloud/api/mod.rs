@@ -166,6 +166,7 @@ impl Api<'_> {
             page_rows: req.page_rows,
             rules: req.rules.clone(),
             rules_key_secret: req.rules_key_secret.clone(),
+            create_schema: req.create_schema,
         })
     }
 

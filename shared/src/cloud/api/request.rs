@@ -83,6 +83,10 @@ pub struct SyncRequest {
     /// (the secret's string, or its `"key"` field).
     #[serde(default)]
     pub rules_key_secret: Option<String>,
+    /// Create the tables in scope the target lacks (and what they need) from the source's
+    /// catalog before the load.
+    #[serde(default)]
+    pub create_schema: bool,
 }
 
 /// What a job does.
@@ -152,6 +156,9 @@ pub struct ExecutionInput {
     /// The hash key's secret id (null when none).
     #[serde(default)]
     pub rules_key_secret: Option<String>,
+    /// Create the tables the target lacks before the load.
+    #[serde(default)]
+    pub create_schema: bool,
 }
 
 /// The nightly schedule's event: the same request as `POST /syncs`, as the rule's constant
@@ -234,6 +241,12 @@ fn check_request(req: &SyncRequest, settings: &ApiSettings) -> Result<()> {
         return Err(Error::config(
             "atomic",
             "an export-only job loads no target; leave atomic out or name a target_secret",
+        ));
+    }
+    if req.create_schema && (req.target_secret.is_none() || req.atomic) {
+        return Err(Error::config(
+            "create_schema",
+            "needs a target and cannot be combined with atomic: create the schema with a first sync",
         ));
     }
     if req.page_rows == Some(0) {

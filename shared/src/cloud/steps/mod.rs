@@ -43,6 +43,8 @@ pub struct JobPlace<'a> {
 
 /// Store key of the plan (catalog, FK order, chunks).
 pub const PLAN_KEY: &str = "plan.json";
+/// Where the plan step keeps what creating the tables would take (`create_schema`).
+pub const SCHEMA_KEY: &str = "schema.json";
 /// Store key of the chunk list the export Map reads its items from.
 pub const CHUNKS_KEY: &str = "chunks.json";
 

@@ -1,7 +1,7 @@
 //! The plan step: the job planned inside the held snapshot (waited for when the holder
 //! publishes it beside this step), the plan and the labelled chunk list written to the store.
 
-use super::{to_json, ChunkItem, JobPlace, CHUNKS_KEY, PLAN_KEY};
+use super::{to_json, ChunkItem, JobPlace, CHUNKS_KEY, PLAN_KEY, SCHEMA_KEY};
 use crate::cloud::jobstore::{JobChange, JobStatus, JobStore, Phase};
 use crate::error::{Error, Result};
 use crate::model::rules::RulesFile;
@@ -23,6 +23,9 @@ pub struct PlanScope<'a> {
     pub chunk_bytes: u64,
     /// Data rules applied at export.
     pub rules: Option<&'a RulesFile>,
+    /// Also read what creating the tables would take, for the prepare step
+    /// (`create_schema`).
+    pub create_schema: bool,
 }
 
 impl<'a> PlanScope<'a> {
@@ -32,6 +35,7 @@ impl<'a> PlanScope<'a> {
             scope,
             chunk_bytes,
             rules: None,
+            create_schema: false,
         }
     }
 }
@@ -66,6 +70,10 @@ pub async fn plan_job(
         source.has_rules_key(),
     )
     .await?;
+    if what.create_schema {
+        let schema = crate::pipeline::bootstrap::read_schema(&client, &plan).await?;
+        store.put(SCHEMA_KEY, &to_json(&schema)).await?;
+    }
     store.put(PLAN_KEY, &to_json(&plan)).await?;
     let items: Vec<ChunkItem> = plan
         .chunks
@@ -148,6 +156,9 @@ pub struct PlanEvent {
     /// Secrets Manager id of the rules' hash key.
     #[serde(default)]
     pub rules_key_secret: Option<String>,
+    /// Read what creating the tables would take, for the prepare step.
+    #[serde(default)]
+    pub create_schema: bool,
 }
 
 impl PlanEvent {

@@ -1,8 +1,8 @@
 //! The prepare step: the target's pre-flight checks and the start of the import, then each
 //! wave's part list written to the store for the import Map's ItemReader.
 
-use super::{bucket_key, to_json, ImportPartEvent};
-use crate::error::Result;
+use super::{bucket_key, to_json, ImportPartEvent, SCHEMA_KEY};
+use crate::error::{Error, Result};
 use crate::parts::{read_manifest, PartStore};
 use crate::pg::conn::ConnSpec;
 use crate::pipeline::{begin_import, Options};
@@ -24,6 +24,9 @@ pub struct PrepareEvent {
     /// Load into shadow tables, swapped in by the finalize step in one transaction.
     #[serde(default)]
     pub atomic: bool,
+    /// First create the tables the target lacks, from what the plan step read.
+    #[serde(default)]
+    pub create_schema: bool,
 }
 
 /// One wave of the import, for the outer Map (one wave at a time).
@@ -69,6 +72,14 @@ pub async fn prepare(
         ..Default::default()
     };
     let m = read_manifest(store).await?;
+    if event.create_schema {
+        let data = store.get(SCHEMA_KEY).await?;
+        let wanted = serde_json::from_slice(&data).map_err(|e| Error::JobData {
+            path: store.location(SCHEMA_KEY),
+            message: format!("unreadable schema: {e}"),
+        })?;
+        crate::pipeline::bootstrap::create_from(target, &wanted).await?;
+    }
     let plan = begin_import(target, &m, store, &opts).await?;
     let mut waves = Vec::new();
     for (index, wave) in plan.waves.iter().enumerate() {
