@@ -147,6 +147,11 @@ struct SyncArgs {
     /// in one transaction, before the load. No pg_dump needed.
     #[arg(long, env = "DBSYNC_CREATE_SCHEMA")]
     create_schema: bool,
+    /// Before emptying anything, export the target's tables in scope to this directory or
+    /// s3://bucket/prefix (a new location; the ledger records it). Restore them with
+    /// `dbsync import --from <it>`. A backup that cannot be written stops the sync first.
+    #[arg(long, env = "DBSYNC_BACKUP")]
+    backup: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -440,6 +445,7 @@ async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
         atomic: a.atomic.atomic,
         atomic_max_bytes: a.atomic.max_bytes()?,
         create_schema: a.create_schema,
+        backup: a.backup.clone(),
         ..options(&a.scope, &a.work)?
     };
     if a.create_schema && a.via.is_some() {
@@ -465,7 +471,12 @@ async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
         let store = open_store(dir, &S3Settings::default()).await?;
         let m = pipeline::export(&source, store.clone(), &opts, progress::new(out.quiet)).await?;
         tracing::info!(parts = m.tables.iter().map(|t| t.parts.len()).sum::<usize>(), to = %dir, "export written");
-        let r = pipeline::import(&target, store, &opts, progress::new(out.quiet)).await?;
+        let backup = match &a.backup {
+            Some(to) => Some(pipeline::backup::backup_target(&target, &opts, to, &m.job_id).await?),
+            None => None,
+        };
+        let mut r = pipeline::import(&target, store, &opts, progress::new(out.quiet)).await?;
+        r.backup = backup;
         if opts.verify {
             pipeline::verify(&source, &target, &opts)
                 .await?
@@ -480,6 +491,12 @@ async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
     } else if let Some(d) = &report.dry_run {
         print!("{}", progress::render_dry_run(d, &target));
     } else {
+        if let Some(b) = &report.backup {
+            println!(
+                "backed up {} tables ({} rows) of the target to {}; put them back with: dbsync import --from {} --target ...",
+                b.tables, b.rows, b.location, b.location
+            );
+        }
         if let Some(c) = report.created.as_ref().filter(|c| !c.tables.is_empty()) {
             println!(
                 "created {} tables and {} other objects the target lacked ({} statements, one transaction)",

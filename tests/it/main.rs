@@ -1,6 +1,7 @@
 //! Integration tests against two real PostgreSQL servers (source and target), one test binary
 //! with a module per area. Every test gets its own fresh database pair.
 
+mod backup;
 mod bootstrap;
 mod chunks;
 mod deploy;

@@ -36,6 +36,13 @@ CREATE TABLE IF NOT EXISTS dbsync.parts (
     sha256     text,
     loaded_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (job_id, part_id)
+);
+CREATE TABLE IF NOT EXISTS dbsync.backups (
+    job_id     text NOT NULL,
+    location   text NOT NULL,
+    backup_job text NOT NULL,
+    taken_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job_id, location)
 );";
 
 fn pg(context: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
@@ -55,6 +62,24 @@ pub async fn ensure(client: &mut Client) -> Result<()> {
         .await
         .map_err(pg("creating the ledger (schema dbsync)"))?;
     tx.commit().await.map_err(pg("creating the ledger"))
+}
+
+/// Records where the job's backup of the target is (`--backup`).
+pub async fn record_backup(
+    client: &Client,
+    job_id: &str,
+    location: &str,
+    backup_job: &str,
+) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO dbsync.backups (job_id, location, backup_job) VALUES ($1, $2, $3)
+             ON CONFLICT (job_id, location) DO UPDATE SET backup_job = EXCLUDED.backup_job",
+            &[&job_id, &location, &backup_job],
+        )
+        .await
+        .map_err(pg("recording the backup"))?;
+    Ok(())
 }
 
 /// None when the ledger exists or this role may create it; otherwise the problem, for the

@@ -19,6 +19,12 @@ pub fn check_options(opts: &Options) -> Result<()> {
             "cannot be combined with --dry-run (a dry run checks the target's existing tables)",
         ));
     }
+    if opts.backup.is_some() && opts.atomic {
+        return Err(Error::config(
+            crate::pipeline::backup::SETTING,
+            "cannot be combined with --atomic (which keeps the old data until the commit)",
+        ));
+    }
     if opts.create_schema && opts.atomic {
         return Err(Error::config(
             crate::plan::ddl::SETTING,

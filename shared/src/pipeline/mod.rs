@@ -6,6 +6,7 @@
 //! modules; never `cloud`.
 
 pub mod atomic;
+pub mod backup;
 pub mod bootstrap;
 pub mod dump;
 pub mod export;
@@ -75,6 +76,8 @@ pub struct Options {
     /// Create the tables in scope (and what they need) that the target lacks, from the
     /// source's catalog, before the load (`--create-schema`).
     pub create_schema: bool,
+    /// Export the target's tables in scope here before emptying anything (`--backup`).
+    pub backup: Option<String>,
 }
 
 impl Options {
@@ -115,6 +118,7 @@ impl Default for Options {
             atomic_max_bytes: DEFAULT_ATOMIC_MAX_BYTES,
             rules: None,
             create_schema: false,
+            backup: None,
         }
     }
 }
@@ -151,6 +155,9 @@ pub struct LoadReport {
     /// What `--create-schema` created.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<crate::model::ddl::Created>,
+    /// The backup `--backup` took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<backup::BackupInfo>,
 }
 
 /// What a job would do to the target, found by a dry run (every check passed).

@@ -10,6 +10,7 @@ use crate::model::verify::{compare_sequences, VerifyReport};
 use crate::pg::conn::ConnSpec;
 use crate::pg::copy_out::CopyOutSource;
 use crate::pg::{catalog, copy_in};
+use crate::pipeline::backup::backup_target;
 use crate::pipeline::bootstrap;
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::load::{run_waves, LoadFns, LoadItem};
@@ -165,10 +166,15 @@ pub async fn sync(
     if opts.dry_run {
         return Ok(dry_run_report(&job_id, cat, &checked, ms()));
     }
+    let backup = match &opts.backup {
+        Some(to) => Some(backup_target(target, opts, to, &job_id).await?),
+        None => None,
+    };
     let mut report = LoadReport {
         job_id: job_id.clone(),
         tables: cat.tables.len(),
         created,
+        backup,
         ..Default::default()
     };
     let tj = start_load(checked, &spec, false).await?;
