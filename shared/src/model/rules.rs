@@ -213,35 +213,38 @@ pub struct AppliedColumn {
 
 /// HMAC's two padded keys, hex, as the source session's settings hold them.
 pub fn hmac_pads(key: &[u8]) -> (String, String) {
+    let (ipad, opad) = pad_blocks(key);
+    (hex(&ipad), hex(&opad))
+}
+
+/// The key XOR HMAC's inner and outer pads, as blocks of SHA-256's 64 bytes (a longer key
+/// is hashed first, as RFC 2104 says).
+fn pad_blocks(key: &[u8]) -> ([u8; 64], [u8; 64]) {
     let mut block = [0u8; 64];
     if key.len() > 64 {
         block[..32].copy_from_slice(&Sha256::digest(key));
     } else {
         block[..key.len()].copy_from_slice(key);
     }
-    let pad = |x: u8| block.iter().map(|b| format!("{:02x}", b ^ x)).collect();
-    (pad(0x36), pad(0x5c))
+    (block.map(|b| b ^ 0x36), block.map(|b| b ^ 0x5c))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// HMAC-SHA256 of `message` under `key`, hex: what the source computes for a hashed value's
 /// text form (tests and checks compare with it).
 pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
-    let (ipad, opad) = hmac_pads(key);
-    let unhex = |s: &str| -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .filter_map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-            .collect()
-    };
+    let (ipad, opad) = pad_blocks(key);
     let inner = Sha256::new()
-        .chain_update(unhex(&ipad))
+        .chain_update(ipad)
         .chain_update(message)
         .finalize();
-    let outer = Sha256::new()
-        .chain_update(unhex(&opad))
+    hex(&Sha256::new()
+        .chain_update(opad)
         .chain_update(inner)
-        .finalize();
-    outer.iter().map(|b| format!("{b:02x}")).collect()
+        .finalize())
 }
 
 #[cfg(test)]

@@ -8,31 +8,7 @@ use crate::model::chunk::Plan;
 use crate::model::ddl::{Created, SchemaSource};
 use crate::pg::conn::ConnSpec;
 use crate::pg::ddl;
-use crate::pipeline::Options;
 use tokio_postgres::Client;
-
-/// Refuses `--create-schema` where it does not apply yet.
-pub fn check_options(opts: &Options) -> Result<()> {
-    if opts.create_schema && opts.dry_run {
-        return Err(Error::config(
-            crate::plan::ddl::SETTING,
-            "cannot be combined with --dry-run (a dry run checks the target's existing tables)",
-        ));
-    }
-    if opts.backup.is_some() && opts.atomic {
-        return Err(Error::config(
-            crate::pipeline::backup::SETTING,
-            "cannot be combined with --atomic (which keeps the old data until the commit)",
-        ));
-    }
-    if opts.create_schema && opts.atomic {
-        return Err(Error::config(
-            crate::plan::ddl::SETTING,
-            "cannot be combined with --atomic: create the schema with a first sync, then sync --atomic",
-        ));
-    }
-    Ok(())
-}
 
 /// Creates on `target` what the plan's tables need and it lacks, reading the definitions in
 /// the job's snapshot on `source` (the coordinator session).

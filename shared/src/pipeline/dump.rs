@@ -60,8 +60,7 @@ pub async fn dump_export(
     let mut order: Vec<&crate::model::manifest::ManifestTable> = m.tables.iter().collect();
     order.sort_by(|a, b| (a.level, &a.table.name).cmp(&(b.level, &b.table.name)));
     let tables: Vec<&Table> = order.iter().map(|t| &t.table).collect();
-    let all: Vec<Table> = m.tables.iter().map(|t| t.table.clone()).collect();
-    let cyclic = fk_order(&all, &m.foreign_keys).cyclic;
+    let cyclic = fk_order(&m.table_list(), &m.foreign_keys).cyclic;
     out.put(header(&m, source).as_bytes())?;
     out.put(script::settings(&m.settings).as_bytes())?;
     out.put(script::BEGIN.as_bytes())?;

@@ -29,6 +29,7 @@ pub use planning::{build_plan, plan_only};
 pub use sync::sync;
 pub use verify::verify;
 
+use crate::error::{Error, Result};
 use crate::model::chunk::DEFAULT_CHUNK_BYTES;
 
 /// Default `--atomic-max-size`: 8 GiB.
@@ -81,6 +82,29 @@ pub struct Options {
 }
 
 impl Options {
+    /// Refuses combinations of options a sync cannot honour together, before anything runs.
+    pub fn check_combinations(&self) -> Result<()> {
+        if self.create_schema && self.dry_run {
+            return Err(Error::config(
+                crate::plan::ddl::SETTING,
+                "cannot be combined with --dry-run (a dry run checks the target's existing tables)",
+            ));
+        }
+        if self.backup.is_some() && self.atomic {
+            return Err(Error::config(
+                backup::SETTING,
+                "cannot be combined with --atomic (which keeps the old data until the commit)",
+            ));
+        }
+        if self.create_schema && self.atomic {
+            return Err(Error::config(
+                crate::plan::ddl::SETTING,
+                "cannot be combined with --atomic: create the schema with a first sync, then sync --atomic",
+            ));
+        }
+        Ok(())
+    }
+
     /// How a sync splits its tables: balanced over the workers, by heap pages (one snapshot
     /// reads every chunk).
     pub fn sync_sizing(&self) -> Sizing {

@@ -141,7 +141,7 @@ pub async fn sync(
     opts: &Options,
     progress: Arc<dyn Progress>,
 ) -> Result<LoadReport> {
-    bootstrap::check_options(opts)?;
+    opts.check_combinations()?;
     if opts.atomic {
         return crate::pipeline::atomic::sync_atomic(source, target, opts, progress).await;
     }

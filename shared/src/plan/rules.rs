@@ -39,10 +39,15 @@ pub fn apply(catalog: &mut Catalog, file: &RulesFile, keyed: bool) -> Result<()>
     check_foreign_keys(catalog, &units)?;
     let filtered = filtered_units(catalog, &units);
     refuse_filters_through_cycles(catalog, &filtered)?;
+    let conditions = Conditions {
+        catalog,
+        units: &units,
+        filtered: &filtered,
+    };
     let mut applied = Vec::with_capacity(catalog.tables.len());
     for (t, columns) in catalog.tables.iter().zip(columns_of) {
         let entry = units.get(t.unit());
-        let condition = condition(catalog, &units, &filtered, t, &t.name.sql())?;
+        let condition = conditions.of(&t.name, t.unit(), &t.name.sql())?;
         let filter = entry.and_then(|(_, r)| r.filter.clone());
         let any = filter.is_some() || condition.is_some() || !columns.is_empty();
         applied.push(any.then_some(AppliedRules {
@@ -244,87 +249,85 @@ fn reaches(catalog: &Catalog, from: &QualName, to: &QualName) -> bool {
     false
 }
 
-/// The row condition of `table` (referred to as `outer` in SQL text): its unit's filter,
-/// and for each key to a filtered parent, that the parent row passes too (or the key is
-/// NULL, which references nothing).
-fn condition(
-    catalog: &Catalog,
-    units: &Units<'_>,
-    filtered: &BTreeSet<QualName>,
-    table: &Table,
-    outer: &str,
-) -> Result<Option<String>> {
-    let unit = table.unit();
-    let mut parts = Vec::new();
-    if let Some((_, r)) = units.get(unit) {
-        if let Some(f) = &r.filter {
-            parts.push(format!("({f})"));
-        }
-    }
-    let leaf = |n: &QualName| catalog.tables.iter().any(|t| &t.name == n);
-    for fk in catalog.foreign_keys.iter().filter(|f| f.unit() == unit) {
-        let parent = fk.referenced_unit();
-        if !filtered.contains(parent) {
-            continue;
-        }
-        // A key declared on one partition holds for that partition only.
-        if fk.table != table.name && fk.table != *unit {
-            if leaf(&fk.table) {
-                continue;
-            }
-            return Err(err(format!(
-                "the where filter reaching {parent} cannot follow foreign key {} declared on \
-                 the sub-partitioned table {}",
-                fk.name, fk.table
-            )));
-        }
-        parts.push(parent_exists(catalog, units, filtered, fk, outer)?);
-    }
-    Ok((!parts.is_empty()).then(|| parts.join(" AND ")))
+/// What the row conditions are computed from: the catalog, the rules by unit, and the
+/// units whose rows are filtered.
+struct Conditions<'a> {
+    catalog: &'a Catalog,
+    units: &'a Units<'a>,
+    filtered: &'a BTreeSet<QualName>,
 }
 
-fn parent_exists(
-    catalog: &Catalog,
-    units: &Units<'_>,
-    filtered: &BTreeSet<QualName>,
-    fk: &ForeignKey,
-    outer: &str,
-) -> Result<String> {
-    let parent = fk.referenced_unit();
-    let Some(ptable) = catalog.tables.iter().find(|t| t.unit() == parent) else {
-        return Ok("true".into());
-    };
-    let psql = parent.sql();
-    // A partitioned parent is read through its root; a plain one alone, as it is exported.
-    let from = if ptable.partition_of.is_some() {
-        psql.clone()
-    } else {
-        format!("ONLY {psql}")
-    };
-    let mut conds: Vec<String> = fk
-        .columns
-        .iter()
-        .zip(&fk.referenced_columns)
-        .map(|(c, p)| format!("{psql}.{} = {outer}.{}", quote_ident(p), quote_ident(c)))
-        .collect();
-    let as_parent = Table {
-        name: parent.clone(),
-        partition_of: None,
-        ..ptable.clone()
-    };
-    if let Some(c) = condition(catalog, units, filtered, &as_parent, &psql)? {
-        conds.push(c);
+impl Conditions<'_> {
+    /// The row condition of table `name` of `unit` (referred to as `outer` in SQL text): the
+    /// unit's filter, and for each key to a filtered parent, that the parent row passes too
+    /// (or the key is NULL, which references nothing).
+    fn of(&self, name: &QualName, unit: &QualName, outer: &str) -> Result<Option<String>> {
+        let mut parts = Vec::new();
+        if let Some((_, r)) = self.units.get(unit) {
+            if let Some(f) = &r.filter {
+                parts.push(format!("({f})"));
+            }
+        }
+        let leaf = |n: &QualName| self.catalog.tables.iter().any(|t| &t.name == n);
+        for fk in self
+            .catalog
+            .foreign_keys
+            .iter()
+            .filter(|f| f.unit() == unit)
+        {
+            let parent = fk.referenced_unit();
+            if !self.filtered.contains(parent) {
+                continue;
+            }
+            // A key declared on one partition holds for that partition only.
+            if fk.table != *name && fk.table != *unit {
+                if leaf(&fk.table) {
+                    continue;
+                }
+                return Err(err(format!(
+                    "the where filter reaching {parent} cannot follow foreign key {} declared on \
+                     the sub-partitioned table {}",
+                    fk.name, fk.table
+                )));
+            }
+            parts.push(self.parent_exists(fk, outer)?);
+        }
+        Ok((!parts.is_empty()).then(|| parts.join(" AND ")))
     }
-    let nulls: Vec<String> = fk
-        .columns
-        .iter()
-        .map(|c| format!("{outer}.{} IS NULL", quote_ident(c)))
-        .collect();
-    Ok(format!(
-        "({} OR EXISTS (SELECT 1 FROM {from} WHERE {}))",
-        nulls.join(" OR "),
-        conds.join(" AND ")
-    ))
+
+    /// That the row `fk` points at is exported too, or `fk` is NULL.
+    fn parent_exists(&self, fk: &ForeignKey, outer: &str) -> Result<String> {
+        let parent = fk.referenced_unit();
+        let Some(ptable) = self.catalog.tables.iter().find(|t| t.unit() == parent) else {
+            return Ok("true".into());
+        };
+        let psql = parent.sql();
+        // A partitioned parent is read through its root; a plain one alone, as it is exported.
+        let from = if ptable.partition_of.is_some() {
+            psql.clone()
+        } else {
+            format!("ONLY {psql}")
+        };
+        let mut conds: Vec<String> = fk
+            .columns
+            .iter()
+            .zip(&fk.referenced_columns)
+            .map(|(c, p)| format!("{psql}.{} = {outer}.{}", quote_ident(p), quote_ident(c)))
+            .collect();
+        if let Some(c) = self.of(parent, parent, &psql)? {
+            conds.push(c);
+        }
+        let nulls: Vec<String> = fk
+            .columns
+            .iter()
+            .map(|c| format!("{outer}.{} IS NULL", quote_ident(c)))
+            .collect();
+        Ok(format!(
+            "({} OR EXISTS (SELECT 1 FROM {from} WHERE {}))",
+            nulls.join(" OR "),
+            conds.join(" AND ")
+        ))
+    }
 }
 
 #[cfg(test)]
