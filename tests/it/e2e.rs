@@ -15,6 +15,9 @@ use dbsync_core::cloud::jobstore::JobStore;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+#[path = "e2e_loads.rs"]
+mod loads;
+
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const BUCKET: &str = "dbsync-e2e";
@@ -176,7 +179,15 @@ impl Cloud {
 
     /// Waits for the job's execution to end; returns its status and error.
     async fn finish(&self, job_id: &str) -> (ExecutionStatus, Option<String>) {
-        let arn = format!("arn:aws:states:us-east-1:{ACCOUNT}:execution:{STATE_MACHINE}:{job_id}");
+        self.finish_execution(job_id).await
+    }
+
+    /// Waits for the execution `name` (a job id, or a retry's name) to end.
+    async fn finish_execution(&self, name: &str) -> (ExecutionStatus, Option<String>) {
+        let (job_id, arn) = (
+            name,
+            format!("arn:aws:states:us-east-1:{ACCOUNT}:execution:{STATE_MACHINE}:{name}"),
+        );
         let started = Instant::now();
         loop {
             let d = self

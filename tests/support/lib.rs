@@ -496,6 +496,32 @@ impl FunctionFixture {
         .expect("assemble");
     }
 
+    /// What Prepare does after [`Self::export_all`]: the target emptied for the load, the
+    /// waves' items written.
+    pub async fn prepare_target(&self) -> dbsync_core::cloud::steps::PrepareOutput {
+        let event = dbsync_core::cloud::steps::PrepareEvent {
+            job_id: self.job_id.clone(),
+            target_secret: self.target_secret.clone(),
+            keep_indexes: false,
+            analyze: true,
+            atomic: false,
+            create_schema: false,
+            data_job_id: None,
+        };
+        let place = JobPlace {
+            store: &self.store(),
+            jobs: &self.clients.jobs(),
+        };
+        dbsync_core::cloud::steps::prepare(
+            &self.pair.target_spec(),
+            place,
+            &self.clients.env.bucket,
+            &event,
+        )
+        .await
+        .expect("prepare")
+    }
+
     /// What the steps before Assemble leave behind: a plan and every chunk exported in one
     /// snapshot (whose id is returned; no longer held).
     pub async fn export_chunks(&self) -> String {

@@ -43,7 +43,6 @@ pub async fn handle(
 mod tests {
     use super::*;
     use dbsync_core::cloud::jobstore::{JobStatus, JobStore};
-    use dbsync_core::cloud::steps::PrepareEvent;
     use dbsync_core::pipeline::undo::Abandoned;
 
     #[tokio::test]
@@ -67,21 +66,7 @@ mod tests {
         f.export_all().await;
         // The import started (the target emptied, its index dropped, its trigger disabled),
         // then the job failed.
-        dbsync_core::cloud::steps::prepare(
-            &f.pair.target_spec(),
-            &f.store(),
-            &f.clients.env.bucket,
-            &PrepareEvent {
-                job_id: f.job_id.clone(),
-                target_secret: f.target_secret.clone(),
-                keep_indexes: false,
-                analyze: true,
-                atomic: false,
-                create_schema: false,
-            },
-        )
-        .await
-        .expect("prepare");
+        f.prepare_target().await;
         let dropped = dbsync_tests::schema_fingerprint(&f.pair.target_url).await;
         assert_ne!(before, dropped, "prepare takes the index away");
         event.target_secret = Some(f.target_secret.clone());

@@ -18,13 +18,14 @@ pub async fn handle(
         return Ok(event);
     };
     let target = dbsync_core::cloud::secrets::fetch(&clients.secrets, target_secret).await?;
-    let store = clients.store_for(&event.job_id)?;
+    let store = clients.store_for(steps::data_job(&event.job_id, &event.data_job_id))?;
     steps::finalize_job(
         &target,
         JobPlace {
             store: &store,
             jobs: &clients.jobs(),
         },
+        &event.job_id,
         event.lock_key.as_deref(),
     )
     .await?;
@@ -35,7 +36,7 @@ pub async fn handle(
 mod tests {
     use super::*;
     use dbsync_core::cloud::jobstore::{JobStatus, JobStore};
-    use dbsync_core::cloud::steps::{ImportPartEvent, PrepareEvent};
+    use dbsync_core::cloud::steps::ImportPartEvent;
 
     #[tokio::test]
     async fn the_sample_event_finishes_an_exact_job_and_frees_the_target() {
@@ -54,26 +55,15 @@ mod tests {
         f.export_all().await;
         let target = f.pair.target_spec();
         let store = f.store();
-        let prep = dbsync_core::cloud::steps::prepare(
-            &target,
-            &store,
-            &f.clients.env.bucket,
-            &PrepareEvent {
-                job_id: f.job_id.clone(),
-                target_secret: f.target_secret.clone(),
-                keep_indexes: false,
-                analyze: true,
-                atomic: false,
-                create_schema: false,
-            },
-        )
-        .await
-        .expect("prepare");
+        let prep = f.prepare_target().await;
         for w in &prep.waves {
             let items: Vec<ImportPartEvent> = serde_json::from_slice(
-                &dbsync_core::parts::PartStore::get(&store, &format!("waves/{:04}.json", w.index))
-                    .await
-                    .expect("wave"),
+                &dbsync_core::parts::PartStore::get(
+                    &store,
+                    &format!("waves/{}/{:04}.json", f.job_id, w.index),
+                )
+                .await
+                .expect("wave"),
             )
             .expect("items");
             for i in items {

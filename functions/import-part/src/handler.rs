@@ -14,7 +14,7 @@ pub async fn handle(
     _deadline: Instant,
 ) -> Result<ImportPartOutput, FunctionError> {
     let target = dbsync_core::cloud::secrets::fetch(&clients.secrets, &event.target_secret).await?;
-    let store = clients.store_for(&event.job_id)?;
+    let store = clients.store_for(steps::data_job(&event.job_id, &event.data_job_id))?;
     let outcome = steps::import_step(
         &target,
         JobPlace {

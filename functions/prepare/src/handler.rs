@@ -12,8 +12,12 @@ pub async fn handle(
     _deadline: Instant,
 ) -> Result<PrepareOutput, FunctionError> {
     let target = dbsync_core::cloud::secrets::fetch(&clients.secrets, &event.target_secret).await?;
-    let store = clients.store_for(&event.job_id)?;
-    Ok(steps::prepare(&target, &store, &clients.env.bucket, &event).await?)
+    let store = clients.store_for(steps::data_job(&event.job_id, &event.data_job_id))?;
+    let place = steps::JobPlace {
+        store: &store,
+        jobs: &clients.jobs(),
+    };
+    Ok(steps::prepare(&target, place, &clients.env.bucket, &event).await?)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! job id. Every call returns its result or an [`ApiError`]; only [`Api::handle`], the HTTP
 //! edge, turns that into a response.
 
+mod launch;
 pub mod reply;
 pub mod request;
 pub mod services;
@@ -21,11 +22,9 @@ pub use settings::ApiSettings;
 pub use view::{job_view, links};
 
 use crate::cloud::jobstore::{JobChange, JobRecord, JobStatus, JobStore};
-use crate::cloud::lambda::MAX_SNAPSHOT_WINDOW_SECONDS;
-use crate::cloud::steps::fail_job;
 use crate::cloud::steps::plan::parse_rules;
 use crate::error::{Error, Result};
-use crate::model::scope::{glob, Scope};
+use crate::model::scope::glob;
 use crate::pg::conn::ConnSpec;
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use serde_json::{json, Value};
@@ -133,122 +132,18 @@ impl Api<'_> {
         }
     }
 
-    /// The state machine's input for an accepted request.
-    fn execution_input(
-        &self,
-        req: &SyncRequest,
-        job_id: &str,
-        lock_key: Option<String>,
-    ) -> Result<ExecutionInput> {
-        Ok(ExecutionInput {
-            job_id: job_id.to_string(),
-            mode: req.mode,
-            source_secret: req.source_secret.clone(),
-            target_secret: req.target_secret.clone(),
-            lock_key,
-            scope: Scope {
-                allow_empty_patterns: req.allow_empty_patterns,
-                ..Scope::from_lists(&req.schemas, &req.tables, &req.exclude)?
-            },
-            chunk_bytes: request::chunk_bytes(req)?,
-            concurrency: req
-                .concurrency
-                .unwrap_or(4)
-                .min(self.settings.max_concurrency),
-            keep_indexes: req.keep_indexes,
-            analyze: req.analyze,
-            atomic: req.atomic,
-            consistency: req.consistency,
-            window_seconds: req
-                .snapshot_window_seconds
-                .unwrap_or(MAX_SNAPSHOT_WINDOW_SECONDS),
-            budget_seconds: req.export_budget_seconds,
-            page_rows: req.page_rows,
-            rules: req.rules.clone(),
-            rules_key_secret: req.rules_key_secret.clone(),
-            create_schema: req.create_schema,
-        })
-    }
-
-    /// Starts a sync from a request [`parse_request`] accepted: checks both databases, takes
-    /// the target's lock, records the job and starts the execution named after it. Nothing is
-    /// started when any step refuses, and a lock taken is given back.
-    async fn start(&self, req: SyncRequest, origin: Value) -> ApiResult<Value> {
-        self.check_rules(&req).await?;
-        let source = self.resolve(&req.source_secret).await?;
-        let lock_key = match &req.target_secret {
-            None => None,
-            Some(t) => Some(self.check_target(&source, t).await?),
-        };
-        let job_id = uuid::Uuid::new_v4().to_string();
-        let input = self.execution_input(&req, &job_id, lock_key.clone())?;
-        if let Some(k) = &lock_key {
-            self.jobs
-                .lock_target(k, &job_id, self.settings.lock_ttl_secs)
-                .await?;
+    /// A job's record, or a 404 naming it.
+    async fn record(&self, job_id: &str) -> ApiResult<JobRecord> {
+        match self.jobs.get(job_id).await? {
+            Some(j) => Ok(j),
+            None => Err(Error::NoSuchJob(job_id.to_string()).into()),
         }
-        let mut request = serde_json::to_value(&req).unwrap_or(Value::Null);
-        if let Value::Object(m) = &mut request {
-            m.insert("origin".into(), origin);
-        }
-        let kind = match req.mode {
-            Mode::Sync => "sync",
-            Mode::Export => "export",
-        };
-        let record = JobRecord::new(&job_id, kind, request, lock_key.clone());
-        match self.launch(&record, &input).await {
-            Ok(execution) => Ok(json!({
-                "job_id": job_id,
-                "status": "running",
-                "links": links(&job_id, &execution),
-            })),
-            Err((e, recorded)) => {
-                if recorded {
-                    let failed = fail_job(self.jobs, &job_id, (&e).into(), None, None)
-                        .await
-                        .map(|_| ());
-                    log_compensation("recording the failure", &job_id, failed);
-                }
-                if let Some(k) = &lock_key {
-                    let released = self.jobs.release_target(k, &job_id).await;
-                    log_compensation("releasing the target lock", &job_id, released);
-                }
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Records the job and starts its execution; on failure, the error and whether the job
-    /// record exists (so it can be marked failed).
-    async fn launch(
-        &self,
-        record: &JobRecord,
-        input: &ExecutionInput,
-    ) -> std::result::Result<String, (Error, bool)> {
-        self.jobs.create(record).await.map_err(|e| (e, false))?;
-        let input_json = serde_json::to_string(input).unwrap_or_default();
-        let execution = self
-            .executions
-            .start(&record.job_id, &input_json)
-            .await
-            .map_err(|e| (e, true))?;
-        let running = JobChange {
-            status: Some(JobStatus::Running),
-            ..Default::default()
-        };
-        // The execution runs either way; a job left `queued` is only a stale status.
-        if let Err(e) = self.jobs.update(&record.job_id, running).await {
-            tracing::warn!(job = %record.job_id, error = %e, "could not mark the job running");
-        }
-        Ok(execution)
     }
 
     /// A job's status, phase, progress and error.
     pub async fn get(&self, job_id: &str) -> ApiResult<Value> {
-        match self.jobs.get(job_id).await? {
-            Some(j) => Ok(job_view(&j, &self.settings.execution_arn(job_id))),
-            None => Err(Error::NoSuchJob(job_id.to_string()).into()),
-        }
+        let j = self.record(job_id).await?;
+        Ok(job_view(&j, &self.settings.execution_arn(j.execution_name())))
     }
 
     /// Recent jobs, newest first.
@@ -257,7 +152,7 @@ impl Api<'_> {
         Ok(json!({
             "jobs": jobs
                 .iter()
-                .map(|j| job_view(j, &self.settings.execution_arn(&j.job_id)))
+                .map(|j| job_view(j, &self.settings.execution_arn(j.execution_name())))
                 .collect::<Vec<_>>()
         }))
     }
@@ -266,11 +161,7 @@ impl Api<'_> {
     /// lets go when it sees that) and releases the target's lock. The target keeps what was
     /// loaded, recorded in its ledger; the next job on it truncates and starts over.
     pub async fn cancel(&self, job_id: &str) -> ApiResult<Value> {
-        let job = self
-            .jobs
-            .get(job_id)
-            .await?
-            .ok_or_else(|| Error::NoSuchJob(job_id.to_string()))?;
+        let job = self.record(job_id).await?;
         if matches!(
             job.status,
             JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
@@ -282,7 +173,7 @@ impl Api<'_> {
             }
             .into());
         }
-        let execution = self.settings.execution_arn(job_id);
+        let execution = self.settings.execution_arn(job.execution_name());
         self.executions
             .stop(&execution, "cancelled through DELETE /syncs/{id}")
             .await?;
@@ -334,7 +225,8 @@ impl Api<'_> {
             ("GET", ["syncs"]) => self.list_syncs(event).await.map(|b| Reply::ok(200, b)),
             ("GET", ["syncs", id]) => self.get(id).await.map(|b| Reply::ok(200, b)),
             ("DELETE", ["syncs", id]) => self.cancel(id).await.map(|b| Reply::ok(202, b)),
-            (_, ["syncs"]) | (_, ["syncs", _]) => Err(ApiError::new(
+            ("POST", ["syncs", id, "retry"]) => self.retry(id).await.map(|b| Reply::ok(202, b)),
+            (_, ["syncs"]) | (_, ["syncs", _]) | (_, ["syncs", _, "retry"]) => Err(ApiError::new(
                 405,
                 Error::NoRoute(format!("{method} is not allowed on {path}")),
             )),

@@ -23,8 +23,13 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRequest {
-    /// Secrets Manager id of the source's credentials.
+    /// Secrets Manager id of the source's credentials (none with `from`: the export's).
+    #[serde(default)]
     pub source_secret: String,
+    /// Load an earlier job's export (its job id) into the target instead of exporting:
+    /// export once, load many. The export decides the source, tables, snapshot and rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     /// Secrets Manager id of the target's credentials (not for `mode: export`).
     #[serde(default)]
     pub target_secret: Option<String>,
@@ -159,6 +164,11 @@ pub struct ExecutionInput {
     /// Create the tables the target lacks before the load.
     #[serde(default)]
     pub create_schema: bool,
+    /// The job whose parts are loaded when it is not this one (a load `from` an earlier
+    /// export, a retry resuming a load): the state machine skips the export. Always
+    /// present, null when the job exports.
+    #[serde(default)]
+    pub data_job_id: Option<String>,
 }
 
 /// The nightly schedule's event: the same request as `POST /syncs`, as the rule's constant
@@ -193,9 +203,53 @@ pub fn parse_request(body: &[u8], settings: &ApiSettings) -> Result<SyncRequest>
     Ok(req)
 }
 
+/// What a load `from` an earlier export may not say, because the export decided it.
+fn check_from(req: &SyncRequest, from: &str) -> Result<()> {
+    if from.trim().is_empty() {
+        return Err(Error::config("from", "is empty; name an export's job id"));
+    }
+    let given = [
+        ("source_secret", !req.source_secret.is_empty()),
+        ("schemas", !req.schemas.is_empty()),
+        ("tables", !req.tables.is_empty()),
+        ("exclude", !req.exclude.is_empty()),
+        ("allow_empty_patterns", req.allow_empty_patterns),
+        ("chunk_size", req.chunk_size.is_some()),
+        ("consistency", req.consistency != Consistency::default()),
+        (
+            "snapshot_window_seconds",
+            req.snapshot_window_seconds.is_some(),
+        ),
+        ("export_budget_seconds", req.export_budget_seconds.is_some()),
+        ("page_rows", req.page_rows.is_some()),
+        ("rules", req.rules.is_some()),
+        ("rules_key_secret", req.rules_key_secret.is_some()),
+    ];
+    if let Some((field, _)) = given.iter().find(|(_, g)| *g) {
+        return Err(Error::config(
+            *field,
+            format!("is decided by the export {from}; leave it out of a load \"from\" an export"),
+        ));
+    }
+    if req.mode == Mode::Export {
+        return Err(Error::config(
+            "mode",
+            "\"from\" loads an export into a target; mode must be \"sync\"",
+        ));
+    }
+    Ok(())
+}
+
 fn check_request(req: &SyncRequest, settings: &ApiSettings) -> Result<()> {
-    if req.source_secret.trim().is_empty() {
-        return Err(Error::config("source_secret", "is empty"));
+    match &req.from {
+        Some(from) => check_from(req, from)?,
+        None if req.source_secret.trim().is_empty() => {
+            return Err(Error::config(
+                "source_secret",
+                "is empty (name the source's secret, or an export to load with \"from\")",
+            ))
+        }
+        None => {}
     }
     match (&req.target_secret, req.mode) {
         (None, Mode::Sync) => {
@@ -403,6 +457,32 @@ mod tests {
             refused(r#"{"source_secret":"a","target_secret":"b","mode":"export"}"#)
                 .contains("not used")
         );
+    }
+
+    #[test]
+    fn a_load_from_an_export_names_its_target_and_leaves_what_the_export_decided_out() {
+        let r = parse_request(
+            br#"{"from":"j1","target_secret":"staging/db"}"#,
+            &settings(),
+        )
+        .expect("from");
+        assert_eq!(
+            (r.from.as_deref(), r.source_secret.as_str()),
+            (Some("j1"), "")
+        );
+        let m = refused(r#"{"from":"j1","target_secret":"b","tables":["t"]}"#);
+        assert!(
+            m.contains("tables") && m.contains("decided by the export j1"),
+            "{m}"
+        );
+        assert!(
+            refused(r#"{"from":"j1","target_secret":"b","source_secret":"a"}"#)
+                .contains("source_secret")
+        );
+        assert!(refused(r#"{"from":"j1","mode":"export"}"#).contains("mode"));
+        assert!(refused(r#"{"from":"j1"}"#).contains("target_secret"));
+        assert!(refused(r#"{"from":" ","target_secret":"b"}"#).contains("from"));
+        assert!(refused(r#"{"target_secret":"b"}"#).contains("source_secret"));
     }
 
     #[test]

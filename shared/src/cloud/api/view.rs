@@ -16,18 +16,40 @@ pub fn links(job_id: &str, execution_arn: &str) -> Value {
     })
 }
 
+/// Seconds from the job's creation to `until` (RFC 3339), or to now.
+fn seconds_since_start(j: &JobRecord, until: Option<&str>) -> Option<f64> {
+    let start = humantime::parse_rfc3339(&j.created_at).ok()?;
+    let end = match until {
+        Some(u) => humantime::parse_rfc3339(u).ok()?,
+        None => std::time::SystemTime::now(),
+    };
+    end.duration_since(start).ok().map(|d| d.as_secs_f64())
+}
+
+/// Seconds left and the whole job's estimated duration: extrapolated from the progress so
+/// far while it runs (none before 0.5 % is done), the duration it took once it ended.
+fn estimates(j: &JobRecord, pct: f64) -> (Option<u64>, Option<u64>) {
+    let running = matches!(j.status, JobStatus::Queued | JobStatus::Running);
+    if !running {
+        let took = seconds_since_start(j, Some(&j.updated_at)).map(|s| s.round() as u64);
+        return (None, took);
+    }
+    match seconds_since_start(j, None) {
+        Some(e) if pct > 0.5 => {
+            let total = e * 100.0 / pct;
+            (
+                Some((total - e).max(0.0).round() as u64),
+                Some(total.round() as u64),
+            )
+        }
+        _ => (None, None),
+    }
+}
+
 /// A job as the API shows it: no secrets (the record never holds any).
 pub fn job_view(j: &JobRecord, execution_arn: &str) -> Value {
     let pct = j.progress_pct();
-    let elapsed = humantime::parse_rfc3339(&j.created_at)
-        .ok()
-        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
-        .map(|d| d.as_secs_f64());
-    let running = matches!(j.status, JobStatus::Queued | JobStatus::Running);
-    let eta = match (running, elapsed) {
-        (true, Some(e)) if pct > 0.5 => Some(((e * (100.0 - pct)) / pct).round() as u64),
-        _ => None,
-    };
+    let (eta, duration) = estimates(j, pct);
     json!({
         "job_id": j.job_id,
         "kind": j.kind,
@@ -37,6 +59,11 @@ pub fn job_view(j: &JobRecord, execution_arn: &str) -> Value {
         "target": j.target,
         "created_at": j.created_at,
         "updated_at": j.updated_at,
+        "current_table": j.current_table,
+        "tables_done": j.tables_done,
+        "tables_total": j.tables_total,
+        "estimated_duration_seconds": duration,
+        "retries": j.retries,
         "progress": {
             "chunks_done": j.counters.chunks_done,
             "chunks_total": j.chunks_total,

@@ -7,6 +7,7 @@ use super::*;
 pub async fn check_contract(store: &dyn JobStore, prefix: &str) {
     records(store, prefix).await;
     counters_and_status(store, prefix).await;
+    progress_and_retry(store, prefix).await;
     target_locks(store, prefix).await;
 }
 
@@ -120,6 +121,33 @@ async fn counters_and_status(store: &dyn JobStore, prefix: &str) {
             .error,
         Some(err)
     );
+}
+
+/// Table progress only moves forward; a retry records its execution, counts itself and
+/// clears the error it is retrying.
+async fn progress_and_retry(store: &dyn JobStore, prefix: &str) {
+    let id = format!("{prefix}-a");
+    store.progress(&id, "public.b", 2).await.expect("progress");
+    store
+        .progress(&id, "public.a", 1)
+        .await
+        .expect("a late report");
+    let got = store.get(&id).await.expect("get").expect("found");
+    assert_eq!(
+        (got.current_table.as_deref(), got.tables_done),
+        (Some("public.b"), 2)
+    );
+    let retry = JobChange {
+        status: Some(JobStatus::Running),
+        tables_total: Some(3),
+        retry: Some(format!("{id}-retry-1")),
+        ..Default::default()
+    };
+    store.update(&id, retry).await.expect("retry");
+    let got = store.get(&id).await.expect("get").expect("found");
+    assert_eq!(got.execution_name(), format!("{id}-retry-1"));
+    assert_eq!((got.retries, got.tables_total), (1, 3));
+    assert_eq!((got.status, got.error), (JobStatus::Running, None));
 }
 
 /// A target lock is held by one job at a time, extended by its holder, released only by it,

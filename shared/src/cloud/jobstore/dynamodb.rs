@@ -127,6 +127,15 @@ fn to_item(j: &JobRecord, expires_at: u64) -> HashMap<String, Av> {
         m.insert("snapshot".into(), s(snap));
     }
     m.insert("exports_done".into(), Av::Bool(j.exports_done));
+    m.insert("tables_total".into(), n(j.tables_total));
+    m.insert("tables_done".into(), n(j.tables_done));
+    m.insert("retries".into(), n(j.retries));
+    if let Some(t) = &j.current_table {
+        m.insert("current_table".into(), s(t));
+    }
+    if let Some(e) = &j.execution {
+        m.insert("execution".into(), s(e));
+    }
     m
 }
 
@@ -165,6 +174,11 @@ fn from_item(m: &HashMap<String, Av>) -> Option<JobRecord> {
             .and_then(|v| v.as_bool().ok())
             .copied()
             .unwrap_or(false),
+        tables_total: num("tables_total"),
+        tables_done: num("tables_done"),
+        current_table: text("current_table"),
+        execution: text("execution"),
+        retries: num("retries"),
     })
 }
 
@@ -258,11 +272,23 @@ impl JobStore for DynamoJobStore {
             sets.push("exports_done = :xd".into());
             values.insert(":xd".into(), Av::Bool(d));
         }
+        if let Some(t) = change.tables_total {
+            sets.push("tables_total = :tt".into());
+            values.insert(":tt".into(), n(t));
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        // Names are substituted whether or not DynamoDB reserves them.
+        if let Some(name) = change.retry {
+            expression.push_str(", #ex = :ex REMOVE error_name, error_message ADD retries :one");
+            names.insert("#ex".to_string(), "execution".to_string());
+            values.insert(":ex".into(), s(&name));
+            values.insert(":one".into(), n(1));
+        }
         self.client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(&format!("JOB#{job_id}")))
-            .update_expression(format!("SET {}", sets.join(", ")))
+            .update_expression(expression)
             .condition_expression("attribute_exists(pk)")
             .set_expression_attribute_names((!names.is_empty()).then_some(names))
             .set_expression_attribute_values(Some(values))
@@ -298,6 +324,33 @@ impl JobStore for DynamoJobStore {
                 )
             })?;
         Ok(())
+    }
+
+    async fn progress(&self, job_id: &str, current_table: &str, tables_done: u64) -> Result<()> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&format!("JOB#{job_id}")))
+            .update_expression("SET current_table = :t, tables_done = :d, updated_at = :u")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(tables_done) OR tables_done <= :d)",
+            )
+            .expression_attribute_values(":t", s(current_table))
+            .expression_attribute_values(":d", n(tables_done))
+            .expression_attribute_values(":u", s(&now_rfc3339()))
+            .send()
+            .await;
+        match r {
+            // A later report got there first; a missing job fails on the next update.
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(sdk_error(
+                &self.location(&format!("job {job_id}")),
+                "recording progress",
+                e,
+            )),
+            Ok(_) => Ok(()),
+        }
     }
 
     async fn lock_target(&self, target: &str, job_id: &str, ttl_secs: u64) -> Result<()> {

@@ -81,6 +81,14 @@ impl JobStore for MemoryJobStore {
         if let Some(d) = change.exports_done {
             j.exports_done = d;
         }
+        if let Some(t) = change.tables_total {
+            j.tables_total = t;
+        }
+        if let Some(name) = change.retry {
+            j.execution = Some(name);
+            j.retries += 1;
+            j.error = None;
+        }
         j.updated_at = now_rfc3339();
         Ok(())
     }
@@ -92,6 +100,16 @@ impl JobStore for MemoryJobStore {
         j.counters.parts_done += d.parts_done;
         j.counters.rows += d.rows;
         j.counters.bytes += d.bytes;
+        Ok(())
+    }
+
+    async fn progress(&self, job_id: &str, current_table: &str, tables_done: u64) -> Result<()> {
+        let mut jobs = self.jobs.lock().map_err(|_| poisoned())?;
+        let j = jobs.get_mut(job_id).ok_or_else(|| missing(job_id))?;
+        if tables_done >= j.tables_done {
+            j.current_table = Some(current_table.to_string());
+            j.tables_done = tables_done;
+        }
         Ok(())
     }
 

@@ -143,6 +143,21 @@ pub struct JobRecord {
     /// Every chunk is exported: the snapshot holder may let go.
     #[serde(default)]
     pub exports_done: bool,
+    /// Tables in scope.
+    #[serde(default)]
+    pub tables_total: u64,
+    /// Tables whose every part is loaded into the target.
+    #[serde(default)]
+    pub tables_done: u64,
+    /// The table the job last worked on (a chunk exported or a part loaded).
+    #[serde(default)]
+    pub current_table: Option<String>,
+    /// The name of the job's current execution when it is not the job id (a retry's).
+    #[serde(default)]
+    pub execution: Option<String>,
+    /// How many times the job was retried.
+    #[serde(default)]
+    pub retries: u64,
 }
 
 impl JobRecord {
@@ -169,7 +184,17 @@ impl JobRecord {
             error: None,
             snapshot: None,
             exports_done: false,
+            tables_total: 0,
+            tables_done: 0,
+            current_table: None,
+            execution: None,
+            retries: 0,
         }
+    }
+
+    /// The name of the job's current execution: the job id, or a retry's name.
+    pub fn execution_name(&self) -> &str {
+        self.execution.as_deref().unwrap_or(&self.job_id)
     }
 
     /// Overall progress, 0-100: exporting counts for the first half, loading for the second.
@@ -183,6 +208,10 @@ impl JobRecord {
         };
         match self.status {
             JobStatus::Succeeded => 100.0,
+            // A load of an earlier export exports nothing: its parts are all of it.
+            _ if self.kind == IMPORT_KIND => {
+                100.0 * frac(self.counters.parts_done, self.parts_total)
+            }
             _ => {
                 50.0 * frac(self.counters.chunks_done, self.chunks_total)
                     + 50.0 * frac(self.counters.parts_done, self.parts_total)
@@ -190,6 +219,9 @@ impl JobRecord {
         }
     }
 }
+
+/// The kind of a job that loads an earlier job's export (`POST /syncs` with `"from"`).
+pub const IMPORT_KIND: &str = "import";
 
 /// A change to a job's status fields (counters change through [`JobStore::add`]).
 #[derive(Debug, Clone, Default)]
@@ -206,6 +238,11 @@ pub struct JobChange {
     pub snapshot: Option<String>,
     /// Set when every chunk is exported.
     pub exports_done: Option<bool>,
+    /// Tables in scope.
+    pub tables_total: Option<u64>,
+    /// A retry starts as this execution: recorded, counted, and the last error cleared (the
+    /// retry's own failure is the one to show).
+    pub retry: Option<String>,
 }
 
 /// Current time, RFC 3339 UTC.
@@ -239,6 +276,9 @@ pub trait JobStore: Send + Sync {
     async fn lock_target(&self, target: &str, job_id: &str, ttl_secs: u64) -> Result<()>;
     /// Releases the target's lock if this job holds it.
     async fn release_target(&self, target: &str, job_id: &str) -> Result<()>;
+    /// Records the table the job is working on and how many tables are done; a count lower
+    /// than the recorded one (a slower parallel part reporting late) is ignored.
+    async fn progress(&self, job_id: &str, current_table: &str, tables_done: u64) -> Result<()>;
 }
 
 #[cfg(test)]

@@ -137,6 +137,10 @@ pub async fn export_step(
         })?;
     let table = &plan.catalog.tables[chunk.table];
     let (client, own_snapshot) = open_reader(source, snapshot, step).await?;
+    place
+        .jobs
+        .progress(&step.item.job_id, &table.name.to_string(), 0)
+        .await?;
     if let Some(b) = step.tuning.budget_seconds {
         deadline = deadline.min(Instant::now() + std::time::Duration::from_secs(b));
     }

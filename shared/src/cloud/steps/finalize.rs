@@ -2,10 +2,9 @@
 //! the manifest, the job marked succeeded and its target lock released; or an export-only
 //! job marked succeeded.
 
-use super::JobPlace;
+use super::{job_manifest, JobPlace};
 use crate::cloud::jobstore::{JobChange, JobStatus, JobStore, Phase};
 use crate::error::{Error, Result, Role};
-use crate::parts::read_manifest;
 use crate::pg::conn::ConnSpec;
 use crate::pg::ledger;
 use crate::pipeline::finalize_import;
@@ -18,10 +17,11 @@ use std::collections::BTreeMap;
 pub async fn finalize_job(
     target: &ConnSpec,
     place: JobPlace<'_>,
+    job_id: &str,
     lock_key: Option<&str>,
 ) -> Result<()> {
     let JobPlace { store, jobs } = place;
-    let m = read_manifest(store).await?;
+    let m = job_manifest(store, job_id).await?;
     jobs.update(
         &m.job_id,
         JobChange {
@@ -67,8 +67,13 @@ pub async fn finalize_job(
     Ok(())
 }
 
-/// Finishes an export-only job: the manifest is written, nothing is loaded.
+/// Finishes an export-only job: the manifest is written, nothing is loaded; every table
+/// is done.
 pub async fn finish_export(jobs: &dyn JobStore, job_id: &str) -> Result<()> {
+    if let Some(j) = jobs.get(job_id).await? {
+        let last = j.current_table.unwrap_or_default();
+        jobs.progress(job_id, &last, j.tables_total).await?;
+    }
     jobs.update(
         job_id,
         JobChange {
@@ -92,4 +97,7 @@ pub struct FinalizeEvent {
     /// The target's lock key, released when done.
     #[serde(default)]
     pub lock_key: Option<String>,
+    /// The job whose export was loaded, when not this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_job_id: Option<String>,
 }

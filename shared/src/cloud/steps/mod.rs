@@ -7,8 +7,9 @@
 use crate::cloud::jobstore::JobStore;
 use crate::error::{Error, Result};
 use crate::model::chunk::Plan;
+use crate::model::manifest::Manifest;
 use crate::model::part::ExportedPart;
-use crate::parts::PartStore;
+use crate::parts::{read_manifest, PartStore};
 use serde::{Deserialize, Serialize};
 
 pub mod assemble;
@@ -96,6 +97,20 @@ pub async fn read_plan(store: &dyn PartStore) -> Result<Plan> {
         path: store.location(PLAN_KEY),
         message: format!("unreadable plan: {e}"),
     })
+}
+
+/// The manifest of the export a job loads, as that job's: a load of an earlier job's export
+/// (`"from"`) keeps its target ledger rows, counters and put-backs under its own job id, so
+/// one export loads into any number of targets, or into the same one again.
+pub async fn job_manifest(store: &dyn PartStore, job_id: &str) -> Result<Manifest> {
+    let mut m = read_manifest(store).await?;
+    m.job_id = job_id.to_string();
+    Ok(m)
+}
+
+/// The job whose folder holds the parts a load step reads: the export it loads, or itself.
+pub fn data_job<'a>(job_id: &'a str, data_job_id: &'a Option<String>) -> &'a str {
+    data_job_id.as_deref().unwrap_or(job_id)
 }
 
 /// serde's default for a flag that is on unless an event says otherwise.

@@ -91,6 +91,7 @@ pub async fn plan_job(
         JobChange {
             phase: Some(Phase::Exporting),
             totals: Some((plan.chunks.len() as u64, 0)),
+            tables_total: Some(plan.catalog.tables.len() as u64),
             ..Default::default()
         },
     )

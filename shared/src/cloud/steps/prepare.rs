@@ -1,9 +1,10 @@
 //! The prepare step: the target's pre-flight checks and the start of the import, then each
 //! wave's part list written to the store for the import Map's ItemReader.
 
-use super::{bucket_key, to_json, ImportPartEvent, SCHEMA_KEY};
+use super::{bucket_key, job_manifest, to_json, ImportPartEvent, JobPlace, SCHEMA_KEY};
+use crate::cloud::jobstore::{JobChange, Phase};
 use crate::error::{Error, Result};
-use crate::parts::{read_manifest, PartStore};
+use crate::model::manifest::Manifest;
 use crate::pg::conn::ConnSpec;
 use crate::pipeline::{begin_import, Options};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,9 @@ pub struct PrepareEvent {
     /// First create the tables the target lacks, from what the plan step read.
     #[serde(default)]
     pub create_schema: bool,
+    /// The job whose export is loaded, when not this one (a load `from` an export, a retry).
+    #[serde(default)]
+    pub data_job_id: Option<String>,
 }
 
 /// One wave of the import, for the outer Map (one wave at a time).
@@ -57,21 +61,40 @@ pub struct PrepareOutput {
     pub waves: Vec<WaveRef>,
 }
 
+/// The job record's totals when it loads another job's export (its own export set them
+/// otherwise); the phase either way.
+async fn record_start(place: JobPlace<'_>, m: &Manifest, event: &PrepareEvent) -> Result<()> {
+    let loads_other = event
+        .data_job_id
+        .as_ref()
+        .is_some_and(|d| *d != event.job_id);
+    let parts: usize = m.tables.iter().map(|t| t.parts.len()).sum();
+    let change = JobChange {
+        phase: Some(Phase::Importing),
+        totals: loads_other.then_some((0, parts as u64)),
+        tables_total: loads_other.then_some(m.tables.len() as u64),
+        ..Default::default()
+    };
+    place.jobs.update(&event.job_id, change).await
+}
+
 /// Prepares the target for the import Map (pre-flight checks, truncate, drops; see
 /// [`begin_import`]) and writes each wave's part list to the store.
 pub async fn prepare(
     target: &ConnSpec,
-    store: &dyn PartStore,
+    place: JobPlace<'_>,
     bucket: &str,
     event: &PrepareEvent,
 ) -> Result<PrepareOutput> {
+    let store = place.store;
     let opts = Options {
         keep_indexes: event.keep_indexes,
         analyze: event.analyze,
         atomic: event.atomic,
         ..Default::default()
     };
-    let m = read_manifest(store).await?;
+    let m = job_manifest(store, &event.job_id).await?;
+    record_start(place, &m, event).await?;
     if event.create_schema {
         let data = store.get(SCHEMA_KEY).await?;
         let wanted = serde_json::from_slice(&data).map_err(|e| Error::JobData {
@@ -91,9 +114,11 @@ pub async fn prepare(
                 replica: plan.replica,
                 part_id: part_id.clone(),
                 shadow: plan.shadow,
+                data_job_id: event.data_job_id.clone(),
             })
             .collect();
-        let key = format!("waves/{index:04}.json");
+        // Per job: loads of one export into several targets share its folder.
+        let key = format!("waves/{}/{index:04}.json", event.job_id);
         store.put(&key, &to_json(&items)).await?;
         waves.push(WaveRef {
             index,

@@ -1,0 +1,264 @@
+//! Starting executions: a new job (`POST /syncs`, the schedule), a load of an earlier job's
+//! export into a target (`"from"`), and a retry of a failed load (`POST /syncs/{id}/retry`),
+//! which resumes from the target's ledger and the parts already in S3. Each checks what it
+//! needs, takes the target's lock, records the job and starts the execution; nothing is left
+//! started or locked when a step refuses.
+
+use super::request::{chunk_bytes, ExecutionInput, Mode, SyncRequest};
+use super::view::links;
+use super::{log_compensation, Api, ApiError, ApiResult};
+use crate::cloud::jobstore::{JobChange, JobRecord, JobStatus, Phase, IMPORT_KIND};
+use crate::cloud::lambda::MAX_SNAPSHOT_WINDOW_SECONDS;
+use crate::cloud::steps::fail_job;
+use crate::error::{Error, Result};
+use crate::model::scope::Scope;
+use serde_json::{json, Value};
+
+/// A 409 naming why a job cannot be used the way the request asks.
+fn conflict(field: &str, message: String) -> ApiError {
+    ApiError::new(409, Error::config(field, message))
+}
+
+/// The request a job was started with (as recorded, without who asked).
+fn recorded_request(job: &JobRecord) -> Result<SyncRequest> {
+    let mut request = job.request.clone();
+    if let Value::Object(m) = &mut request {
+        m.remove("origin");
+    }
+    serde_json::from_value(request).map_err(|e| {
+        Error::Internal(format!(
+            "job {} holds a request this version cannot read: {e}",
+            job.job_id
+        ))
+    })
+}
+
+impl Api<'_> {
+    /// The state machine's input for an accepted request.
+    fn execution_input(
+        &self,
+        req: &SyncRequest,
+        job_id: &str,
+        lock_key: Option<String>,
+    ) -> Result<ExecutionInput> {
+        Ok(ExecutionInput {
+            job_id: job_id.to_string(),
+            mode: req.mode,
+            source_secret: req.source_secret.clone(),
+            target_secret: req.target_secret.clone(),
+            lock_key,
+            scope: Scope {
+                allow_empty_patterns: req.allow_empty_patterns,
+                ..Scope::from_lists(&req.schemas, &req.tables, &req.exclude)?
+            },
+            chunk_bytes: chunk_bytes(req)?,
+            concurrency: req
+                .concurrency
+                .unwrap_or(4)
+                .min(self.settings.max_concurrency),
+            keep_indexes: req.keep_indexes,
+            analyze: req.analyze,
+            atomic: req.atomic,
+            consistency: req.consistency,
+            window_seconds: req
+                .snapshot_window_seconds
+                .unwrap_or(MAX_SNAPSHOT_WINDOW_SECONDS),
+            budget_seconds: req.export_budget_seconds,
+            page_rows: req.page_rows,
+            rules: req.rules.clone(),
+            rules_key_secret: req.rules_key_secret.clone(),
+            create_schema: req.create_schema,
+            data_job_id: req.from.clone(),
+        })
+    }
+
+    /// The export a `"from"` request loads: a succeeded job that exported (a sync or an
+    /// export; a load's own data is its export's), with what it was made with. The request
+    /// takes its source from it, so the same-database check still holds.
+    async fn export_to_load(&self, req: &mut SyncRequest) -> ApiResult<()> {
+        let Some(from) = req.from.clone() else {
+            return Ok(());
+        };
+        let job = self.record(&from).await?;
+        if job.kind == IMPORT_KIND {
+            let origin = job.request["from"].as_str().unwrap_or("its export");
+            return Err(conflict(
+                "from",
+                format!("job {from} loaded another job's export; load {origin} instead"),
+            ));
+        }
+        if job.status != JobStatus::Succeeded {
+            return Err(conflict(
+                "from",
+                format!(
+                    "job {from} is {}; only a succeeded export can be loaded",
+                    job.status.as_str()
+                ),
+            ));
+        }
+        let made = recorded_request(&job)?;
+        if req.create_schema && !made.create_schema {
+            return Err(ApiError::new(
+                400,
+                Error::config(
+                    "create_schema",
+                    format!("export {from} was made without create_schema, so it holds no table definitions"),
+                ),
+            ));
+        }
+        req.source_secret = made.source_secret;
+        Ok(())
+    }
+
+    /// Starts a sync from a request [`super::parse_request`] accepted: checks both databases,
+    /// takes the target's lock, records the job and starts the execution named after it.
+    /// Nothing is started when any step refuses, and a lock taken is given back.
+    pub(super) async fn start(&self, mut req: SyncRequest, origin: Value) -> ApiResult<Value> {
+        self.export_to_load(&mut req).await?;
+        self.check_rules(&req).await?;
+        let source = self.resolve(&req.source_secret).await?;
+        let lock_key = match &req.target_secret {
+            None => None,
+            Some(t) => Some(self.check_target(&source, t).await?),
+        };
+        let job_id = uuid::Uuid::new_v4().to_string();
+        let input = self.execution_input(&req, &job_id, lock_key.clone())?;
+        if let Some(k) = &lock_key {
+            self.jobs
+                .lock_target(k, &job_id, self.settings.lock_ttl_secs)
+                .await?;
+        }
+        let mut request = serde_json::to_value(&req).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut request {
+            m.insert("origin".into(), origin);
+        }
+        let kind = match (req.mode, &req.from) {
+            (_, Some(_)) => IMPORT_KIND,
+            (Mode::Sync, None) => "sync",
+            (Mode::Export, None) => "export",
+        };
+        let record = JobRecord::new(&job_id, kind, request, lock_key.clone());
+        let started = self.launch(&record, &input).await;
+        self.answer(&job_id, lock_key.as_deref(), started).await
+    }
+
+    /// The answer to a start: the job and its links, or the refusal once the job is marked
+    /// failed (when it was recorded) and the target's lock given back.
+    async fn answer(
+        &self,
+        job_id: &str,
+        lock_key: Option<&str>,
+        started: std::result::Result<String, (Error, bool)>,
+    ) -> ApiResult<Value> {
+        match started {
+            Ok(execution) => Ok(json!({
+                "job_id": job_id,
+                "status": "running",
+                "links": links(job_id, &execution),
+            })),
+            Err((e, recorded)) => {
+                if recorded {
+                    let failed = fail_job(self.jobs, job_id, (&e).into(), None, None)
+                        .await
+                        .map(|_| ());
+                    log_compensation("recording the failure", job_id, failed);
+                }
+                if let Some(k) = lock_key {
+                    let released = self.jobs.release_target(k, job_id).await;
+                    log_compensation("releasing the target lock", job_id, released);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Records the job and starts its execution; on failure, the error and whether the job
+    /// record exists (so it can be marked failed).
+    async fn launch(
+        &self,
+        record: &JobRecord,
+        input: &ExecutionInput,
+    ) -> std::result::Result<String, (Error, bool)> {
+        self.jobs.create(record).await.map_err(|e| (e, false))?;
+        let input_json = serde_json::to_string(input).unwrap_or_default();
+        let execution = self
+            .executions
+            .start(&record.job_id, &input_json)
+            .await
+            .map_err(|e| (e, true))?;
+        let running = JobChange {
+            status: Some(JobStatus::Running),
+            ..Default::default()
+        };
+        // The execution runs either way; a job left `queued` is only a stale status.
+        if let Err(e) = self.jobs.update(&record.job_id, running).await {
+            tracing::warn!(job = %record.job_id, error = %e, "could not mark the job running");
+        }
+        Ok(execution)
+    }
+
+    /// The export a retry of `job` loads: its own (a sync that failed once its export was
+    /// complete) or the one it was loading (`"from"`). A job that stopped before its export
+    /// was complete cannot resume consistently: the snapshot it read is gone.
+    fn export_of_retry(job: &JobRecord, req: &SyncRequest) -> ApiResult<String> {
+        let exported = matches!(job.phase, Phase::Importing | Phase::Finalizing);
+        match (&req.from, req.mode) {
+            (Some(from), _) => Ok(from.clone()),
+            (None, Mode::Sync) if exported => Ok(job.job_id.clone()),
+            (None, Mode::Export) => Err(conflict(
+                "job",
+                format!("job {} is an export; start a new export (its snapshot is gone)", job.job_id),
+            )),
+            (None, Mode::Sync) => Err(conflict(
+                "job",
+                format!(
+                    "job {} stopped while {}, before its export was complete: the snapshot it read is gone, so it cannot resume consistently; start a new job",
+                    job.job_id,
+                    job.phase.as_str()
+                ),
+            )),
+        }
+    }
+
+    /// `POST /syncs/{id}/retry`: resumes a failed or cancelled load as a new execution of the
+    /// same job (`<job id>-retry-<n>`): parts the target's ledger records stay loaded, the
+    /// rest load from the parts in S3, and what the failure put back is taken again.
+    pub async fn retry(&self, job_id: &str) -> ApiResult<Value> {
+        let job = self.record(job_id).await?;
+        if !matches!(job.status, JobStatus::Failed | JobStatus::Cancelled) {
+            return Err(conflict(
+                "job",
+                format!(
+                    "job {job_id} is {}; only a failed or cancelled job can be retried",
+                    job.status.as_str()
+                ),
+            ));
+        }
+        let req = recorded_request(&job)?;
+        let mut input = self.execution_input(&req, job_id, job.target.clone())?;
+        input.data_job_id = Some(Self::export_of_retry(&job, &req)?);
+        if let Some(k) = &job.target {
+            self.jobs
+                .lock_target(k, job_id, self.settings.lock_ttl_secs)
+                .await?;
+        }
+        let name = format!("{job_id}-retry-{}", job.retries + 1);
+        let retrying = JobChange {
+            status: Some(JobStatus::Running),
+            retry: Some(name.clone()),
+            ..Default::default()
+        };
+        let input_json = serde_json::to_string(&input).unwrap_or_default();
+        let started = match self.jobs.update(job_id, retrying).await {
+            Err(e) => Err((e, false)),
+            Ok(()) => self
+                .executions
+                .start(&name, &input_json)
+                .await
+                .map_err(|e| (e, true)),
+        };
+        let mut answer = self.answer(job_id, job.target.as_deref(), started).await?;
+        answer["retries"] = json!(job.retries + 1);
+        Ok(answer)
+    }
+}

@@ -1,0 +1,180 @@
+//! Loads of parts already in S3, end to end through the emulator: an export loaded later
+//! into a target with `"from"` (export once, load many), and `POST /syncs/{id}/retry`
+//! resuming a failed load as the same job. Part of [`super`] (same services, one at a time).
+
+use super::*;
+
+/// The export job `c` runs of its source; returns its id once it succeeded.
+async fn exported(c: &Cloud) -> String {
+    let (status, body) = c
+        .api(
+            "POST",
+            "/syncs",
+            Some(json!({
+                "source_secret": c.source_secret,
+                "mode": "export",
+                "chunk_size": "64KiB",
+                "snapshot_window_seconds": 300,
+            })),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["job_id"].as_str().expect("job id").to_string();
+    let (status, error) = c.finish(&id).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "{error:?}");
+    id
+}
+
+/// Status and body of `POST /syncs` for a load of `from` into the target, plus `extra`.
+async fn load_from(c: &Cloud, from: &str, extra: Value) -> (u16, Value) {
+    let mut body = json!({ "from": from, "target_secret": c.target_secret, "concurrency": 4 });
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    c.api("POST", "/syncs", Some(body)).await
+}
+
+/// Starts a load of `from`, waits for it, and checks the job's status answer.
+async fn load_and_check(c: &Cloud, from: &str, tables: usize) -> Value {
+    let (status, body) = load_from(c, from, json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["job_id"].as_str().expect("job id").to_string();
+    assert_ne!(id, from, "a load is a job of its own");
+    let (status, error) = c.finish(&id).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "{error:?}");
+    let job = c.job(&id).await;
+    assert_eq!(
+        (job["kind"].as_str(), job["status"].as_str()),
+        (Some("import"), Some("succeeded")),
+        "{job}"
+    );
+    assert_eq!(job["tables_total"].as_u64(), Some(tables as u64), "{job}");
+    assert_eq!(job["tables_done"], job["tables_total"], "{job}");
+    assert!(job["current_table"].is_string(), "{job}");
+    assert!(job["estimated_duration_seconds"].is_u64(), "{job}");
+    assert_eq!(job["progress"]["percent"], 100.0, "{job}");
+    assert_eq!(
+        job["progress"]["parts_done"],
+        job["progress"]["parts_total"]
+    );
+    assert_eq!(job["request"]["source_secret"], c.source_secret.as_str());
+    job
+}
+
+#[tokio::test]
+async fn an_export_loads_into_a_target_later_with_from_again_and_again_and_bad_loads_change_nothing(
+) {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new("e2e_from", SCHEMA, DATA).await;
+    let export = exported(&c).await;
+    let tables = c.manifest(&export).await.tables.len();
+    let export_view = c.job(&export).await;
+    assert_eq!(export_view["tables_done"].as_u64(), Some(tables as u64));
+    assert!(export_view["current_table"].is_string(), "{export_view}");
+
+    let first = load_and_check(&c, &export, tables).await;
+    c.pair.assert_identical().await;
+    // The target drifts; the same export, loaded again, puts it back exactly.
+    c.pair
+        .target("DELETE FROM app.all_types WHERE id % 2 = 0")
+        .await;
+    let second = load_and_check(&c, &export, tables).await;
+    assert_ne!(first["job_id"], second["job_id"]);
+    c.pair.assert_identical().await;
+
+    let before = c.executions().await;
+    let target_before = dbsync_tests::fingerprint(&c.pair.target_url).await;
+    let (status, body) = load_from(&c, "no-such-job", json!({})).await;
+    assert_eq!(
+        (status, &body["error"]["name"]),
+        (404, &json!("DbsyncNoSuchJob"))
+    );
+    let (status, body) = load_from(&c, &export, json!({ "schemas": ["app"] })).await;
+    assert_eq!(status, 400, "{body}");
+    let m = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(m.contains("schemas") && m.contains(&export), "{m}");
+    let (status, body) = load_from(&c, &export, json!({ "create_schema": true })).await;
+    assert_eq!(status, 400, "{body}");
+    let load = first["job_id"].as_str().expect("id");
+    let (status, body) = load_from(&c, load, json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains(&export)));
+    let (status, body) = c.api("POST", &format!("/syncs/{export}/retry"), None).await;
+    assert_eq!(status, 409, "a succeeded job is not retried: {body}");
+    assert_eq!(c.executions().await, before, "nothing was started");
+    assert_eq!(
+        dbsync_tests::fingerprint(&c.pair.target_url).await,
+        target_before
+    );
+}
+
+#[tokio::test]
+async fn a_failed_load_retried_after_the_fix_resumes_as_the_same_job_and_ends_identical() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = cloud_with_a_rule_only_the_target_has("e2e_retry", "").await;
+    let job_id = c.start(json!({})).await;
+    let (status, error) = c.finish(&job_id).await;
+    assert_eq!(status, ExecutionStatus::Failed, "{error:?}");
+    let loaded_before = dbsync_tests::scalar(
+        &c.pair.target_url,
+        &format!("SELECT count(*)::text FROM dbsync.parts WHERE job_id = '{job_id}'"),
+    )
+    .await;
+    assert_ne!(
+        loaded_before, "0",
+        "the parent's parts loaded before the failure"
+    );
+    let (status, _) = c.api("POST", "/syncs/no-such-job/retry", None).await;
+    assert_eq!(status, 404);
+
+    c.pair
+        .target("ALTER TABLE child DROP CONSTRAINT child_small")
+        .await;
+    let (status, body) = c.api("POST", &format!("/syncs/{job_id}/retry"), None).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["retries"], 1);
+    let (status, body) = c.api("POST", &format!("/syncs/{job_id}/retry"), None).await;
+    assert_eq!(status, 409, "a running job is not retried again: {body}");
+    let (status, error) = c.finish_execution(&format!("{job_id}-retry-1")).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "{error:?}");
+    c.pair.assert_identical().await;
+
+    let job = c.job(&job_id).await;
+    assert_complete(&job, &c.manifest(&job_id).await);
+    assert_eq!(
+        (job["retries"].as_u64(), &job["error"]),
+        (Some(1), &Value::Null)
+    );
+    assert!(job["links"]["execution"]
+        .as_str()
+        .is_some_and(|e| e.ends_with("-retry-1")));
+    assert_eq!(job["tables_done"], 2);
+    c.assert_target_free(&job).await;
+}
+
+#[tokio::test]
+async fn a_job_that_failed_before_its_export_was_complete_is_not_retried() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new("e2e_noretry", "CREATE TABLE t (id int PRIMARY KEY)", "").await;
+    // The source is unreachable once the job is recorded: it fails while planning.
+    c.clients
+        .secrets
+        .put_secret_value()
+        .secret_id(&c.source_secret)
+        .secret_string(json!({ "url": "postgresql://postgres@127.0.0.1:1/postgres" }).to_string())
+        .send()
+        .await
+        .expect("break the source");
+    let job_id = c.start(json!({})).await;
+    let (status, error) = c.finish(&job_id).await;
+    assert_eq!(status, ExecutionStatus::Failed, "{error:?}");
+    let before = c.executions().await;
+    let (status, body) = c.api("POST", &format!("/syncs/{job_id}/retry"), None).await;
+    assert_eq!(status, 409, "{body}");
+    let m = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(m.contains("before its export was complete"), "{m}");
+    assert_eq!(c.executions().await, before);
+    assert_eq!(c.job(&job_id).await["status"], "failed");
+}
