@@ -40,8 +40,9 @@ up() {
   (cd "$repo" && cargo build -q --workspace --bins)
   # A server already answering is kept only if it serves these very binaries.
   local stamp
+  # ... and with these settings (this script's text holds them).
   stamp=$(cd "$CARGO_TARGET_DIR/debug" && sha256sum api hold-snapshot plan export-chunk assemble prepare \
-    import-part finalize fail | sha256sum | cut -c1-16)
+    import-part finalize fail "$repo/scripts/lambda.sh" | sha256sum | cut -c1-16)
   if answering "$port"; then
     [ "$(cat "$run/watch-$port.stamp" 2>/dev/null)" = "$stamp" ] && return 0
     down "$port"
@@ -56,6 +57,7 @@ up() {
     "DBSYNC_TIME_MARGIN_SECONDS=5" "DBSYNC_LOCAL_TIMEOUT_SECONDS=900"
     "DBSYNC_STATE_MACHINE_ARN=arn:aws:states:us-east-1:123456789012:stateMachine:dbsync-e2e-sync"
     "DBSYNC_PROTECTED_TARGETS=e2e/protected*" "DBSYNC_MAX_CONCURRENCY=8"
+    "DBSYNC_SECRETS_PREFIX=e2e/"
     "RUST_LOG=${RUST_LOG:-info}"
   )
   local args=()

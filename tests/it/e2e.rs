@@ -15,6 +15,8 @@ use dbsync_core::cloud::jobstore::JobStore;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+#[path = "e2e_connections.rs"]
+mod connections;
 #[path = "e2e_loads.rs"]
 mod loads;
 

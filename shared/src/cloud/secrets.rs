@@ -106,6 +106,41 @@ pub async fn fetch(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> 
     conn_from_secret(secret_id, &secret_string(client, secret_id).await?)
 }
 
+/// The names of the secrets starting with `prefix` (every page), sorted; names only, never
+/// a value.
+pub async fn list(client: &aws_sdk_secretsmanager::Client, prefix: &str) -> Result<Vec<String>> {
+    use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
+    let filter = Filter::builder()
+        .key(FilterNameStringType::Name)
+        .values(prefix)
+        .build();
+    let mut names = Vec::new();
+    let mut token = None;
+    loop {
+        let out = client
+            .list_secrets()
+            .filters(filter.clone())
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| secret_error(&format!("{prefix}*"), e))?;
+        names.extend(
+            out.secret_list()
+                .iter()
+                .filter_map(|s| s.name())
+                // The name filter matches words anywhere in the name; keep true prefixes.
+                .filter(|n| n.starts_with(prefix))
+                .map(str::to_string),
+        );
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
 /// A secret's string value.
 async fn secret_string(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<String> {
     let out = client

@@ -11,6 +11,7 @@ pub mod copy_out;
 pub mod ddl;
 pub mod ledger;
 pub mod preflight;
+pub mod probe;
 pub mod rules;
 pub mod sample;
 pub mod script;

@@ -5,6 +5,7 @@
 //! job id. Every call returns its result or an [`ApiError`]; only [`Api::handle`], the HTTP
 //! edge, turns that into a response.
 
+mod connections;
 mod launch;
 pub mod reply;
 pub mod request;
@@ -143,7 +144,10 @@ impl Api<'_> {
     /// A job's status, phase, progress and error.
     pub async fn get(&self, job_id: &str) -> ApiResult<Value> {
         let j = self.record(job_id).await?;
-        Ok(job_view(&j, &self.settings.execution_arn(j.execution_name())))
+        Ok(job_view(
+            &j,
+            &self.settings.execution_arn(j.execution_name()),
+        ))
     }
 
     /// Recent jobs, newest first.
@@ -202,6 +206,13 @@ impl Api<'_> {
         self.start(req, origin).await
     }
 
+    /// `POST /connections/test`.
+    async fn post_connection_test(&self, event: &ApiGatewayProxyRequest) -> ApiResult<Value> {
+        let body = request_body(event)?;
+        let test = connections::parse_connection_test(&body)?;
+        self.test_connection(&test.secret).await
+    }
+
     /// `GET /syncs?limit=`.
     async fn list_syncs(&self, event: &ApiGatewayProxyRequest) -> ApiResult<Value> {
         let limit = event
@@ -226,7 +237,16 @@ impl Api<'_> {
             ("GET", ["syncs", id]) => self.get(id).await.map(|b| Reply::ok(200, b)),
             ("DELETE", ["syncs", id]) => self.cancel(id).await.map(|b| Reply::ok(202, b)),
             ("POST", ["syncs", id, "retry"]) => self.retry(id).await.map(|b| Reply::ok(202, b)),
-            (_, ["syncs"]) | (_, ["syncs", _]) | (_, ["syncs", _, "retry"]) => Err(ApiError::new(
+            ("POST", ["connections", "test"]) => self
+                .post_connection_test(event)
+                .await
+                .map(|b| Reply::ok(200, b)),
+            ("GET", ["databases"]) => self.databases().await.map(|b| Reply::ok(200, b)),
+            (_, ["syncs"])
+            | (_, ["syncs", _])
+            | (_, ["syncs", _, "retry"])
+            | (_, ["connections", "test"])
+            | (_, ["databases"]) => Err(ApiError::new(
                 405,
                 Error::NoRoute(format!("{method} is not allowed on {path}")),
             )),

@@ -68,6 +68,8 @@ pub trait Credentials: Send + Sync {
     async fn resolve(&self, secret_id: &str) -> Result<ConnSpec>;
     /// The data rules' hash key a secret holds (checked, never returned to a caller).
     async fn rules_key(&self, secret_id: &str) -> Result<Vec<u8>>;
+    /// The ids of the secrets whose names start with `prefix`, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
 }
 
 #[async_trait]
@@ -78,5 +80,9 @@ impl Credentials for aws_sdk_secretsmanager::Client {
 
     async fn rules_key(&self, secret_id: &str) -> Result<Vec<u8>> {
         secrets::fetch_rules_key(self, secret_id).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        secrets::list(self, prefix).await
     }
 }

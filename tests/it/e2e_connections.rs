@@ -1,0 +1,138 @@
+//! `POST /connections/test` and `GET /databases` end to end: the api function reads the
+//! secrets in the emulator and connects to the real servers. Part of [`super`].
+
+use super::*;
+
+/// `POST /connections/test` of `secret`.
+async fn test(c: &Cloud, secret: &str) -> (u16, Value) {
+    c.api(
+        "POST",
+        "/connections/test",
+        Some(json!({ "secret": secret })),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_connection_test_reports_the_server_and_what_the_role_lacks_and_never_a_password() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new(
+        "e2e_conn",
+        "CREATE TABLE open_t (id int PRIMARY KEY); CREATE TABLE closed_t (id int)",
+        "",
+    )
+    .await;
+    let (status, body) = test(&c, &c.source_secret).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["reachable"], true, "{body}");
+    assert!(body["server_version"]
+        .as_str()
+        .is_some_and(|v| v.starts_with(char::is_numeric)));
+    assert_eq!(
+        (&body["tls"], &body["user"]),
+        (&json!(false), &json!("postgres"))
+    );
+    assert_eq!(body["source"]["usable"], true, "{body}");
+    assert_eq!(body["target"]["usable"], true, "{body}");
+    assert_eq!(body["replica_mode"], true);
+    assert_eq!(body["uses"]["target_allowed"], true);
+
+    // A role that may read one table and owns none.
+    let role = format!("{}_reader", c.pair.name);
+    c.pair
+        .source(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'pw-never-shown';
+             GRANT SELECT ON open_t TO {role}"
+        ))
+        .await;
+    let reader = format!("e2e/{}/reader", c.pair.name);
+    let url = c
+        .pair
+        .source_url
+        .replace("postgres@", &format!("{role}:pw-never-shown@"));
+    c.secret(&reader, &url).await;
+    let (status, body) = test(&c, &reader).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.to_string().contains("pw-never-shown"), "{body}");
+    assert_eq!(body["user"], role.as_str(), "{body}");
+    assert_eq!(body["source"]["usable"], false, "{body}");
+    let problems = body["source"]["problems"].to_string();
+    assert!(
+        problems.contains("closed_t: no SELECT") && !problems.contains("open_t"),
+        "{problems}"
+    );
+    assert_eq!(body["target"]["usable"], false, "{body}");
+    assert!(body["target"]["problems"].to_string().contains("open_t"));
+    assert_eq!(body["replica_mode"], false);
+
+    let down = format!("e2e/{}/down", c.pair.name);
+    c.secret(
+        &down,
+        "postgresql://postgres@127.0.0.1:1/postgres?sslmode=disable",
+    )
+    .await;
+    let (status, body) = test(&c, &down).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["reachable"], false, "{body}");
+    assert_eq!(body["error"]["name"], "DbsyncConnect");
+
+    let (status, body) = test(&c, "e2e/no/such/secret").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = c
+        .api(
+            "POST",
+            "/connections/test",
+            Some(json!({ "secret_id": "x" })),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("secret_id")));
+    c.pair
+        .source(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await;
+}
+
+#[tokio::test]
+async fn the_database_list_names_each_secret_under_the_prefix_with_the_uses_the_deployment_allows()
+{
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new("e2e_dblist", "CREATE TABLE t (id int)", "").await;
+    let protected = format!("e2e/protected-{}", c.pair.name);
+    c.secret(&protected, &c.pair.target_url).await;
+    let key = format!("e2e/{}/rules-key", c.pair.name);
+    c.clients
+        .secrets
+        .create_secret()
+        .name(&key)
+        .secret_string("0123456789abcdef0123")
+        .send()
+        .await
+        .expect("key secret");
+    let (status, body) = c.api("GET", "/databases", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["prefix"], "e2e/");
+    let entry = |id: &str| {
+        body["databases"]
+            .as_array()
+            .and_then(|d| d.iter().find(|e| e["secret"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} is listed: {body}"))
+    };
+    let source = entry(&c.source_secret);
+    assert_eq!(source["uses"]["source_allowed"], true);
+    assert!(source["endpoint"]
+        .as_str()
+        .is_some_and(|e| e.starts_with("127.0.0.1:")));
+    assert_eq!(entry(&c.target_secret)["uses"]["target_allowed"], true);
+    let p = entry(&protected);
+    assert_eq!(
+        (&p["uses"]["protected"], &p["uses"]["target_allowed"]),
+        (&json!(true), &json!(false))
+    );
+    assert!(body["other_secrets"]
+        .as_array()
+        .is_some_and(|o| o.iter().any(|e| e["secret"] == key.as_str())));
+    assert!(!body.to_string().contains("0123456789abcdef0123"));
+}
