@@ -148,3 +148,84 @@ fn the_paths_the_state_machine_reads_exist_in_the_execution_input() {
         );
     }
 }
+
+/// The `(method, path)` of every API event of the template.
+fn template_routes() -> BTreeSet<(String, String)> {
+    let mut routes = BTreeSet::new();
+    let mut path = None;
+    for line in TEMPLATE.lines().map(str::trim) {
+        if let Some(p) = line.strip_prefix("Path: ") {
+            path = Some(p.to_string());
+        } else if let (Some(m), Some(p)) = (line.strip_prefix("Method: "), path.take()) {
+            routes.insert((m.to_ascii_lowercase(), p));
+        }
+    }
+    routes
+}
+
+#[test]
+fn the_api_document_has_an_operation_for_every_route_of_the_template_and_no_other() {
+    let spec = dbsync_tests::openapi::spec();
+    let mut documented = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if item.get(method).is_some() {
+                documented.insert((method.to_string(), path.clone()));
+            }
+        }
+    }
+    assert_eq!(documented, template_routes());
+}
+
+#[test]
+fn the_sync_request_schema_lists_every_field_a_request_may_hold() {
+    use dbsync_core::cloud::api::SyncRequest;
+    let spec = dbsync_tests::openapi::spec();
+    let schema = &spec["components"]["schemas"]["SyncRequest"]["properties"];
+    let documented: BTreeSet<String> = schema
+        .as_object()
+        .expect("properties")
+        .keys()
+        .cloned()
+        .collect();
+    let full: SyncRequest = serde_json::from_value(serde_json::json!({
+        "source_secret": "a", "from": "j", "target_secret": "b"
+    }))
+    .expect("request");
+    let fields: BTreeSet<String> = serde_json::to_value(&full)
+        .expect("json")
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(fields, documented);
+    // The document and the parser agree on a sample request, and the document refuses what
+    // the parser refuses.
+    let sample: Value = serde_json::from_str(include_str!("../../events/api-post-sync.json"))
+        .expect("sample event");
+    let body: Value = serde_json::from_str(sample["body"].as_str().expect("body")).expect("json");
+    dbsync_tests::openapi::assert_request("POST", "/syncs", &body);
+    let schema = dbsync_tests::openapi::request_schema(&spec, "POST", "/syncs");
+    let misspelt = serde_json::json!({ "source_secret": "a", "chunk_sise": 1 });
+    assert!(!dbsync_tests::openapi::violations(&spec, &schema, &misspelt, "$").is_empty());
+}
+
+#[test]
+fn the_checker_finds_an_answer_that_breaks_the_document() {
+    let spec = dbsync_tests::openapi::spec();
+    let schema = dbsync_tests::openapi::response_schema(&spec, "GET", "/syncs/abc", 200);
+    let found = dbsync_tests::openapi::violations(
+        &spec,
+        &schema,
+        &serde_json::json!({ "job_id": 7, "surprise": true }),
+        "$",
+    );
+    let text = found.join("\n");
+    assert!(
+        text.contains("$.job_id: 7 is not of type")
+            && text.contains("surprise is not in the document")
+            && text.contains("links is missing"),
+        "{text}"
+    );
+}

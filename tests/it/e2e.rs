@@ -151,12 +151,19 @@ impl Cloud {
             serde_json::from_str(include_str!("../../events/api-post-sync.json")).expect("sample");
         event["httpMethod"] = json!(method);
         event["path"] = json!(path);
-        event["body"] = body.map_or(Value::Null, |b| json!(b.to_string()));
+        event["body"] = body.as_ref().map_or(Value::Null, |b| json!(b.to_string()));
         let (failed, out) = dbsync_tests::invoke("api", &event).await;
         assert!(!failed, "the api function answers errors as HTTP: {out}");
         let status = out["statusCode"].as_u64().expect("statusCode") as u16;
-        let body = serde_json::from_str(out["body"].as_str().unwrap_or("null")).expect("json");
-        (status, body)
+        let answer = serde_json::from_str(out["body"].as_str().unwrap_or("null")).expect("json");
+        // Every answer of every end-to-end test is held to the API's document, and so is
+        // every request it accepted.
+        let route = path.split('?').next().unwrap_or(path);
+        dbsync_tests::openapi::assert_answer(method, route, status, &answer);
+        if let (Some(b), 200..=299) = (&body, status) {
+            dbsync_tests::openapi::assert_request(method, route, b);
+        }
+        (status, answer)
     }
 
     fn request(&self, extra: Value) -> Value {
