@@ -42,7 +42,7 @@ up() {
   local stamp
   # ... and with these settings (this script's text holds them).
   stamp=$(cd "$CARGO_TARGET_DIR/debug" && sha256sum api hold-snapshot plan export-chunk assemble prepare \
-    import-part finalize fail "$repo/scripts/lambda.sh" | sha256sum | cut -c1-16)
+    import-part finalize fail write-dump "$repo/scripts/lambda.sh" | sha256sum | cut -c1-16)
   if answering "$port"; then
     [ "$(cat "$run/watch-$port.stamp" 2>/dev/null)" = "$stamp" ] && return 0
     down "$port"
@@ -79,7 +79,7 @@ warm() {
   "$py" - "$1" <<'PY'
 import json, sys, threading, urllib.error, urllib.request
 port = sys.argv[1]
-names = ["api", "hold-snapshot", "plan", "export-chunk", "assemble", "prepare", "import-part", "finalize", "fail"]
+names = ["api", "hold-snapshot", "plan", "export-chunk", "assemble", "prepare", "import-part", "finalize", "fail", "write-dump"]
 def call(name):
     req = urllib.request.Request(f"http://127.0.0.1:{port}/2015-03-31/functions/{name}/invocations", data=b"{}", method="POST")
     try:

@@ -93,7 +93,7 @@ fn every_function_the_template_builds_is_a_workspace_binary_with_a_sample_event(
         .lines()
         .filter_map(|l| l.trim().strip_prefix("Binary: "))
         .collect();
-    assert_eq!(binaries.len(), 9, "{binaries:?}");
+    assert_eq!(binaries.len(), 10, "{binaries:?}");
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let workspace = std::fs::read_to_string(format!("{root}/Cargo.toml")).expect("Cargo.toml");
     for b in binaries {
@@ -136,6 +136,7 @@ fn the_paths_the_state_machine_reads_exist_in_the_execution_input() {
         "assembled",
         "exported",
         "prepared",
+        "dump",
         "wave",
         "wave_index",
         "error",
@@ -189,7 +190,7 @@ fn the_sync_request_schema_lists_every_field_a_request_may_hold() {
         .cloned()
         .collect();
     let full: SyncRequest = serde_json::from_value(serde_json::json!({
-        "source_secret": "a", "from": "j", "target_secret": "b"
+        "source_secret": "a", "from": "j", "target_secret": "b", "backup": true
     }))
     .expect("request");
     let fields: BTreeSet<String> = serde_json::to_value(&full)

@@ -3,21 +3,8 @@
 
 use super::*;
 use dbsync_core::pipeline::dump::{dump_export, dump_source, DumpFile};
+use dbsync_tests::psql_restore;
 use std::io::Read;
-
-/// Restores a script with `psql -v ON_ERROR_STOP=1 -f`, as a user would.
-fn psql_restore(url: &str, file: &std::path::Path) {
-    let out = std::process::Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f"])
-        .arg(file)
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn scratch(p: &Pair, what: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("dbsync-dump-{what}-{}", p.name));

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 #[path = "e2e_connections.rs"]
 mod connections;
+#[path = "e2e_dump.rs"]
+mod dump;
 #[path = "e2e_loads.rs"]
 mod loads;
 
@@ -33,6 +35,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("PlanFunctionArn", "plan"),
     ("ExportChunkFunctionArn", "export-chunk"),
     ("AssembleFunctionArn", "assemble"),
+    ("WriteDumpFunctionArn", "write-dump"),
     ("PrepareFunctionArn", "prepare"),
     ("ImportPartFunctionArn", "import-part"),
     ("FinalizeFunctionArn", "finalize"),
@@ -40,7 +43,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
 ];
 
 /// The definition as deployed, with the function ARNs of the local functions and retry
-/// intervals cut to a second (the emulator waits them out in real time).
+/// intervals and waits cut to a second (the emulator waits them out in real time).
 pub fn local_definition() -> String {
     let mut text = include_str!("../../statemachine/sync.asl.json").to_string();
     for (var, function) in FUNCTIONS {
@@ -54,6 +57,9 @@ pub fn local_definition() -> String {
     fn shorten(v: &mut Value) {
         match v {
             Value::Object(m) => {
+                if m.get("Type") == Some(&json!("Wait")) {
+                    m.insert("Seconds".into(), json!(1));
+                }
                 if let Some(Value::Array(retries)) = m.get_mut("Retry") {
                     for r in retries {
                         r["IntervalSeconds"] = json!(1);

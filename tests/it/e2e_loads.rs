@@ -1,6 +1,8 @@
 //! Loads of parts already in S3, end to end through the emulator: an export loaded later
 //! into a target with `"from"` (export once, load many), and `POST /syncs/{id}/retry`
-//! resuming a failed load as the same job. Part of [`super`] (same services, one at a time).
+//! resuming a failed load as the same job, and `"backup": true` (the target exported first by
+//! a job of its own, loaded back with `"from"`). Part of [`super`] (same services, one at a
+//! time).
 
 use super::*;
 
@@ -177,4 +179,101 @@ async fn a_job_that_failed_before_its_export_was_complete_is_not_retried() {
     assert!(m.contains("before its export was complete"), "{m}");
     assert_eq!(c.executions().await, before);
     assert_eq!(c.job(&job_id).await["status"], "failed");
+}
+
+#[tokio::test]
+async fn a_sync_with_backup_empties_nothing_before_its_backup_and_loading_that_backup_restores_the_target_exactly(
+) {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new("e2e_backup", SCHEMA, DATA).await;
+    let first = c.start(json!({})).await;
+    assert_eq!(c.finish(&first).await.0, ExecutionStatus::Succeeded);
+    // The target's own state, which the next sync overwrites.
+    c.pair
+        .target("DELETE FROM app.all_types WHERE id % 3 = 0; UPDATE app.all_types SET t_text = 'the target''s own' WHERE id % 3 = 1")
+        .await;
+    let before = dbsync_tests::fingerprint(&c.pair.target_url).await;
+
+    let (status, body) = c
+        .api("POST", "/syncs", Some(c.request(json!({ "backup": true }))))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let job_id = body["job_id"].as_str().expect("job id").to_string();
+    let backup = body["backup_job_id"]
+        .as_str()
+        .expect("backup id")
+        .to_string();
+    assert_eq!(backup, format!("{job_id}-backup"));
+    let (status, error) = c.finish(&job_id).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "{error:?}");
+    c.pair.assert_identical().await;
+    let view = c.job(&backup).await;
+    assert_eq!(
+        (view["kind"].as_str(), view["status"].as_str()),
+        (Some("backup"), Some("succeeded")),
+        "{view}"
+    );
+    assert_eq!(view["request"]["origin"]["backup_for"], job_id.as_str());
+    assert_eq!(c.job(&job_id).await["backup_job_id"], backup.as_str());
+    let recorded = dbsync_tests::scalar(
+        &c.pair.target_url,
+        &format!(
+            "SELECT location || ' ' || backup_job FROM dbsync.backups WHERE job_id = '{job_id}'"
+        ),
+    )
+    .await;
+    assert_eq!(recorded, format!("s3://{BUCKET}/jobs/{backup} {backup}"));
+
+    // Loading the backup back into the database it came from restores it byte for byte.
+    let (status, body) = load_from(&c, &backup, json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    let restore = body["job_id"].as_str().expect("job id").to_string();
+    let (status, error) = c.finish(&restore).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "{error:?}");
+    assert_eq!(dbsync_tests::fingerprint(&c.pair.target_url).await, before);
+}
+
+#[tokio::test]
+async fn a_backup_that_fails_fails_its_sync_before_the_target_changes_and_bad_backup_requests_never_start(
+) {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new("e2e_nobackup", "", "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, g::text FROM generate_series(1, 100) g").await;
+    c.pair
+        .target("CREATE SCHEMA keep; CREATE TABLE keep.mine (id int)")
+        .await;
+    let before = c.executions().await;
+    for (body, field) in [
+        (json!({ "backup": true, "atomic": true }), "atomic"),
+        (
+            json!({ "backup": true, "mode": "export", "target_secret": null }),
+            "backup",
+        ),
+    ] {
+        let (status, answer) = c.api("POST", "/syncs", Some(c.request(body))).await;
+        assert_eq!(status, 400, "{answer}");
+        let m = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(m.contains(field), "{m}");
+    }
+    assert_eq!(c.executions().await, before, "nothing was started");
+
+    // The target has none of the tables in scope: a backup of nothing is refused, and the
+    // sync that waited for it fails with its reason, having created and emptied nothing.
+    let target_before = dbsync_tests::fingerprint(&c.pair.target_url).await;
+    let job_id = c
+        .start(json!({ "backup": true, "create_schema": true, "schemas": ["public"] }))
+        .await;
+    let (status, _) = c.finish(&job_id).await;
+    assert_eq!(status, ExecutionStatus::Failed);
+    let job = c.job(&job_id).await;
+    let m = job["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        m.contains(&format!("{job_id}-backup")) && m.contains("nothing in it was changed"),
+        "{job}"
+    );
+    assert_eq!(job["error"]["name"], "DbsyncJobEnded");
+    assert_eq!(
+        dbsync_tests::fingerprint(&c.pair.target_url).await,
+        target_before
+    );
+    c.assert_target_free(&job).await;
 }

@@ -509,6 +509,7 @@ impl FunctionFixture {
             atomic: false,
             create_schema: false,
             data_job_id: None,
+            backup_job_id: None,
         };
         let place = JobPlace {
             store: &self.store(),
@@ -600,4 +601,31 @@ pub async fn export_items(
         }
     }
     part_ids
+}
+
+/// Restores a script with `psql -v ON_ERROR_STOP=1 -f`, as a user would.
+pub fn psql_restore(url: &str, file: &std::path::Path) {
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f"])
+        .arg(file)
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Restores a gzip script (any number of gzip members, as `zcat FILE | psql` reads it).
+pub fn psql_restore_gzip(url: &str, gz: &[u8], name: &str) {
+    use std::io::Read;
+    let mut text = Vec::new();
+    flate2::read::MultiGzDecoder::new(gz)
+        .read_to_end(&mut text)
+        .expect("the dump is gzip");
+    let path = std::env::temp_dir().join(format!("{name}.sql"));
+    std::fs::write(&path, &text).expect("write the script");
+    psql_restore(url, &path);
+    let _ = std::fs::remove_file(&path);
 }

@@ -1,6 +1,6 @@
 //! Translates an API Gateway request or a schedule input into one core call.
 
-use dbsync_core::cloud::api::{Api, ApiEvent, ApiOutput, ApiSettings, StepFunctions};
+use dbsync_core::cloud::api::{Api, ApiEvent, ApiOutput, ApiSettings, S3Downloads, StepFunctions};
 use dbsync_core::cloud::lambda::{Clients, FunctionError};
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,11 +16,13 @@ pub async fn handle(
 ) -> Result<ApiOutput, FunctionError> {
     let jobs = clients.jobs();
     let executions = StepFunctions::new(clients.sfn.clone(), &settings.state_machine_arn);
+    let downloads = S3Downloads::new(clients.s3.clone(), &clients.env.bucket);
     let api = Api {
         settings: &settings,
         jobs: &jobs,
         executions: &executions,
         credentials: &clients.secrets,
+        downloads: &downloads,
     };
     match event {
         ApiEvent::Http(request) => Ok(ApiOutput::Http(Box::new(

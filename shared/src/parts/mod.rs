@@ -1,13 +1,15 @@
 //! Part stores: where exported parts and manifests live. A small trait so the same pipeline
 //! writes to a local directory or S3 (the serverless build, or `s3://` on the command line).
 //! Writes are atomic: a part is visible under its key only after `finish`, so a re-run export
-//! replaces it whole. Also the gzip framing of parts ([`gz`]). May import `model` and the
+//! replaces it whole. Also the gzip framing of parts ([`gz`]) and one S3 object composed of
+//! others ([`compose`], the serverless SQL dump). May import `model` and the
 //! base modules (`error`, `aws`); never `pg`, `plan`, `pipeline` or `cloud`.
 
 use crate::error::Result;
 use crate::model::manifest::{Manifest, KEY as MANIFEST_KEY};
 use async_trait::async_trait;
 
+pub mod compose;
 pub mod gz;
 pub mod local;
 pub mod s3;

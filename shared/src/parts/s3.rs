@@ -95,6 +95,16 @@ impl S3Store {
         })
     }
 
+    /// The S3 client.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
     async fn get_body(&self, key: &str) -> Result<ByteStream> {
         let out = self
             .client
@@ -107,7 +117,8 @@ impl S3Store {
         Ok(out.body)
     }
 
-    fn object_key(&self, key: &str) -> String {
+    /// The bucket key of the store's `key`.
+    pub fn object_key(&self, key: &str) -> String {
         if self.prefix.is_empty() {
             key.to_string()
         } else {

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::catalog::Table;
-use crate::model::manifest::Manifest;
+use crate::model::manifest::{Manifest, PartEntry};
 use crate::model::part::{ByteSource, Tally};
 use crate::parts::gz::GzPartSource;
 use crate::parts::{check_export, read_manifest, LocalStore, PartStore};
@@ -49,6 +49,84 @@ pub struct DumpReport {
     pub sequences: usize,
 }
 
+/// One piece of a dump script, in order: SQL text, or one part's COPY data (table and part
+/// positions in the manifest). The local dump streams the parts through; the serverless one
+/// copies them, still compressed, into one S3 object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Script text.
+    Text(String),
+    /// The COPY text of `m.tables[table].parts[part]`.
+    Part {
+        /// Position of the table in the manifest.
+        table: usize,
+        /// Position of the part in the table.
+        part: usize,
+    },
+}
+
+/// The script of the export `m`, as pieces: header, pinned settings, one transaction that
+/// empties the tables and loads them in foreign-key order (cyclic keys dropped around the
+/// data), sequences at their exact values, ANALYZE. `source` names the endpoint in the
+/// header (no secrets).
+pub fn script_pieces(m: &Manifest, source: Option<&str>) -> Vec<Piece> {
+    let mut order: Vec<usize> = (0..m.tables.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&m.tables[a], &m.tables[b]);
+        (a.level, &a.table.name).cmp(&(b.level, &b.table.name))
+    });
+    let tables: Vec<&Table> = order.iter().map(|&i| &m.tables[i].table).collect();
+    let cyclic = fk_order(&m.table_list(), &m.foreign_keys).cyclic;
+    let mut pieces = Vec::new();
+    let mut text = header(m, source);
+    text.push_str(&script::settings(&m.settings));
+    text.push_str(script::BEGIN);
+    text.push_str(&script::truncate_all(&tables));
+    cyclic
+        .iter()
+        .for_each(|fk| text.push_str(&script::drop_foreign_key(fk)));
+    for &i in &order {
+        let t = &m.tables[i];
+        text.push_str(&script::triggers(&t.table, false));
+        let rows: u64 = t.parts.iter().map(|p| p.stats.rows).sum();
+        if t.table.copy_columns().next().is_none() {
+            if rows > 0 {
+                text.push_str(&script::insert_empty_rows(&t.table, rows));
+            }
+        } else {
+            text.push_str(&script::copy_from_stdin(&t.table));
+            for part in 0..t.parts.len() {
+                pieces.push(Piece::Text(std::mem::take(&mut text)));
+                pieces.push(Piece::Part { table: i, part });
+            }
+            text.push_str(script::END_OF_DATA);
+        }
+        text.push_str(&script::triggers(&t.table, true));
+    }
+    cyclic
+        .iter()
+        .for_each(|fk| text.push_str(&script::add_foreign_key(fk)));
+    m.sequences
+        .iter()
+        .for_each(|s| text.push_str(&script::set_sequence(s)));
+    text.push_str(&script::analyze(&tables));
+    text.push_str(script::COMMIT);
+    pieces.push(Piece::Text(text));
+    pieces.retain(|p| !matches!(p, Piece::Text(t) if t.is_empty()));
+    pieces
+}
+
+/// What a dump of `m` holds.
+pub fn dump_report(m: &Manifest) -> DumpReport {
+    let parts = || m.tables.iter().flat_map(|t| &t.parts);
+    DumpReport {
+        tables: m.tables.len(),
+        rows: parts().map(|p| p.stats.rows).sum(),
+        bytes: parts().map(|p| p.stats.bytes).sum(),
+        sequences: m.sequences.len(),
+    }
+}
+
 /// Dumps the export in `store`; `source` names the endpoint in the header (no secrets).
 pub async fn dump_export(
     store: &dyn PartStore,
@@ -57,77 +135,43 @@ pub async fn dump_export(
 ) -> Result<DumpReport> {
     let m = read_manifest(store).await?;
     check_export(store, &m).await?;
-    let mut order: Vec<&crate::model::manifest::ManifestTable> = m.tables.iter().collect();
-    order.sort_by(|a, b| (a.level, &a.table.name).cmp(&(b.level, &b.table.name)));
-    let tables: Vec<&Table> = order.iter().map(|t| &t.table).collect();
-    let cyclic = fk_order(&m.table_list(), &m.foreign_keys).cyclic;
-    out.put(header(&m, source).as_bytes())?;
-    out.put(script::settings(&m.settings).as_bytes())?;
-    out.put(script::BEGIN.as_bytes())?;
-    out.put(script::truncate_all(&tables).as_bytes())?;
-    for fk in &cyclic {
-        out.put(script::drop_foreign_key(fk).as_bytes())?;
+    for piece in script_pieces(&m, source) {
+        match piece {
+            Piece::Text(t) => out.put(t.as_bytes())?,
+            Piece::Part { table, part } => {
+                let t = &m.tables[table];
+                stream_part(store, &t.table, &t.parts[part], out).await?;
+            }
+        }
     }
-    let mut report = DumpReport {
-        tables: tables.len(),
-        sequences: m.sequences.len(),
-        ..Default::default()
-    };
-    for t in &order {
-        out.put(script::triggers(&t.table, false).as_bytes())?;
-        let (rows, bytes) = dump_table(store, t, out).await?;
-        report.rows += rows;
-        report.bytes += bytes;
-        out.put(script::triggers(&t.table, true).as_bytes())?;
-    }
-    for fk in &cyclic {
-        out.put(script::add_foreign_key(fk).as_bytes())?;
-    }
-    for s in &m.sequences {
-        out.put(script::set_sequence(s).as_bytes())?;
-    }
-    out.put(script::analyze(&tables).as_bytes())?;
-    out.put(script::COMMIT.as_bytes())?;
-    Ok(report)
+    Ok(dump_report(&m))
 }
 
-/// One table's data: its parts in order inside one `COPY ... FROM stdin`, each checked.
-async fn dump_table(
+/// One part's COPY text into the script, checked against the manifest's rows and sha256.
+async fn stream_part(
     store: &dyn PartStore,
-    t: &crate::model::manifest::ManifestTable,
+    table: &Table,
+    part: &PartEntry,
     out: &mut DumpOut<'_>,
-) -> Result<(u64, u64)> {
-    let rows: u64 = t.parts.iter().map(|p| p.stats.rows).sum();
-    if t.table.copy_columns().next().is_none() {
-        if rows > 0 {
-            out.put(script::insert_empty_rows(&t.table, rows).as_bytes())?;
-        }
-        return Ok((rows, 0));
+) -> Result<()> {
+    let mut src = GzPartSource::open(store, &part.key).await?;
+    let mut tally = Tally::default();
+    while let Some(b) = src.next_bytes().await? {
+        tally.feed(&b);
+        out.put(&b)?;
     }
-    out.put(script::copy_from_stdin(&t.table).as_bytes())?;
-    let mut bytes = 0;
-    for part in &t.parts {
-        let mut src = GzPartSource::open(store, &part.key).await?;
-        let mut tally = Tally::default();
-        while let Some(b) = src.next_bytes().await? {
-            tally.feed(&b);
-            out.put(&b)?;
-        }
-        let got = tally.finish();
-        if got != part.stats {
-            return Err(Error::PartCorrupt {
-                table: t.table.name.to_string(),
-                part: part.key.clone(),
-                detail: format!(
-                    "{} rows, sha256 {} where the manifest says {} rows, sha256 {}",
-                    got.rows, got.sha256, part.stats.rows, part.stats.sha256
-                ),
-            });
-        }
-        bytes += got.bytes;
+    let got = tally.finish();
+    if got != part.stats {
+        return Err(Error::PartCorrupt {
+            table: table.name.to_string(),
+            part: part.key.clone(),
+            detail: format!(
+                "{} rows, sha256 {} where the manifest says {} rows, sha256 {}",
+                got.rows, got.sha256, part.stats.rows, part.stats.sha256
+            ),
+        });
     }
-    out.put(script::END_OF_DATA.as_bytes())?;
-    Ok((rows, bytes))
+    Ok(())
 }
 
 /// Comment lines never hold a raw newline (an identifier may).

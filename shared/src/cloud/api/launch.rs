@@ -5,14 +5,45 @@
 //! started or locked when a step refuses.
 
 use super::request::{chunk_bytes, ExecutionInput, Mode, SyncRequest};
-use super::view::links;
+use super::view::{backup_job_id, links};
 use super::{log_compensation, Api, ApiError, ApiResult};
-use crate::cloud::jobstore::{JobChange, JobRecord, JobStatus, Phase, IMPORT_KIND};
+use crate::cloud::jobstore::{
+    JobChange, JobRecord, JobStatus, Phase, BACKUP_KIND, DUMP_KIND, IMPORT_KIND,
+};
 use crate::cloud::lambda::MAX_SNAPSHOT_WINDOW_SECONDS;
 use crate::cloud::steps::fail_job;
 use crate::error::{Error, Result};
 use crate::model::scope::Scope;
 use serde_json::{json, Value};
+
+/// The export a backup runs: the target's tables in `scope_of`'s scope (those the load
+/// empties), as they are (no data rules), sized like the load. A pattern matching none of
+/// the target's tables backs up nothing rather than failing: the load may create them.
+fn backup_request(scope_of: &SyncRequest, req: &SyncRequest, target: String) -> SyncRequest {
+    SyncRequest {
+        source_secret: target,
+        from: None,
+        target_secret: None,
+        schemas: scope_of.schemas.clone(),
+        tables: scope_of.tables.clone(),
+        exclude: scope_of.exclude.clone(),
+        allow_empty_patterns: true,
+        chunk_size: scope_of.chunk_size.clone(),
+        concurrency: req.concurrency,
+        mode: Mode::Export,
+        keep_indexes: false,
+        analyze: true,
+        atomic: false,
+        consistency: Default::default(),
+        snapshot_window_seconds: None,
+        export_budget_seconds: None,
+        page_rows: None,
+        rules: None,
+        rules_key_secret: None,
+        create_schema: false,
+        backup: false,
+    }
+}
 
 /// A 409 naming why a job cannot be used the way the request asks.
 fn conflict(field: &str, message: String) -> ApiError {
@@ -69,22 +100,22 @@ impl Api<'_> {
             rules_key_secret: req.rules_key_secret.clone(),
             create_schema: req.create_schema,
             data_job_id: req.from.clone(),
+            backup_job_id: req.backup.then(|| backup_job_id(job_id)),
         })
     }
 
-    /// The export a `"from"` request loads: a succeeded job that exported (a sync or an
-    /// export; a load's own data is its export's), with what it was made with. The request
-    /// takes its source from it, so the same-database check still holds.
-    async fn export_to_load(&self, req: &mut SyncRequest) -> ApiResult<()> {
+    /// The export a `"from"` request uses: a succeeded job that exported (a sync, an export
+    /// or a dump; a job that used another's export has none of its own), with what it was
+    /// made with. The request takes its source from it, so the same-database check holds.
+    async fn export_to_load(&self, req: &mut SyncRequest) -> ApiResult<Option<JobRecord>> {
         let Some(from) = req.from.clone() else {
-            return Ok(());
+            return Ok(None);
         };
         let job = self.record(&from).await?;
-        if job.kind == IMPORT_KIND {
-            let origin = job.request["from"].as_str().unwrap_or("its export");
+        if let Some(origin) = job.request["from"].as_str() {
             return Err(conflict(
                 "from",
-                format!("job {from} loaded another job's export; load {origin} instead"),
+                format!("job {from} used another job's export; use {origin} instead"),
             ));
         }
         if job.status != JobStatus::Succeeded {
@@ -107,19 +138,21 @@ impl Api<'_> {
             ));
         }
         req.source_secret = made.source_secret;
-        Ok(())
+        Ok(Some(job))
     }
 
     /// Starts a sync from a request [`super::parse_request`] accepted: checks both databases,
     /// takes the target's lock, records the job and starts the execution named after it.
     /// Nothing is started when any step refuses, and a lock taken is given back.
     pub(super) async fn start(&self, mut req: SyncRequest, origin: Value) -> ApiResult<Value> {
-        self.export_to_load(&mut req).await?;
+        let export = self.export_to_load(&mut req).await?;
         self.check_rules(&req).await?;
         let source = self.resolve(&req.source_secret).await?;
+        // A backup goes back into the database it was taken from.
+        let restores_backup = export.as_ref().is_some_and(|e| e.kind == BACKUP_KIND);
         let lock_key = match &req.target_secret {
             None => None,
-            Some(t) => Some(self.check_target(&source, t).await?),
+            Some(t) => Some(self.check_target(&source, t, restores_backup).await?),
         };
         let job_id = uuid::Uuid::new_v4().to_string();
         let input = self.execution_input(&req, &job_id, lock_key.clone())?;
@@ -133,13 +166,59 @@ impl Api<'_> {
             m.insert("origin".into(), origin);
         }
         let kind = match (req.mode, &req.from) {
+            (Mode::Dump, _) => DUMP_KIND,
             (_, Some(_)) => IMPORT_KIND,
             (Mode::Sync, None) => "sync",
             (Mode::Export, None) => "export",
         };
         let record = JobRecord::new(&job_id, kind, request, lock_key.clone());
-        let started = self.launch(&record, &input).await;
-        self.answer(&job_id, lock_key.as_deref(), started).await
+        let started = match &input.backup_job_id {
+            Some(b) => {
+                self.launch_with_backup(&record, &input, &req, export, b)
+                    .await
+            }
+            None => self.launch(&record, &input).await,
+        };
+        let mut answer = self.answer(&job_id, lock_key.as_deref(), started).await?;
+        if let Some(b) = &input.backup_job_id {
+            answer["backup_job_id"] = json!(b);
+        }
+        Ok(answer)
+    }
+
+    /// Starts the backup job (an export of the target's tables in scope: the request's, or
+    /// those of the export a `"from"` load loads), then the job itself, whose prepare step
+    /// waits for it. When the job cannot start, the backup is stopped again.
+    async fn launch_with_backup(
+        &self,
+        record: &JobRecord,
+        input: &ExecutionInput,
+        req: &SyncRequest,
+        export: Option<JobRecord>,
+        backup_id: &str,
+    ) -> std::result::Result<String, (Error, bool)> {
+        let scope_of = match &export {
+            Some(e) => recorded_request(e).map_err(|e| (e, false))?,
+            None => req.clone(),
+        };
+        let target = req.target_secret.clone().unwrap_or_default();
+        let backup = backup_request(&scope_of, req, target);
+        let backup_input = self
+            .execution_input(&backup, backup_id, None)
+            .map_err(|e| (e, false))?;
+        let mut request = serde_json::to_value(&backup).unwrap_or(Value::Null);
+        request["origin"] = json!({ "backup_for": record.job_id });
+        let backup_record = JobRecord::new(backup_id, BACKUP_KIND, request, None);
+        let backup_execution = self.launch(&backup_record, &backup_input).await?;
+        let started = self.launch(record, input).await;
+        if started.is_err() {
+            let stopped = self
+                .executions
+                .stop(&backup_execution, "the job it backs up could not start")
+                .await;
+            log_compensation("stopping the backup", backup_id, stopped);
+        }
+        started
     }
 
     /// The answer to a start: the job and its links, or the refusal once the job is marked
@@ -203,11 +282,11 @@ impl Api<'_> {
     fn export_of_retry(job: &JobRecord, req: &SyncRequest) -> ApiResult<String> {
         let exported = matches!(job.phase, Phase::Importing | Phase::Finalizing);
         match (&req.from, req.mode) {
-            (Some(from), _) => Ok(from.clone()),
+            (Some(from), Mode::Sync) => Ok(from.clone()),
             (None, Mode::Sync) if exported => Ok(job.job_id.clone()),
-            (None, Mode::Export) => Err(conflict(
+            (_, Mode::Export | Mode::Dump) => Err(conflict(
                 "job",
-                format!("job {} is an export; start a new export (its snapshot is gone)", job.job_id),
+                format!("job {} is an export or a dump; start a new one (its snapshot is gone)", job.job_id),
             )),
             (None, Mode::Sync) => Err(conflict(
                 "job",

@@ -18,11 +18,11 @@ pub use request::{
     parse_request, ApiEvent, ApiOutput, ExecutionInput, Mode, ScheduledSync, SyncRequest,
     MAX_BODY_BYTES,
 };
-pub use services::{Credentials, Executions, StepFunctions};
+pub use services::{Credentials, Downloads, Executions, S3Downloads, StepFunctions};
 pub use settings::ApiSettings;
 pub use view::{job_view, links};
 
-use crate::cloud::jobstore::{JobChange, JobRecord, JobStatus, JobStore};
+use crate::cloud::jobstore::{JobChange, JobRecord, JobStatus, JobStore, DUMP_KIND};
 use crate::cloud::steps::plan::parse_rules;
 use crate::error::{Error, Result};
 use crate::model::scope::glob;
@@ -42,6 +42,8 @@ pub struct Api<'a> {
     pub executions: &'a dyn Executions,
     /// Secrets Manager.
     pub credentials: &'a dyn Credentials,
+    /// The dumps in S3.
+    pub downloads: &'a dyn Downloads,
 }
 
 fn target_is(patterns: &[String], secret: &str, identity: &str) -> bool {
@@ -81,8 +83,14 @@ impl Api<'_> {
             .map_err(secret_mistake)
     }
 
-    /// The target's lock key, after the deployment's rules and the same-database check.
-    async fn check_target(&self, source: &ConnSpec, target_secret: &str) -> ApiResult<String> {
+    /// The target's lock key, after the deployment's rules and the same-database check
+    /// (which a restore of the target's own backup skips).
+    async fn check_target(
+        &self,
+        source: &ConnSpec,
+        target_secret: &str,
+        own_backup: bool,
+    ) -> ApiResult<String> {
         let rules = self.settings;
         if !rules.allowed_targets.is_empty()
             && !rules.allowed_targets.iter().any(|p| glob(p, target_secret))
@@ -100,7 +108,7 @@ impl Api<'_> {
             ))
             .into());
         }
-        if target.identity() == source.identity() {
+        if target.identity() == source.identity() && !own_backup {
             return Err(Error::SameDatabase(target.identity()).into());
         }
         Ok(target.identity())
@@ -186,11 +194,30 @@ impl Api<'_> {
             exports_done: Some(true),
             ..Default::default()
         };
-        self.jobs.update(job_id, cancelled).await?;
+        self.jobs.update(job_id, cancelled.clone()).await?;
         if let Some(t) = &job.target {
             self.jobs.release_target(t, job_id).await?;
         }
+        if job.request["backup"] == json!(true) {
+            let backup = view::backup_job_id(job_id);
+            let stopped = self.stop_backup(&backup, cancelled).await;
+            log_compensation("cancelling the backup", &backup, stopped);
+        }
         Ok(json!({ "job_id": job_id, "status": "cancelled", "links": links(job_id, &execution) }))
+    }
+
+    /// Cancels a cancelled job's backup too while it runs: nothing will load after it.
+    async fn stop_backup(&self, backup: &str, cancelled: JobChange) -> Result<()> {
+        match self.jobs.get(backup).await? {
+            Some(b) if matches!(b.status, JobStatus::Queued | JobStatus::Running) => {
+                let execution = self.settings.execution_arn(b.execution_name());
+                self.executions
+                    .stop(&execution, "the job it backs up was cancelled")
+                    .await?;
+                self.jobs.update(backup, cancelled).await
+            }
+            _ => Ok(()),
+        }
     }
 
     /// `POST /syncs`.
@@ -204,6 +231,46 @@ impl Api<'_> {
             }
         });
         self.start(req, origin).await
+    }
+
+    /// `GET /syncs/{id}/download`: a short-lived link to a finished dump job's file.
+    pub async fn download(&self, job_id: &str) -> ApiResult<Value> {
+        let job = self.record(job_id).await?;
+        let refuse =
+            |status, message: String| Err(ApiError::new(status, Error::config("job", message)));
+        if job.kind != DUMP_KIND {
+            return refuse(409, format!(
+                "job {job_id} is a {}, not a dump: start one with {{\"mode\": \"dump\", \"from\": \"{job_id}\"}}",
+                job.kind
+            ));
+        }
+        if job.status != JobStatus::Succeeded {
+            return refuse(
+                409,
+                format!(
+                    "job {job_id} is {}: its dump is not complete",
+                    job.status.as_str()
+                ),
+            );
+        }
+        let Some(bytes) = self.downloads.size(job_id).await? else {
+            return refuse(
+                410,
+                format!(
+                    "the dump of job {job_id} is gone (the bucket's lifecycle removes job data)"
+                ),
+            );
+        };
+        let expires = std::time::Duration::from_secs(self.settings.download_expiry_secs);
+        let url = self.downloads.link(job_id, expires).await?;
+        let until = std::time::SystemTime::now() + expires;
+        Ok(json!({
+            "job_id": job_id,
+            "url": url,
+            "bytes": bytes,
+            "expires_in_seconds": expires.as_secs(),
+            "expires_at": humantime::format_rfc3339_seconds(until).to_string(),
+        }))
     }
 
     /// `POST /connections/test`.
@@ -237,6 +304,9 @@ impl Api<'_> {
             ("GET", ["syncs", id]) => self.get(id).await.map(|b| Reply::ok(200, b)),
             ("DELETE", ["syncs", id]) => self.cancel(id).await.map(|b| Reply::ok(202, b)),
             ("POST", ["syncs", id, "retry"]) => self.retry(id).await.map(|b| Reply::ok(202, b)),
+            ("GET", ["syncs", id, "download"]) => {
+                self.download(id).await.map(|b| Reply::ok(200, b))
+            }
             ("POST", ["connections", "test"]) => self
                 .post_connection_test(event)
                 .await
@@ -244,7 +314,7 @@ impl Api<'_> {
             ("GET", ["databases"]) => self.databases().await.map(|b| Reply::ok(200, b)),
             (_, ["syncs"])
             | (_, ["syncs", _])
-            | (_, ["syncs", _, "retry"])
+            | (_, ["syncs", _, "retry" | "download"])
             | (_, ["connections", "test"])
             | (_, ["databases"]) => Err(ApiError::new(
                 405,

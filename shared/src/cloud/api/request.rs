@@ -51,7 +51,8 @@ pub struct SyncRequest {
     /// Chunk exports and part loads running at once (capped per database by the deployment).
     #[serde(default)]
     pub concurrency: Option<u32>,
-    /// `sync` (export then load the target) or `export` (a snapshot in S3 only).
+    /// `sync` (export then load the target), `export` (a snapshot in S3 only) or `dump` (a
+    /// snapshot written as one SQL file in S3).
     #[serde(default)]
     pub mode: Mode,
     /// Keep the target's secondary indexes during the load.
@@ -92,6 +93,11 @@ pub struct SyncRequest {
     /// catalog before the load.
     #[serde(default)]
     pub create_schema: bool,
+    /// Back the target up before emptying anything: its tables in scope are exported to S3
+    /// by a job of their own (`<job id>-backup`, a snapshot of the target), and the load
+    /// starts only once that job has succeeded. `"from": "<job id>-backup"` restores it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backup: bool,
 }
 
 /// What a job does.
@@ -103,6 +109,16 @@ pub enum Mode {
     Sync,
     /// Export a snapshot to S3 only.
     Export,
+    /// Export (or take an earlier export, `from`) and write it as one psql-restorable
+    /// `dump.sql.gz` in S3 (`GET /syncs/{id}/download`).
+    Dump,
+}
+
+impl Mode {
+    /// Whether the job loads a target.
+    pub fn loads(&self) -> bool {
+        *self == Mode::Sync
+    }
 }
 
 // serde's own message for an unknown variant does not name the field; this does.
@@ -112,7 +128,10 @@ impl TryFrom<String> for Mode {
         match s.as_str() {
             "sync" => Ok(Mode::Sync),
             "export" => Ok(Mode::Export),
-            _ => Err(format!("mode {s:?} is not one of \"sync\", \"export\"")),
+            "dump" => Ok(Mode::Dump),
+            _ => Err(format!(
+                "mode {s:?} is not one of \"sync\", \"export\", \"dump\""
+            )),
         }
     }
 }
@@ -169,6 +188,10 @@ pub struct ExecutionInput {
     /// present, null when the job exports.
     #[serde(default)]
     pub data_job_id: Option<String>,
+    /// The job backing the target up (`"backup": true`): the prepare step empties nothing
+    /// until it has succeeded. Always present, null when none.
+    #[serde(default)]
+    pub backup_job_id: Option<String>,
 }
 
 /// The nightly schedule's event: the same request as `POST /syncs`, as the rule's constant
@@ -234,7 +257,7 @@ fn check_from(req: &SyncRequest, from: &str) -> Result<()> {
     if req.mode == Mode::Export {
         return Err(Error::config(
             "mode",
-            "\"from\" loads an export into a target; mode must be \"sync\"",
+            "\"from\" loads an export into a target (mode \"sync\") or dumps it (mode \"dump\")",
         ));
     }
     Ok(())
@@ -252,16 +275,14 @@ fn check_request(req: &SyncRequest, settings: &ApiSettings) -> Result<()> {
         None => {}
     }
     match (&req.target_secret, req.mode) {
-        (None, Mode::Sync) => {
+        (None, Mode::Sync) => return Err(Error::config(
+            "target_secret",
+            "is required for mode \"sync\" (use mode \"export\" or \"dump\" for a snapshot only)",
+        )),
+        (Some(_), Mode::Export | Mode::Dump) => {
             return Err(Error::config(
                 "target_secret",
-                "is required for mode \"sync\" (use mode \"export\" for a snapshot only)",
-            ))
-        }
-        (Some(_), Mode::Export) => {
-            return Err(Error::config(
-                "target_secret",
-                "is not used by mode \"export\"; leave it out",
+                "is not used by modes \"export\" and \"dump\"; leave it out",
             ))
         }
         (Some(t), Mode::Sync) if t.trim().is_empty() => {
@@ -301,6 +322,12 @@ fn check_request(req: &SyncRequest, settings: &ApiSettings) -> Result<()> {
         return Err(Error::config(
             "create_schema",
             "needs a target and cannot be combined with atomic: create the schema with a first sync",
+        ));
+    }
+    if req.backup && (!req.mode.loads() || req.target_secret.is_none() || req.atomic) {
+        return Err(Error::config(
+            "backup",
+            "backs up a target before a load empties it: it needs mode \"sync\" and a target_secret, and cannot be combined with atomic (which keeps the old data until the commit)",
         ));
     }
     if req.page_rows == Some(0) {
@@ -480,6 +507,19 @@ mod tests {
                 .contains("source_secret")
         );
         assert!(refused(r#"{"from":"j1","mode":"export"}"#).contains("mode"));
+        let backup = parse_request(
+            br#"{"from":"j1","target_secret":"b","backup":true}"#,
+            &settings(),
+        )
+        .expect("a load from an export may back its target up");
+        assert!(backup.backup);
+        assert!(
+            refused(r#"{"source_secret":"a","mode":"export","backup":true}"#).contains("backup")
+        );
+        assert!(refused(
+            r#"{"source_secret":"a","target_secret":"b","atomic":true,"backup":true}"#
+        )
+        .contains("atomic"));
         assert!(refused(r#"{"from":"j1"}"#).contains("target_secret"));
         assert!(refused(r#"{"from":" ","target_secret":"b"}"#).contains("from"));
         assert!(refused(r#"{"target_secret":"b"}"#).contains("source_secret"));

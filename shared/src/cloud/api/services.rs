@@ -1,5 +1,6 @@
-//! The services an API call reaches through small traits: Step Functions executions and
-//! Secrets Manager credentials (tests may record or use a map instead).
+//! The services an API call reaches through small traits: Step Functions executions,
+//! Secrets Manager credentials and the dumps' download links in S3 (tests may record or use
+//! a map instead).
 
 use crate::cloud::secrets;
 use crate::error::Result;
@@ -84,5 +85,74 @@ impl Credentials for aws_sdk_secretsmanager::Client {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         secrets::list(self, prefix).await
+    }
+}
+
+/// The SQL dumps jobs wrote, and links to download them.
+#[async_trait]
+pub trait Downloads: Send + Sync {
+    /// The size of job `job_id`'s dump, or `None` when there is none (never written, or
+    /// removed by the bucket's lifecycle).
+    async fn size(&self, job_id: &str) -> Result<Option<u64>>;
+    /// A presigned GET of the dump, valid for `expires`.
+    async fn link(&self, job_id: &str, expires: std::time::Duration) -> Result<String>;
+}
+
+/// Dumps in the deployment's bucket (`jobs/<id>/dump.sql.gz`).
+pub struct S3Downloads {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Downloads {
+    /// The dumps in `bucket`.
+    pub fn new(client: aws_sdk_s3::Client, bucket: &str) -> Self {
+        S3Downloads {
+            client,
+            bucket: bucket.to_string(),
+        }
+    }
+
+    fn key(job_id: &str) -> String {
+        format!("jobs/{job_id}/{}", crate::cloud::steps::DUMP_KEY)
+    }
+}
+
+#[async_trait]
+impl Downloads for S3Downloads {
+    async fn size(&self, job_id: &str) -> Result<Option<u64>> {
+        let key = Self::key(job_id);
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
+            Ok(h) => Ok(Some(h.content_length().unwrap_or(0).max(0) as u64)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(crate::aws::sdk_error(&key, "looking for the dump", e)),
+        }
+    }
+
+    async fn link(&self, job_id: &str, expires: std::time::Duration) -> Result<String> {
+        let key = Self::key(job_id);
+        let config =
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(expires).map_err(|e| {
+                crate::error::Error::config("DBSYNC_DOWNLOAD_EXPIRY_SECONDS", e.to_string())
+            })?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .response_content_disposition(format!(
+                "attachment; filename=\"dbsync-{job_id}.sql.gz\""
+            ))
+            .presigned(config)
+            .await
+            .map_err(|e| crate::aws::sdk_error(&key, "signing the download link", e))?;
+        Ok(request.uri().to_string())
     }
 }

@@ -19,6 +19,9 @@ pub struct ApiSettings {
     /// `DBSYNC_LOCK_TTL_SECONDS` (default 43,200): how long a target lock lasts if a job
     /// never releases it.
     pub lock_ttl_secs: u64,
+    /// `DBSYNC_DOWNLOAD_EXPIRY_SECONDS` (default 900, at most 43,200): how long a dump's
+    /// download link works.
+    pub download_expiry_secs: u64,
     /// `DBSYNC_SECRETS_PREFIX` (default `dbsync/`): the secrets `GET /databases` lists (the
     /// functions may read no others).
     pub secrets_prefix: String,
@@ -50,6 +53,15 @@ impl ApiSettings {
             protected_targets: list("DBSYNC_PROTECTED_TARGETS"),
             max_concurrency: number("DBSYNC_MAX_CONCURRENCY", 16)?.clamp(1, 1000) as u32,
             lock_ttl_secs: number("DBSYNC_LOCK_TTL_SECONDS", 43_200)?,
+            download_expiry_secs: match number("DBSYNC_DOWNLOAD_EXPIRY_SECONDS", 900)? {
+                s @ 1..=43_200 => s,
+                s => {
+                    return Err(Error::config(
+                        "DBSYNC_DOWNLOAD_EXPIRY_SECONDS",
+                        format!("{s} is out of range: 1 to 43200 seconds"),
+                    ))
+                }
+            },
             secrets_prefix: env("DBSYNC_SECRETS_PREFIX")
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "dbsync/".to_string()),

@@ -4,6 +4,11 @@
 use crate::cloud::jobstore::{JobRecord, JobStatus};
 use serde_json::{json, Value};
 
+/// The id of the job that backs up the target of `job_id` (`"backup": true`).
+pub fn backup_job_id(job_id: &str) -> String {
+    format!("{job_id}-backup")
+}
+
 /// Links of a job: itself, its execution, the console's view of the execution.
 pub fn links(job_id: &str, execution_arn: &str) -> Value {
     let region = execution_arn.split(':').nth(3).unwrap_or("us-east-1");
@@ -64,6 +69,9 @@ pub fn job_view(j: &JobRecord, execution_arn: &str) -> Value {
         "tables_total": j.tables_total,
         "estimated_duration_seconds": duration,
         "retries": j.retries,
+        // `"from"` this job id restores the target as it was before the load.
+        "backup_job_id": (j.request["backup"] == json!(true))
+            .then(|| backup_job_id(&j.job_id)),
         "progress": {
             "chunks_done": j.counters.chunks_done,
             "chunks_total": j.chunks_total,

@@ -223,6 +223,12 @@ impl JobRecord {
 /// The kind of a job that loads an earlier job's export (`POST /syncs` with `"from"`).
 pub const IMPORT_KIND: &str = "import";
 
+/// The kind of a job that backs up a target before another job loads it (`"backup": true`).
+pub const BACKUP_KIND: &str = "backup";
+
+/// The kind of a job that writes a SQL dump (`"mode": "dump"`).
+pub const DUMP_KIND: &str = "dump";
+
 /// A change to a job's status fields (counters change through [`JobStore::add`]).
 #[derive(Debug, Clone, Default)]
 pub struct JobChange {

@@ -13,6 +13,7 @@ use crate::parts::{read_manifest, PartStore};
 use serde::{Deserialize, Serialize};
 
 pub mod assemble;
+pub mod dump;
 pub mod export;
 pub mod fail;
 pub mod finalize;
@@ -22,6 +23,7 @@ pub mod plan;
 pub mod prepare;
 
 pub use assemble::{assemble_job, AssembleEvent, AssembleOutput};
+pub use dump::{write_dump, WriteDumpEvent, DUMP_KEY};
 pub use export::{
     export_step, ExportChunkEvent, ExportChunkOutput, ExportStep, ExportStepResult, ExportTuning,
 };

@@ -2,10 +2,11 @@
 //! wave's part list written to the store for the import Map's ItemReader.
 
 use super::{bucket_key, job_manifest, to_json, ImportPartEvent, JobPlace, SCHEMA_KEY};
-use crate::cloud::jobstore::{JobChange, Phase};
-use crate::error::{Error, Result};
+use crate::cloud::jobstore::{JobChange, JobStatus, Phase};
+use crate::error::{Error, Result, Role};
 use crate::model::manifest::Manifest;
 use crate::pg::conn::ConnSpec;
+use crate::pg::ledger;
 use crate::pipeline::{begin_import, Options};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,10 @@ pub struct PrepareEvent {
     /// The job whose export is loaded, when not this one (a load `from` an export, a retry).
     #[serde(default)]
     pub data_job_id: Option<String>,
+    /// The job backing the target up (`"backup": true`): nothing is emptied until it has
+    /// succeeded.
+    #[serde(default)]
+    pub backup_job_id: Option<String>,
 }
 
 /// One wave of the import, for the outer Map (one wave at a time).
@@ -59,6 +64,10 @@ pub struct PrepareOutput {
     pub wave_count: usize,
     /// The waves, in order.
     pub waves: Vec<WaveRef>,
+    /// The target's backup is still being taken: nothing was done; the state machine waits
+    /// and prepares again.
+    #[serde(default)]
+    pub backup_pending: bool,
 }
 
 /// The job record's totals when it loads another job's export (its own export set them
@@ -78,6 +87,45 @@ async fn record_start(place: JobPlace<'_>, m: &Manifest, event: &PrepareEvent) -
     place.jobs.update(&event.job_id, change).await
 }
 
+/// Whether the target's backup (if the job asked for one) is taken, and recorded in the
+/// target's ledger once it is. A backup job that failed or was cancelled stops this job
+/// before anything in the target changed.
+async fn backup_taken(
+    target: &ConnSpec,
+    place: JobPlace<'_>,
+    bucket: &str,
+    event: &PrepareEvent,
+) -> Result<bool> {
+    let Some(backup) = &event.backup_job_id else {
+        return Ok(true);
+    };
+    let job = place
+        .jobs
+        .get(backup)
+        .await?
+        .ok_or_else(|| Error::NoSuchJob(backup.clone()))?;
+    match job.status {
+        JobStatus::Succeeded => {}
+        JobStatus::Queued | JobStatus::Running => return Ok(false),
+        JobStatus::Failed | JobStatus::Cancelled => {
+            let why = job
+                .error
+                .map(|e| format!(": {}", e.message))
+                .unwrap_or_default();
+            return Err(Error::JobEnded {
+                job: backup.clone(),
+                status: format!("{}{why}", job.status.as_str()),
+                waiting_for: "the target was backed up; nothing in it was changed".into(),
+            });
+        }
+    }
+    let location = format!("s3://{bucket}/jobs/{backup}");
+    let mut c = target.connect(Role::Target, "dbsync-prepare").await?;
+    ledger::ensure(&mut c).await?;
+    ledger::record_backup(&c, &event.job_id, &location, backup).await?;
+    Ok(true)
+}
+
 /// Prepares the target for the import Map (pre-flight checks, truncate, drops; see
 /// [`begin_import`]) and writes each wave's part list to the store.
 pub async fn prepare(
@@ -86,6 +134,16 @@ pub async fn prepare(
     bucket: &str,
     event: &PrepareEvent,
 ) -> Result<PrepareOutput> {
+    if !backup_taken(target, place, bucket, event).await? {
+        return Ok(PrepareOutput {
+            job_id: event.job_id.clone(),
+            target_secret: event.target_secret.clone(),
+            already_done: false,
+            wave_count: 0,
+            waves: Vec::new(),
+            backup_pending: true,
+        });
+    }
     let store = place.store;
     let opts = Options {
         keep_indexes: event.keep_indexes,
@@ -133,5 +191,6 @@ pub async fn prepare(
         already_done: plan.already_done,
         wave_count: waves.len(),
         waves,
+        backup_pending: false,
     })
 }
