@@ -221,6 +221,11 @@ struct ExportArgs {
     /// gzip level, 1 (fastest) to 9 (smallest).
     #[arg(long, env = "DBSYNC_COMPRESS_LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
     compress_level: u32,
+    /// Hand the snapshot over to a new holder session every N seconds (the same snapshot
+    /// throughout, as the serverless holders relay it); workers start each chunk in the
+    /// current one.
+    #[arg(long, env = "DBSYNC_SNAPSHOT_RELAY_SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_relay_seconds: Option<u64>,
 }
 
 #[derive(Args)]
@@ -530,6 +535,7 @@ async fn export(a: ExportArgs, out: Output) -> anyhow::Result<()> {
     let opts = Options {
         rules,
         compress_level: a.compress_level,
+        snapshot_relay: a.snapshot_relay_seconds.map(std::time::Duration::from_secs),
         ..options(&a.scope, &a.work)?
     };
     let store = open_store(&a.to, &S3Settings::default()).await?;

@@ -181,7 +181,7 @@ pub enum Error {
         message: String,
     },
     /// An export tried to read a snapshot that is no longer held (its holder's window ended).
-    #[error("snapshot {0} is no longer held (the snapshot window ended before every chunk was exported); retry the job with a longer window or smaller chunks, or allow per-chunk consistency")]
+    #[error("snapshot {0} is no longer held (its holder ended and no other was alive to relay it, or the job stopped); retry the job, or allow per-chunk consistency")]
     SnapshotReleased(String),
     /// A job step ran before the steps it needs (finalize before every part was loaded).
     #[error("job {job} is not ready: parts {} are not loaded yet", .missing.join(", "))]

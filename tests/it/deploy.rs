@@ -141,6 +141,8 @@ fn the_paths_the_state_machine_reads_exist_in_the_execution_input() {
         "wave_index",
         "error",
         "done",
+        "released",
+        "stagger",
     ];
     for p in paths {
         assert!(

@@ -314,7 +314,8 @@ async fn an_api_request_runs_the_state_machine_to_an_identical_target_and_a_seco
 }
 
 #[tokio::test]
-async fn a_tiny_time_budget_makes_chunks_continue_many_times_and_the_result_is_still_exact() {
+async fn a_tiny_time_budget_makes_chunks_continue_many_times_under_a_relayed_snapshot_and_the_result_is_still_exact(
+) {
     let _one = ONE_AT_A_TIME.lock().await;
     let c = Cloud::new(
         "e2e_budget",
@@ -326,13 +327,29 @@ async fn a_tiny_time_budget_makes_chunks_continue_many_times_and_the_result_is_s
            FROM generate_series(1, 3000) g",
     )
     .await;
+    // Holders of 2 s: the snapshot is relayed while the chunks export.
     let job_id = c
-        .start(json!({ "export_budget_seconds": 0, "page_rows": 300 }))
+        .start(
+            json!({ "export_budget_seconds": 0, "page_rows": 300, "snapshot_window_seconds": 2 }),
+        )
         .await;
     let (status, error) = c.finish(&job_id).await;
     assert_eq!(status, ExecutionStatus::Succeeded, "{error:?}");
     c.pair.assert_identical().await;
     let m = c.manifest(&job_id).await;
+    assert_eq!(m.consistency, "snapshot");
+    let record = c
+        .clients
+        .jobs()
+        .get(&job_id)
+        .await
+        .expect("get")
+        .expect("job");
+    assert_ne!(
+        record.snapshot.as_deref(),
+        Some(m.snapshot.as_str()),
+        "the holders relayed the first snapshot"
+    );
     let job = c.job(&job_id).await;
     assert_complete(&job, &m);
     let parts: u64 = m.tables.iter().map(|t| t.parts.len() as u64).sum();

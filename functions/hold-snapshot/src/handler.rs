@@ -5,25 +5,37 @@ use dbsync_core::cloud::steps::{HoldSnapshotEvent, HoldSnapshotOutput};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Holds the snapshot for at most the requested window and never past `deadline`.
+/// Holds (or relays) the snapshot for at most the requested window and never past
+/// `deadline`; a staggered holder first waits half of that window.
 pub async fn handle(
     clients: Arc<Clients>,
     event: HoldSnapshotEvent,
     deadline: Instant,
 ) -> Result<HoldSnapshotOutput, FunctionError> {
     let source = dbsync_core::cloud::secrets::fetch(&clients.secrets, &event.source_secret).await?;
-    let window = Duration::from_secs(event.window_seconds.unwrap_or(840))
-        .min(deadline.saturating_duration_since(Instant::now()));
-    let (snapshot, released) = dbsync_core::cloud::holder::hold(
+    let left = deadline.saturating_duration_since(Instant::now());
+    let window = Duration::from_secs(event.window_seconds.unwrap_or(840)).min(left);
+    let delay = if event.stagger {
+        window / 2
+    } else {
+        Duration::ZERO
+    };
+    let (snapshot, released) = dbsync_core::cloud::holder::hold_after(
         &source,
         &clients.jobs(),
         &event.job_id,
-        window,
-        Duration::from_secs(2),
+        delay,
+        (
+            window.min(left.saturating_sub(delay)),
+            Duration::from_secs(2),
+        ),
     )
     .await?;
     Ok(HoldSnapshotOutput {
         job_id: event.job_id,
+        source_secret: event.source_secret,
+        window_seconds: event.window_seconds,
+        stagger: false,
         snapshot,
         released,
     })
@@ -35,19 +47,27 @@ mod tests {
     use dbsync_core::cloud::holder::Released;
     use dbsync_core::cloud::jobstore::JobStore;
 
-    #[tokio::test]
-    async fn the_sample_event_holds_until_its_invocation_deadline_caps_the_window() {
+    /// The sample event, pointed at a fresh source with the job recorded.
+    async fn sample(hint: &str) -> (HoldSnapshotEvent, dbsync_tests::FunctionFixture) {
         let mut event: HoldSnapshotEvent =
             serde_json::from_str(include_str!("../../../events/hold-snapshot.json"))
                 .expect("sample");
-        let f = dbsync_tests::FunctionFixture::new(
-            "fn_hold",
-            &event.job_id,
-            "CREATE TABLE t (id int)",
-            "",
-        )
-        .await;
+        let f =
+            dbsync_tests::FunctionFixture::new(hint, &event.job_id, "CREATE TABLE t (id int)", "")
+                .await;
         event.source_secret = f.source_secret.clone();
+        (event, f)
+    }
+
+    /// The snapshot id the job record holds.
+    async fn published(f: &dbsync_tests::FunctionFixture) -> Option<String> {
+        let job = f.clients.jobs().get(&f.job_id).await.expect("get");
+        job.expect("job").snapshot
+    }
+
+    #[tokio::test]
+    async fn the_sample_event_holds_until_its_invocation_deadline_caps_the_window() {
+        let (event, f) = sample("fn_hold").await;
         let started = Instant::now();
         // The invocation has 1.5 s left: the 840 s window must give way.
         let out = handle(
@@ -59,13 +79,36 @@ mod tests {
         .expect("hold");
         assert_eq!(out.released, Released::WindowEnded);
         assert!(started.elapsed() < Duration::from_secs(10));
-        let job = f
-            .clients
-            .jobs()
-            .get(&f.job_id)
-            .await
-            .expect("get")
-            .expect("job");
-        assert_eq!(job.snapshot.as_deref(), Some(out.snapshot.as_str()));
+        assert_eq!(published(&f).await, Some(out.snapshot));
+    }
+
+    #[tokio::test]
+    async fn a_staggered_holder_relays_the_snapshot_while_the_first_still_holds_it() {
+        let (event, f) = sample("fn_relay").await;
+        let first = HoldSnapshotEvent {
+            window_seconds: Some(4),
+            ..event
+        };
+        let second = HoldSnapshotEvent {
+            stagger: true,
+            ..first.clone()
+        };
+        let clients = Arc::new(f.clients.clone());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (a, b) = tokio::join!(
+            handle(clients.clone(), first, deadline),
+            handle(clients.clone(), second, deadline)
+        );
+        let (a, b) = (a.expect("first"), b.expect("second"));
+        assert_eq!(
+            (a.released, b.released),
+            (Released::WindowEnded, Released::WindowEnded)
+        );
+        assert_ne!(
+            a.snapshot, b.snapshot,
+            "the second holder exported the snapshot again"
+        );
+        assert!(!b.stagger, "the loop's next holder does not wait");
+        assert_eq!(published(&f).await, Some(b.snapshot));
     }
 }

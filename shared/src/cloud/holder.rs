@@ -2,6 +2,9 @@
 //! (Lambda invocations): a snapshot lives only as long as the transaction that exported it, so
 //! a holder keeps that transaction open, publishes the snapshot id on the job record, and lets
 //! go when the job record says every chunk is exported, the job stopped, or its window ended.
+//! A holder lives at most one invocation, so holders relay the snapshot: each new one imports
+//! the current id while its holder is alive and exports it again under a new id (the same
+//! data), so an export of any length reads one snapshot.
 
 use crate::cloud::jobstore::{JobChange, JobStatus, JobStore};
 use crate::error::{Error, Result};
@@ -16,13 +19,35 @@ pub enum Released {
     ExportsDone,
     /// The job failed or was cancelled.
     JobStopped,
-    /// The window ended first; exports that still need the snapshot will fail with
-    /// [`Error::SnapshotReleased`].
+    /// Its window ended; the state machine starts the next holder, which relays the
+    /// snapshot from the other holder still alive.
     WindowEnded,
+    /// The snapshot to relay was no longer held (no holder was alive to hand it over):
+    /// exports that still need it fail with [`Error::SnapshotReleased`], or read their own
+    /// snapshot under per-chunk consistency.
+    Lost,
 }
 
-/// Exports a snapshot, records it on job `job_id`, and holds it until released (see
-/// [`Released`]), checking the job record every `poll`.
+/// Why the holders of `job_id` should stop now, if they should, and the snapshot id the job
+/// record holds.
+async fn job_state(
+    jobs: &dyn JobStore,
+    job_id: &str,
+) -> Result<(Option<Released>, Option<String>)> {
+    Ok(match jobs.get(job_id).await? {
+        Some(j) if j.exports_done => (Some(Released::ExportsDone), j.snapshot),
+        Some(j) if matches!(j.status, JobStatus::Failed | JobStatus::Cancelled) => {
+            (Some(Released::JobStopped), j.snapshot)
+        }
+        Some(j) => (None, j.snapshot),
+        None => (Some(Released::JobStopped), None),
+    })
+}
+
+/// Holds the job's snapshot for `window`, checking the job record every `poll`: the first
+/// holder exports one; every later holder relays the id the record holds (imports it while
+/// its holder is still alive and exports it again), publishes the new id, and keeps it
+/// until released (see [`Released`]). Exports and plans join whichever id is current.
 pub async fn hold(
     source: &ConnSpec,
     jobs: &dyn JobStore,
@@ -31,8 +56,22 @@ pub async fn hold(
     poll: Duration,
 ) -> Result<(String, Released)> {
     let started = Instant::now();
-    let (client, snapshot) =
-        crate::pg::snapshot::open_snapshot(source, &format!("dbsync-{job_id}-snap")).await?;
+    let (stop, current) = job_state(jobs, job_id).await?;
+    if let Some(why) = stop {
+        return Ok((current.unwrap_or_default(), why));
+    }
+    let app = format!("dbsync-{job_id}-snap");
+    let (client, snapshot) = match &current {
+        None => crate::pg::snapshot::open_snapshot(source, &app).await?,
+        Some(held) => match crate::pg::snapshot::relay_snapshot(source, held, &app).await {
+            Ok(relayed) => relayed,
+            Err(Error::SnapshotReleased(_)) => {
+                tracing::warn!(job = job_id, snapshot = %held, "no holder was alive to hand the snapshot over");
+                return Ok((held.clone(), Released::Lost));
+            }
+            Err(e) => return Err(e),
+        },
+    };
     jobs.update(
         job_id,
         JobChange {
@@ -41,7 +80,8 @@ pub async fn hold(
         },
     )
     .await?;
-    tracing::info!(job = job_id, snapshot = %snapshot, window_s = window.as_secs(), "holding the snapshot");
+    tracing::info!(job = job_id, snapshot = %snapshot, relayed_from = ?current,
+        window_s = window.as_secs(), "holding the snapshot");
     let released = loop {
         if started.elapsed() >= window {
             break Released::WindowEnded;
@@ -50,14 +90,8 @@ pub async fn hold(
         if client.is_closed() {
             return Err(Error::SnapshotReleased(snapshot));
         }
-        let job = jobs.get(job_id).await?;
-        match job {
-            Some(j) if j.exports_done => break Released::ExportsDone,
-            Some(j) if matches!(j.status, JobStatus::Failed | JobStatus::Cancelled) => {
-                break Released::JobStopped
-            }
-            Some(_) => {}
-            None => break Released::JobStopped,
+        if let (Some(why), _) = job_state(jobs, job_id).await? {
+            break why;
         }
     };
     drop(client);
@@ -68,4 +102,24 @@ pub async fn hold(
         "snapshot released"
     );
     Ok((snapshot, released))
+}
+
+/// [`hold`] after `delay` (returning early when the job no longer needs a holder): the
+/// second holder loop starts half a window after the first, so one of them is always alive
+/// while the other hands over.
+pub async fn hold_after(
+    source: &ConnSpec,
+    jobs: &dyn JobStore,
+    job_id: &str,
+    delay: Duration,
+    (window, poll): (Duration, Duration),
+) -> Result<(String, Released)> {
+    let started = Instant::now();
+    while started.elapsed() < delay {
+        tokio::time::sleep(poll.min(delay.saturating_sub(started.elapsed()))).await;
+        if let (Some(why), current) = job_state(jobs, job_id).await? {
+            return Ok((current.unwrap_or_default(), why));
+        }
+    }
+    hold(source, jobs, job_id, window, poll).await
 }

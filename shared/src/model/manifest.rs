@@ -54,6 +54,14 @@ pub struct Manifest {
     pub enums: Vec<EnumType>,
     /// Milliseconds spent per phase.
     pub timings_ms: BTreeMap<String, u64>,
+    /// How many times the snapshot was handed over to a new holder during the export (the
+    /// same snapshot throughout; see `--snapshot-relay-seconds`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub snapshot_relays: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A table and its parts.

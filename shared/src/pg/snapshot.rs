@@ -26,8 +26,37 @@ pub async fn open_snapshot(source: &ConnSpec, app: &str) -> Result<(Client, Stri
 /// Opens a source session reading `snapshot` (exported by [`open_snapshot`], still held).
 pub async fn join_snapshot(source: &ConnSpec, snapshot: &str, app: &str) -> Result<Client> {
     let c = source.connect(Role::Source, app).await?;
+    import(&c, "", snapshot).await?;
+    Ok(c)
+}
+
+/// Ends `client`'s transaction and starts another reading `snapshot`: a worker that reads
+/// chunk after chunk follows a relayed snapshot this way, so no session holds the first
+/// snapshot's transaction for the whole export.
+pub async fn rejoin(client: &Client, snapshot: &str) -> Result<()> {
+    import(client, "COMMIT; ", snapshot).await
+}
+
+/// Relays `snapshot` (still held by another session): a new session imports it and exports
+/// it again under a new id, which stays importable after the old holder ends. The same data,
+/// for as long as the chain of holders lasts (PostgreSQL keeps an imported snapshot's xmin).
+pub async fn relay_snapshot(
+    source: &ConnSpec,
+    snapshot: &str,
+    app: &str,
+) -> Result<(Client, String)> {
+    let c = join_snapshot(source, snapshot, app).await?;
+    let next: String = c
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .await
+        .map_err(|e| Error::pg(Role::Source, "exporting the relayed snapshot", e))?
+        .get(0);
+    Ok((c, next))
+}
+
+async fn import(c: &Client, before: &str, snapshot: &str) -> Result<()> {
     c.batch_execute(&format!(
-        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
+        "{before}BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
         quote_literal(snapshot)
     ))
     .await
@@ -35,6 +64,5 @@ pub async fn join_snapshot(source: &ConnSpec, snapshot: &str, app: &str) -> Resu
         // "invalid snapshot identifier": its holder let go.
         Some(sqlstate::INVALID_PARAMETER_VALUE) => Error::SnapshotReleased(snapshot.to_string()),
         _ => Error::pg(Role::Source, "importing the snapshot", e),
-    })?;
-    Ok(c)
+    })
 }

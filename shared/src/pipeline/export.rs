@@ -11,6 +11,7 @@ use crate::pg::conn::{ConnSpec, SESSION_SETTINGS};
 use crate::pg::{catalog, snapshot};
 use crate::pipeline::planning::{chunk_context, open_source, OpenedSource};
 use crate::pipeline::progress::Progress;
+use crate::pipeline::relay::{Follow, Holder};
 use crate::pipeline::segment::{export_chunk, PartTarget};
 use crate::pipeline::workers::run_pool;
 use crate::pipeline::Options;
@@ -20,14 +21,20 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio_postgres::Client;
 
-/// Exports one chunk of `plan` on a worker into its part in `store`.
+/// Exports one chunk of `plan` on a worker into its part in `store`, first moving the worker
+/// to the current snapshot when it is relayed.
 async fn export_one(
     w: Client,
     plan: Arc<Plan>,
     store: Arc<dyn PartStore>,
     chunk: Chunk,
-    level: u32,
+    (level, follow): (u32, Option<Follow>),
 ) -> (Client, Result<ExportedPart>) {
+    if let Some(f) = &follow {
+        if let Err(e) = f.rejoin(&w).await {
+            return (w, Err(e));
+        }
+    }
     let table = &plan.catalog.tables[chunk.table];
     let key = part_key(&chunk);
     let part = PartTarget {
@@ -48,6 +55,44 @@ async fn export_one(
     (w, r)
 }
 
+/// Exports every chunk of `plan` on `workers`, largest first (so the slowest one does not
+/// start last).
+async fn export_chunks(
+    workers: Vec<Client>,
+    plan: Arc<Plan>,
+    store: Arc<dyn PartStore>,
+    opts: &Options,
+    (progress, follow): (Arc<dyn Progress>, Option<Follow>),
+) -> Result<Vec<ExportedPart>> {
+    let mut items = plan.chunks.clone();
+    items.sort_by_key(|c| std::cmp::Reverse(estimated_bytes(&plan, c)));
+    let level = opts.compress_level;
+    let (_, parts) = run_pool(
+        workers,
+        items,
+        &opts.interrupt,
+        move |w: Client, chunk: Chunk| {
+            let (plan, store, prog, follow) = (
+                plan.clone(),
+                store.clone(),
+                progress.clone(),
+                follow.clone(),
+            );
+            async move {
+                let est = estimated_bytes(&plan, &chunk);
+                let (w, r) = export_one(w, plan.clone(), store, chunk, (level, follow)).await;
+                if let Ok(p) = &r {
+                    let name = &plan.catalog.tables[p.chunk.table].name;
+                    prog.chunk_done(name, p.stats.rows, p.stats.bytes, est);
+                }
+                (w, r)
+            }
+        },
+    )
+    .await?;
+    Ok(parts)
+}
+
 /// `dbsync export`: every chunk into its own gzip part, then the manifest.
 pub async fn export(
     source: &ConnSpec,
@@ -66,40 +111,28 @@ pub async fn export(
     } = open_source(source, opts, opts.export_sizing()).await?;
     let plan = Arc::new(plan);
     let planned_ms = started.elapsed().as_millis() as u64;
-    let total = plan.catalog.total_bytes();
-    progress.planned("export", plan.chunks.len(), total);
+    progress.planned("export", plan.chunks.len(), plan.catalog.total_bytes());
     let n = opts.workers.clamp(1, plan.chunks.len().max(1));
     let mut workers = Vec::with_capacity(n);
     for _ in 0..n {
         workers.push(snapshot::join_snapshot(source, &snapshot, &app).await?);
     }
-    // Largest chunks first, so the slowest one does not start last.
-    let mut items = plan.chunks.clone();
-    items.sort_by_key(|c| std::cmp::Reverse(estimated_bytes(&plan, c)));
-    let level = opts.compress_level;
-    let (plan2, store2) = (plan.clone(), store.clone());
-    let (_, parts) = run_pool(
+    let holder = Holder::new(source, coord, &snapshot, opts.snapshot_relay, &app);
+    let follow = holder.follow();
+    let exported = export_chunks(
         workers,
-        items,
-        &opts.interrupt,
-        move |w: Client, chunk: Chunk| {
-            let (plan, store, prog) = (plan2.clone(), store2.clone(), progress.clone());
-            async move {
-                let est = estimated_bytes(&plan, &chunk);
-                let (w, r) = export_one(w, plan.clone(), store, chunk, level).await;
-                if let Ok(p) = &r {
-                    let name = &plan.catalog.tables[p.chunk.table].name;
-                    prog.chunk_done(name, p.stats.rows, p.stats.bytes, est);
-                }
-                (w, r)
-            }
-        },
+        plan.clone(),
+        store.clone(),
+        opts,
+        (progress, follow),
     )
-    .await?;
+    .await;
+    let (coord, relays) = holder.finish().await?;
+    let parts = exported?;
     let export_ms = started.elapsed().as_millis() as u64 - planned_ms;
     let mut sequences = plan.catalog.sequences.clone();
     catalog::read_sequence_values(&coord, Role::Source, &mut sequences).await?;
-    let manifest = assemble_manifest(
+    let mut manifest = assemble_manifest(
         &plan,
         ManifestHeader {
             job_id,
@@ -113,6 +146,7 @@ pub async fn export(
         parts,
         sequences,
     );
+    manifest.snapshot_relays = relays;
     store.put(manifest::KEY, &manifest.to_json()).await?;
     Ok(manifest)
 }
@@ -181,5 +215,6 @@ pub fn assemble_manifest(
         sequences,
         enums: cat.enums.clone(),
         timings_ms: header.timings_ms,
+        snapshot_relays: 0,
     }
 }

@@ -15,6 +15,7 @@ pub mod interrupt;
 pub mod load;
 pub mod planning;
 pub mod progress;
+pub mod relay;
 pub mod segment;
 pub mod shadow;
 pub mod sync;
@@ -79,6 +80,8 @@ pub struct Options {
     pub create_schema: bool,
     /// Export the target's tables in scope here before emptying anything (`--backup`).
     pub backup: Option<String>,
+    /// Export: hand the snapshot over to a new holder this often ([`relay`]).
+    pub snapshot_relay: Option<std::time::Duration>,
 }
 
 impl Options {
@@ -143,6 +146,7 @@ impl Default for Options {
             rules: None,
             create_schema: false,
             backup: None,
+            snapshot_relay: None,
         }
     }
 }

@@ -67,12 +67,14 @@ pub struct SyncRequest {
     /// finalize invocation's work.
     #[serde(default)]
     pub atomic: bool,
-    /// `snapshot` (every chunk reads one snapshot; fail if the window cannot cover the
-    /// exports) or `per_chunk` (continue on per-chunk snapshots and say so in the manifest).
+    /// `snapshot` (every chunk reads one snapshot, relayed from holder to holder for as long
+    /// as the exports take; fail if the chain of holders breaks) or `per_chunk` (continue on
+    /// per-chunk snapshots then, and say so in the manifest).
     #[serde(default)]
     pub consistency: Consistency,
-    /// How long the source snapshot may be held, seconds (at most
-    /// [`MAX_SNAPSHOT_WINDOW_SECONDS`]).
+    /// How long one holder invocation holds the source snapshot before the next relays it,
+    /// seconds (at most [`MAX_SNAPSHOT_WINDOW_SECONDS`]; the snapshot itself lasts as long as
+    /// the exports).
     #[serde(default)]
     pub snapshot_window_seconds: Option<u64>,
     /// Seconds of work per export invocation before it hands over a continuation (default:

@@ -3,7 +3,7 @@
 //! next to it, adds to the job's counters and says where the next invocation continues.
 
 use super::{read_plan, result_key, to_json, ChunkItem, JobPlace, PartResult, PLAN_KEY};
-use crate::cloud::jobstore::Counters;
+use crate::cloud::jobstore::{Counters, JobStore};
 use crate::error::{Error, Result};
 use crate::model::chunk::Resume;
 use crate::model::manifest::Consistency;
@@ -94,15 +94,18 @@ async fn record_part(
     Ok(result.part.id)
 }
 
-/// A source session in the job's snapshot; with per-chunk consistency, once that is gone, in
-/// a snapshot of its own (returned, to be recorded on the part).
+/// A source session in the job's snapshot, under the id its holders hold now (they relay it;
+/// `snapshot`, the plan's, when the record has none); with per-chunk consistency, once that
+/// is gone, in a snapshot of its own (returned, to be recorded on the part).
 async fn open_reader(
     source: &ConnSpec,
     snapshot: &str,
+    jobs: &dyn JobStore,
     step: &ExportStep,
 ) -> Result<(Client, Option<String>)> {
     let app = format!("dbsync-{}-read", step.item.job_id);
-    match join_snapshot(source, snapshot, &app).await {
+    let current = jobs.get(&step.item.job_id).await?.and_then(|j| j.snapshot);
+    match join_snapshot(source, current.as_deref().unwrap_or(snapshot), &app).await {
         Err(Error::SnapshotReleased(_)) if step.tuning.consistency == Consistency::PerChunk => {
             let (c, s) = open_snapshot(source, &app).await?;
             tracing::warn!(job = %step.item.job_id, chunk = %step.item.label, snapshot = %s,
@@ -136,7 +139,7 @@ pub async fn export_step(
             message: format!("has no chunk {}", step.item.label),
         })?;
     let table = &plan.catalog.tables[chunk.table];
-    let (client, own_snapshot) = open_reader(source, snapshot, step).await?;
+    let (client, own_snapshot) = open_reader(source, snapshot, place.jobs, step).await?;
     place
         .jobs
         .progress(&step.item.job_id, &table.name.to_string(), 0)
