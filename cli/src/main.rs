@@ -6,6 +6,7 @@ mod progress;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use dbsync_core::model::chunk::Plan;
 use dbsync_core::model::rules::RulesFile;
 use dbsync_core::model::scope::Scope;
 use dbsync_core::model::size::{human_bytes, parse_size};
@@ -13,6 +14,7 @@ use dbsync_core::parts::{open_store, S3Settings};
 use dbsync_core::pg::conn::ConnSpec;
 use dbsync_core::pipeline::interrupt::Interrupt;
 use dbsync_core::pipeline::{self, Options};
+use dbsync_core::plan::cost;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -264,6 +266,12 @@ struct PlanArgs {
     scope: ScopeArgs,
     #[command(flatten)]
     work: WorkArgs,
+    /// The serverless job to price: sync, export or dump (rates: DBSYNC_COST_*).
+    #[arg(long, env = "DBSYNC_MODE", default_value = "sync", value_parser = ["sync", "export", "dump"])]
+    mode: String,
+    /// Chunk exports and part loads at once in that job (the API's "concurrency").
+    #[arg(long, env = "DBSYNC_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    concurrency: u32,
 }
 
 #[derive(Args)]
@@ -603,12 +611,31 @@ async fn plan(a: PlanArgs, out: Output) -> anyhow::Result<()> {
         ..options(&a.scope, &a.work)?
     };
     let plan = pipeline::plan_only(&source, &opts, opts.sync_sizing()).await?;
+    let cost = serverless_cost(&a, &plan)?;
     if out.json {
-        print_json(&plan)
+        let mut v = serde_json::to_value(&plan).context("serialising the plan")?;
+        v["serverless"] = serde_json::to_value(&cost).context("serialising the cost plan")?;
+        print_json(&v)
     } else {
         print!("{}", progress::render_plan(&plan));
+        print!("{}", progress::render_cost(&cost));
         Ok(())
     }
+}
+
+/// What the plan would take and cost as a serverless job.
+fn serverless_cost(a: &PlanArgs, plan: &Plan) -> anyhow::Result<cost::CostPlan> {
+    let kind = match a.mode.as_str() {
+        "export" => cost::JobKind::Export,
+        "dump" => cost::JobKind::Dump,
+        _ => cost::JobKind::Sync,
+    };
+    let rates = cost::Rates::from_lookup(&|k| std::env::var(k).ok())?;
+    let work = cost::Workload {
+        keep_indexes: a.work.keep_indexes,
+        ..cost::Workload::from_plan(plan, kind, a.concurrency)
+    };
+    Ok(cost::estimate(&work, &rates))
 }
 
 async fn dump(a: DumpArgs, out: Output) -> anyhow::Result<()> {

@@ -249,6 +249,48 @@ fn render_rules(out: &mut String, plan: &Plan) {
 }
 
 /// The text of a dry run.
+/// The serverless cost and time plan, for `dbsync plan`.
+pub fn render_cost(p: &dbsync_core::plan::cost::CostPlan) -> String {
+    use std::fmt::Write;
+    let (u, c) = (&p.usage, &p.cost);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "serverless {} job, {} at once (rates: DBSYNC_COST_* settings, see docs/DESIGN.md):",
+        serde_json::to_value(p.kind)
+            .ok()
+            .and_then(|k| k.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        p.fanout
+    );
+    let _ = writeln!(
+        out,
+        "  {} chunks -> {} parts in {} load waves; {} Map runs, {} Map child executions, {} Lambda invocations, {} state transitions",
+        p.chunks, u.parts, u.waves, u.map_runs, u.map_child_executions, u.lambda_invocations, u.state_transitions
+    );
+    let _ = writeln!(
+        out,
+        "  Lambda {:.0} GB-s; S3 {} PUT, {} GET, {:.2} GB-months; DynamoDB {} writes",
+        u.lambda_gb_seconds, u.s3_puts, u.s3_gets, u.s3_gb_months, u.dynamodb_writes
+    );
+    let _ = writeln!(
+        out,
+        "  estimated duration {} (export {}, load {})",
+        humantime::format_duration(Duration::from_secs(p.estimated_duration_seconds)),
+        humantime::format_duration(Duration::from_secs(p.export_seconds)),
+        humantime::format_duration(Duration::from_secs(p.import_seconds)),
+    );
+    let _ = writeln!(
+        out,
+        "  estimated cost ${:.4}: Lambda ${:.4}, Step Functions ${:.4}, S3 requests ${:.4}, S3 storage ${:.4}, DynamoDB ${:.4} (${:.4} per GB)",
+        c.total, c.lambda, c.step_functions, c.s3_requests, c.s3_storage, c.dynamodb, c.per_gb
+    );
+    for w in &p.warnings {
+        let _ = writeln!(out, "  warning: {w}");
+    }
+    out
+}
+
 pub fn render_dry_run(d: &dbsync_core::pipeline::DryRun, target: &dyn std::fmt::Display) -> String {
     use std::fmt::Write;
     let mut out = String::new();

@@ -425,3 +425,30 @@ async fn create_schema_fills_an_empty_target_says_what_it_created_and_refuses_vi
     assert!(out.contains("created 2 tables"), "{out}");
     assert!(out.contains("verified identical"), "{out}");
 }
+
+#[tokio::test]
+async fn plan_prices_the_serverless_job_and_a_bad_rate_setting_is_named() {
+    let p = Pair::new("cli_cost").await;
+    p.source("CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 20000) g; ANALYZE items")
+        .await;
+    let env = [("DBSYNC_SOURCE", p.source_url.as_str())];
+    let o = dbsync(&["plan", "--mode", "export", "--concurrency", "16"], &env);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        out.contains("serverless export job, 16 at once") && out.contains("estimated cost $"),
+        "{out}"
+    );
+    let o = dbsync(&["plan", "--json"], &env);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["serverless"]["chunks"], 1);
+    assert!(v["serverless"]["estimated_duration_seconds"].as_u64() > Some(0));
+    let bad = [env[0], ("DBSYNC_COST_S3_PUT", "free")];
+    let o = dbsync(&["plan"], &bad);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("DBSYNC_COST_S3_PUT"),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -156,7 +156,14 @@ impl Cloud {
         let mut event: Value =
             serde_json::from_str(include_str!("../../events/api-post-sync.json")).expect("sample");
         event["httpMethod"] = json!(method);
-        event["path"] = json!(path);
+        let (route, query) = path.split_once('?').unwrap_or((path, ""));
+        event["path"] = json!(route);
+        event["queryStringParameters"] = query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect::<serde_json::Map<String, Value>>()
+            .into();
         event["body"] = body.as_ref().map_or(Value::Null, |b| json!(b.to_string()));
         let (failed, out) = dbsync_tests::invoke("api", &event).await;
         assert!(!failed, "the api function answers errors as HTTP: {out}");

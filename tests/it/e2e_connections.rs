@@ -1,4 +1,5 @@
-//! `POST /connections/test` and `GET /databases` end to end: the api function reads the
+//! `POST /connections/test`, `GET /databases` and the estimates of `POST /syncs` (its
+//! `dry_run` and the estimate beside a started job) end to end: the api function reads the
 //! secrets in the emulator and connects to the real servers. Part of [`super`].
 
 use super::*;
@@ -135,4 +136,49 @@ async fn the_database_list_names_each_secret_under_the_prefix_with_the_uses_the_
         .as_array()
         .is_some_and(|o| o.iter().any(|e| e["secret"] == key.as_str())));
     assert!(!body.to_string().contains("0123456789abcdef0123"));
+}
+
+#[tokio::test]
+async fn a_dry_run_prices_the_job_and_starts_nothing_and_a_start_answers_the_same_estimate() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new("e2e_estimate", SCHEMA, DATA).await;
+    let before = c.executions().await;
+    let target_before = dbsync_tests::fingerprint(&c.pair.target_url).await;
+    let (status, body) = c
+        .api("POST", "/syncs?dry_run=true", Some(c.request(json!({}))))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let e = &body["estimate"];
+    assert_eq!(
+        (e["kind"].as_str(), e["fanout"].as_u64()),
+        (Some("sync"), Some(4))
+    );
+    assert!(e["chunks"].as_u64() > Some(1), "{e}");
+    assert!(e["usage"]["map_child_executions"].as_u64() >= e["chunks"].as_u64());
+    assert!(e["cost"]["total"].as_f64() > Some(0.0), "{e}");
+    assert!(e["estimated_duration_seconds"].as_u64() > Some(0));
+    // A dry run makes the checks of a start: a protected target is refused the same way.
+    let (status, _) = c
+        .api(
+            "POST",
+            "/syncs?dry_run=true",
+            Some(c.request(json!({ "target_secret": "e2e/protected-prod" }))),
+        )
+        .await;
+    assert!(matches!(status, 400 | 403), "{status}");
+    let (status, body) = c
+        .api("POST", "/syncs?dry_run=maybe", Some(c.request(json!({}))))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(c.executions().await, before, "nothing was started");
+    assert_eq!(
+        dbsync_tests::fingerprint(&c.pair.target_url).await,
+        target_before
+    );
+
+    let (status, started) = c.api("POST", "/syncs", Some(c.request(json!({})))).await;
+    assert_eq!(status, 202, "{started}");
+    assert_eq!(started["estimate"]["chunks"], e["chunks"], "{started}");
+    let id = started["job_id"].as_str().expect("id");
+    assert_eq!(c.finish(id).await.0, ExecutionStatus::Succeeded);
 }

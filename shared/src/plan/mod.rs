@@ -6,6 +6,7 @@
 pub mod chunks;
 pub mod column_rules;
 pub mod compat;
+pub mod cost;
 pub mod ddl;
 pub mod format;
 pub mod load;

@@ -14,6 +14,7 @@ use crate::cloud::lambda::MAX_SNAPSHOT_WINDOW_SECONDS;
 use crate::cloud::steps::fail_job;
 use crate::error::{Error, Result};
 use crate::model::scope::Scope;
+use crate::pg::conn::ConnSpec;
 use serde_json::{json, Value};
 
 /// The export a backup runs: the target's tables in `scope_of`'s scope (those the load
@@ -43,6 +44,16 @@ fn backup_request(scope_of: &SyncRequest, req: &SyncRequest, target: String) -> 
         create_schema: false,
         backup: false,
     }
+}
+
+/// What [`Api::check_start`] found.
+pub(super) struct Checked {
+    /// The export a `"from"` load loads.
+    pub export: Option<JobRecord>,
+    /// The source's credentials.
+    pub source: ConnSpec,
+    /// The target's lock key.
+    pub lock_key: Option<String>,
 }
 
 /// A 409 naming why a job cannot be used the way the request asks.
@@ -144,9 +155,12 @@ impl Api<'_> {
     /// Starts a sync from a request [`super::parse_request`] accepted: checks both databases,
     /// takes the target's lock, records the job and starts the execution named after it.
     /// Nothing is started when any step refuses, and a lock taken is given back.
-    pub(super) async fn start(&self, mut req: SyncRequest, origin: Value) -> ApiResult<Value> {
-        let export = self.export_to_load(&mut req).await?;
-        self.check_rules(&req).await?;
+    /// Every check a start makes before anything is recorded: the export a `"from"` load
+    /// uses (its source becomes the request's), the rules, the source, the target's rules
+    /// and lock key.
+    pub(super) async fn check_start(&self, req: &mut SyncRequest) -> ApiResult<Checked> {
+        let export = self.export_to_load(req).await?;
+        self.check_rules(req).await?;
         let source = self.resolve(&req.source_secret).await?;
         // A backup goes back into the database it was taken from.
         let restores_backup = export.as_ref().is_some_and(|e| e.kind == BACKUP_KIND);
@@ -154,6 +168,20 @@ impl Api<'_> {
             None => None,
             Some(t) => Some(self.check_target(&source, t, restores_backup).await?),
         };
+        Ok(Checked {
+            export,
+            source,
+            lock_key,
+        })
+    }
+
+    pub(super) async fn start(&self, mut req: SyncRequest, origin: Value) -> ApiResult<Value> {
+        let Checked {
+            export,
+            source,
+            lock_key,
+        } = self.check_start(&mut req).await?;
+        let estimate = self.quick_estimate(&req, &source, export.as_ref()).await;
         let job_id = uuid::Uuid::new_v4().to_string();
         let input = self.execution_input(&req, &job_id, lock_key.clone())?;
         if let Some(k) = &lock_key {
@@ -183,6 +211,7 @@ impl Api<'_> {
         if let Some(b) = &input.backup_job_id {
             answer["backup_job_id"] = json!(b);
         }
+        answer["estimate"] = json!(estimate);
         Ok(answer)
     }
 

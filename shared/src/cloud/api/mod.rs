@@ -6,6 +6,7 @@
 //! edge, turns that into a response.
 
 mod connections;
+mod estimate;
 mod launch;
 pub mod reply;
 pub mod request;
@@ -221,16 +222,24 @@ impl Api<'_> {
     }
 
     /// `POST /syncs`.
-    async fn post_sync(&self, event: &ApiGatewayProxyRequest) -> ApiResult<Value> {
+    async fn post_sync(&self, event: &ApiGatewayProxyRequest) -> ApiResult<Reply> {
+        let dry_run = match event.query_string_parameters.first("dry_run") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(Error::config("dry_run", "must be true or false").into()),
+        };
         let body = request_body(event)?;
         let req = parse_request(&body, self.settings)?;
+        if dry_run {
+            return self.dry_run(req).await.map(|b| Reply::ok(200, b));
+        }
         let origin = json!({
             "api": {
                 "caller": event.request_context.identity.user_arn,
                 "request_id": event.request_context.request_id,
             }
         });
-        self.start(req, origin).await
+        self.start(req, origin).await.map(|b| Reply::ok(202, b))
     }
 
     /// `GET /syncs/{id}/download`: a short-lived link to a finished dump job's file.
@@ -299,7 +308,7 @@ impl Api<'_> {
         let path = event.path.clone().unwrap_or_default();
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let result = match (method.as_str(), segments.as_slice()) {
-            ("POST", ["syncs"]) => self.post_sync(event).await.map(|b| Reply::ok(202, b)),
+            ("POST", ["syncs"]) => self.post_sync(event).await,
             ("GET", ["syncs"]) => self.list_syncs(event).await.map(|b| Reply::ok(200, b)),
             ("GET", ["syncs", id]) => self.get(id).await.map(|b| Reply::ok(200, b)),
             ("DELETE", ["syncs", id]) => self.cancel(id).await.map(|b| Reply::ok(202, b)),

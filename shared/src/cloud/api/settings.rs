@@ -25,6 +25,8 @@ pub struct ApiSettings {
     /// `DBSYNC_SECRETS_PREFIX` (default `dbsync/`): the secrets `GET /databases` lists (the
     /// functions may read no others).
     pub secrets_prefix: String,
+    /// The cost model's rates (`DBSYNC_COST_*`), for estimates.
+    pub rates: crate::plan::cost::Rates,
 }
 
 impl ApiSettings {
@@ -65,6 +67,7 @@ impl ApiSettings {
             secrets_prefix: env("DBSYNC_SECRETS_PREFIX")
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "dbsync/".to_string()),
+            rates: crate::plan::cost::Rates::from_lookup(env)?,
         })
     }
 
