@@ -148,6 +148,17 @@ pub enum Error {
         /// How long the step waited.
         waited_seconds: u64,
     },
+    /// Every connection lease on a database is taken (by this job's other exports or other
+    /// jobs'): the export waits and tries again (the state machine retries this name).
+    #[error(
+        "all {limit} connection leases on {endpoint} are taken; waiting for one to be given back"
+    )]
+    ConnectionsBusy {
+        /// `host:port/db`.
+        endpoint: String,
+        /// The cap.
+        limit: u32,
+    },
     /// The deployment's rules forbid this target (`DBSYNC_ALLOWED_TARGETS`,
     /// `DBSYNC_PROTECTED_TARGETS`).
     #[error("{0}")]
@@ -224,6 +235,7 @@ impl Error {
         "DbsyncNoSuchJob",
         "DbsyncJobEnded",
         "DbsyncSnapshotTimeout",
+        "DbsyncConnectionsBusy",
         "DbsyncExportBroken",
         "DbsyncProtected",
         "DbsyncNoRoute",
@@ -257,6 +269,7 @@ impl Error {
             Error::NoSuchJob(_) => "DbsyncNoSuchJob",
             Error::JobEnded { .. } => "DbsyncJobEnded",
             Error::SnapshotTimeout { .. } => "DbsyncSnapshotTimeout",
+            Error::ConnectionsBusy { .. } => "DbsyncConnectionsBusy",
             Error::ExportBroken { .. } => "DbsyncExportBroken",
             Error::Protected(_) => "DbsyncProtected",
             Error::NoRoute(_) => "DbsyncNoRoute",
@@ -268,7 +281,7 @@ impl Error {
     /// Whether running the same unit of work again may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Connect { .. } | Error::TargetLocked(_) => true,
+            Error::Connect { .. } | Error::TargetLocked(_) | Error::ConnectionsBusy { .. } => true,
             Error::Postgres { retryable, .. } => *retryable,
             Error::Io { retryable, .. } => *retryable,
             _ => false,
@@ -374,6 +387,10 @@ mod tests {
             Error::SnapshotTimeout {
                 job: "j".into(),
                 waited_seconds: 1,
+            },
+            Error::ConnectionsBusy {
+                endpoint: "h:5432/d".into(),
+                limit: 3,
             },
             Error::ExportBroken {
                 location: "l".into(),

@@ -192,7 +192,7 @@ fn the_sync_request_schema_lists_every_field_a_request_may_hold() {
         .cloned()
         .collect();
     let full: SyncRequest = serde_json::from_value(serde_json::json!({
-        "source_secret": "a", "from": "j", "target_secret": "b", "backup": true
+        "source_secret": "a", "from": "j", "target_secret": "b", "backup": true, "source_connections": 2
     }))
     .expect("request");
     let fields: BTreeSet<String> = serde_json::to_value(&full)

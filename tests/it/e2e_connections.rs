@@ -1,6 +1,7 @@
-//! `POST /connections/test`, `GET /databases` and the estimates of `POST /syncs` (its
-//! `dry_run` and the estimate beside a started job) end to end: the api function reads the
-//! secrets in the emulator and connects to the real servers. Part of [`super`].
+//! `POST /connections/test`, `GET /databases`, the estimates of `POST /syncs` (its `dry_run`
+//! and the estimate beside a started job), and the connection leases that cap the sessions
+//! all jobs open on one source, end to end: the api function reads the secrets in the
+//! emulator and connects to the real servers. Part of [`super`].
 
 use super::*;
 
@@ -181,4 +182,71 @@ async fn a_dry_run_prices_the_job_and_starts_nothing_and_a_start_answers_the_sam
     assert_eq!(started["estimate"]["chunks"], e["chunks"], "{started}");
     let id = started["job_id"].as_str().expect("id");
     assert_eq!(c.finish(id).await.0, ExecutionStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn two_jobs_on_one_source_never_open_more_chunk_readers_than_its_connection_cap() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new(
+        "e2e_leases",
+        "CREATE TABLE items (id bigint PRIMARY KEY, v text)",
+        "INSERT INTO items SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 15000) g",
+    )
+    .await;
+    let body = json!({
+        "source_secret": c.source_secret,
+        "mode": "export",
+        "chunk_size": "64KiB",
+        "concurrency": 8,
+        "source_connections": 3,
+        "page_rows": 400,
+        "export_budget_seconds": 0,
+    });
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let (status, started) = c.api("POST", "/syncs", Some(body.clone())).await;
+        assert_eq!(status, 202, "{started}");
+        jobs.push(started["job_id"].as_str().expect("id").to_string());
+    }
+    // Count the chunk readers on the source while both run.
+    let watcher = dbsync_tests::client(&c.pair.source_url).await;
+    let db = dbsync_tests::scalar(&c.pair.source_url, "SELECT current_database()").await;
+    let mut most = 0i64;
+    let mut running = true;
+    while running {
+        let n: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'dbsync-%-read'",
+                &[&db],
+            )
+            .await
+            .expect("count")
+            .get(0);
+        most = most.max(n);
+        running = false;
+        for j in &jobs {
+            running |= c.job(j).await["status"] == "running";
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for j in &jobs {
+        let (status, error) = c.finish(j).await;
+        assert_eq!(status, ExecutionStatus::Succeeded, "{error:?}");
+        let m = c.manifest(j).await;
+        assert!(m.tables[0].parts.len() > 10, "many segments");
+    }
+    assert!(
+        most <= 3,
+        "{most} chunk readers at once on a source capped at 3"
+    );
+    assert!(most >= 2, "the exports ran side by side ({most} at most)");
+    // Every lease was given back.
+    let endpoint = c.pair.source_spec().identity();
+    let store = c.clients.jobs();
+    for probe in ["p1", "p2", "p3"] {
+        assert!(store
+            .acquire_lease(&endpoint, probe, 3, 1)
+            .await
+            .expect("lease"));
+    }
 }

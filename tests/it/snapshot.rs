@@ -303,15 +303,15 @@ async fn holder_loop(
     let mut held = Vec::new();
     let mut first = Some(delay);
     loop {
-        let (id, why) = holder::hold_after(
-            &src,
-            jobs.as_ref(),
-            "job-relay",
-            first.take().unwrap_or_default(),
-            (window, Duration::from_millis(20)),
-        )
-        .await
-        .expect("hold");
+        let times = holder::HoldTimes {
+            delay: first.take().unwrap_or_default(),
+            window,
+            limit: window * 3,
+            poll: Duration::from_millis(20),
+        };
+        let (id, why) = holder::hold_after(&src, jobs.as_ref(), "job-relay", times)
+            .await
+            .expect("hold");
         held.push(id);
         if why != Released::WindowEnded {
             return (held, why);

@@ -20,17 +20,16 @@ pub async fn handle(
     } else {
         Duration::ZERO
     };
-    let (snapshot, released) = dbsync_core::cloud::holder::hold_after(
-        &source,
-        &clients.jobs(),
-        &event.job_id,
+    // Past its window a holder waits for its successor, up to the invocation's limit.
+    let times = dbsync_core::cloud::holder::HoldTimes {
         delay,
-        (
-            window.min(left.saturating_sub(delay)),
-            Duration::from_secs(2),
-        ),
-    )
-    .await?;
+        window,
+        limit: left,
+        poll: Duration::from_secs(2),
+    };
+    let (snapshot, released) =
+        dbsync_core::cloud::holder::hold_after(&source, &clients.jobs(), &event.job_id, times)
+            .await?;
     Ok(HoldSnapshotOutput {
         job_id: event.job_id,
         source_secret: event.source_secret,
@@ -94,11 +93,13 @@ mod tests {
             ..first.clone()
         };
         let clients = Arc::new(f.clients.clone());
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // The second has no successor: it holds past its window until its deadline.
+        let now = Instant::now();
         let (a, b) = tokio::join!(
-            handle(clients.clone(), first, deadline),
-            handle(clients.clone(), second, deadline)
+            handle(clients.clone(), first, now + Duration::from_secs(60)),
+            handle(clients.clone(), second, now + Duration::from_secs(7))
         );
+        assert!(now.elapsed() < Duration::from_secs(15));
         let (a, b) = (a.expect("first"), b.expect("second"));
         assert_eq!(
             (a.released, b.released),

@@ -44,6 +44,11 @@ pub async fn handle(
     )
     .await?;
     let items_key = steps::bucket_key(&store, &clients.env.bucket, &summary.chunks_key);
+    // The tightest of the source's own limit, the deployment's and the request's.
+    let connection_limit = [event.source_connections, clients.env.source_connections]
+        .into_iter()
+        .flatten()
+        .fold(summary.connection_limit, u32::min);
     Ok(PlanOutput {
         job_id: event.job_id,
         source_secret: event.source_secret,
@@ -52,6 +57,7 @@ pub async fn handle(
         chunks: summary.chunks,
         items_bucket: clients.env.bucket.clone(),
         items_key,
+        connection_limit: Some(connection_limit),
     })
 }
 

@@ -44,6 +44,20 @@ async fn job_state(
     })
 }
 
+/// How long a holder holds.
+#[derive(Debug, Clone, Copy)]
+pub struct HoldTimes {
+    /// Wait this long first (the second holder loop), returning early when the job no
+    /// longer needs a holder.
+    pub delay: Duration,
+    /// Hold this long, then let go once a successor has published its id.
+    pub window: Duration,
+    /// Let go by this time whatever happens (the invocation's own limit).
+    pub limit: Duration,
+    /// Check the job record this often.
+    pub poll: Duration,
+}
+
 /// Holds the job's snapshot for `window`, checking the job record every `poll`: the first
 /// holder exports one; every later holder relays the id the record holds (imports it while
 /// its holder is still alive and exports it again), publishes the new id, and keeps it
@@ -54,6 +68,21 @@ pub async fn hold(
     job_id: &str,
     window: Duration,
     poll: Duration,
+) -> Result<(String, Released)> {
+    let times = HoldTimes {
+        delay: Duration::ZERO,
+        window,
+        limit: window,
+        poll,
+    };
+    hold_for(source, jobs, job_id, times).await
+}
+
+async fn hold_for(
+    source: &ConnSpec,
+    jobs: &dyn JobStore,
+    job_id: &str,
+    times: HoldTimes,
 ) -> Result<(String, Released)> {
     let started = Instant::now();
     let (stop, current) = job_state(jobs, job_id).await?;
@@ -81,17 +110,24 @@ pub async fn hold(
     )
     .await?;
     tracing::info!(job = job_id, snapshot = %snapshot, relayed_from = ?current,
-        window_s = window.as_secs(), "holding the snapshot");
+        window_s = times.window.as_secs(), "holding the snapshot");
     let released = loop {
-        if started.elapsed() >= window {
+        let elapsed = started.elapsed();
+        if elapsed >= times.limit {
             break Released::WindowEnded;
         }
-        tokio::time::sleep(poll.min(window.saturating_sub(started.elapsed()))).await;
+        tokio::time::sleep(times.poll.min(times.limit.saturating_sub(elapsed))).await;
         if client.is_closed() {
             return Err(Error::SnapshotReleased(snapshot));
         }
-        if let (Some(why), _) = job_state(jobs, job_id).await? {
-            break why;
+        match job_state(jobs, job_id).await? {
+            (Some(why), _) => break why,
+            // Past its window, a holder lets go once a successor holds the snapshot: a
+            // successor that starts late does not break the chain.
+            (None, now) if started.elapsed() >= times.window && now.as_ref() != Some(&snapshot) => {
+                break Released::WindowEnded
+            }
+            _ => {}
         }
     };
     drop(client);
@@ -104,22 +140,31 @@ pub async fn hold(
     Ok((snapshot, released))
 }
 
-/// [`hold`] after `delay` (returning early when the job no longer needs a holder): the
-/// second holder loop starts half a window after the first, so one of them is always alive
-/// while the other hands over.
+/// [`hold`] after `times.delay` (returning early when the job no longer needs a holder),
+/// past its window until a successor took over or `times.limit`: the second holder loop
+/// starts half a window after the first, so one of them is always alive while the other
+/// hands over.
 pub async fn hold_after(
     source: &ConnSpec,
     jobs: &dyn JobStore,
     job_id: &str,
-    delay: Duration,
-    (window, poll): (Duration, Duration),
+    times: HoldTimes,
 ) -> Result<(String, Released)> {
     let started = Instant::now();
-    while started.elapsed() < delay {
-        tokio::time::sleep(poll.min(delay.saturating_sub(started.elapsed()))).await;
+    while started.elapsed() < times.delay {
+        tokio::time::sleep(
+            times
+                .poll
+                .min(times.delay.saturating_sub(started.elapsed())),
+        )
+        .await;
         if let (Some(why), current) = job_state(jobs, job_id).await? {
             return Ok((current.unwrap_or_default(), why));
         }
     }
-    hold(source, jobs, job_id, window, poll).await
+    let left = HoldTimes {
+        limit: times.limit.saturating_sub(started.elapsed()),
+        ..times
+    };
+    hold_for(source, jobs, job_id, left).await
 }

@@ -31,6 +31,9 @@ pub struct FunctionEnv {
     /// the runtime's deadline - for local runtimes (`cargo lambda watch`) whose reported
     /// deadline is not the function's timeout.
     pub local_timeout: Option<Duration>,
+    /// `DBSYNC_SOURCE_CONNECTIONS` (unset or 0: the source's `max_connections` less a reserve):
+    /// chunk exports a source database takes at once, all jobs together.
+    pub source_connections: Option<u32>,
 }
 
 impl FunctionEnv {
@@ -55,6 +58,9 @@ impl FunctionEnv {
             retention_days: number("DBSYNC_JOB_RETENTION_DAYS", 30)?,
             local_timeout: env_number(env, "DBSYNC_LOCAL_TIMEOUT_SECONDS")?
                 .map(Duration::from_secs),
+            source_connections: env_number(env, "DBSYNC_SOURCE_CONNECTIONS")?
+                .filter(|n| *n > 0)
+                .map(|n| n.min(u64::from(u32::MAX)) as u32),
         })
     }
 }

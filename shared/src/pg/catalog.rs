@@ -33,6 +33,22 @@ pub async fn server_info(client: &Client, role: Role) -> Result<ServerInfo> {
     })
 }
 
+/// Sessions dbsync may open here at once by default (any role may read it): `max_connections`
+/// less the superusers' reserve and a fifth (at least 5) for everyone else.
+pub async fn connection_limit(client: &Client, role: Role) -> Result<u32> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('max_connections')::int4,
+                    current_setting('superuser_reserved_connections')::int4",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::pg(role, "reading max_connections", e))?;
+    let (max, reserved): (i32, i32) = (row.get(0), row.get(1));
+    let others = (max / 5).max(5);
+    Ok((max - reserved - others).max(1) as u32)
+}
+
 /// Reads the catalog of the tables in `scope`: tables with their columns, keys, triggers and
 /// secondary indexes, the foreign keys touching them, and their sequences (whose values
 /// [`read_sequence_values`] reads later: do it last in an export, sequences are not

@@ -43,6 +43,7 @@ fn backup_request(scope_of: &SyncRequest, req: &SyncRequest, target: String) -> 
         rules_key_secret: None,
         create_schema: false,
         backup: false,
+        source_connections: req.source_connections,
     }
 }
 
@@ -112,6 +113,7 @@ impl Api<'_> {
             create_schema: req.create_schema,
             data_job_id: req.from.clone(),
             backup_job_id: req.backup.then(|| backup_job_id(job_id)),
+            source_connections: req.source_connections,
         })
     }
 

@@ -100,6 +100,11 @@ pub struct SyncRequest {
     /// starts only once that job has succeeded. `"from": "<job id>-backup"` restores it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub backup: bool,
+    /// At most this many of the source's sessions for chunk exports at once, counting every
+    /// job reading that database (connection leases); default the source's
+    /// `max_connections` less a reserve, and the deployment's `DBSYNC_SOURCE_CONNECTIONS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_connections: Option<u32>,
 }
 
 /// What a job does.
@@ -194,6 +199,10 @@ pub struct ExecutionInput {
     /// until it has succeeded. Always present, null when none.
     #[serde(default)]
     pub backup_job_id: Option<String>,
+    /// The request's cap on chunk exports at once on the source. Always present, null when
+    /// none.
+    #[serde(default)]
+    pub source_connections: Option<u32>,
 }
 
 /// The nightly schedule's event: the same request as `POST /syncs`, as the rule's constant
@@ -247,6 +256,7 @@ fn check_from(req: &SyncRequest, from: &str) -> Result<()> {
         ),
         ("export_budget_seconds", req.export_budget_seconds.is_some()),
         ("page_rows", req.page_rows.is_some()),
+        ("source_connections", req.source_connections.is_some()),
         ("rules", req.rules.is_some()),
         ("rules_key_secret", req.rules_key_secret.is_some()),
     ];
@@ -331,6 +341,9 @@ fn check_request(req: &SyncRequest, settings: &ApiSettings) -> Result<()> {
             "backup",
             "backs up a target before a load empties it: it needs mode \"sync\" and a target_secret, and cannot be combined with atomic (which keeps the old data until the commit)",
         ));
+    }
+    if req.source_connections == Some(0) {
+        return Err(Error::config("source_connections", "must be at least 1"));
     }
     if req.page_rows == Some(0) {
         return Err(Error::config("page_rows", "must be at least 1"));

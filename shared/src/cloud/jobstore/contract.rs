@@ -9,6 +9,7 @@ pub async fn check_contract(store: &dyn JobStore, prefix: &str) {
     counters_and_status(store, prefix).await;
     progress_and_retry(store, prefix).await;
     target_locks(store, prefix).await;
+    leases(store, prefix).await;
 }
 
 /// Jobs are created once, read back whole, and listed newest first.
@@ -181,4 +182,35 @@ async fn target_locks(store: &dyn JobStore, prefix: &str) {
         .lock_target(&t, &id("a"), 60)
         .await
         .expect("expired lock taken over");
+}
+
+/// At most `limit` unexpired holders per endpoint; taking one again refreshes it; giving one
+/// back frees a place; an expired one frees its place by itself.
+async fn leases(store: &dyn JobStore, prefix: &str) {
+    let db = format!("{prefix}-db.internal:5432/app");
+    let other = format!("{prefix}-other:5432/app");
+    for h in ["a", "b"] {
+        assert!(store.acquire_lease(&db, h, 2, 60).await.expect("take"));
+    }
+    assert!(!store.acquire_lease(&db, "c", 2, 60).await.expect("full"));
+    assert!(
+        store.acquire_lease(&db, "a", 2, 60).await.expect("again"),
+        "a holder takes its own again"
+    );
+    assert!(store
+        .acquire_lease(&other, "c", 2, 60)
+        .await
+        .expect("per database"));
+    store.release_lease(&db, "a").await.expect("give back");
+    store.release_lease(&db, "a").await.expect("twice: no-op");
+    assert!(store.acquire_lease(&db, "c", 2, 0).await.expect("freed"));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(store
+        .acquire_lease(&db, "d", 2, 60)
+        .await
+        .expect("expired place taken"));
+    assert!(!store
+        .acquire_lease(&db, "e", 2, 60)
+        .await
+        .expect("full again"));
 }

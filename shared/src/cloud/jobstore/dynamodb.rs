@@ -20,16 +20,16 @@ pub const RECENT_INDEX: &str = "recent";
 /// Job state in a DynamoDB table.
 #[derive(Clone, Debug)]
 pub struct DynamoJobStore {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
     retention_secs: u64,
 }
 
-fn s(v: &str) -> Av {
+pub(super) fn s(v: &str) -> Av {
     Av::S(v.to_string())
 }
 
-fn n(v: u64) -> Av {
+pub(super) fn n(v: u64) -> Av {
     Av::N(v.to_string())
 }
 
@@ -43,7 +43,7 @@ impl DynamoJobStore {
         }
     }
 
-    fn location(&self, what: &str) -> String {
+    pub(super) fn location(&self, what: &str) -> String {
         format!("dynamodb table {} {what}", self.table)
     }
 
@@ -182,7 +182,7 @@ fn from_item(m: &HashMap<String, Av>) -> Option<JobRecord> {
     })
 }
 
-fn is_conditional_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+pub(super) fn is_conditional_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
     e: &aws_sdk_dynamodb::error::SdkError<E, R>,
 ) -> bool {
     use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -377,6 +377,20 @@ impl JobStore for DynamoJobStore {
                 e,
             )),
         }
+    }
+
+    async fn acquire_lease(
+        &self,
+        endpoint: &str,
+        holder: &str,
+        limit: u32,
+        ttl_secs: u64,
+    ) -> Result<bool> {
+        self.take_lease(endpoint, holder, limit, ttl_secs).await
+    }
+
+    async fn release_lease(&self, endpoint: &str, holder: &str) -> Result<()> {
+        self.give_lease(endpoint, holder).await
     }
 
     async fn release_target(&self, target: &str, job_id: &str) -> Result<()> {

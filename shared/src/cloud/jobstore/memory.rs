@@ -12,6 +12,7 @@ use std::sync::Mutex;
 pub struct MemoryJobStore {
     jobs: Mutex<HashMap<String, JobRecord>>,
     locks: Mutex<HashMap<String, (String, u64)>>,
+    leases: Mutex<HashMap<String, HashMap<String, u64>>>,
 }
 
 fn poisoned() -> Error {
@@ -125,6 +126,32 @@ impl JobStore for MemoryJobStore {
                 Ok(())
             }
         }
+    }
+
+    async fn acquire_lease(
+        &self,
+        endpoint: &str,
+        holder: &str,
+        limit: u32,
+        ttl_secs: u64,
+    ) -> Result<bool> {
+        let mut leases = self.leases.lock().map_err(|_| poisoned())?;
+        let now = now_epoch();
+        let held = leases.entry(endpoint.to_string()).or_default();
+        held.retain(|_, until| *until > now);
+        if !held.contains_key(holder) && held.len() >= limit as usize {
+            return Ok(false);
+        }
+        held.insert(holder.to_string(), now + ttl_secs);
+        Ok(true)
+    }
+
+    async fn release_lease(&self, endpoint: &str, holder: &str) -> Result<()> {
+        let mut leases = self.leases.lock().map_err(|_| poisoned())?;
+        if let Some(held) = leases.get_mut(endpoint) {
+            held.remove(holder);
+        }
+        Ok(())
     }
 
     async fn release_target(&self, target: &str, job_id: &str) -> Result<()> {

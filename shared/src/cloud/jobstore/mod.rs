@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod contract;
 pub mod dynamodb;
+mod leases;
 pub mod memory;
 
 pub use dynamodb::DynamoJobStore;
@@ -282,6 +283,18 @@ pub trait JobStore: Send + Sync {
     async fn lock_target(&self, target: &str, job_id: &str, ttl_secs: u64) -> Result<()>;
     /// Releases the target's lock if this job holds it.
     async fn release_target(&self, target: &str, job_id: &str) -> Result<()>;
+    /// Takes one of `limit` connection leases on `endpoint` (`host:port/db`) for `holder`
+    /// (a chunk export) for `ttl_secs`: false while `limit` unexpired holders have one.
+    /// Taking it again refreshes it; a holder that died lets go when its lease expires.
+    async fn acquire_lease(
+        &self,
+        endpoint: &str,
+        holder: &str,
+        limit: u32,
+        ttl_secs: u64,
+    ) -> Result<bool>;
+    /// Gives a lease back (nothing when `holder` has none).
+    async fn release_lease(&self, endpoint: &str, holder: &str) -> Result<()>;
     /// Records the table the job is working on and how many tables are done; a count lower
     /// than the recorded one (a slower parallel part reporting late) is ignored.
     async fn progress(&self, job_id: &str, current_table: &str, tables_done: u64) -> Result<()>;

@@ -46,6 +46,10 @@ pub struct ExportTuning {
     /// of this invocation's own and record it on the part (`per_chunk`).
     #[serde(default)]
     pub consistency: Consistency,
+    /// Chunk exports the source takes at once, all jobs together: each invocation holds one
+    /// of this many connection leases on the source while it reads (none: no leases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_limit: Option<u32>,
 }
 
 /// One export invocation's output: the input for the next invocation when `resume` is set.
@@ -118,8 +122,40 @@ async fn open_reader(
 
 /// Exports one segment of a chunk in the held snapshot until `deadline`, records its result
 /// next to the part (durably, so the assembler needs no Map results), adds to the job's
-/// counters, and returns where to continue.
+/// counters, and returns where to continue. With a connection limit, it first takes one of
+/// the source's connection leases ([`Error::ConnectionsBusy`] when none is free: the state
+/// machine waits and retries) and gives it back however the segment ends; one that dies
+/// lets its lease expire at its deadline.
 pub async fn export_step(
+    source: &ConnSpec,
+    snapshot: &str,
+    place: JobPlace<'_>,
+    step: &ExportStep,
+    deadline: Instant,
+    compress_level: u32,
+) -> Result<ExportStepResult> {
+    let Some(limit) = step.tuning.connection_limit else {
+        return export_segment_of(source, snapshot, place, step, deadline, compress_level).await;
+    };
+    let endpoint = source.identity();
+    let holder = format!("{}/{}/{}", step.item.job_id, step.item.label, step.segment);
+    let ttl = deadline.saturating_duration_since(Instant::now()).as_secs() + 60;
+    if !place
+        .jobs
+        .acquire_lease(&endpoint, &holder, limit, ttl)
+        .await?
+    {
+        return Err(Error::ConnectionsBusy { endpoint, limit });
+    }
+    let done = export_segment_of(source, snapshot, place, step, deadline, compress_level).await;
+    if let Err(e) = place.jobs.release_lease(&endpoint, &holder).await {
+        tracing::warn!(endpoint = %endpoint, holder = %holder, error = %e,
+            "could not give the connection lease back; it expires by itself");
+    }
+    done
+}
+
+async fn export_segment_of(
     source: &ConnSpec,
     snapshot: &str,
     place: JobPlace<'_>,

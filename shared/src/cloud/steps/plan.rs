@@ -3,7 +3,7 @@
 
 use super::{to_json, ChunkItem, JobPlace, CHUNKS_KEY, PLAN_KEY, SCHEMA_KEY};
 use crate::cloud::jobstore::{JobChange, JobStatus, JobStore, Phase};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Role};
 use crate::model::rules::RulesFile;
 use crate::model::scope::Scope;
 use crate::pg::conn::ConnSpec;
@@ -49,6 +49,9 @@ pub struct PlanSummary {
     pub chunks: usize,
     /// Where the chunk list is, in the store.
     pub chunks_key: String,
+    /// Chunk exports the source takes at once, all jobs together (its `max_connections` less
+    /// a reserve).
+    pub connection_limit: u32,
 }
 
 /// Plans the job inside the held snapshot and writes the plan and the chunk list to the store
@@ -100,6 +103,7 @@ pub async fn plan_job(
         tables: plan.catalog.tables.len(),
         chunks: plan.chunks.len(),
         chunks_key: CHUNKS_KEY.to_string(),
+        connection_limit: crate::pg::catalog::connection_limit(&client, Role::Source).await?,
     })
 }
 
@@ -160,6 +164,9 @@ pub struct PlanEvent {
     /// Read what creating the tables would take, for the prepare step.
     #[serde(default)]
     pub create_schema: bool,
+    /// The request's cap on this job's chunk exports at once on the source (`source_connections`).
+    #[serde(default)]
+    pub source_connections: Option<u32>,
 }
 
 impl PlanEvent {
@@ -196,4 +203,7 @@ pub struct PlanOutput {
     pub items_bucket: String,
     /// Key of the chunk list (ItemReader `Key`).
     pub items_key: String,
+    /// Chunk exports the source takes at once, all jobs together (the leases' cap).
+    #[serde(default)]
+    pub connection_limit: Option<u32>,
 }
