@@ -277,3 +277,56 @@ async fn a_backup_that_fails_fails_its_sync_before_the_target_changes_and_bad_ba
     );
     c.assert_target_free(&job).await;
 }
+
+#[tokio::test]
+async fn many_jobs_started_at_once_on_distinct_targets_all_succeed_with_no_lock_or_counter_lost() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    // 8 by default (a 2-core machine runs them in about a minute); more with the variable.
+    let n: usize = std::env::var("DBSYNC_TEST_CONCURRENT_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let c = Cloud::new("e2e_many", "CREATE TABLE t (id int PRIMARY KEY)", "").await;
+    let schema = "CREATE TABLE parent (id int PRIMARY KEY, v text);
+                  CREATE TABLE child (id int PRIMARY KEY, p int REFERENCES parent, v text)";
+    let mut pairs = Vec::new();
+    for i in 0..n {
+        let p = Pair::new(&format!("e2e_many_{i}")).await;
+        p.both(schema).await;
+        p.source(&format!(
+            "INSERT INTO parent SELECT g, 'p{i}-' || g FROM generate_series(1, 3000) g;
+             INSERT INTO child SELECT g, g % 3000 + 1, repeat('c', g % 50) FROM generate_series(1, 6000) g"
+        ))
+        .await;
+        let (s, t) = (
+            format!("e2e/{}/source", p.name),
+            format!("e2e/{}/target", p.name),
+        );
+        c.secret(&s, &p.source_url).await;
+        c.secret(&t, &p.target_url).await;
+        pairs.push((p, s, t));
+    }
+    let started = futures_util::future::join_all(pairs.iter().map(|(_, s, t)| {
+        c.api(
+            "POST",
+            "/syncs",
+            Some(json!({ "source_secret": s, "target_secret": t, "chunk_size": "64KiB", "concurrency": 2 })),
+        )
+    }))
+    .await;
+    let ids: Vec<String> = started
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 202, "{body}");
+            body["job_id"].as_str().expect("id").to_string()
+        })
+        .collect();
+    for ((p, _, _), id) in pairs.iter().zip(&ids) {
+        let (status, error) = c.finish(id).await;
+        assert_eq!(status, ExecutionStatus::Succeeded, "{id}: {error:?}");
+        p.assert_identical().await;
+        let job = c.job(id).await;
+        assert_complete(&job, &c.manifest(id).await);
+        c.assert_target_free(&job).await;
+    }
+}

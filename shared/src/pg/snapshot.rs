@@ -61,8 +61,11 @@ async fn import(c: &Client, before: &str, snapshot: &str) -> Result<()> {
     ))
     .await
     .map_err(|e| match sqlstate::code(&e) {
-        // "invalid snapshot identifier": its holder let go.
-        Some(sqlstate::INVALID_PARAMETER_VALUE) => Error::SnapshotReleased(snapshot.to_string()),
+        // "invalid snapshot identifier", or "the source process ... is not running anymore"
+        // while its holder is going away: either way the holder let go.
+        Some(sqlstate::INVALID_PARAMETER_VALUE | sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE) => {
+            Error::SnapshotReleased(snapshot.to_string())
+        }
         _ => Error::pg(Role::Source, "importing the snapshot", e),
     })
 }

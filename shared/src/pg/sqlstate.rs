@@ -8,6 +8,9 @@ use crate::error::{Error, Role};
 /// `22023` invalid_parameter_value: what `SET TRANSACTION SNAPSHOT` answers for a snapshot
 /// whose holder let go.
 pub const INVALID_PARAMETER_VALUE: &str = "22023";
+/// `55000` object_not_in_prerequisite_state: what `SET TRANSACTION SNAPSHOT` answers for a
+/// snapshot whose holder's process has just ended (its file not yet removed).
+pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
 /// `42501` insufficient_privilege.
 pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 /// `40001` serialization_failure.
