@@ -15,11 +15,7 @@ pub async fn open_snapshot(source: &ConnSpec, app: &str) -> Result<(Client, Stri
     c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await
         .map_err(|e| Error::pg(Role::Source, "starting the snapshot transaction", e))?;
-    let snap: String = c
-        .query_one("SELECT pg_export_snapshot()", &[])
-        .await
-        .map_err(|e| Error::pg(Role::Source, "exporting the snapshot", e))?
-        .get(0);
+    let snap = export_id(&c, "exporting the snapshot").await?;
     Ok((c, snap))
 }
 
@@ -46,12 +42,16 @@ pub async fn relay_snapshot(
     app: &str,
 ) -> Result<(Client, String)> {
     let c = join_snapshot(source, snapshot, app).await?;
-    let next: String = c
-        .query_one("SELECT pg_export_snapshot()", &[])
-        .await
-        .map_err(|e| Error::pg(Role::Source, "exporting the relayed snapshot", e))?
-        .get(0);
+    let next = export_id(&c, "exporting the relayed snapshot").await?;
     Ok((c, next))
+}
+
+/// The id under which the session's snapshot can be imported.
+async fn export_id(c: &Client, context: &str) -> Result<String> {
+    Ok(c.query_one("SELECT pg_export_snapshot()", &[])
+        .await
+        .map_err(|e| Error::pg(Role::Source, context, e))?
+        .get(0))
 }
 
 async fn import(c: &Client, before: &str, snapshot: &str) -> Result<()> {

@@ -55,22 +55,12 @@ impl Api<'_> {
             (_, true) => JobKind::Sync,
             _ => JobKind::Export,
         };
-        let fanout = req
-            .concurrency
-            .unwrap_or(4)
-            .min(self.settings.max_concurrency);
+        let fanout = req.fanout(self.settings.max_concurrency);
         let mut work = match export {
             Some(e) => workload_of_export(e, kind, fanout),
             None => {
                 let opts = Options {
-                    scope: crate::model::scope::Scope {
-                        allow_empty_patterns: req.allow_empty_patterns,
-                        ..crate::model::scope::Scope::from_lists(
-                            &req.schemas,
-                            &req.tables,
-                            &req.exclude,
-                        )?
-                    },
+                    scope: req.scope()?,
                     chunk_bytes: chunk_bytes(req)?,
                     ..Options::default()
                 };

@@ -13,7 +13,6 @@ use crate::cloud::jobstore::{
 use crate::cloud::lambda::MAX_SNAPSHOT_WINDOW_SECONDS;
 use crate::cloud::steps::fail_job;
 use crate::error::{Error, Result};
-use crate::model::scope::Scope;
 use crate::pg::conn::ConnSpec;
 use serde_json::{json, Value};
 
@@ -90,15 +89,9 @@ impl Api<'_> {
             source_secret: req.source_secret.clone(),
             target_secret: req.target_secret.clone(),
             lock_key,
-            scope: Scope {
-                allow_empty_patterns: req.allow_empty_patterns,
-                ..Scope::from_lists(&req.schemas, &req.tables, &req.exclude)?
-            },
+            scope: req.scope()?,
             chunk_bytes: chunk_bytes(req)?,
-            concurrency: req
-                .concurrency
-                .unwrap_or(4)
-                .min(self.settings.max_concurrency),
+            concurrency: req.fanout(self.settings.max_concurrency),
             keep_indexes: req.keep_indexes,
             analyze: req.analyze,
             atomic: req.atomic,

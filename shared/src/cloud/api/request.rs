@@ -353,6 +353,21 @@ fn check_request(req: &SyncRequest, settings: &ApiSettings) -> Result<()> {
     Ok(())
 }
 
+impl SyncRequest {
+    /// The tables in scope its patterns name.
+    pub(crate) fn scope(&self) -> Result<Scope> {
+        Ok(Scope {
+            allow_empty_patterns: self.allow_empty_patterns,
+            ..Scope::from_lists(&self.schemas, &self.tables, &self.exclude)?
+        })
+    }
+
+    /// Exports and loads at once: its own (default 4), never over the deployment's cap.
+    pub(crate) fn fanout(&self, max_concurrency: u32) -> u32 {
+        self.concurrency.unwrap_or(4).min(max_concurrency)
+    }
+}
+
 pub(crate) fn chunk_bytes(req: &SyncRequest) -> Result<u64> {
     let bytes = match &req.chunk_size {
         None => DEFAULT_CHUNK_BYTES,
