@@ -256,3 +256,40 @@ async fn two_jobs_on_one_source_never_open_more_chunk_readers_than_its_connectio
             .expect("lease"));
     }
 }
+
+#[tokio::test]
+async fn a_chunk_that_fails_is_recorded_through_its_own_catch_and_leaves_no_connection_lease_behind(
+) {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let c = Cloud::new(
+        "e2e_chunk_fails",
+        "CREATE TABLE items (id bigint PRIMARY KEY, v text)",
+        "INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 3000) g",
+    )
+    .await;
+    // A filter that divides by zero on one row: only the export of that row's chunk fails.
+    let job = c
+        .start(json!({
+            "mode": "export",
+            "target_secret": null,
+            "chunk_size": "64KiB",
+            "concurrency": 2,
+            "source_connections": 2,
+            "rules": {"tables": {"items": {"where": "1 / (id - 2999) IS NOT NULL"}}},
+        }))
+        .await;
+    let (status, _) = c.finish(&job).await;
+    assert_eq!(status, ExecutionStatus::Failed);
+    let record = c.job(&job).await;
+    assert_eq!(record["status"], "failed", "{record}");
+    let message = record["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("division by zero"), "{record}");
+    let endpoint = c.pair.source_spec().identity();
+    let store = c.clients.jobs();
+    for probe in ["p1", "p2"] {
+        assert!(store
+            .acquire_lease(&endpoint, probe, 2, 1)
+            .await
+            .expect("lease"));
+    }
+}

@@ -178,6 +178,7 @@ async fn planned_and_exported_in_separate_steps_the_job_imports_exactly() {
         (&e).into(),
         Some("staging"),
         Some(&p.target_spec()),
+        None,
     )
     .await
     .expect("fail");

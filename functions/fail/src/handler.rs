@@ -6,9 +6,10 @@ use dbsync_core::cloud::steps::{self, FailEvent, FailOutput};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Resolves the target's secret (when the job has a target), then puts the target back,
-/// records the caught error (name and the function's own message) and releases the lock. A
-/// secret that cannot be read only skips the put-back: the failure is recorded regardless.
+/// Resolves the target's secret (when the job has a target) and, for a failed chunk, the
+/// source's, then puts the target back, gives back the chunk's connection leases, records the
+/// caught error (name and the function's own message) and releases the lock. A secret that
+/// cannot be read only skips what needs it: the failure is recorded regardless.
 pub async fn handle(
     clients: Arc<Clients>,
     event: FailEvent,
@@ -28,12 +29,25 @@ pub async fn handle(
             }
         },
     };
+    let source = match (&event.source_secret, &event.chunk_label) {
+        (Some(id), Some(label)) => {
+            match dbsync_core::cloud::secrets::fetch(&clients.secrets, id).await {
+                Ok(s) => Some((s.identity(), steps::lease_prefix(&event.job_id, label))),
+                Err(e) => {
+                    tracing::warn!(job = %event.job_id, error = %e, "cannot read the source's secret; the chunk's connection leases expire by themselves");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let out = steps::fail_job(
         &clients.jobs(),
         &event.job_id,
         error,
         event.lock_key.as_deref(),
         target.as_ref(),
+        source.as_ref().map(|(e, p)| (e.as_str(), p.as_str())),
     )
     .await?;
     Ok(out)
@@ -104,5 +118,49 @@ mod tests {
         jobs.lock_target(&lock, "another-job", 600)
             .await
             .expect("the target is free again");
+    }
+
+    #[tokio::test]
+    async fn a_failed_chunk_gives_back_the_connection_leases_its_invocations_held_and_no_others() {
+        let mut event: FailEvent =
+            serde_json::from_str(include_str!("../../../events/fail-chunk.json")).expect("sample");
+        let f = dbsync_tests::FunctionFixture::new(
+            "fn_fail_chunk",
+            &event.job_id,
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            "",
+        )
+        .await;
+        let jobs = f.clients.jobs();
+        let endpoint = f.pair.source_spec().identity();
+        let label = event.chunk_label.clone().expect("label");
+        // Segment 1 timed out holding its lease; another chunk of the job is still running.
+        let died = steps::lease_prefix(&f.job_id, &label) + "1";
+        let running = steps::lease_prefix(&f.job_id, &format!("{label}0")) + "0";
+        for h in [&died, &running] {
+            assert!(jobs
+                .acquire_lease(&endpoint, h, 2, 600)
+                .await
+                .expect("lease"));
+        }
+        event.source_secret = Some(f.source_secret.clone());
+        let out = handle(Arc::new(f.clients.clone()), event, Instant::now())
+            .await
+            .expect("fail");
+        assert_eq!(out.leases_released, Some(1));
+        assert!(
+            !jobs
+                .acquire_lease(&endpoint, "next", 1, 600)
+                .await
+                .expect("lease"),
+            "the running chunk keeps its lease"
+        );
+        assert!(jobs
+            .acquire_lease(&endpoint, "next", 2, 600)
+            .await
+            .expect("lease"));
+        let job = jobs.get(&f.job_id).await.expect("get").expect("job");
+        assert_eq!(job.status, JobStatus::Failed);
+        assert_eq!(job.error.expect("error").name, "States.Timeout");
     }
 }

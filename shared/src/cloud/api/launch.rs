@@ -261,7 +261,7 @@ impl Api<'_> {
             })),
             Err((e, recorded)) => {
                 if recorded {
-                    let failed = fail_job(self.jobs, job_id, (&e).into(), None, None)
+                    let failed = fail_job(self.jobs, job_id, (&e).into(), None, None, None)
                         .await
                         .map(|_| ());
                     log_compensation("recording the failure", job_id, failed);

@@ -213,4 +213,23 @@ async fn leases(store: &dyn JobStore, prefix: &str) {
         .acquire_lease(&db, "e", 2, 60)
         .await
         .expect("full again"));
+    // The Fail path gives back what one chunk's invocations held, and only that.
+    let third = format!("{prefix}-third:5432/app");
+    for h in ["job1/t.1/0", "job1/t.1/1", "job1/t.10/0", "job2/t.1/0"] {
+        assert!(store.acquire_lease(&third, h, 4, 60).await.expect("take"));
+    }
+    let given = store.release_leases_of(&third, "job1/t.1/").await;
+    assert_eq!(given.expect("give back a chunk's"), 2);
+    assert!(!store
+        .acquire_lease(&third, "x", 2, 60)
+        .await
+        .expect("two left"));
+    assert!(store
+        .acquire_lease(&third, "x", 3, 60)
+        .await
+        .expect("freed"));
+    let none = store
+        .release_leases_of(&format!("{prefix}-none:1/x"), "job1/")
+        .await;
+    assert_eq!(none.expect("no item"), 0);
 }

@@ -393,6 +393,10 @@ impl JobStore for DynamoJobStore {
         self.give_lease(endpoint, holder).await
     }
 
+    async fn release_leases_of(&self, endpoint: &str, prefix: &str) -> Result<usize> {
+        self.give_leases_of(endpoint, prefix).await
+    }
+
     async fn release_target(&self, target: &str, job_id: &str) -> Result<()> {
         let r = self
             .client

@@ -112,4 +112,14 @@ impl DynamoJobStore {
             Ok(_) => Ok(()),
         }
     }
+
+    pub(super) async fn give_leases_of(&self, endpoint: &str, prefix: &str) -> Result<usize> {
+        let (holders, _) = self.lease_item(endpoint).await?;
+        let mut given = 0;
+        for h in holders.keys().filter(|h| h.starts_with(prefix)) {
+            self.give_lease(endpoint, h).await?;
+            given += 1;
+        }
+        Ok(given)
+    }
 }

@@ -154,6 +154,16 @@ impl JobStore for MemoryJobStore {
         Ok(())
     }
 
+    async fn release_leases_of(&self, endpoint: &str, prefix: &str) -> Result<usize> {
+        let mut leases = self.leases.lock().map_err(|_| poisoned())?;
+        let Some(held) = leases.get_mut(endpoint) else {
+            return Ok(0);
+        };
+        let before = held.len();
+        held.retain(|h, _| !h.starts_with(prefix));
+        Ok(before - held.len())
+    }
+
     async fn release_target(&self, target: &str, job_id: &str) -> Result<()> {
         let mut locks = self.locks.lock().map_err(|_| poisoned())?;
         if locks.get(target).is_some_and(|(h, _)| h == job_id) {

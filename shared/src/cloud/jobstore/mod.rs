@@ -295,6 +295,9 @@ pub trait JobStore: Send + Sync {
     ) -> Result<bool>;
     /// Gives a lease back (nothing when `holder` has none).
     async fn release_lease(&self, endpoint: &str, holder: &str) -> Result<()>;
+    /// Gives back every lease on `endpoint` whose holder starts with `prefix` (the Fail
+    /// path's clean-up for an invocation that died holding one); returns how many.
+    async fn release_leases_of(&self, endpoint: &str, prefix: &str) -> Result<usize>;
     /// Records the table the job is working on and how many tables are done; a count lower
     /// than the recorded one (a slower parallel part reporting late) is ignored.
     async fn progress(&self, job_id: &str, current_table: &str, tables_done: u64) -> Result<()>;

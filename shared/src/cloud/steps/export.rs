@@ -138,7 +138,7 @@ pub async fn export_step(
         return export_segment_of(source, snapshot, place, step, deadline, compress_level).await;
     };
     let endpoint = source.identity();
-    let holder = format!("{}/{}/{}", step.item.job_id, step.item.label, step.segment);
+    let holder = step.item.lease_holder(step.segment);
     let ttl = deadline.saturating_duration_since(Instant::now()).as_secs() + 60;
     if !place
         .jobs

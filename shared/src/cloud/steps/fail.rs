@@ -13,13 +13,27 @@ use serde::{Deserialize, Serialize};
 /// target's lock, in that order, so no next job starts on a target still being put back. A
 /// put-back that cannot run (the target unreachable) is logged and reported, never in the
 /// way of the record: the target's ledger keeps what is owed and the next job adopts it.
+/// For a failed chunk, `chunk_leases` (the source's `host:port/db` and the chunk's
+/// [`lease_prefix`](super::lease_prefix)) names the connection leases its invocations held:
+/// one that timed out or crashed never gave its own back, so they are given back here
+/// rather than at their expiry. Only that chunk's: its invocations run one after another
+/// and have all ended, while the job's other chunks may still be running.
 pub async fn fail_job(
     jobs: &dyn JobStore,
     job_id: &str,
     error: JobError,
     lock_key: Option<&str>,
     target: Option<&ConnSpec>,
+    chunk_leases: Option<(&str, &str)>,
 ) -> Result<FailOutput> {
+    let mut leases_released = None;
+    if let Some((endpoint, prefix)) = chunk_leases {
+        match jobs.release_leases_of(endpoint, prefix).await {
+            Ok(n) => leases_released = Some(n),
+            Err(e) => tracing::warn!(job = job_id, endpoint, error = %e,
+                "could not give the chunk's connection leases back; they expire by themselves"),
+        }
+    }
     let target_state = match target {
         None => None,
         Some(t) => Some(match abandon(t, job_id).await {
@@ -59,6 +73,7 @@ pub async fn fail_job(
     Ok(FailOutput {
         job_id: job_id.to_string(),
         target_state,
+        leases_released,
     })
 }
 
@@ -69,6 +84,9 @@ pub struct FailOutput {
     pub job_id: String,
     /// What was found and done on the target; absent when the job names none.
     pub target_state: Option<Abandoned>,
+    /// Connection leases of the failed chunk given back; absent when the event names no chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leases_released: Option<usize>,
 }
 
 /// The fail function's input: the job and what Step Functions' Catch recorded.
@@ -83,6 +101,14 @@ pub struct FailEvent {
     /// took away there is put back.
     #[serde(default)]
     pub target_secret: Option<String>,
+    /// Secrets Manager id of the source's credentials and the failed chunk's label (the
+    /// Map child's Catch path): the connection leases that chunk's invocations took on the
+    /// source are given back.
+    #[serde(default)]
+    pub source_secret: Option<String>,
+    /// See `source_secret`.
+    #[serde(default)]
+    pub chunk_label: Option<String>,
     /// Catch's `$.error`: `{"Error": name, "Cause": text}`.
     pub error: CaughtError,
 }

@@ -87,6 +87,19 @@ pub struct ChunkItem {
     pub label: String,
 }
 
+impl ChunkItem {
+    /// The connection lease holder of this chunk's `segment`th invocation.
+    pub fn lease_holder(&self, segment: u32) -> String {
+        format!("{}{segment}", lease_prefix(&self.job_id, &self.label))
+    }
+}
+
+/// What the lease holder of every invocation of one chunk starts with (the trailing slash
+/// keeps `t #1` from matching `t #10`).
+pub fn lease_prefix(job_id: &str, label: &str) -> String {
+    format!("{job_id}/{label}/")
+}
+
 /// JSON bytes of our own plain data types, which always serialise.
 pub(crate) fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
