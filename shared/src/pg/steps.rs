@@ -6,7 +6,7 @@
 //! Every put-back statement is idempotent, so a resumed job may run it again.
 
 use crate::error::{Error, Result, Role};
-use crate::model::catalog::{KeyConstraint, SecondaryIndex, Sequence};
+use crate::model::catalog::{ForeignKey, KeyConstraint, SecondaryIndex, Sequence};
 use crate::model::ident::{quote_ident, quote_literal, QualName};
 use crate::model::restore::Restore;
 use tokio_postgres::{Client, GenericClient};
@@ -75,7 +75,44 @@ pub fn table_steps(restore: &Restore, table: &QualName) -> Vec<Step> {
             format!("ANALYZE {}", table.sql()),
         ));
     }
+    // A key from the table to itself depends on no other table's rows: it is re-added and
+    // validated here, while other tables load, rather than at the end, where it would run
+    // alone (orders.parent_order_id: 0.5 s of a 10 s sync). After ANALYZE, so validation is
+    // planned on statistics. [`finalize_steps`] keeps it, a no-op by then (both statements
+    // are idempotent), so no resume path can miss it.
+    for fk in restore.fks.iter().filter(|fk| self_referencing(fk, table)) {
+        steps.push(readd_fk(fk));
+        steps.push(validate_fk(fk));
+    }
     steps
+}
+
+/// `fk` is a dropped key of plain `table` to its own rows.
+fn self_referencing(fk: &ForeignKey, table: &QualName) -> bool {
+    &fk.table == table && fk.references == fk.table && !fk.on_partitioned && fk.table_unit.is_none()
+}
+
+/// Re-adds a dropped foreign key (`NOT VALID` where PostgreSQL allows it), unless it exists.
+fn readd_fk(fk: &ForeignKey) -> Step {
+    readd(
+        format!("re-adding foreign key {} on {}", fk.name, fk.table),
+        Constrained::Table(&fk.table),
+        &fk.name,
+        &fk.definition,
+        !fk.on_partitioned,
+    )
+}
+
+/// Validates a re-added foreign key (a no-op on one already valid).
+fn validate_fk(fk: &ForeignKey) -> Step {
+    Step::new(
+        format!("validating foreign key {} on {}", fk.name, fk.table),
+        format!(
+            "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+            fk.table.sql(),
+            quote_ident(&fk.name)
+        ),
+    )
 }
 
 /// The end of a job, after every table's [`table_steps`]; groups run one after the other:
@@ -83,34 +120,9 @@ pub fn table_steps(restore: &Restore, table: &QualName) -> Vec<Step> {
 /// in opposite orders and would deadlock); validate them (parallel); re-enable triggers and
 /// set sequences (serial).
 pub fn finalize_steps(restore: &Restore, sequences: &[Sequence]) -> Vec<StepGroup> {
-    let mut add = restore
-        .fks
-        .iter()
-        .map(|fk| {
-            readd(
-                format!("re-adding foreign key {} on {}", fk.name, fk.table),
-                Constrained::Table(&fk.table),
-                &fk.name,
-                &fk.definition,
-                !fk.on_partitioned,
-            )
-        })
-        .collect::<Vec<_>>();
+    let mut add = restore.fks.iter().map(readd_fk).collect::<Vec<_>>();
     add.extend(readd_checks(restore));
-    let validate = restore
-        .fks
-        .iter()
-        .map(|fk| {
-            Step::new(
-                format!("validating foreign key {} on {}", fk.name, fk.table),
-                format!(
-                    "ALTER TABLE {} VALIDATE CONSTRAINT {}",
-                    fk.table.sql(),
-                    quote_ident(&fk.name)
-                ),
-            )
-        })
-        .collect();
+    let validate = restore.fks.iter().map(validate_fk).collect();
     let mut last: Vec<Step> = enable_triggers(restore).collect();
     last.extend(sequences.iter().map(|s| {
         Step::new(
@@ -373,5 +385,48 @@ mod tests {
         let (back, pending) = put_back_steps(&r);
         assert_eq!(back[0].sql, steps[0].sql);
         assert_eq!(pending.keys, r.keys);
+    }
+
+    #[test]
+    fn a_key_of_a_table_to_itself_is_validated_with_the_table_and_one_of_a_cycle_only_at_the_end() {
+        let fk = |name: &str, table: &str, references: &str| ForeignKey {
+            name: name.into(),
+            table: QualName::new("a", table),
+            references: QualName::new("a", references),
+            definition: format!("FOREIGN KEY (p) REFERENCES a.{references}(id)"),
+            table_unit: None,
+            references_unit: None,
+            on_partitioned: false,
+            columns: vec!["p".into()],
+            referenced_columns: vec!["id".into()],
+        };
+        let r = Restore {
+            fks: vec![
+                fk("t_p", "t", "t"),
+                fk("t_u", "t", "u"),
+                fk("u_t", "u", "t"),
+            ],
+            ..Default::default()
+        };
+        let steps = table_steps(&r, &QualName::new("a", "t"));
+        let sql: Vec<&str> = steps.iter().map(|s| s.sql.as_str()).collect();
+        assert_eq!(sql.len(), 3, "{sql:?}");
+        assert_eq!(sql[0], "ANALYZE \"a\".\"t\"");
+        assert!(
+            sql[1].contains("ADD CONSTRAINT \"t_p\" FOREIGN KEY (p) REFERENCES a.t(id) NOT VALID;")
+        );
+        assert_eq!(
+            sql[2],
+            "ALTER TABLE \"a\".\"t\" VALIDATE CONSTRAINT \"t_p\""
+        );
+        assert_eq!(
+            table_steps(&r, &QualName::new("a", "u")).len(),
+            1,
+            "ANALYZE only"
+        );
+        // The end still names all three: for the self-reference, idempotent no-ops by then.
+        let groups = finalize_steps(&r, &[]);
+        assert_eq!(groups[0].steps.len(), 3);
+        assert_eq!(groups[1].steps.len(), 3);
     }
 }
