@@ -394,3 +394,54 @@ async fn keys_nothing_depends_on_are_rebuilt_after_the_load_and_the_others_stay(
         before
     );
 }
+
+#[tokio::test]
+async fn a_table_loaded_in_one_part_that_nothing_references_goes_in_frozen_and_the_others_as_before(
+) {
+    let p = Pair::new("frozen").await;
+    p.both(
+        "CREATE TABLE parent (id int PRIMARY KEY, v text);
+         CREATE TABLE child (id int PRIMARY KEY, p int REFERENCES parent, v text);
+         CREATE TABLE split (id int PRIMARY KEY, v text);",
+    )
+    .await;
+    p.source(
+        "INSERT INTO parent SELECT g, repeat('p', 50) FROM generate_series(1, 2000) g;
+         INSERT INTO child SELECT g, 1 + g % 2000, E'c\\t' || g FROM generate_series(1, 2000) g;
+         INSERT INTO split SELECT g, repeat('s', 200) FROM generate_series(1, 5000) g;",
+    )
+    .await;
+    // Yesterday's copy, to be replaced.
+    p.target("INSERT INTO parent VALUES (1, 'stale'); INSERT INTO child VALUES (9, 1, 'stale')")
+        .await;
+    p.target("CREATE EXTENSION IF NOT EXISTS pg_visibility")
+        .await;
+    let opts = Options {
+        workers: 2,
+        chunk_bytes: 256 * 1024,
+        ..Options::default()
+    };
+    for _ in 0..2 {
+        sync(&p, &opts).await.expect("sync");
+        p.assert_identical().await;
+        let frozen = |t: &str| {
+            let sql = format!(
+                "SELECT all_frozen || '/' || pg_relation_size('{t}') / 8192
+                   FROM pg_visibility_map_summary('{t}')"
+            );
+            let url = p.target_url.clone();
+            async move { scalar(&url, &sql).await }
+        };
+        let child = frozen("child").await;
+        let (f, pages) = child.split_once('/').expect("pair");
+        assert!(f == pages && f != "0", "child: {child} pages all frozen");
+        assert!(
+            frozen("parent").await.starts_with("0/"),
+            "a referenced table is not emptied again"
+        );
+        assert!(
+            frozen("split").await.starts_with("0/"),
+            "a table of several parts is loaded as before"
+        );
+    }
+}

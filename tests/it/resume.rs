@@ -124,7 +124,7 @@ async fn loading_the_same_part_twice_in_one_job_loads_it_once() {
             "t0000.c00000",
             table,
             &mut s,
-            None,
+            Default::default(),
         )
         .await
         .expect("load");

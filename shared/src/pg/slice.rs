@@ -223,6 +223,28 @@ pub fn copy_in_sql(table: &Table, format: CopyFormat) -> String {
     )
 }
 
+/// [`copy_in_sql`] with `FREEZE`: for a table emptied in the same transaction, the rows go
+/// in frozen and their pages all-visible.
+pub fn copy_in_frozen_sql(table: &Table, format: CopyFormat) -> String {
+    let options = match format {
+        CopyFormat::Text => " (FREEZE)",
+        CopyFormat::Binary => " (FORMAT binary, FREEZE)",
+    };
+    format!(
+        "COPY {} ({}) FROM STDIN{options}",
+        table.name.sql(),
+        column_list(table.copy_columns().map(|c| c.name.as_str())),
+    )
+}
+
+/// Whether the plain table `$1` can be emptied again inside a part's load transaction (so
+/// the part can go in with `COPY FREEZE`): no foreign key of another table references it,
+/// since PostgreSQL refuses to truncate such a table alone.
+pub const FREEZABLE_SQL: &str = "SELECT c.relkind = 'r' AND NOT EXISTS (
+       SELECT 1 FROM pg_catalog.pg_constraint k
+        WHERE k.contype = 'f' AND k.confrelid = c.oid AND k.conrelid <> c.oid)
+     FROM pg_catalog.pg_class c WHERE c.oid = $1::text::regclass";
+
 /// Inserts `$1` rows of defaults into a table without copied columns (`SELECT FROM` has no
 /// columns, so every column takes its default or generated value).
 pub fn insert_empty_rows_sql(table: &Table) -> String {

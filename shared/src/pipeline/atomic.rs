@@ -130,8 +130,15 @@ async fn load_in_one_transaction(
         let table = &plan.catalog.tables[chunk.table];
         let context = chunk_context(plan, &chunk);
         let mut src = CopyOutSource::start(job.reader, table, &chunk.range, context).await?;
-        let outcome =
-            copy_in::load_part(&mut tx, spec.job_id, &chunk.id(), table, &mut src, None).await?;
+        let outcome = copy_in::load_part(
+            &mut tx,
+            spec.job_id,
+            &chunk.id(),
+            table,
+            &mut src,
+            Default::default(),
+        )
+        .await?;
         if let crate::model::part::LoadOutcome::Loaded(s) = &outcome {
             let est = chunks::estimated_bytes(plan, &chunk);
             job.progress.chunk_done(&table.name, s.rows, s.bytes, est);

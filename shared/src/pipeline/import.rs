@@ -311,15 +311,12 @@ pub async fn import_part(
     } else {
         mt.table.clone()
     };
-    copy_in::load_part(
-        client,
-        &m.job_id,
-        &part.id,
-        &table,
-        &mut src,
-        Some(&part.stats),
-    )
-    .await
+    let how = copy_in::PartLoad {
+        expected: Some(&part.stats),
+        // A shadow table's parts load inside one transaction with the swap's.
+        sole: mt.parts.len() == 1 && !shadow,
+    };
+    copy_in::load_part(client, &m.job_id, &part.id, &table, &mut src, how).await
 }
 
 /// Step three: rebuilds dropped indexes and ANALYZEs every table, re-adds and validates

@@ -40,7 +40,17 @@ async fn copy_chunk(
     let r = async {
         let context = chunk_context(&plan, &chunk);
         let mut src = CopyOutSource::start_as(&w.src, table, &chunk.range, format, context).await?;
-        copy_in::load_part(&mut w.tgt, &job_id, &chunk.id(), table, &mut src, None).await
+        let sole = plan
+            .chunks
+            .iter()
+            .filter(|c| c.table == chunk.table)
+            .count()
+            == 1;
+        let how = copy_in::PartLoad {
+            expected: None,
+            sole,
+        };
+        copy_in::load_part(&mut w.tgt, &job_id, &chunk.id(), table, &mut src, how).await
     }
     .await;
     (w, r)
