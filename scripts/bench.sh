@@ -94,6 +94,20 @@ timed_after_truncate() {
   timed env DST="$DST" TABLES="$tables" bash -c \
     'psql -X -q -v ON_ERROR_STOP=1 "$DST" -c "TRUNCATE $TABLES" >/dev/null && exec "$@"' _ "$@"
 }
+# settle: waits (untimed, up to 60 s) until no autovacuum worker runs on either server, so a
+# path is not timed against the ANALYZE/VACUUM that the previous path's load set off (a
+# TRUNCATE waits a deadlock_timeout for an autovacuum worker to be cancelled).
+settle() {
+  local i db
+  for i in $(seq 120); do
+    busy=0
+    for db in "$SRC" "$DST"; do
+      [ "$(psqlc "$db" -Atc "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")" = 0 ] || busy=1
+    done
+    [ $busy = 0 ] && return 0
+    sleep 0.5
+  done
+}
 verify() { "$DBSYNC" verify -q --jobs "$JOBS" --source "$SRC" --target "$DST" >/dev/null || { echo "bench.sh: $1 did not copy identically" >&2; exit 1; }; }
 add() { awk -v a="$1" -v b="$2" 'BEGIN { print a + b }'; }
 
@@ -102,6 +116,7 @@ record() { WALLS[$1]+="$2 "; RSSS[$1]+="$3 "; }
 
 path_dump_restore() {
   truncate_target
+  settle
   rm -rf "$work/dump"
   timed "$bindir/pg_dump" -Fd -j "$JOBS" -Z 1 -f "$work/dump" "$SRC"; local w1=$wall r1=$rss
   timed_after_truncate "$bindir/pg_restore" -j "$JOBS" --data-only --disable-triggers -d "$DST" "$work/dump"
@@ -121,6 +136,7 @@ pipe_lane() {
 }
 export -f pipe_lane
 path_pipe() {
+  settle
   # Largest tables first, dealt to the lanes in turn.
   local lanes=() i=0 t
   for _ in $(seq "$JOBS"); do lanes+=(""); done
@@ -136,6 +152,7 @@ path_pipe() {
 
 path_pgcopydb() {
   [ -n "$pgcopydb_why" ] && return 0
+  settle
   rm -rf "$work/pgcopydb"
   # Triggers off as for the other paths (pgcopydb's table-data copy would trip the foreign keys).
   timed_after_truncate pgcopydb copy table-data --source "$SRC" --table-jobs "$JOBS" --dir "$work/pgcopydb" \
@@ -150,6 +167,7 @@ path_pgcopydb() {
 path_sync() {
   local analyze
   for analyze in on off; do
+    settle
     timed "$DBSYNC" sync -q --jobs "$JOBS" --analyze "$analyze" --source "$SRC" --target "$DST"
     record "sync_$analyze" "$wall" "$rss"
     verify "dbsync sync --analyze $analyze"
@@ -159,10 +177,12 @@ path_sync() {
 
 path_export_import() {
   rm -rf "$work/export"
+  settle
   timed "$DBSYNC" export -q --jobs "$JOBS" --source "$SRC" --to "$work/export"; local w1=$wall r1=$rss
   timed "$DBSYNC" import -q --jobs "$JOBS" --from "$work/export" --target "$DST"; local w2=$wall
   record export "$w1" "$r1"; record import_on "$wall" "$rss"
   verify "dbsync export + import"
+  settle
   timed "$DBSYNC" import -q --jobs "$JOBS" --analyze off --restart --from "$work/export" --target "$DST"
   record import_off "$wall" "$rss"
   verify "dbsync import --analyze off"
