@@ -143,6 +143,8 @@ fn the_paths_the_state_machine_reads_exist_in_the_execution_input() {
         "done",
         "released",
         "stagger",
+        // The export Map's item (ItemSelector), read by the chunk's Catch path.
+        "label",
     ];
     for p in paths {
         assert!(
