@@ -3,6 +3,7 @@
 use dbsync_core::cloud::jobstore::JobError;
 use dbsync_core::cloud::lambda::{Clients, FunctionError};
 use dbsync_core::cloud::steps::{self, FailEvent, FailOutput};
+use dbsync_core::pg::conn::ConnSpec;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,24 +22,25 @@ pub async fn handle(
     };
     let target = match &event.target_secret {
         None => None,
-        Some(id) => match dbsync_core::cloud::secrets::fetch(&clients.secrets, id).await {
-            Ok(t) => Some(t),
-            Err(e) => {
-                tracing::warn!(job = %event.job_id, error = %e, "cannot read the target's secret; what the job took away stays in the target's ledger");
-                None
-            }
-        },
+        Some(id) => {
+            resolve(
+                &clients,
+                &event.job_id,
+                id,
+                "what the job took away stays in the target's ledger",
+            )
+            .await
+        }
     };
     let source = match (&event.source_secret, &event.chunk_label) {
-        (Some(id), Some(label)) => {
-            match dbsync_core::cloud::secrets::fetch(&clients.secrets, id).await {
-                Ok(s) => Some((s.identity(), steps::lease_prefix(&event.job_id, label))),
-                Err(e) => {
-                    tracing::warn!(job = %event.job_id, error = %e, "cannot read the source's secret; the chunk's connection leases expire by themselves");
-                    None
-                }
-            }
-        }
+        (Some(id), Some(label)) => resolve(
+            &clients,
+            &event.job_id,
+            id,
+            "the chunk's connection leases expire by themselves",
+        )
+        .await
+        .map(|s| (s.identity(), steps::lease_prefix(&event.job_id, label))),
         _ => None,
     };
     let out = steps::fail_job(
@@ -51,6 +53,18 @@ pub async fn handle(
     )
     .await?;
     Ok(out)
+}
+
+/// The connection the secret `id` holds, or none when it cannot be read (logged with what
+/// that leaves undone, `then`): a failure is recorded whatever its secrets.
+async fn resolve(clients: &Clients, job: &str, id: &str, then: &str) -> Option<ConnSpec> {
+    match dbsync_core::cloud::secrets::fetch(&clients.secrets, id).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(job, secret = id, error = %e, "cannot read a secret; {then}");
+            None
+        }
+    }
 }
 
 #[cfg(test)]
