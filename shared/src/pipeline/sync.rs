@@ -35,17 +35,12 @@ async fn copy_chunk(
     job_id: Arc<String>,
     chunk: Chunk,
     format: CopyFormat,
+    sole: bool,
 ) -> (SyncWorker, Result<crate::model::part::LoadOutcome>) {
     let table = &plan.catalog.tables[chunk.table];
     let r = async {
         let context = chunk_context(&plan, &chunk);
         let mut src = CopyOutSource::start_as(&w.src, table, &chunk.range, format, context).await?;
-        let sole = plan
-            .chunks
-            .iter()
-            .filter(|c| c.table == chunk.table)
-            .count()
-            == 1;
         let how = copy_in::PartLoad {
             expected: None,
             sole,
@@ -100,10 +95,17 @@ async fn load_and_finish(
     );
     let (plan2, job, again2) = (plan.clone(), Arc::new(again.job_id.clone()), again.clone());
     let formats = Arc::new(tj.formats.clone());
+    // Counted once here, not per chunk: a table whose one chunk is its only part.
+    let sole: Arc<Vec<bool>> = Arc::new(
+        (0..plan.catalog.tables.len())
+            .map(|i| plan.chunks.iter().filter(|c| c.table == i).count() == 1)
+            .collect(),
+    );
     let fns = LoadFns {
         load: move |w, chunk: Chunk| {
             let format = formats.get(chunk.table).copied().unwrap_or_default();
-            copy_chunk(w, plan2.clone(), job.clone(), chunk, format)
+            let alone = sole.get(chunk.table).copied().unwrap_or(false);
+            copy_chunk(w, plan2.clone(), job.clone(), chunk, format, alone)
         },
         reconnect: move || {
             let again = again2.clone();
