@@ -110,7 +110,9 @@ pub fn ctid_ranges(pages: u64, n: usize) -> Vec<ChunkRange> {
     out
 }
 
-/// A chunk's share of its table's size on disk: what scheduling and progress go by.
+/// A chunk's share of its table's size on disk: what scheduling and progress go by. The first
+/// chunks take one byte more each for the remainder, so a table's shares add up to its size
+/// whatever its chunk count (a price must not move with how the sampled bounds fell).
 pub fn estimated_bytes(plan: &Plan, chunk: &Chunk) -> u64 {
     let t = &plan.catalog.tables[chunk.table];
     let n = plan
@@ -118,8 +120,9 @@ pub fn estimated_bytes(plan: &Plan, chunk: &Chunk) -> u64 {
         .iter()
         .filter(|c| c.table == chunk.table)
         .count()
-        .max(1);
-    t.bytes.max(0) as u64 / n as u64
+        .max(1) as u64;
+    let bytes = t.bytes.max(0) as u64;
+    bytes / n + u64::from((chunk.seq as u64) < bytes % n)
 }
 
 #[cfg(test)]
@@ -147,6 +150,53 @@ mod tests {
             ..s
         };
         assert_eq!(small.chunk_bytes_for(256 * mib), 64 * 1024);
+    }
+
+    #[test]
+    fn a_tables_chunk_shares_add_up_to_its_size_whatever_the_chunk_count() {
+        use crate::model::catalog::{Catalog, ServerInfo, Table};
+        use crate::model::chunk::FkOrder;
+        let mut t = Table::for_tests("app", "t");
+        t.bytes = 1_000_003;
+        for n in 1..=7 {
+            let plan = Plan {
+                catalog: Catalog {
+                    server: ServerInfo {
+                        version: "15".into(),
+                        version_num: 150000,
+                        database: "d".into(),
+                        encoding: "UTF8".into(),
+                    },
+                    tables: vec![t.clone()],
+                    foreign_keys: vec![],
+                    sequences: vec![],
+                    not_valid_checks: vec![],
+                    skipped: vec![],
+                    enums: vec![],
+                    unmatched_patterns: vec![],
+                },
+                order: FkOrder {
+                    levels: vec![0],
+                    cyclic: vec![],
+                },
+                chunks: (0..n)
+                    .map(|seq| Chunk {
+                        table: 0,
+                        seq,
+                        range: ChunkRange::Whole,
+                    })
+                    .collect(),
+                chunk_bytes: 1,
+            };
+            let shares: Vec<u64> = plan
+                .chunks
+                .iter()
+                .map(|c| estimated_bytes(&plan, c))
+                .collect();
+            assert_eq!(shares.iter().sum::<u64>(), 1_000_003, "{n} chunks");
+            let (lo, hi) = (shares.iter().min(), shares.iter().max());
+            assert!(hi.zip(lo).is_some_and(|(h, l)| h - l <= 1), "{shares:?}");
+        }
     }
 
     #[test]
