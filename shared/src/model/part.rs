@@ -57,7 +57,7 @@ impl Tally {
         self.bytes += buf.len() as u64;
         match &mut self.binary {
             Some(b) => self.rows += b.feed(buf),
-            None => self.rows += buf.iter().filter(|&&b| b == b'\n').count() as u64,
+            None => self.rows += count_newlines(buf),
         }
     }
 
@@ -79,6 +79,19 @@ impl Tally {
             sha256,
         }
     }
+}
+
+/// Newlines in `buf`. Counted into a byte per block of 255 so the compiler keeps 32 lanes of
+/// bytes in a vector register; a plain `filter().count()` widens every byte to 64 bits and
+/// cost 5 % of an export's CPU.
+fn count_newlines(buf: &[u8]) -> u64 {
+    buf.chunks(255)
+        .map(|block| {
+            block
+                .iter()
+                .fold(0u8, |n, &b| n.wrapping_add(u8::from(b == b'\n'))) as u64
+        })
+        .sum()
 }
 
 /// What the binary row counter reads next.
@@ -228,6 +241,17 @@ mod tests {
         let mut whole = Tally::default();
         whole.feed(b"1\ta\\nb\n2\t\\N\n");
         assert_eq!(whole.finish().sha256, s.sha256);
+    }
+
+    #[test]
+    fn newlines_are_counted_exactly_across_blocks_and_where_every_byte_is_one() {
+        for len in [0, 1, 254, 255, 256, 510, 511, 4096, 70_000] {
+            assert_eq!(count_newlines(&vec![b'\n'; len]), len as u64, "{len}");
+            let mixed: Vec<u8> = (0..len)
+                .map(|i| if i % 3 == 0 { b'\n' } else { b'x' })
+                .collect();
+            assert_eq!(count_newlines(&mixed), len.div_ceil(3) as u64, "{len}");
+        }
     }
 
     /// Binary COPY of three rows: (1, 'a\n'), (NULL, ''), a row with zero fields (a table
