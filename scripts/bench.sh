@@ -12,7 +12,9 @@
 # needs: pg_dump -Fd -j2 -Z1 + TRUNCATE + pg_restore -j2 --data-only --disable-triggers (and
 # each alone, against dbsync export and dbsync import alone); two parallel psql pipes of
 # COPY (FORMAT binary) with triggers off; pgcopydb copy table-data (Debian's package, installed
-# if missing; left out with the reason when it cannot be); dbsync sync.
+# if missing; left out with the reason when it cannot be); dbsync sync. dbsync ANALYZEs what it
+# loads by default and the others do not, so dump+restore is also timed with the
+# `vacuumdb --analyze-only -j2` that makes its target as ready to query.
 # The data: pgbench plus the app dataset from $BENCH_DATASET (default ../shared/bench/dataset.sql
 # beside the repository) when it exists. Source and target clusters run on this one machine.
 set -euo pipefail
@@ -122,8 +124,12 @@ path_dump_restore() {
   timed_after_truncate "$bindir/pg_restore" -j "$JOBS" --data-only --disable-triggers -d "$DST" "$work/dump"
   record pg_dump "$w1" "$r1"; record pg_restore "$wall" "$rss"
   record dump_restore "$(add "$w1" "$wall")" $(( r1 > rss ? r1 : rss ))
+  local w2=$wall
+  # What a user who wants the target ready to query runs next (dbsync's default does it).
+  timed "$bindir/vacuumdb" -q --analyze-only -j "$JOBS" -d "$DST"
+  record dump_restore_analyze "$(add "$(add "$w1" "$w2")" "$wall")" $(( r1 > rss ? r1 : rss ))
   verify "pg_dump + pg_restore"
-  echo "  pg_dump ${w1}s + pg_restore ${wall}s"
+  echo "  pg_dump ${w1}s + pg_restore ${w2}s + vacuumdb --analyze-only ${wall}s"
 }
 
 # One lane of the psql pipe: its tables one after the other, binary COPY, triggers off.
@@ -216,6 +222,8 @@ row "psql COPY binary pipe, $JOBS at a time, triggers off" pipe dump_restore
 row "pgcopydb copy table-data --table-jobs $JOBS" pgcopydb dump_restore
 row "dbsync sync --jobs $JOBS" sync_on dump_restore
 row "dbsync sync --jobs $JOBS" sync_on pipe
+row "pg_dump + pg_restore + vacuumdb --analyze-only -j$JOBS" dump_restore_analyze dump_restore_analyze
+row "dbsync sync --jobs $JOBS (both ANALYZE)" sync_on dump_restore_analyze
 row "dbsync sync --jobs $JOBS --analyze off" sync_off dump_restore
 row "dbsync sync --jobs $JOBS --analyze off" sync_off pipe
 row "pg_dump -Fd -j$JOBS -Z1 alone" pg_dump pg_dump
