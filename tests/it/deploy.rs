@@ -137,6 +137,7 @@ fn the_paths_the_state_machine_reads_exist_in_the_execution_input() {
         "exported",
         "prepared",
         "dump",
+        "finalized",
         "wave",
         "wave_index",
         "error",

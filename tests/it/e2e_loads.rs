@@ -330,3 +330,54 @@ async fn many_jobs_started_at_once_on_distinct_targets_all_succeed_with_no_lock_
         c.assert_target_free(&job).await;
     }
 }
+
+#[tokio::test]
+async fn a_finalize_longer_than_its_budget_goes_round_again_while_its_index_build_runs_on_and_the_job_ends_exact(
+) {
+    let _one = ONE_AT_A_TIME.lock().await;
+    // The expression index takes about 4 s to build (2 ms a row) and as long to ANALYZE,
+    // against a Finalize budget of 1 s: Finalize must hand over several times, and succeed
+    // only if the build it left running goes on (restarted each time, it would never end).
+    let c = Cloud::new(
+        "e2e_finalize_loop",
+        "CREATE FUNCTION public.slow(i int) RETURNS int IMMUTABLE LANGUAGE plpgsql
+           AS $$ BEGIN PERFORM pg_catalog.pg_sleep(0.002); RETURN i; END $$;
+         CREATE TABLE parent (id int PRIMARY KEY, v text);
+         CREATE INDEX parent_slow ON parent (public.slow(id));
+         CREATE TABLE child (id int PRIMARY KEY, parent int REFERENCES parent, note text)",
+        "INSERT INTO parent SELECT g, 'p' || g FROM generate_series(1, 2000) g;
+         INSERT INTO child SELECT g, g % 2000 + 1, repeat(E'\\t', g % 4) FROM generate_series(1, 4000) g",
+    )
+    .await;
+    let job_id = c.start(json!({ "finalize_budget_seconds": 1 })).await;
+    let (status, error) = c.finish(&job_id).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "{error:?}");
+    c.pair.assert_identical().await;
+    let arn = format!("arn:aws:states:us-east-1:{ACCOUNT}:execution:{STATE_MACHINE}:{job_id}");
+    let history = c
+        .sfn
+        .get_execution_history()
+        .execution_arn(&arn)
+        .max_results(1000)
+        .send()
+        .await
+        .expect("history");
+    let rounds = history
+        .events()
+        .iter()
+        .filter(|e| {
+            e.state_entered_event_details()
+                .is_some_and(|d| d.name() == "Wait for finalize")
+        })
+        .count();
+    assert!(rounds >= 2, "Finalize handed over {rounds} times");
+    let valid = dbsync_tests::scalar(
+        &c.pair.target_url,
+        "SELECT count(*)::text FROM pg_index WHERE indexrelid = 'public.parent_slow'::regclass AND indisvalid",
+    )
+    .await;
+    assert_eq!(valid, "1");
+    let job = c.job(&job_id).await;
+    assert_complete(&job, &c.manifest(&job_id).await);
+    c.assert_target_free(&job).await;
+}

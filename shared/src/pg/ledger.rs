@@ -1,7 +1,8 @@
 //! The ledger: dbsync's own tables in the target (schema `dbsync`). `dbsync.jobs` records each
 //! load (state, the foreign keys it dropped and the triggers it disabled, so a crashed job can
 //! be finished or superseded without losing them); `dbsync.parts` records every loaded part in
-//! the same transaction as its COPY, which makes retried part loads exactly-once.
+//! the same transaction as its COPY, which makes retried part loads exactly-once;
+//! `dbsync.finish_steps` the finishing steps of a stateless load already done (`pg::finish`).
 
 use crate::error::{Error, Result, Role};
 use crate::model::ident::QualName;
@@ -43,6 +44,13 @@ CREATE TABLE IF NOT EXISTS dbsync.backups (
     backup_job text NOT NULL,
     taken_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (job_id, location)
+);
+CREATE TABLE IF NOT EXISTS dbsync.finish_steps (
+    job_id  text NOT NULL,
+    step    int NOT NULL,
+    what    text NOT NULL,
+    done_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job_id, step)
 );";
 
 fn pg(context: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {

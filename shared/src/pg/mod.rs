@@ -9,6 +9,7 @@ pub mod conn;
 pub mod copy_in;
 pub mod copy_out;
 pub mod ddl;
+pub mod finish;
 pub mod ledger;
 pub mod preflight;
 pub mod probe;

@@ -10,6 +10,8 @@ use crate::model::restore::Restore;
 use crate::parts::gz::GzPartSource;
 use crate::parts::{check_export, read_manifest, PartStore};
 use crate::pg::conn::ConnSpec;
+use crate::pg::finish::Finisher;
+pub use crate::pg::finish::Progress as Finished;
 use crate::pg::ledger::{self, JobState};
 use crate::pg::steps;
 use crate::pg::{copy_in, target};
@@ -323,11 +325,22 @@ pub async fn import_part(
 /// foreign keys, re-enables triggers, sets sequences, marks the job done. What to restore is
 /// read from the ledger. Idempotent: calling it again after it finished does nothing.
 pub async fn finalize_import(target: &ConnSpec, m: &Manifest) -> Result<()> {
-    let client = target
-        .connect(Role::Target, &app_name(&m.job_id, "fin"))
-        .await?;
+    finalize_import_until(target, m, None).await.map(|_| ())
+}
+
+/// [`finalize_import`] within a deadline: the finishing steps run one by one, each recorded
+/// done in the ledger, until all are done or `until` passes; then the step under way goes
+/// on in the server and [`Finished::Pending`] says which it is. Calling again resumes (and
+/// first waits for that step), so a finish longer than one Lambda invocation takes several.
+pub async fn finalize_import_until(
+    target: &ConnSpec,
+    m: &Manifest,
+    until: Option<tokio::time::Instant>,
+) -> Result<Finished> {
+    let app = app_name(&m.job_id, "fin");
+    let mut client = target.connect(Role::Target, &app).await?;
     let restore = match ledger::job_state(&client, &m.job_id).await? {
-        JobState::Done => return Ok(()),
+        JobState::Done => return Ok(Finished::Done),
         JobState::New => {
             return Err(Error::Ledger(format!(
                 "job {} was never prepared in this target",
@@ -337,7 +350,8 @@ pub async fn finalize_import(target: &ConnSpec, m: &Manifest) -> Result<()> {
         JobState::Loading(r) => r,
         JobState::Shadow(_) => {
             drop(client);
-            return finish_shadow_import(target, m).await;
+            finish_shadow_import(target, m).await?;
+            return Ok(Finished::Done);
         }
         JobState::Interrupted(_) => {
             return Err(Error::Ledger(format!(
@@ -347,11 +361,27 @@ pub async fn finalize_import(target: &ConnSpec, m: &Manifest) -> Result<()> {
         }
     };
     ledger::require_all_parts(&client, m).await?;
-    for t in &m.tables {
-        steps::run_steps(&client, &steps::table_steps(&restore, &t.table.name)).await?;
+    // A target whose ledger predates dbsync.finish_steps gets it here.
+    ledger::ensure(&mut client).await?;
+    let all: Vec<steps::Step> = m
+        .tables
+        .iter()
+        .flat_map(|t| steps::table_steps(&restore, &t.table.name))
+        .chain(
+            steps::finalize_steps(&restore, &m.sequences)
+                .into_iter()
+                .flat_map(|g| g.steps),
+        )
+        .collect();
+    let finisher = Finisher {
+        target,
+        client: &client,
+        job_id: &m.job_id,
+        app: &app,
+    };
+    let progress = finisher.run_until(&all, until).await?;
+    if progress == Finished::Done {
+        ledger::mark_done(&client, &m.job_id).await?;
     }
-    for group in steps::finalize_steps(&restore, &m.sequences) {
-        steps::run_steps(&client, &group.steps).await?;
-    }
-    ledger::mark_done(&client, &m.job_id).await
+    Ok(progress)
 }

@@ -25,7 +25,9 @@ pub mod verify;
 pub mod workers;
 
 pub use export::{assemble_manifest, export, ManifestHeader};
-pub use import::{begin_import, finalize_import, import, import_part, ImportPlan};
+pub use import::{
+    begin_import, finalize_import, finalize_import_until, import, import_part, Finished, ImportPlan,
+};
 pub use planning::{build_plan, plan_only};
 pub use sync::sync;
 pub use verify::verify;

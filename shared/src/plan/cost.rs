@@ -345,7 +345,10 @@ fn usage(w: &Workload, r: &Rates, parts: u64, (export_s, rebuild_s): (f64, f64))
     let imports = if loads { parts } else { 0 };
     // Two holder loops, each one invocation per window, for the whole export.
     let holders = 2 * (export_s / w.window_seconds.max(1.0)).ceil().max(1.0) as u64;
-    let steps = 4 + u64::from(loads) * 2 + u64::from(w.kind == JobKind::Dump);
+    // A Finalize longer than one invocation hands over (its index build runs on in the
+    // target): one more invocation, Choice and Wait each time.
+    let finalize_more = (rebuild_s / INVOCATION_SECONDS).ceil().max(1.0) as u64 - 1;
+    let steps = 4 + u64::from(loads) * 2 + u64::from(w.kind == JobKind::Dump) + finalize_more;
     let gb = r.memory_mb / 1024.0;
     let export_work = bytes / (r.export_mbps * MIB) + parts as f64 * r.invocation_seconds;
     let import_work = if loads {
@@ -369,8 +372,14 @@ fn usage(w: &Workload, r: &Rates, parts: u64, (export_s, rebuild_s): (f64, f64))
         map_runs: 1 + waves,
         map_child_executions: chunks + imports,
         lambda_invocations: parts + imports + holders + steps,
-        state_transitions: 20 + 3 * holders + chunks + 2 * parts + 2 * imports + 5 * waves,
-        history_events: 80 + 7 * holders + 14 * waves + 8 * steps,
+        state_transitions: 20
+            + 3 * holders
+            + chunks
+            + 2 * parts
+            + 2 * imports
+            + 5 * waves
+            + 2 * finalize_more,
+        history_events: 80 + 7 * holders + 14 * waves + 8 * steps + 5 * finalize_more,
         lambda_gb_seconds: (export_work + import_work + fixed) * gb
             + holders as f64 * w.window_seconds.min(export_s) * r.holder_memory_mb / 1024.0,
         s3_puts: parts * per_part_puts + waves + 6 + dump_puts,
@@ -400,7 +409,7 @@ fn dollars(u: &Usage, r: &Rates, bytes: u64) -> Dollars {
 }
 
 /// The limits the job would cross.
-fn warnings(w: &Workload, r: &Rates, u: &Usage, rebuild_s: f64) -> Vec<String> {
+fn warnings(w: &Workload, r: &Rates, u: &Usage) -> Vec<String> {
     let mut out = Vec::new();
     let largest = w.chunks.iter().map(|c| c.bytes).max().unwrap_or(0) as f64;
     let per_part = largest * r.compression / UPLOAD_PART_BYTES;
@@ -427,9 +436,6 @@ fn warnings(w: &Workload, r: &Rates, u: &Usage, rebuild_s: f64) -> Vec<String> {
     if waves_bytes > MAX_PAYLOAD_BYTES {
         out.push(format!("{} load waves make a {waves_bytes}-byte state, over Step Functions' {MAX_PAYLOAD_BYTES}", u.waves));
     }
-    if rebuild_s > INVOCATION_SECONDS {
-        out.push(format!("rebuilding the target's indexes and keys takes ~{rebuild_s:.0} s in the Finalize invocation, over a Lambda's {INVOCATION_SECONDS:.0} s: pass keep_indexes, or load this size with the dbsync command line"));
-    }
     out
 }
 
@@ -451,7 +457,7 @@ pub fn estimate(w: &Workload, r: &Rates) -> CostPlan {
         fanout: w.fanout,
         bytes,
         chunks: w.chunks.len() as u64,
-        warnings: warnings(w, r, &usage, rebuild_s),
+        warnings: warnings(w, r, &usage),
         usage,
         export_seconds: export_s.ceil() as u64,
         import_seconds: (load_s + rebuild_s).ceil() as u64,

@@ -37,6 +37,7 @@ fn backup_request(scope_of: &SyncRequest, req: &SyncRequest, target: String) -> 
         consistency: Default::default(),
         snapshot_window_seconds: None,
         export_budget_seconds: None,
+        finalize_budget_seconds: None,
         page_rows: None,
         rules: None,
         rules_key_secret: None,
@@ -100,6 +101,7 @@ impl Api<'_> {
                 .snapshot_window_seconds
                 .unwrap_or(MAX_SNAPSHOT_WINDOW_SECONDS),
             budget_seconds: req.export_budget_seconds,
+            finalize_budget_seconds: req.finalize_budget_seconds,
             page_rows: req.page_rows,
             rules: req.rules.clone(),
             rules_key_secret: req.rules_key_secret.clone(),

@@ -81,6 +81,11 @@ pub struct SyncRequest {
     /// the invocation's own time limit less its margin). Small values force continuations.
     #[serde(default)]
     pub export_budget_seconds: Option<u64>,
+    /// Seconds of work per Finalize invocation before it hands over to the next, the step
+    /// under way running on in the target (default: the invocation's own time limit less its
+    /// margin). Small values force continuations.
+    #[serde(default)]
+    pub finalize_budget_seconds: Option<u64>,
     /// Rows per keyset page of an export (default 50,000).
     #[serde(default)]
     pub page_rows: Option<u64>,
@@ -178,6 +183,10 @@ pub struct ExecutionInput {
     pub window_seconds: u64,
     /// Per-invocation export budget, seconds (absent: the invocation's limit).
     pub budget_seconds: Option<u64>,
+    /// Per-invocation finalize budget, seconds (absent: the invocation's limit). Always
+    /// present, null when none.
+    #[serde(default)]
+    pub finalize_budget_seconds: Option<u64>,
     /// Rows per keyset page.
     pub page_rows: Option<u64>,
     /// Data rules (checked shape; the plan step checks them against the catalog). Always

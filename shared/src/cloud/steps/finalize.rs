@@ -7,19 +7,21 @@ use crate::cloud::jobstore::{JobChange, JobStatus, JobStore, Phase};
 use crate::error::{Error, Result, Role};
 use crate::pg::conn::ConnSpec;
 use crate::pg::ledger;
-use crate::pipeline::finalize_import;
+use crate::pipeline::{finalize_import_until, Finished};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use tokio::time::Instant;
 
-/// Finishes the job: [`finalize_import`], then the rows the ledger recorded per
-/// table are checked against the manifest, the job marked succeeded and the target's lock
-/// released. Idempotent.
+/// Finishes the job: [`finalize_import_until`] `until`, and once every finishing step is
+/// done the rows the ledger recorded per table are checked against the manifest, the job
+/// marked succeeded and the target's lock released. A finish not done by `until` answers
+/// `done: false` (the state machine calls again; the step under way runs on). Idempotent.
 pub async fn finalize_job(
     target: &ConnSpec,
     place: JobPlace<'_>,
-    job_id: &str,
-    lock_key: Option<&str>,
-) -> Result<()> {
+    (job_id, lock_key): (&str, Option<&str>),
+    until: Option<Instant>,
+) -> Result<FinalizeOutput> {
     let JobPlace { store, jobs } = place;
     let m = job_manifest(store, job_id).await?;
     jobs.update(
@@ -30,7 +32,17 @@ pub async fn finalize_job(
         },
     )
     .await?;
-    finalize_import(target, &m).await?;
+    if let Finished::Pending { step, steps, what } =
+        finalize_import_until(target, &m, until).await?
+    {
+        tracing::info!(job = %m.job_id, step, steps, running = %what, "finish continues");
+        return Ok(FinalizeOutput {
+            done: false,
+            steps_done: step as u64,
+            steps: steps as u64,
+            running: Some(what),
+        });
+    }
     let client = target
         .connect(Role::Target, &format!("dbsync-{}-check", m.job_id))
         .await?;
@@ -64,7 +76,7 @@ pub async fn finalize_job(
     if let Some(k) = lock_key {
         jobs.release_target(k, &m.job_id).await?;
     }
-    Ok(())
+    Ok(FinalizeOutput::done())
 }
 
 /// Finishes an export-only job: the manifest is written, nothing is loaded; every table
@@ -100,4 +112,36 @@ pub struct FinalizeEvent {
     /// The job whose export was loaded, when not this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_job_id: Option<String>,
+    /// Seconds of work per invocation before it hands over to the next (default: the
+    /// invocation's own limit less its margin). Small values force continuations.
+    #[serde(default)]
+    pub budget_seconds: Option<u64>,
+}
+
+/// The finalize function's output (the state's `$.finalized`): whether the job is finished,
+/// else how far its finishing steps got and the one still running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalizeOutput {
+    /// Every finishing step is done and the job succeeded: `false` sends the state machine
+    /// round again.
+    pub done: bool,
+    /// Finishing steps done (when not done; the count is not kept once the job is).
+    pub steps_done: u64,
+    /// Finishing steps in all (when not done).
+    pub steps: u64,
+    /// The step running, or next to run, when not done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<String>,
+}
+
+impl FinalizeOutput {
+    /// A finished job.
+    pub fn done() -> Self {
+        FinalizeOutput {
+            done: true,
+            steps_done: 0,
+            steps: 0,
+            running: None,
+        }
+    }
 }

@@ -28,7 +28,7 @@ pub use export::{
     export_step, ExportChunkEvent, ExportChunkOutput, ExportStep, ExportStepResult, ExportTuning,
 };
 pub use fail::{fail_job, CaughtError, FailEvent, FailOutput};
-pub use finalize::{finalize_job, finish_export, FinalizeEvent};
+pub use finalize::{finalize_job, finish_export, FinalizeEvent, FinalizeOutput};
 pub use hold::{HoldSnapshotEvent, HoldSnapshotOutput};
 pub use import::{import_step, ImportPartEvent, ImportPartOutput};
 pub use plan::{await_snapshot, plan_job, PlanEvent, PlanOutput, PlanScope, PlanSummary};
