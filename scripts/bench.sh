@@ -6,6 +6,7 @@
 #   scripts/bench.sh                      # both profiles, one run per path
 #   BENCH_PROFILE=default scripts/bench.sh  # PostgreSQL's default settings, ~300 MB
 #   BENCH_PROFILE=tuned scripts/bench.sh    # shared_buffers=1GB, max_wal_size=4GB, ~1 GB
+#   BENCH_PROFILE=big scripts/bench.sh      # defaults, one 2 GB table (peak RSS on a big table)
 #   BENCH_RUNS=3 scripts/bench.sh         # median of 3 runs, paths alternating within each run
 #
 # Paths, each into a target holding the previous path's copy and timed with the TRUNCATE it
@@ -13,8 +14,8 @@
 # each alone, against dbsync export and dbsync import alone); two parallel psql pipes of
 # COPY (FORMAT binary) with triggers off; pgcopydb copy table-data (Debian's package, installed
 # if missing; left out with the reason when it cannot be); dbsync sync. dbsync ANALYZEs what it
-# loads by default and the others do not, so dump+restore is also timed with the
-# `vacuumdb --analyze-only -j2` that makes its target as ready to query.
+# loads by default and the others do not, so dump+restore, the pipe and pg_restore are also
+# timed with the `vacuumdb --analyze-only -j2` that makes their target as ready to query.
 # The data: pgbench plus the app dataset from $BENCH_DATASET (default ../shared/bench/dataset.sql
 # beside the repository) when it exists. Source and target clusters run on this one machine.
 set -euo pipefail
@@ -40,7 +41,13 @@ case $PROFILE in
     SCALE=${BENCH_SCALE:-32} APP_SCALE=${BENCH_APP_SCALE:-1} SP=55452 TP=55453
     export DBSYNC_PG_FSYNC=on DBSYNC_PG_SHARED_BUFFERS=1GB
     settings="shared_buffers 1GB, max_wal_size 4GB, fsync on, synchronous_commit off" ;;
-  *) echo "bench.sh: BENCH_PROFILE is default, tuned or both" >&2; exit 2 ;;
+  big)
+    # pgbench alone: pgbench_accounts is one table of about 2 GB, what dbsync's memory bound
+    # is shown on (a chunk streams; no table or part is ever held whole).
+    SCALE=${BENCH_SCALE:-160} APP_SCALE=0 SP=55456 TP=55457 DATASET=none
+    export DBSYNC_PG_DEFAULTS=1
+    settings="PostgreSQL defaults, pgbench only (pgbench_accounts about 2 GB)" ;;
+  *) echo "bench.sh: BENCH_PROFILE is default, tuned, big or both" >&2; exit 2 ;;
 esac
 work=$repo/.dbsync/bench/$PROFILE
 mkdir -p "$work"
@@ -124,12 +131,20 @@ path_dump_restore() {
   timed_after_truncate "$bindir/pg_restore" -j "$JOBS" --data-only --disable-triggers -d "$DST" "$work/dump"
   record pg_dump "$w1" "$r1"; record pg_restore "$wall" "$rss"
   record dump_restore "$(add "$w1" "$wall")" $(( r1 > rss ? r1 : rss ))
-  local w2=$wall
-  # What a user who wants the target ready to query runs next (dbsync's default does it).
-  timed "$bindir/vacuumdb" -q --analyze-only -j "$JOBS" -d "$DST"
-  record dump_restore_analyze "$(add "$(add "$w1" "$w2")" "$wall")" $(( r1 > rss ? r1 : rss ))
+  local w2=$wall r2=$rss
+  then_analyze pg_restore "$w2"
+  record dump_restore_analyze "$(add "$w1" "$w2_analyzed")" $(( r1 > r2 ? r1 : r2 ))
   verify "pg_dump + pg_restore"
-  echo "  pg_dump ${w1}s + pg_restore ${w2}s + vacuumdb --analyze-only ${wall}s"
+  echo "  pg_dump ${w1}s + pg_restore ${w2}s + vacuumdb --analyze-only ${analyze_wall}s"
+}
+
+# then_analyze KEY WALL: what a user who wants the target ready to query runs after KEY's load
+# (dbsync's default does it), timed; KEY_analyze gets WALL plus it, $w2_analyzed the sum.
+then_analyze() {
+  local r=$rss
+  timed "$bindir/vacuumdb" -q --analyze-only -j "$JOBS" -d "$DST"
+  analyze_wall=$wall w2_analyzed=$(add "$2" "$wall")
+  record "$1_analyze" "$w2_analyzed" "$r"
 }
 
 # One lane of the psql pipe: its tables one after the other, binary COPY, triggers off.
@@ -152,8 +167,10 @@ path_pipe() {
   for lane in "${lanes[@]}"; do script+="pipe_lane $lane & "; done
   timed_after_truncate env SRC="$SRC" bash -c "$script wait"
   record pipe "$wall" "$rss"
+  local w=$wall
+  then_analyze pipe "$w"
   verify "the psql pipe"
-  echo "  psql binary pipe ${wall}s"
+  echo "  psql binary pipe ${w}s + vacuumdb --analyze-only ${analyze_wall}s"
 }
 
 path_pgcopydb() {
@@ -224,11 +241,15 @@ row "dbsync sync --jobs $JOBS" sync_on dump_restore
 row "dbsync sync --jobs $JOBS" sync_on pipe
 row "pg_dump + pg_restore + vacuumdb --analyze-only -j$JOBS" dump_restore_analyze dump_restore_analyze
 row "dbsync sync --jobs $JOBS (both ANALYZE)" sync_on dump_restore_analyze
+row "psql binary pipe + vacuumdb --analyze-only -j$JOBS" pipe_analyze pipe_analyze
+row "dbsync sync --jobs $JOBS (both ANALYZE)" sync_on pipe_analyze
 row "dbsync sync --jobs $JOBS --analyze off" sync_off dump_restore
 row "dbsync sync --jobs $JOBS --analyze off" sync_off pipe
 row "pg_dump -Fd -j$JOBS -Z1 alone" pg_dump pg_dump
 row "dbsync export --jobs $JOBS" export pg_dump
 row "pg_restore -j$JOBS --data-only alone" pg_restore pg_restore
 row "dbsync import --jobs $JOBS" import_on pg_restore
+row "pg_restore -j$JOBS --data-only + vacuumdb --analyze-only" pg_restore_analyze pg_restore_analyze
+row "dbsync import --jobs $JOBS (both ANALYZE)" import_on pg_restore_analyze
 row "dbsync import --jobs $JOBS --analyze off" import_off pg_restore
 [ -z "$pgcopydb_why" ] || echo "(pgcopydb left out: $pgcopydb_why)"
