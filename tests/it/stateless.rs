@@ -86,3 +86,79 @@ async fn parts_loaded_by_separate_invocations_with_retries_give_an_exact_target(
     p.assert_identical().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Loads every part of `m` from fresh sessions, as the import Map's invocations do.
+async fn load_parts(
+    target: &dbsync_core::pg::conn::ConnSpec,
+    m: &dbsync_core::model::manifest::Manifest,
+    store: &dbsync_core::parts::LocalStore,
+    plan: &pipeline::ImportPlan,
+) {
+    for part in plan.waves.iter().flatten() {
+        let mut c = pipeline::import::connect_part_loader(target, plan)
+            .await
+            .expect("connect");
+        pipeline::import_part(&mut c, m, part, store, false)
+            .await
+            .expect("part");
+    }
+}
+
+#[tokio::test]
+async fn a_finalize_cut_short_then_put_back_and_prepared_again_rebuilds_every_index_it_had_marked_done(
+) {
+    let p = Pair::new("stateless_remarked").await;
+    // The expression index takes about 4 s to build (2 ms a row).
+    p.both(
+        "CREATE FUNCTION public.slow(i int) RETURNS int IMMUTABLE LANGUAGE plpgsql
+           AS $$ BEGIN PERFORM pg_catalog.pg_sleep(0.002); RETURN i; END $$;
+         CREATE TABLE t (id int PRIMARY KEY, v text);
+         CREATE INDEX t_v ON t (v);
+         CREATE INDEX t_slow ON t (public.slow(id))",
+    )
+    .await;
+    p.source("INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 2000) g")
+        .await;
+    let (dir, store, m) = export_to_temp(&p).await;
+    let target = p.target_spec();
+    let plan = pipeline::begin_import(&target, &m, store.as_ref(), &tiny_chunks())
+        .await
+        .expect("prepare");
+    load_parts(&target, &m, &store, &plan).await;
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    let cut = pipeline::finalize_import_until(&target, &m, Some(until))
+        .await
+        .expect("finalize within 1 s");
+    assert!(
+        matches!(&cut, pipeline::Finished::Pending { what, .. } if what.contains("t_slow")),
+        "{cut:?}"
+    );
+    // The build left running commits its mark; then the job is put back (as the Fail path
+    // does) and prepared again, which drops the indexes again.
+    let marked = "SELECT count(*)::text FROM dbsync.finish_steps WHERE what LIKE '%t_slow%'";
+    let started = std::time::Instant::now();
+    while scalar(&p.target_url, marked).await != "1" {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the build never committed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let undone = dbsync_core::pipeline::undo::abandon(&target, &m.job_id)
+        .await
+        .expect("put back");
+    assert!(
+        matches!(&undone, dbsync_core::pipeline::undo::Abandoned::PutBack { failed } if failed.is_empty()),
+        "{undone:?}"
+    );
+    let plan = pipeline::begin_import(&target, &m, store.as_ref(), &tiny_chunks())
+        .await
+        .expect("prepare again");
+    load_parts(&target, &m, &store, &plan).await;
+    pipeline::finalize_import(&target, &m)
+        .await
+        .expect("finalize");
+    // The schema is part of the fingerprint: every index and key is back.
+    p.assert_identical().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

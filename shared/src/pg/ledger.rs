@@ -249,6 +249,11 @@ pub async fn start_job(
     tx.execute("DELETE FROM dbsync.parts WHERE job_id <> $1", &[&job_id])
         .await
         .map_err(pg("clearing old ledger entries"))?;
+    // Finishing steps are numbered in the list a restore record makes: a new record, none
+    // of the old marks holds.
+    tx.execute("DELETE FROM dbsync.finish_steps", &[])
+        .await
+        .map_err(pg("clearing old ledger entries"))?;
     tx.execute(
         "INSERT INTO dbsync.jobs (job_id, kind, state, tables, restore)
          VALUES ($1, $2, 'loading', $3::text::jsonb, $4::text::jsonb)",
@@ -425,6 +430,14 @@ pub async fn retake(
     steps::take_away(&tx, &take).await?;
     let mut restore = pending;
     restore.merge(take);
+    // What the put-back rebuilt, this takes away again: the job's earlier finishing marks
+    // (numbered in its old restore record) no longer hold.
+    tx.execute(
+        "DELETE FROM dbsync.finish_steps WHERE job_id = $1",
+        &[&job_id],
+    )
+    .await
+    .map_err(pg("resuming the job"))?;
     tx.execute(
         "UPDATE dbsync.jobs SET state = 'loading', finished_at = NULL,
                 restore = $2::text::jsonb WHERE job_id = $1",
