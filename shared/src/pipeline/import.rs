@@ -10,8 +10,8 @@ use crate::model::restore::Restore;
 use crate::parts::gz::GzPartSource;
 use crate::parts::{check_export, read_manifest, PartStore};
 use crate::pg::conn::ConnSpec;
-use crate::pg::finish::Finisher;
 pub use crate::pg::finish::Progress as Finished;
+use crate::pg::finish::{Finisher, Work};
 use crate::pg::ledger::{self, JobState};
 use crate::pg::steps;
 use crate::pg::{copy_in, target};
@@ -328,6 +328,10 @@ pub async fn finalize_import(target: &ConnSpec, m: &Manifest) -> Result<()> {
     finalize_import_until(target, m, None).await.map(|_| ())
 }
 
+/// Tables whose finishing steps (index builds, ANALYZE) run at once in a stateless
+/// finalize: each is one session of the target's, busy with one table's work.
+pub const FINISH_SESSIONS: usize = 4;
+
 /// [`finalize_import`] within a deadline: the finishing steps run one by one, each recorded
 /// done in the ledger, until all are done or `until` passes; then the step under way goes
 /// on in the server and [`Finished::Pending`] says which it is. Calling again resumes (and
@@ -363,23 +367,24 @@ pub async fn finalize_import_until(
     ledger::require_all_parts(&client, m).await?;
     // A target whose ledger predates dbsync.finish_steps gets it here.
     ledger::ensure(&mut client).await?;
-    let all: Vec<steps::Step> = m
-        .tables
-        .iter()
-        .flat_map(|t| steps::table_steps(&restore, &t.table.name))
-        .chain(
-            steps::finalize_steps(&restore, &m.sequences)
-                .into_iter()
-                .flat_map(|g| g.steps),
-        )
-        .collect();
+    let work = Work {
+        lanes: m
+            .tables
+            .iter()
+            .map(|t| steps::table_steps(&restore, &t.table.name))
+            .collect(),
+        last: steps::finalize_steps(&restore, &m.sequences)
+            .into_iter()
+            .flat_map(|g| g.steps)
+            .collect(),
+    };
     let finisher = Finisher {
         target,
         client: &client,
         job_id: &m.job_id,
         app: &app,
     };
-    let progress = finisher.run_until(&all, until).await?;
+    let progress = finisher.run_until(&work, FINISH_SESSIONS, until).await?;
     if progress == Finished::Done {
         ledger::mark_done(&client, &m.job_id).await?;
     }
