@@ -11,11 +11,8 @@ async fn parts_loaded_by_separate_invocations_with_retries_give_an_exact_target(
     let p = adversarial("stateless").await;
     p.target("INSERT INTO app.customers VALUES (777777, 'stale')")
         .await;
-    let (dir, store, m) = export_to_temp(&p).await;
+    let (dir, store, m, plan) = exported_and_prepared(&p).await;
     let target = p.target_spec();
-    let plan = pipeline::begin_import(&target, &m, store.as_ref(), &tiny_chunks())
-        .await
-        .expect("prepare");
     assert!(!plan.already_done);
     let total: usize = plan.waves.iter().map(Vec::len).sum();
     assert_eq!(total, m.tables.iter().map(|t| t.parts.len()).sum::<usize>());
@@ -87,6 +84,23 @@ async fn parts_loaded_by_separate_invocations_with_retries_give_an_exact_target(
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Exports `p`'s source to a temporary directory and prepares its target for that export:
+/// the directory, its store, the manifest and the import plan.
+async fn exported_and_prepared(
+    p: &Pair,
+) -> (
+    std::path::PathBuf,
+    std::sync::Arc<dbsync_core::parts::LocalStore>,
+    dbsync_core::model::manifest::Manifest,
+    pipeline::ImportPlan,
+) {
+    let (dir, store, m) = export_to_temp(p).await;
+    let plan = pipeline::begin_import(&p.target_spec(), &m, store.as_ref(), &tiny_chunks())
+        .await
+        .expect("prepare");
+    (dir, store, m, plan)
+}
+
 /// Loads every part of `m` from fresh sessions, as the import Map's invocations do.
 async fn load_parts(
     target: &dbsync_core::pg::conn::ConnSpec,
@@ -119,11 +133,8 @@ async fn a_finalize_cut_short_then_put_back_and_prepared_again_rebuilds_every_in
     .await;
     p.source("INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 2000) g")
         .await;
-    let (dir, store, m) = export_to_temp(&p).await;
+    let (dir, store, m, plan) = exported_and_prepared(&p).await;
     let target = p.target_spec();
-    let plan = pipeline::begin_import(&target, &m, store.as_ref(), &tiny_chunks())
-        .await
-        .expect("prepare");
     load_parts(&target, &m, &store, &plan).await;
     let until = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
     let cut = pipeline::finalize_import_until(&target, &m, Some(until))

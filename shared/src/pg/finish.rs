@@ -2,10 +2,11 @@
 //! load (index and key rebuilds, ANALYZE, foreign keys, triggers, sequences) run each in one
 //! transaction with its row in `dbsync.finish_steps` and under an advisory lock of its job
 //! and number: each table's own steps in order on a session of their own, a few tables at
-//! once, then the steps that need every table (foreign keys, triggers, sequences) in order. A caller with a deadline (the Finalize Lambda, 15 minutes at
-//! most, where one index of a large table may take longer) waits for the running step until
-//! then and returns [`Progress::Pending`]; the step goes on in the server, its session kept
-//! open by the detached task, and commits its row when it ends. The next call finds it done,
+//! once, then the steps that need every table (foreign keys, triggers, sequences) in order.
+//! A caller with a deadline (the Finalize Lambda, 15 minutes at most, where one index of a
+//! large table may take longer) waits for the running steps until then and returns
+//! [`Progress::Pending`]; each goes on in the server, its session kept open by the detached
+//! task, and commits its row when it ends. The next call finds it done,
 //! still running (its lock is held: it waits again), or gone without its row (its session
 //! died with its process), and then runs it again: every step is idempotent.
 
@@ -29,7 +30,7 @@ pub enum Progress {
     /// At the deadline, `step` of `steps` were done.
     Pending {
         /// Steps done.
-        step: usize,
+        done: usize,
         /// Steps in all.
         steps: usize,
         /// What the first step not done does (it may be running).
@@ -78,36 +79,33 @@ impl Finisher<'_> {
         let done = self.done().await?;
         let mut n = 0;
         let mut numbered = |steps: &[Step]| -> Vec<Numbered> {
-            let out = steps
+            steps
                 .iter()
                 .map(|s| {
                     n += 1;
                     (number(n - 1), s.clone())
                 })
                 .filter(|(k, _)| !done.contains(k))
-                .collect();
-            out
+                .collect()
         };
         let lanes: Vec<Vec<Numbered>> = work.lanes.iter().map(|l| numbered(l)).collect();
         let last = numbered(&work.last);
-        let all: Vec<&Step> = work.lanes.iter().flatten().chain(&work.last).collect();
-        let lanes = lanes.into_iter().filter(|l| !l.is_empty()).collect();
-        if !self.run_lanes(lanes, sessions, until).await?
-            || !self.run_lanes(vec![last], 1, until).await?
+        if self.run_lanes(lanes, sessions, until).await?
+            && self.run_lanes(vec![last], 1, until).await?
         {
-            let done = self.done().await?;
-            let next = (0..all.len()).find(|k| !done.contains(&number(*k)));
-            let k = next.unwrap_or(0);
-            return Ok(Progress::Pending {
-                step: done.len(),
-                steps: all.len(),
-                what: all.get(k).map(|s| s.what.clone()).unwrap_or_default(),
-            });
+            return Ok(Progress::Done);
         }
-        Ok(Progress::Done)
+        let done = self.done().await?;
+        let all: Vec<&Step> = work.lanes.iter().flatten().chain(&work.last).collect();
+        let first = (0..all.len()).find(|k| !done.contains(&number(*k)));
+        Ok(Progress::Pending {
+            done: done.len(),
+            steps: all.len(),
+            what: first.map(|k| all[k].what.clone()).unwrap_or_default(),
+        })
     }
 
-    /// Runs `lanes`, `sessions` at a time; false when `until` passed first.
+    /// Runs the non-empty of `lanes`, `sessions` at a time; false when `until` passed first.
     async fn run_lanes(
         &self,
         lanes: Vec<Vec<Numbered>>,

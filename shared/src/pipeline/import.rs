@@ -332,10 +332,11 @@ pub async fn finalize_import(target: &ConnSpec, m: &Manifest) -> Result<()> {
 /// finalize: each is one session of the target's, busy with one table's work.
 pub const FINISH_SESSIONS: usize = 4;
 
-/// [`finalize_import`] within a deadline: the finishing steps run one by one, each recorded
-/// done in the ledger, until all are done or `until` passes; then the step under way goes
-/// on in the server and [`Finished::Pending`] says which it is. Calling again resumes (and
-/// first waits for that step), so a finish longer than one Lambda invocation takes several.
+/// [`finalize_import`] within a deadline: the finishing steps run (each table's in order,
+/// [`FINISH_SESSIONS`] tables at once, then those of the whole job), each recorded done in
+/// the ledger, until all are done or `until` passes; then the steps under way go on in the
+/// server and [`Finished::Pending`] says how far it got. Calling again resumes (and first
+/// waits for those steps), so a finish longer than one Lambda invocation takes several.
 pub async fn finalize_import_until(
     target: &ConnSpec,
     m: &Manifest,

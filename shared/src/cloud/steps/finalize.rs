@@ -32,13 +32,13 @@ pub async fn finalize_job(
         },
     )
     .await?;
-    if let Finished::Pending { step, steps, what } =
+    if let Finished::Pending { done, steps, what } =
         finalize_import_until(target, &m, until).await?
     {
-        tracing::info!(job = %m.job_id, step, steps, running = %what, "finish continues");
+        tracing::info!(job = %m.job_id, done, steps, running = %what, "finish continues");
         return Ok(FinalizeOutput {
             done: false,
-            steps_done: step as u64,
+            steps_done: done as u64,
             steps: steps as u64,
             running: Some(what),
         });
