@@ -346,7 +346,8 @@ fn usage(w: &Workload, r: &Rates, parts: u64, (export_s, rebuild_s): (f64, f64))
     // Two holder loops, each one invocation per window, for the whole export.
     let holders = 2 * (export_s / w.window_seconds.max(1.0)).ceil().max(1.0) as u64;
     // A Finalize longer than one invocation hands over (its index build runs on in the
-    // target): one more invocation, Choice and Wait each time.
+    // target): one more invocation, Choice and Wait each time, three transitions (Finalize
+    // -> Choice -> Wait -> Finalize).
     let finalize_more = (rebuild_s / INVOCATION_SECONDS).ceil().max(1.0) as u64 - 1;
     let steps = 4 + u64::from(loads) * 2 + u64::from(w.kind == JobKind::Dump) + finalize_more;
     let gb = r.memory_mb / 1024.0;
@@ -378,7 +379,7 @@ fn usage(w: &Workload, r: &Rates, parts: u64, (export_s, rebuild_s): (f64, f64))
             + 2 * parts
             + 2 * imports
             + 5 * waves
-            + 2 * finalize_more,
+            + 3 * finalize_more,
         history_events: 80 + 7 * holders + 14 * waves + 8 * steps + 5 * finalize_more,
         lambda_gb_seconds: (export_work + import_work + fixed) * gb
             + holders as f64 * w.window_seconds.min(export_s) * r.holder_memory_mb / 1024.0,
