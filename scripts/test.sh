@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs PostgreSQL, moto, cargo-lambda and the
 # validators if they are missing, starts two throwaway clusters (source on 55442, target on
-# 55443), the AWS emulator (55500) with its Lambda invoke gateway (55501) and the function
-# binaries (55509), validates the template and state machine, runs every test against them.
+# 55443) and the version matrix's (one per major, 13 to 18), the AWS emulator (55500) with its
+# Lambda invoke gateway (55501) and the function binaries (55509), validates the template and state machine, runs every test against them.
 # Idempotent: run it as often as you like; clusters are reused between runs (CI stops them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,11 +17,27 @@ scripts/pg.sh dropdbs "$DBSYNC_TEST_SOURCE_PORT" t_
 scripts/pg.sh dropdbs "$DBSYNC_TEST_TARGET_PORT" t_
 # The fault matrix's own clusters (it stops them; the tests start them when they need them).
 for port in 55446 55447; do scripts/pg.sh dropdbs "$port" t_ 2>/dev/null || true; done
+# The version matrix (tests/it/versions.rs): a cluster of each major from 13 to 18 on
+# 55450 + major (15 is Debian's; the others' server binaries are fetched once and cached), a
+# second 18 on 55478 for 18 -> 18, and PostgreSQL 18's pg_dump, which reads every major.
+matrix=(v13:13 v14:14 v15:15 v16:16 v17:17 v18:18 v18-b:18)
+for entry in "${matrix[@]}"; do
+  name=${entry%%:*} major=${entry##*:} port=$((55450 + ${entry##*:}))
+  [ "$name" = v18-b ] && port=55478
+  if [ "$major" = 15 ]; then scripts/pg.sh up "$name" "$port"; else scripts/pg.sh up "$name" "$port" --major "$major"; fi
+  scripts/pg.sh dropdbs "$port" t_
+done
+scripts/pg.sh tools >/dev/null
 # The emulator, with the invoke gateway its Step Functions Tasks call (55501), and the real
 # function binaries behind it (cargo lambda watch, 55509).
 scripts/moto.sh up "${DBSYNC_TEST_MOTO_PORT:=55500}" 55501 http://127.0.0.1:55509
 if [ "${CI:-}" = true ]; then
-  trap 'scripts/lambda.sh down 55509; scripts/pg.sh down test-source; scripts/pg.sh down test-target; scripts/pg.sh down fault-source; scripts/pg.sh down fault-target; scripts/moto.sh down $DBSYNC_TEST_MOTO_PORT' EXIT
+  stop_all() {
+    scripts/lambda.sh down 55509
+    for name in test-source test-target fault-source fault-target "${matrix[@]%%:*}"; do scripts/pg.sh down "$name"; done
+    scripts/moto.sh down "$DBSYNC_TEST_MOTO_PORT"
+  }
+  trap stop_all EXIT
 fi
 scripts/lambda.sh up 55509 "http://127.0.0.1:$DBSYNC_TEST_MOTO_PORT"
 export DBSYNC_TEST_LAMBDA_GATEWAY=http://127.0.0.1:55501

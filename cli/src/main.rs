@@ -88,18 +88,25 @@ impl WorkersArg {
     }
 }
 
-/// `--analyze on|off`, for the subcommands that load a target.
+/// `--analyze copy|on|off`, for the subcommands that load a target.
 #[derive(Args, Clone)]
 struct AnalyzeArg {
-    /// ANALYZE each table once it is loaded, so the target is ready to query; `off` leaves
-    /// statistics to autovacuum (faster, as pg_restore --data-only).
-    #[arg(long, env = "DBSYNC_ANALYZE", default_value = "on", value_parser = ["on", "off"])]
+    /// Give each table statistics once it is loaded, so the target is ready to query: `copy`
+    /// restores the source's statistics on a PostgreSQL 18+ target (columns masked by a
+    /// rule, and filtered tables, are analyzed there instead) and runs ANALYZE on older ones;
+    /// `on` always runs ANALYZE; `off` leaves statistics to autovacuum (as pg_restore
+    /// --data-only).
+    #[arg(long, env = "DBSYNC_ANALYZE", default_value = "copy", value_parser = ["copy", "on", "off"])]
     analyze: String,
 }
 
 impl AnalyzeArg {
     fn on(&self) -> bool {
-        self.analyze == "on"
+        self.analyze != "off"
+    }
+
+    fn copy(&self) -> bool {
+        self.analyze == "copy"
     }
 }
 
@@ -455,6 +462,7 @@ async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
         verify: a.verify,
         dry_run: a.dry_run,
         analyze: a.analyze.on(),
+        copy_stats: a.analyze.copy(),
         atomic: a.atomic.atomic,
         atomic_max_bytes: a.atomic.max_bytes()?,
         create_schema: a.create_schema,
@@ -571,6 +579,7 @@ async fn import(a: ImportArgs, out: Output) -> anyhow::Result<()> {
         workers: a.workers.count()?,
         keep_indexes: a.keep_indexes,
         analyze: a.analyze.on(),
+        copy_stats: a.analyze.copy(),
         dry_run: a.dry_run,
         restart: a.restart,
         atomic: a.atomic.atomic,

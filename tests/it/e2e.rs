@@ -92,8 +92,12 @@ struct Cloud {
 
 impl Cloud {
     async fn new(hint: &str, schema: &str, data: &str) -> Cloud {
+        Cloud::on(Pair::new(hint).await, schema, data).await
+    }
+
+    /// The same on a pair of the caller's making (the version matrix's clusters).
+    async fn on(pair: Pair, schema: &str, data: &str) -> Cloud {
         dbsync_tests::lambda_gateway();
-        let pair = Pair::new(hint).await;
         pair.both(schema).await;
         pair.source(data).await;
         // VACUUM too: an autovacuum between two plans would add the free-space and visibility
@@ -786,5 +790,53 @@ async fn create_schema_builds_the_tables_an_empty_target_lacks_and_the_job_ends_
         )
         .await,
         "1"
+    );
+}
+
+#[tokio::test]
+async fn a_job_from_a_postgresql_13_source_creates_and_fills_a_postgresql_18_target_identically() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let pair = Pair::on(
+        "e2e_13_to_18",
+        &dbsync_tests::major_cluster(13, 0),
+        &dbsync_tests::major_cluster(18, 0),
+    )
+    .await;
+    let c = Cloud::on(pair, "SELECT 1", "SELECT 1").await;
+    c.pair
+        .source(
+            "CREATE TYPE mood AS ENUM ('sad', 'ok');
+             CREATE TYPE floatrange AS RANGE (subtype = float8, subtype_diff = float8mi);
+             CREATE TABLE people (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                                  name text NOT NULL, feel mood DEFAULT 'ok', span floatrange,
+                                  shout text GENERATED ALWAYS AS (upper(name)) STORED);
+             CREATE TABLE visits (id serial PRIMARY KEY, person bigint REFERENCES people,
+                                  at timestamptz DEFAULT '2026-01-01') PARTITION BY RANGE (id);
+             CREATE TABLE visits_low PARTITION OF visits FOR VALUES FROM (MINVALUE) TO (2500);
+             CREATE TABLE visits_high PARTITION OF visits FOR VALUES FROM (2500) TO (MAXVALUE);
+             INSERT INTO people (name, span) SELECT 'p' || g, numrange(g, g + 1)::text::floatrange
+               FROM generate_series(1, 2000) g;
+             INSERT INTO visits (person) SELECT g % 2000 + 1 FROM generate_series(1, 5000) g;
+             ANALYZE",
+        )
+        .await;
+    let job_id = c.start(json!({ "create_schema": true })).await;
+    let (status, error) = c.finish(&job_id).await;
+    assert_eq!(status, ExecutionStatus::Succeeded, "{error:?}");
+    c.pair.assert_identical().await;
+    assert_eq!(
+        dbsync_tests::scalar(&c.pair.target_url, "SHOW server_version_num").await[..2],
+        *"18"
+    );
+    // The serverless finish restored the source's statistics instead of analyzing (a
+    // table without a range column: 13 shows no range statistics to copy).
+    assert_eq!(
+        dbsync_tests::scalar(
+            &c.pair.target_url,
+            "SELECT analyze_count::text || ' ' || (SELECT count(*) FROM pg_stats WHERE tablename = 'visits_low')::text
+               FROM pg_stat_user_tables WHERE relname = 'visits_low'"
+        )
+        .await,
+        "0 3"
     );
 }

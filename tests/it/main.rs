@@ -18,8 +18,10 @@ mod segments;
 mod shapes;
 mod snapshot;
 mod stateless;
+mod stats;
 mod steps;
 mod tls;
+mod versions;
 
 use dbsync_core::model::scope::Scope;
 use dbsync_core::pipeline::progress::NoProgress;

@@ -45,6 +45,48 @@ pub fn own_cluster(name: &str, port: u16) -> String {
     format!("postgresql://postgres@127.0.0.1:{port}/postgres?sslmode=disable")
 }
 
+/// The base URL of a cluster of PostgreSQL `major` (13 to 18) for the version matrix, started
+/// (idempotently) by `scripts/pg.sh up vNN PORT --major NN` on port 55450 + major; `slot` 1 is
+/// a second cluster of the same major (55460 + major), for a sync from a major into itself.
+/// 15 is Debian's, the binaries every other test runs on.
+pub fn major_cluster(major: u16, slot: u16) -> String {
+    static STARTED: std::sync::Mutex<Vec<(u16, u16)>> = std::sync::Mutex::new(Vec::new());
+    let port = 55450 + major + 10 * slot;
+    let name = format!("v{major}{}", if slot == 0 { "" } else { "-b" });
+    let mut started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
+    if !started.contains(&(major, slot)) {
+        let port = port.to_string();
+        let major_arg = major.to_string();
+        let mut args = vec!["up", name.as_str(), port.as_str()];
+        if major != 15 {
+            args.extend(["--major", major_arg.as_str()]);
+        }
+        pg_script(&args);
+        started.push((major, slot));
+    }
+    format!("postgresql://postgres@127.0.0.1:{port}/postgres?sslmode=disable")
+}
+
+/// The bindir of PostgreSQL 18's client tools (`scripts/pg.sh tools`, fetched once): a
+/// pg_dump that reads every major the matrix runs.
+pub fn tools_18() -> &'static str {
+    static DIR: OnceLock<String> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let out = std::process::Command::new("bash")
+            .arg(format!("{root}/scripts/pg.sh"))
+            .arg("tools")
+            .output()
+            .expect("run scripts/pg.sh tools");
+        assert!(
+            out.status.success(),
+            "scripts/pg.sh tools: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    })
+}
+
 /// Runs scripts/pg.sh with `args` (`up NAME PORT`, `crash NAME`, ...) and asserts it succeeded.
 pub fn pg_script(args: &[&str]) {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -237,7 +279,17 @@ pub async fn schema_fingerprint(url: &str) -> BTreeMap<String, String> {
             "SELECT coalesce(string_agg(format('%s %s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid), convalidated),
                     E'\\n' ORDER BY conrelid::regclass::text, conname), '')
                FROM pg_constraint WHERE connamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
-                AND conrelid <> 0 AND connamespace::regnamespace::text <> 'dbsync'",
+                AND conrelid <> 0 AND connamespace::regnamespace::text <> 'dbsync' AND contype <> 'n'",
+        ),
+        // PostgreSQL 18 also keeps NOT NULL as constraints (contype 'n'), older majors only
+        // as a column flag: the flag is what every major agrees on.
+        (
+            "not null",
+            "SELECT coalesce(string_agg(format('%s.%I', a.attrelid::regclass, a.attname), ',' ORDER BY a.attrelid::regclass::text, a.attname), '')
+               FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+              WHERE a.attnotnull AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
+                AND c.relnamespace::regnamespace::text NOT IN ('pg_catalog', 'information_schema', 'dbsync', 'dbsync_shadow')
+                AND c.relnamespace::regnamespace::text NOT LIKE 'pg_toast%'",
         ),
         (
             "domain constraints",

@@ -5,6 +5,7 @@
 use crate::model::ident::QualName;
 use crate::model::rules::AppliedRules;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A column that is copied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +117,49 @@ pub struct Table {
     /// The data rules its export applies (`--rules`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<AppliedRules>,
+    /// Its planner statistics on the source (`--analyze copy`), read in the job's snapshot:
+    /// what a PostgreSQL 18 target restores instead of running ANALYZE. Sources only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<TableStats>,
+}
+
+/// A table's planner statistics as the source holds them (`pg_class`, `pg_stats`), every value
+/// in its text form, as `pg_restore_relation_stats` and `pg_restore_attribute_stats` take it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableStats {
+    /// The source's `server_version_num` (the functions read the values as of that major).
+    pub version: i32,
+    /// `pg_class.relpages`.
+    pub relpages: i32,
+    /// `pg_class.reltuples`, as text (-1: never analyzed or vacuumed).
+    pub reltuples: String,
+    /// One entry per column and `inherited` flag that has statistics.
+    pub columns: Vec<ColumnStats>,
+}
+
+/// One row of `pg_stats`: a column's statistics (`inherited`: of the table with its
+/// inheritance children), each present statistic by its `pg_stats` name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnStats {
+    /// The column.
+    pub column: String,
+    /// Statistics of the table with its children (`pg_stats.inherited`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inherited: bool,
+    /// Whether every statistic its type has could be read (before 17, `pg_stats` does not
+    /// show a range column's range statistics): an incomplete column is analyzed instead.
+    #[serde(default = "complete", skip_serializing_if = "is_true")]
+    pub complete: bool,
+    /// Statistic name (`null_frac`, `most_common_vals`, ...) -> its text form.
+    pub values: BTreeMap<String, String>,
+}
+
+fn complete() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// A unique index on plain columns.
@@ -179,6 +223,20 @@ pub struct KeyConstraint {
     pub definition: String,
 }
 
+impl Column {
+    /// A nullable column `name` of type `ty`, no default, for tests of the pure layers.
+    #[cfg(test)]
+    pub fn for_tests(name: &str, ty: &str) -> Column {
+        Column {
+            name: name.into(),
+            type_name: ty.into(),
+            not_null: false,
+            has_default: false,
+            generated: false,
+        }
+    }
+}
+
 impl Table {
     /// A table `schema.name` with one `id bigint NOT NULL` column and no key, for tests of
     /// the pure layers.
@@ -207,6 +265,7 @@ impl Table {
             unique_keys: vec![],
             checks: vec![],
             rules: None,
+            stats: None,
         }
     }
 

@@ -21,6 +21,10 @@ pub struct TableDdl {
     pub after: Vec<String>,
     /// Its foreign keys, added once every table exists.
     pub foreign_keys: Vec<String>,
+    /// What in its definition only PostgreSQL 18 and later can hold (virtual generated
+    /// columns, NOT ENFORCED constraints), named: such a table is refused on an older target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs_18: Vec<String>,
 }
 
 /// A type a column uses (directly, in an array, under a domain or inside a composite).
@@ -93,6 +97,8 @@ pub struct Existing {
     pub extensions: BTreeSet<String>,
     /// Extensions the target could install.
     pub available_extensions: BTreeSet<String>,
+    /// The target's `server_version_num`.
+    pub version_num: i32,
 }
 
 /// What a bootstrap created, for the report.

@@ -2,7 +2,7 @@
 //! primary/unique keys and secondary indexes, tables whose user triggers were disabled; and whether it ANALYZEs. Recorded in the target's
 //! ledger in the same transaction that takes them away. Pure data.
 
-use crate::model::catalog::{ForeignKey, KeyConstraint, NotValidCheck, SecondaryIndex};
+use crate::model::catalog::{ForeignKey, KeyConstraint, NotValidCheck, SecondaryIndex, TableStats};
 use crate::model::ident::QualName;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,10 @@ pub struct Restore {
     /// that whoever finishes it (a resumed import, the serverless finalize) knows.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_analyze: bool,
+    /// Tables whose statistics are copied from the source instead of ANALYZE
+    /// (`--analyze copy`, PostgreSQL 18+ targets); the other loaded tables are analyzed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stats: Vec<StatsCopy>,
     /// Foreign keys left in place but not enforced during the load (replica mode fires no FK
     /// trigger): not taken away, but a failed load must make them `NOT VALID`, since their
     /// rows may not hold then. Kept here so that whoever puts the target back (the CLI, or
@@ -39,6 +43,20 @@ pub struct Restore {
     /// its swap needs to know how the job was asked to run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ShadowJob>,
+}
+
+/// One table's statistics copied instead of ANALYZE: the source's, of the columns that
+/// arrive unchanged, and the columns analyzed on the target instead (masked by a rule,
+/// typed differently, or without statistics on the source).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsCopy {
+    /// The table.
+    pub table: QualName,
+    /// The statistics to restore.
+    pub stats: TableStats,
+    /// Columns analyzed on the target (`ANALYZE table (columns)`); empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analyze: Vec<String>,
 }
 
 /// What the swap of an atomic import needs from its start (`--keep-indexes`; `--analyze` is
@@ -65,6 +83,7 @@ impl Restore {
         add(&mut self.triggers, other.triggers);
         add(&mut self.checks, other.checks);
         add(&mut self.unenforced, other.unenforced);
+        add(&mut self.stats, other.stats);
         self.no_analyze |= other.no_analyze;
         // `shadow` describes one job and is never adopted: an adopted shadow job had taken
         // nothing away.

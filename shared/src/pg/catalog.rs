@@ -186,6 +186,7 @@ async fn list_tables(client: &Client, role: Role, scope: &Scope) -> Result<Liste
                 unique_keys: Vec::new(),
                 checks: Vec::new(),
                 rules: None,
+                stats: None,
             },
         );
     }

@@ -19,19 +19,24 @@ const RELS: &str = "WITH input AS (SELECT unnest($1::text[]) AS s, unnest($2::te
               UNION SELECT a.relid FROM leaves, LATERAL pg_partition_ancestors(leaves.oid) AS a(relid))";
 
 /// Reads what creating the tables in scope (and their sequences) would take.
+///
+/// `version_num` is the source's `server_version_num`: the catalogs differ between majors
+/// (multiranges from 14; NOT NULL and NOT ENFORCED constraints in `pg_constraint` from 18),
+/// and each is read as its major has it.
 pub async fn read_source(
     client: &Client,
+    version_num: i32,
     tables: &[Table],
     sequences: &[Sequence],
 ) -> Result<SchemaSource> {
     let schemas: Vec<&str> = tables.iter().map(|t| t.name.schema.as_str()).collect();
     let names: Vec<&str> = tables.iter().map(|t| t.name.name.as_str()).collect();
     let mut out = SchemaSource {
-        tables: read_tables(client, &schemas, &names).await?,
+        tables: read_tables(client, version_num, &schemas, &names).await?,
         ..Default::default()
     };
     read_table_extras(client, &schemas, &names, &mut out.tables).await?;
-    let (types, extensions) = read_types(client, &schemas, &names).await?;
+    let (types, extensions) = read_types(client, version_num, &schemas, &names).await?;
     out.types = types;
     out.extensions = extensions;
     out.functions = read_functions(client, &schemas, &names).await?;
@@ -64,7 +69,25 @@ fn err(what: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
     }
 }
 
-async fn read_tables(client: &Client, schemas: &[&str], names: &[&str]) -> Result<Vec<TableDdl>> {
+/// PostgreSQL 18 keeps each NOT NULL as a named constraint: it is created with its name.
+/// Before 18 a NOT NULL has no name (and older targets accept the clause and ignore it).
+const NOT_NULL_18: &str = "coalesce((SELECT format(' CONSTRAINT %I NOT NULL', n.conname) FROM pg_constraint n
+                      WHERE n.conrelid = c.oid AND n.contype = 'n' AND n.conkey = ARRAY[a.attnum]), ' NOT NULL')";
+/// What of a table only 18 can hold: its virtual generated columns and NOT ENFORCED constraints.
+const NEEDS_18: &str = "ARRAY(SELECT format('virtual generated column %I', a.attname) FROM pg_attribute a
+                        WHERE a.attrelid = c.oid AND a.attgenerated = 'v' AND NOT a.attisdropped ORDER BY a.attnum)
+                  || ARRAY(SELECT format('NOT ENFORCED constraint %I', k.conname) FROM pg_constraint k
+                            WHERE k.conrelid = c.oid AND NOT k.conenforced ORDER BY k.conname)";
+
+async fn read_tables(
+    client: &Client,
+    version_num: i32,
+    schemas: &[&str],
+    names: &[&str],
+) -> Result<Vec<TableDdl>> {
+    let pg18 = version_num >= 180000;
+    let not_null = if pg18 { NOT_NULL_18 } else { "' NOT NULL'" };
+    let needs_18 = if pg18 { NEEDS_18 } else { "ARRAY[]::text[]" };
     let sql = format!(
         "{RELS}
          SELECT c.oid::regclass::text, (SELECT nspname::text FROM pg_namespace WHERE oid = c.relnamespace),
@@ -83,6 +106,7 @@ async fn read_tables(client: &Client, schemas: &[&str], names: &[&str]) -> Resul
                                   JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation)
                              ELSE '' END,
                              CASE WHEN a.attgenerated = 's' THEN format(' GENERATED ALWAYS AS (%s) STORED', pg_get_expr(d.adbin, d.adrelid))
+                                  WHEN a.attgenerated = 'v' THEN format(' GENERATED ALWAYS AS (%s) VIRTUAL', pg_get_expr(d.adbin, d.adrelid))
                                   WHEN a.attidentity <> '' THEN (
                                     SELECT format(' GENERATED %s AS IDENTITY (SEQUENCE NAME %s START WITH %s INCREMENT BY %s MINVALUE %s MAXVALUE %s CACHE %s%s)',
                                              CASE a.attidentity WHEN 'a' THEN 'ALWAYS' ELSE 'BY DEFAULT' END,
@@ -93,7 +117,7 @@ async fn read_tables(client: &Client, schemas: &[&str], names: &[&str]) -> Resul
                                        AND dep.refobjsubid = a.attnum AND dep.deptype = 'i')
                                   WHEN d.adbin IS NOT NULL THEN ' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid)
                                   ELSE '' END,
-                             CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END), ', ' ORDER BY a.attnum)
+                             CASE WHEN a.attnotnull THEN {not_null} ELSE '' END), ', ' ORDER BY a.attnum)
                       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
                       LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attislocal), '') || ')'
@@ -101,7 +125,8 @@ async fn read_tables(client: &Client, schemas: &[&str], names: &[&str]) -> Resul
                   coalesce((SELECT ' INHERITS (' || string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno) || ')'
                               FROM pg_inherits i WHERE i.inhrelid = c.oid AND NOT c.relispartition), ''),
                   CASE WHEN c.relkind = 'p' THEN ' PARTITION BY ' || pg_get_partkeydef(c.oid) ELSE '' END,
-                  CASE WHEN c.reloptions IS NOT NULL THEN ' WITH (' || array_to_string(c.reloptions, ', ') || ')' ELSE '' END)
+                  CASE WHEN c.reloptions IS NOT NULL THEN ' WITH (' || array_to_string(c.reloptions, ', ') || ')' ELSE '' END),
+                {needs_18}
            FROM rels JOIN pg_class c ON c.oid = rels.oid
           ORDER BY 3, 1"
     );
@@ -116,6 +141,7 @@ async fn read_tables(client: &Client, schemas: &[&str], names: &[&str]) -> Resul
             schema: r.get::<_, String>(1),
             depth: r.get(2),
             create: r.get(3),
+            needs_18: r.get(4),
             ..Default::default()
         })
         .collect())
@@ -204,9 +230,16 @@ async fn read_table_extras(
 /// those of extensions stand for their extension.
 async fn read_types(
     client: &Client,
+    version_num: i32,
     schemas: &[&str],
     names: &[&str],
 ) -> Result<(Vec<TypeDdl>, Vec<ExtensionDdl>)> {
+    // A range type has a multirange type from 14 on; naming it keeps the source's name.
+    let multirange = if version_num >= 140000 {
+        "', MULTIRANGE_TYPE_NAME = ' || r.rngmultitypid::regtype"
+    } else {
+        "''"
+    };
     let sql = format!(
         "{RELS},
          used AS (SELECT DISTINCT a.atttypid AS oid FROM pg_attribute a JOIN rels ON rels.oid = a.attrelid
@@ -238,7 +271,7 @@ async fn read_types(
                        t.oid::regtype, format_type(r.rngsubtype, NULL), ocn.nspname, oc.opcname,
                        CASE WHEN r.rngcanonical <> 0 THEN ', CANONICAL = ' || r.rngcanonical::regproc ELSE '' END,
                        CASE WHEN r.rngsubdiff <> 0 THEN ', SUBTYPE_DIFF = ' || r.rngsubdiff::regproc ELSE '' END,
-                       ', MULTIRANGE_TYPE_NAME = ' || r.rngmultitypid::regtype)
+                       {multirange})
                        FROM pg_range r JOIN pg_opclass oc ON oc.oid = r.rngsubopc JOIN pg_namespace ocn ON ocn.oid = oc.opcnamespace
                       WHERE r.rngtypid = t.oid)]
                   ELSE ARRAY[]::text[] END,
@@ -382,7 +415,8 @@ pub async fn read_existing(client: &Client, source: &SchemaSource) -> Result<Exi
              UNION ALL SELECT 'f', x FROM unnest($3::text[]) x WHERE to_regprocedure(x) IS NOT NULL
              UNION ALL SELECT 's', x FROM unnest($4::text[]) x WHERE to_regclass(x) IS NOT NULL
              UNION ALL SELECT 'e', extname::text FROM pg_extension
-             UNION ALL SELECT 'a', name::text FROM pg_available_extensions",
+             UNION ALL SELECT 'a', name::text FROM pg_available_extensions
+             UNION ALL SELECT 'v', current_setting('server_version_num')",
             &[&tables, &types, &functions, &sequences],
         )
         .await
@@ -390,6 +424,10 @@ pub async fn read_existing(client: &Client, source: &SchemaSource) -> Result<Exi
     let mut out = Existing::default();
     for r in rows {
         let (kind, name): (&str, String) = (r.get(0), r.get(1));
+        if kind == "v" {
+            out.version_num = name.parse().unwrap_or_default();
+            continue;
+        }
         let set = match kind {
             "t" => &mut out.tables,
             "y" => &mut out.types,

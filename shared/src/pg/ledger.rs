@@ -9,7 +9,7 @@ use crate::model::ident::QualName;
 use crate::model::manifest::Manifest;
 use crate::model::part::PartStats;
 use crate::model::restore::Restore;
-use crate::pg::{shadow, steps};
+use crate::pg::{shadow, steps, truncate};
 use serde::Serialize;
 use tokio_postgres::{Client, GenericClient};
 
@@ -229,21 +229,8 @@ pub async fn start_job(
         // An unfinished atomic import's shadow tables: its parts' ledger rows go below.
         shadow::drop_all(&tx).await?;
     }
-    if !tables.is_empty() {
-        // ONLY for each table; partition roots whole (without ONLY, which PostgreSQL refuses
-        // for a partitioned table): a key declared on a partitioned parent is only satisfied
-        // when the parent is in the statement too. The pre-flight made sure every partition
-        // a root has on the target is in scope.
-        let list = tables
-            .iter()
-            .map(|t| format!("ONLY {}", t.sql()))
-            .chain(roots.iter().map(QualName::sql))
-            .collect::<Vec<_>>()
-            .join(", ");
-        tx.batch_execute(&format!("TRUNCATE {list}"))
-            .await
-            .map_err(|e| Error::pg(Role::Target, "emptying the in-scope tables", e))?;
-    }
+    // The pre-flight made sure every partition a root has on the target is in scope.
+    truncate::truncate_in_scope(&tx, tables, roots).await?;
     steps::take_away(&tx, &take).await?;
     restore.merge(take);
     tx.execute("DELETE FROM dbsync.parts WHERE job_id <> $1", &[&job_id])

@@ -70,10 +70,17 @@ pub fn table_steps(restore: &Restore, table: &QualName) -> Vec<Step> {
             .map(rebuild_index),
     );
     if !restore.no_analyze {
-        steps.push(Step::new(
-            format!("analyzing {table}"),
-            format!("ANALYZE {}", table.sql()),
-        ));
+        // After the keys and indexes: building them sets the table's page and row counts.
+        steps.push(match restore.stats.iter().find(|s| &s.table == table) {
+            Some(copy) => Step::new(
+                format!("copying the statistics of {table}"),
+                crate::pg::stats::restore_sql(copy),
+            ),
+            None => Step::new(
+                format!("analyzing {table}"),
+                format!("ANALYZE {}", table.sql()),
+            ),
+        });
     }
     // A key from the table to itself depends on no other table's rows: it is re-added and
     // validated here, while other tables load, rather than at the end, where it would run
@@ -194,6 +201,7 @@ pub fn put_back_steps(restore: &Restore) -> (Vec<Step>, Restore) {
         triggers: Vec::new(),
         no_analyze: restore.no_analyze,
         unenforced: Vec::new(),
+        stats: restore.stats.clone(),
         shadow: None,
     };
     pending.merge(Restore {

@@ -30,7 +30,7 @@ pub async fn read_schema(source: &Client, plan: &Plan) -> Result<SchemaSource> {
             ),
         ));
     }
-    ddl::read_source(source, &cat.tables, &cat.sequences).await
+    ddl::read_source(source, cat.server.version_num, &cat.tables, &cat.sequences).await
 }
 
 /// Creates on `target` what `wanted` has and it lacks, in one transaction.

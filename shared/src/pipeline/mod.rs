@@ -61,9 +61,13 @@ pub struct Options {
     /// Keep the target's secondary indexes during the load (slower; by default they are
     /// dropped and rebuilt after, as pgcopydb does).
     pub keep_indexes: bool,
-    /// ANALYZE each table once loaded, so the target is ready to query (`--analyze on`, the
-    /// default); off leaves statistics to autovacuum.
+    /// Give each table statistics once loaded, so the target is ready to query (`--analyze
+    /// copy` or `on`, copy the default); off leaves statistics to autovacuum.
     pub analyze: bool,
+    /// With `analyze`: on a PostgreSQL 18+ target, restore the source's statistics of the
+    /// columns copied unchanged instead of running ANALYZE (`--analyze copy`, the default);
+    /// false always runs ANALYZE (`--analyze on`).
+    pub copy_stats: bool,
     /// Run every check against the target and report what would happen; change nothing.
     pub dry_run: bool,
     /// Import: start over even if this export was imported (or half-imported) before.
@@ -140,6 +144,7 @@ impl Default for Options {
             verify: false,
             keep_indexes: false,
             analyze: true,
+            copy_stats: true,
             dry_run: false,
             restart: false,
             interrupt: Interrupt::default(),

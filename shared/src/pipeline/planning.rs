@@ -8,7 +8,7 @@ use crate::model::chunk::{Chunk, ChunkRange, Plan};
 use crate::model::rules::RulesFile;
 use crate::model::scope::{is_glob, Scope};
 use crate::pg::conn::ConnSpec;
-use crate::pg::{catalog, sample, snapshot, verify};
+use crate::pg::{catalog, sample, snapshot, stats, verify};
 use crate::pipeline::workers::{app_name, new_job_id};
 use crate::pipeline::Options;
 use crate::plan::chunks::{self, Sizing};
@@ -65,11 +65,14 @@ pub fn check_patterns(catalog: &Catalog, scope: &Scope) -> Result<()> {
 /// Reads the catalog and splits every table into chunks. Runs inside the caller's
 /// transaction, so a plan made in a snapshot describes that snapshot.
 pub async fn build_plan(client: &Client, scope: &Scope, sizing: Sizing) -> Result<Plan> {
-    let catalog = catalog::load(client, Role::Source, scope).await?;
+    let mut catalog = catalog::load(client, Role::Source, scope).await?;
     if catalog.tables.is_empty() {
         return Err(Error::EmptyScope(scope_text(scope)));
     }
     check_patterns(&catalog, scope)?;
+    // In the plan and so in the manifest, as pg_dump 18 keeps them in a dump: any later
+    // load into a PostgreSQL 18 target may restore them instead of running ANALYZE.
+    stats::read(client, catalog.server.version_num, &mut catalog.tables).await?;
     let order = order::fk_order(&catalog.tables, &catalog.foreign_keys);
     let chunk_bytes = sizing.chunk_bytes_for(catalog.total_bytes());
     let by_heap = sizing.by_heap && catalog.server.version_num >= chunks::TID_RANGE_SCAN_VERSION;

@@ -49,6 +49,8 @@ pub struct LoadSpec<'a> {
     pub keep_indexes: bool,
     /// ANALYZE each table after its load.
     pub analyze: bool,
+    /// Restore the source's statistics instead, where the target can (`--analyze copy`).
+    pub copy_stats: bool,
     /// The enum types the source's columns use.
     pub enums: &'a [EnumType],
     /// A session reading the job's source snapshot (a streaming sync): target-only unique
@@ -73,6 +75,7 @@ pub fn import_spec<'a>(
         source_app: None,
         keep_indexes: opts.keep_indexes,
         analyze: opts.analyze,
+        copy_stats: opts.copy_stats,
         enums: &m.enums,
         source_reader: None,
     }
@@ -99,6 +102,7 @@ pub fn sync_spec<'a>(
         source_app: Some(src_app),
         keep_indexes: opts.keep_indexes,
         analyze: opts.analyze,
+        copy_stats: opts.copy_stats,
         enums: &cat.enums,
         source_reader: Some(reader),
     }
@@ -186,6 +190,16 @@ pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
             analyze: spec.analyze,
         },
     );
+    if spec.analyze
+        && spec.copy_stats
+        && tcat.server.version_num >= crate::pg::stats::RESTORE_VERSION
+    {
+        take.stats = spec
+            .tables
+            .iter()
+            .filter_map(|s| crate::plan::stats::copy_plan(s, tcat.table(&s.name)?))
+            .collect();
+    }
     if replica {
         let keys = load::unenforced_keys(&ttables, &tcat.foreign_keys, &take.fks);
         // A key to a table outside the scope is checked by no one in replica mode: it is

@@ -27,6 +27,21 @@ pub fn statements(source: &SchemaSource, existing: &Existing) -> Result<(Vec<Str
     if new_tables.is_empty() {
         return Ok((out, created));
     }
+    if existing.version_num < 180000 {
+        refused.extend(
+            new_tables
+                .iter()
+                .filter(|t| !t.needs_18.is_empty())
+                .map(|t| {
+                    format!(
+                "table {} has what only PostgreSQL 18 and later hold ({}), and the target runs {}",
+                t.name,
+                t.needs_18.join(", "),
+                major_of(existing.version_num)
+            )
+                }),
+        );
+    }
     out.extend(source.schemas.iter().cloned());
     types_and_extensions(source, existing, (&mut out, &mut created, &mut refused));
     for (what, list, have) in [
@@ -63,6 +78,11 @@ pub fn statements(source: &SchemaSource, existing: &Existing) -> Result<(Vec<Str
     }
     created.statements = out.len();
     Ok((out, created))
+}
+
+/// `server_version_num` as a person names the major: 150004 -> "PostgreSQL 15".
+fn major_of(version_num: i32) -> String {
+    format!("PostgreSQL {}", version_num / 10000)
 }
 
 /// The extensions and types the tables need and the target lacks, into `out`; what cannot
@@ -136,6 +156,7 @@ mod tests {
                     create: "CREATE TABLE app.child PARTITION OF app.parent DEFAULT".into(),
                     after: vec![],
                     foreign_keys: vec!["ALTER TABLE app.child ADD CONSTRAINT fk ...".into()],
+                    needs_18: vec![],
                 },
                 TableDdl {
                     name: "app.parent".into(),
@@ -144,6 +165,7 @@ mod tests {
                     create: "CREATE TABLE app.parent (id int) PARTITION BY LIST (id)".into(),
                     after: vec!["ALTER TABLE app.parent ADD CONSTRAINT pk PRIMARY KEY (id)".into()],
                     foreign_keys: vec![],
+                    needs_18: vec!["virtual generated column twice".into()],
                 },
             ],
         }
@@ -152,6 +174,7 @@ mod tests {
     fn available() -> Existing {
         Existing {
             available_extensions: ["citext".to_string()].into_iter().collect(),
+            version_num: 180004,
             ..Default::default()
         }
     }
@@ -201,6 +224,21 @@ mod tests {
         assert!(
             m.contains("extension citext") && m.contains("type app.blob is a base type"),
             "{m}"
+        );
+    }
+
+    #[test]
+    fn a_table_with_what_only_18_holds_is_refused_on_an_older_target_by_name() {
+        let older = Existing {
+            version_num: 170010,
+            ..available()
+        };
+        let e = statements(&source(), &older).expect_err("refused");
+        assert!(
+            e.to_string().contains(
+                "table app.parent has what only PostgreSQL 18 and later hold (virtual generated column twice), and the target runs PostgreSQL 17"
+            ),
+            "{e}"
         );
     }
 }

@@ -6,7 +6,9 @@
 //! composites their fields' OIDs, and types of extensions or of the user have OIDs that
 //! differ between clusters. So binary is chosen only for built-in types (their OIDs are
 //! fixed), arrays of them, and enums (sent as their labels), when the target column has the
-//! same type and both servers run the same major version.
+//! same type. Across majors too: the binary forms of these types have not changed in any
+//! major dbsync supports (13 to 18; the version matrix in tests/it/versions.rs copies them
+//! between each pair it runs and compares every row's text form).
 
 use crate::model::catalog::{EnumType, ServerInfo, Table};
 use crate::model::part::CopyFormat;
@@ -93,9 +95,10 @@ pub fn copy_format(
     servers: (&ServerInfo, &ServerInfo),
     enums: &[EnumType],
 ) -> CopyFormat {
-    let same_major = servers.0.version_num / 10000 == servers.1.version_num / 10000;
+    // Before 13 (never a supported server, but a catalog can still say so) nothing is assumed.
+    let supported = servers.0.version_num >= 130000 && servers.1.version_num >= 130000;
     let mut cols = source.copy_columns().peekable();
-    if !same_major || cols.peek().is_none() {
+    if !supported || cols.peek().is_none() {
         return CopyFormat::Text;
     }
     let all = cols.all(|c| {
@@ -174,6 +177,9 @@ mod tests {
             "app.mood",
         ];
         assert_eq!(format(&types, &wider, (150004, 150010)), CopyFormat::Binary);
+        // Across majors, either way: their binary forms are the same from 13 to 18.
+        assert_eq!(format(&types, &wider, (130023, 180004)), CopyFormat::Binary);
+        assert_eq!(format(&types, &wider, (180004, 140010)), CopyFormat::Binary);
     }
 
     #[test]
@@ -194,8 +200,8 @@ mod tests {
         );
         // A widening the text form allows but binary does not.
         assert_eq!(format(&["integer"], &["bigint"], (150000, 150000)), text);
-        // Another major version.
-        assert_eq!(format(&["integer"], &["integer"], (150000, 160000)), text);
+        // A server older than any supported major.
+        assert_eq!(format(&["integer"], &["integer"], (120000, 160000)), text);
         // A table without copied columns.
         assert_eq!(format(&[], &[], (150000, 150000)), text);
     }

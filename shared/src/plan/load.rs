@@ -52,6 +52,8 @@ pub fn what_to_take(
         },
         // Known only once the target's keys are read (the pre-flight fills it in).
         unenforced: Vec::new(),
+        // Known only once the target's major is (the pre-flight fills it in).
+        stats: Vec::new(),
         shadow: None,
     }
 }

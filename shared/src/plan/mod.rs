@@ -12,3 +12,4 @@ pub mod format;
 pub mod load;
 pub mod order;
 pub mod rules;
+pub mod stats;

@@ -336,13 +336,7 @@ mod tests {
     use crate::model::catalog::{Column, Key, KeyColumn, KeyKind, ServerInfo};
 
     fn column(name: &str, ty: &str) -> Column {
-        Column {
-            name: name.into(),
-            type_name: ty.into(),
-            not_null: false,
-            has_default: false,
-            generated: false,
-        }
+        Column::for_tests(name, ty)
     }
 
     fn keyed(name: &str, cols: &[(&str, &str)]) -> Table {
