@@ -7,6 +7,9 @@
 #   BENCH_PROFILE=default scripts/bench.sh  # PostgreSQL's default settings, ~300 MB
 #   BENCH_PROFILE=tuned scripts/bench.sh    # shared_buffers=1GB, max_wal_size=4GB, ~1 GB
 #   BENCH_PROFILE=big scripts/bench.sh      # defaults, one 2 GB table (peak RSS on a big table)
+#   BENCH_PROFILE=pg18 scripts/bench.sh     # as default, both servers PostgreSQL 18: statistics
+#                                           # copied (dbsync's default there) vs ANALYZE vs none,
+#                                           # and pg_dump/pg_restore 18 with --statistics
 #   BENCH_RUNS=3 scripts/bench.sh         # median of 3 runs, paths alternating within each run
 #
 # Paths, each into a target holding the previous path's copy and timed with the TRUNCATE it
@@ -41,13 +44,18 @@ case $PROFILE in
     SCALE=${BENCH_SCALE:-32} APP_SCALE=${BENCH_APP_SCALE:-1} SP=55452 TP=55453
     export DBSYNC_PG_FSYNC=on DBSYNC_PG_SHARED_BUFFERS=1GB
     settings="shared_buffers 1GB, max_wal_size 4GB, fsync on, synchronous_commit off" ;;
+  pg18)
+    # Both servers and every client tool of PostgreSQL 18 (scripts/pg.sh fetches them).
+    SCALE=${BENCH_SCALE:-9} APP_SCALE=${BENCH_APP_SCALE:-0.3} SP=55458 TP=55459 MAJOR=18
+    export DBSYNC_PG_DEFAULTS=1
+    settings="PostgreSQL 18 defaults on both sides (shared_buffers 128MB, max_wal_size 1GB, fsync on)" ;;
   big)
     # pgbench alone: pgbench_accounts is one table of about 2 GB, what dbsync's memory bound
     # is shown on (a chunk streams; no table or part is ever held whole).
     SCALE=${BENCH_SCALE:-160} APP_SCALE=0 SP=55456 TP=55457 DATASET=none
     export DBSYNC_PG_DEFAULTS=1
     settings="PostgreSQL defaults, pgbench only (pgbench_accounts about 2 GB)" ;;
-  *) echo "bench.sh: BENCH_PROFILE is default, tuned, big or both" >&2; exit 2 ;;
+  *) echo "bench.sh: BENCH_PROFILE is default, tuned, big, pg18 or both" >&2; exit 2 ;;
 esac
 work=$repo/.dbsync/bench/$PROFILE
 mkdir -p "$work"
@@ -56,8 +64,15 @@ scripts/pg.sh install
 command -v /usr/bin/time >/dev/null 2>&1 || [ -x /usr/bin/time ] || {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
 bindir=$(scripts/pg.sh bindir)
-scripts/pg.sh up "bench-$PROFILE-source" $SP
-scripts/pg.sh up "bench-$PROFILE-target" $TP
+major_args=()
+if [ -n "${MAJOR:-}" ]; then
+  major_args=(--major "$MAJOR")
+  # pg_dump, pg_restore, psql, vacuumdb and pgbench of 18 (Debian's 15 refuse an 18 server).
+  bindir=$(scripts/pg.sh tools)
+  export PATH="$bindir:$PATH"
+fi
+scripts/pg.sh up "bench-$PROFILE-source" $SP "${major_args[@]}"
+scripts/pg.sh up "bench-$PROFILE-target" $TP "${major_args[@]}"
 export PGOPTIONS="-c client_min_messages=warning"
 export DBSYNC_LOG=warn
 SRC="postgresql://postgres@127.0.0.1:$SP/bench?sslmode=disable"
@@ -138,6 +153,22 @@ path_dump_restore() {
   echo "  pg_dump ${w1}s + pg_restore ${w2}s + vacuumdb --analyze-only ${analyze_wall}s"
 }
 
+# PostgreSQL 18's pg_dump and pg_restore carry the planner statistics with the data
+# (--statistics): the bare tools' way to a target ready to query without ANALYZE.
+path_dump_restore_stats() {
+  [ -n "${MAJOR:-}" ] || return 0
+  truncate_target
+  settle
+  rm -rf "$work/dump"
+  # --data-only excludes statistics; the data section with --statistics is the tables' data
+  # and their statistics.
+  timed "$bindir/pg_dump" -Fd -j "$JOBS" -Z 1 --section=data --statistics -f "$work/dump" "$SRC"; local w1=$wall r1=$rss
+  timed_after_truncate "$bindir/pg_restore" -j "$JOBS" --section=data --statistics --disable-triggers -d "$DST" "$work/dump"
+  record dump_restore_stats "$(add "$w1" "$wall")" $(( r1 > rss ? r1 : rss ))
+  verify "pg_dump + pg_restore --statistics"
+  echo "  pg_dump --statistics ${w1}s + pg_restore --statistics ${wall}s"
+}
+
 # then_analyze KEY WALL: what a user who wants the target ready to query runs after KEY's load
 # (dbsync's default does it), timed; KEY_analyze gets WALL plus it, $w2_analyzed the sum.
 then_analyze() {
@@ -188,8 +219,10 @@ path_pgcopydb() {
 # dbsync ANALYZEs what it loads by default (pg_restore --data-only and the pipe do not):
 # timed both ways.
 path_sync() {
-  local analyze
-  for analyze in on off; do
+  local analyze modes=(on off)
+  # On 18 the default copies the source's statistics instead of running ANALYZE.
+  [ -n "${MAJOR:-}" ] && modes=(copy on off)
+  for analyze in "${modes[@]}"; do
     settle
     timed "$DBSYNC" sync -q --jobs "$JOBS" --analyze "$analyze" --source "$SRC" --target "$DST"
     record "sync_$analyze" "$wall" "$rss"
@@ -217,6 +250,7 @@ echo "database: $db_mb MB; $JOBS jobs; $RUNS run(s), paths alternating"
 for run in $(seq "$RUNS"); do
   echo "run $run"
   path_dump_restore
+  path_dump_restore_stats
   path_pipe
   path_pgcopydb
   path_sync
@@ -237,12 +271,22 @@ echo "|---|---:|---:|---:|---:|"
 row "pg_dump -Fd -j$JOBS -Z1 + pg_restore -j$JOBS --data-only" dump_restore dump_restore
 row "psql COPY binary pipe, $JOBS at a time, triggers off" pipe dump_restore
 row "pgcopydb copy table-data --table-jobs $JOBS" pgcopydb dump_restore
-row "dbsync sync --jobs $JOBS" sync_on dump_restore
-row "dbsync sync --jobs $JOBS" sync_on pipe
+on_label="dbsync sync --jobs $JOBS"
+[ -n "${MAJOR:-}" ] && on_label="dbsync sync --jobs $JOBS --analyze on"
+row "$on_label" sync_on dump_restore
+row "$on_label" sync_on pipe
 row "pg_dump + pg_restore + vacuumdb --analyze-only -j$JOBS" dump_restore_analyze dump_restore_analyze
 row "dbsync sync --jobs $JOBS (both ANALYZE)" sync_on dump_restore_analyze
 row "psql binary pipe + vacuumdb --analyze-only -j$JOBS" pipe_analyze pipe_analyze
 row "dbsync sync --jobs $JOBS (both ANALYZE)" sync_on pipe_analyze
+if [ -n "${MAJOR:-}" ]; then
+  row "pg_dump + pg_restore --section=data --statistics" dump_restore_stats dump_restore_stats
+  row "dbsync sync --jobs $JOBS (default: statistics copied)" sync_copy dump_restore_stats
+  row "dbsync sync --jobs $JOBS (default: statistics copied)" sync_copy dump_restore
+  row "dbsync sync --jobs $JOBS (default: statistics copied)" sync_copy dump_restore_analyze
+  row "dbsync sync --jobs $JOBS (default: statistics copied)" sync_copy pipe
+  row "dbsync sync --jobs $JOBS (default: statistics copied)" sync_copy sync_on
+fi
 row "dbsync sync --jobs $JOBS --analyze off" sync_off dump_restore
 row "dbsync sync --jobs $JOBS --analyze off" sync_off pipe
 row "pg_dump -Fd -j$JOBS -Z1 alone" pg_dump pg_dump

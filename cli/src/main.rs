@@ -17,6 +17,34 @@ use dbsync_core::pipeline::{self, Options};
 use dbsync_core::plan::cost;
 use std::process::ExitCode;
 
+/// `println!` for results on stdout, ending the process quietly (exit 0) when stdout is a
+/// pipe its reader closed (`dbsync plan | head`) instead of panicking on the broken pipe.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` likewise.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {
+        write_out(format_args!($($arg)*))
+    };
+}
+
+/// Writes to stdout; a reader that went away ends the run quietly, any other error is
+/// reported on stderr.
+fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("dbsync: error: writing the result to stdout: {e}");
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "dbsync",
@@ -227,7 +255,8 @@ struct ExportArgs {
     scope: ScopeArgs,
     #[command(flatten)]
     work: WorkArgs,
-    /// gzip level, 1 (fastest) to 9 (smallest).
+    /// gzip level, 0 (stored, no compression) to 9 (smallest); 1 is fastest of those that
+    /// compress.
     #[arg(long, env = "DBSYNC_COMPRESS_LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
     compress_level: u32,
     /// Hand the snapshot over to a new holder session every N seconds (the same snapshot
@@ -273,9 +302,10 @@ struct PlanArgs {
     scope: ScopeArgs,
     #[command(flatten)]
     work: WorkArgs,
-    /// The serverless job to price: sync, export or dump (rates: DBSYNC_COST_*).
-    #[arg(long, env = "DBSYNC_MODE", default_value = "sync", value_parser = ["sync", "export", "dump"])]
-    mode: String,
+    /// Also price the plan as a serverless job of this kind: sync, export or dump (rates:
+    /// DBSYNC_COST_*). Without it the plan is the command line's alone.
+    #[arg(long, env = "DBSYNC_MODE", value_parser = ["sync", "export", "dump"])]
+    mode: Option<String>,
     /// Chunk exports and part loads at once in that job (the API's "concurrency").
     #[arg(long, env = "DBSYNC_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     concurrency: u32,
@@ -385,6 +415,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// `n` things, in English: "1 table", "2 tables".
+fn count(n: usize, thing: &str) -> String {
+    progress::count(n as u64, thing)
+}
+
 /// The run's interrupt: fired by SIGINT or SIGTERM, carried into every pipeline's options.
 fn interrupt() -> Interrupt {
     static INTERRUPT: std::sync::OnceLock<Interrupt> = std::sync::OnceLock::new();
@@ -425,7 +460,7 @@ async fn watch_signals(interrupt: Interrupt) {
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
-    println!(
+    say!(
         "{}",
         serde_json::to_string_pretty(v).context("serialising the result")?
     );
@@ -510,29 +545,29 @@ async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
     if out.json {
         print_json(&report)?;
     } else if let Some(d) = &report.dry_run {
-        print!("{}", progress::render_dry_run(d, &target));
+        say_raw!("{}", progress::render_dry_run(d, &target));
     } else {
         if let Some(b) = &report.backup {
-            println!(
-                "backed up {} tables ({} rows) of the target to {}; put them back with: dbsync import --from {} --target ...",
-                b.tables, b.rows, b.location, b.location
+            say!(
+                "backed up {} ({} rows) of the target to {}; put them back with: dbsync import --from {} --target ...",
+                count(b.tables, "table"), b.rows, b.location, b.location
             );
         }
         if let Some(c) = report.created.as_ref().filter(|c| !c.tables.is_empty()) {
-            println!(
-                "created {} tables and {} other objects the target lacked ({} statements, one transaction)",
-                c.tables.len(),
-                c.other.len(),
-                c.statements
+            say!(
+                "created {} and {} the target lacked ({}, one transaction)",
+                count(c.tables.len(), "table"),
+                count(c.other.len(), "other object"),
+                count(c.statements, "statement")
             );
         }
-        println!(
-            "synced {} tables ({} parts, {} rows, {}) and {} sequences from {} to {} in {:.1} s{}",
-            report.tables,
-            report.parts_loaded,
+        say!(
+            "synced {} ({}, {} rows, {}) and {} from {} to {} in {:.1} s{}",
+            count(report.tables, "table"),
+            count(report.parts_loaded, "part"),
             report.rows,
             human_bytes(report.bytes),
-            report.sequences,
+            count(report.sequences, "sequence"),
             source,
             target,
             report.elapsed_ms as f64 / 1000.0,
@@ -560,10 +595,10 @@ async fn export(a: ExportArgs, out: Output) -> anyhow::Result<()> {
         return print_json(&m);
     }
     let parts: Vec<_> = m.tables.iter().flat_map(|t| &t.parts).collect();
-    println!(
-        "exported {} tables into {} parts ({} rows, {} as COPY text, {} compressed) in {}; manifest {}",
-        m.tables.len(),
-        parts.len(),
+    say!(
+        "exported {} into {} ({} rows, {} as COPY text, {} compressed) in {}; manifest {}",
+        count(m.tables.len(), "table"),
+        count(parts.len(), "part"),
         parts.iter().map(|p| p.stats.rows).sum::<u64>(),
         human_bytes(parts.iter().map(|p| p.stats.bytes).sum()),
         human_bytes(parts.iter().map(|p| p.compressed_bytes).sum()),
@@ -592,20 +627,21 @@ async fn import(a: ImportArgs, out: Output) -> anyhow::Result<()> {
     if out.json {
         print_json(&r)?;
     } else if let Some(d) = &r.dry_run {
-        print!("{}", progress::render_dry_run(d, &target));
+        say_raw!("{}", progress::render_dry_run(d, &target));
     } else if r.already_done {
-        println!(
+        say!(
             "export {} was already imported into {}; nothing to do",
-            r.job_id, target
+            r.job_id,
+            target
         );
     } else {
-        println!(
-            "imported {} tables ({} parts, {} skipped as already loaded, {} rows) and {} sequences into {} in {:.1} s",
-            r.tables,
-            r.parts_loaded,
+        say!(
+            "imported {} ({}, {} skipped as already loaded, {} rows) and {} into {} in {:.1} s",
+            count(r.tables, "table"),
+            count(r.parts_loaded, "part"),
             r.parts_skipped,
             r.rows,
-            r.sequences,
+            count(r.sequences, "sequence"),
             target,
             r.elapsed_ms as f64 / 1000.0
         );
@@ -620,21 +656,28 @@ async fn plan(a: PlanArgs, out: Output) -> anyhow::Result<()> {
         ..options(&a.scope, &a.work)?
     };
     let plan = pipeline::plan_only(&source, &opts, opts.sync_sizing()).await?;
-    let cost = serverless_cost(&a, &plan)?;
+    let cost = match &a.mode {
+        Some(mode) => Some(serverless_cost(&a, mode, &plan)?),
+        None => None,
+    };
     if out.json {
         let mut v = serde_json::to_value(&plan).context("serialising the plan")?;
-        v["serverless"] = serde_json::to_value(&cost).context("serialising the cost plan")?;
+        if let Some(cost) = &cost {
+            v["serverless"] = serde_json::to_value(cost).context("serialising the cost plan")?;
+        }
         print_json(&v)
     } else {
-        print!("{}", progress::render_plan(&plan));
-        print!("{}", progress::render_cost(&cost));
+        say_raw!("{}", progress::render_plan(&plan));
+        if let Some(cost) = &cost {
+            say_raw!("{}", progress::render_cost(cost));
+        }
         Ok(())
     }
 }
 
 /// What the plan would take and cost as a serverless job.
-fn serverless_cost(a: &PlanArgs, plan: &Plan) -> anyhow::Result<cost::CostPlan> {
-    let kind = match a.mode.as_str() {
+fn serverless_cost(a: &PlanArgs, mode: &str, plan: &Plan) -> anyhow::Result<cost::CostPlan> {
+    let kind = match mode {
         "export" => cost::JobKind::Export,
         "dump" => cost::JobKind::Dump,
         _ => cost::JobKind::Sync,
@@ -689,12 +732,12 @@ async fn dump(a: DumpArgs, out: Output) -> anyhow::Result<()> {
     if out.json {
         print_json(&report)?;
     } else if a.output != "-" {
-        println!(
-            "dumped {} tables ({} rows, {}) and {} sequences into {}",
-            report.tables,
+        say!(
+            "dumped {} ({} rows, {}) and {} into {}",
+            count(report.tables, "table"),
             report.rows,
             human_bytes(report.bytes),
-            report.sequences,
+            count(report.sequences, "sequence"),
             a.output
         );
     }
@@ -718,7 +761,10 @@ async fn verify(a: VerifyArgs, out: Output) -> anyhow::Result<()> {
     let n = report.tables.len();
     report.into_result()?;
     if !out.json {
-        println!("verified {n} tables and their sequences: source and target are identical");
+        say!(
+            "verified {} and their sequences: source and target are identical",
+            count(n, "table")
+        );
     }
     Ok(())
 }

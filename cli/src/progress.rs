@@ -161,12 +161,12 @@ pub fn render_plan(plan: &Plan) -> String {
     );
     let _ = writeln!(
         out,
-        "{} tables in {} FK levels, {} chunks, {} on disk, {} sequences",
-        cat.tables.len(),
-        plan.order.level_count(),
-        plan.chunks.len(),
+        "{} in {}, {}, {} on disk, {}",
+        count(cat.tables.len() as u64, "table"),
+        count(plan.order.level_count() as u64, "FK level"),
+        count(plan.chunks.len() as u64, "chunk"),
         human_bytes(cat.tables.iter().map(|t| t.bytes.max(0) as u64).sum()),
-        cat.sequences.len()
+        count(cat.sequences.len() as u64, "sequence")
     );
     for level in 0..plan.order.level_count() {
         let _ = writeln!(out, "level {level}:");
@@ -300,8 +300,8 @@ pub fn render_dry_run(d: &dbsync_core::pipeline::DryRun, target: &dyn std::fmt::
     );
     let _ = writeln!(
         out,
-        "would empty and load {} tables, in this order:",
-        d.tables.len()
+        "would empty and load {}, in this order:",
+        count(d.tables.len() as u64, "table")
     );
     for t in &d.tables {
         let _ = writeln!(out, "  {t}");
@@ -348,4 +348,13 @@ pub fn render_dry_run(d: &dbsync_core::pipeline::DryRun, target: &dyn std::fmt::
         }
     );
     out
+}
+
+/// `n` things, in English: "1 table", "2 tables".
+pub fn count(n: u64, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
 }

@@ -64,7 +64,7 @@ async fn sync_reads_its_urls_from_environment_twins_and_verify_agrees() {
     let o = dbsync(&["sync"], &env);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(
-        text(&o.stdout).contains("synced 1 tables"),
+        text(&o.stdout).contains("synced 1 table ("),
         "{}",
         text(&o.stdout)
     );
@@ -439,16 +439,49 @@ async fn plan_prices_the_serverless_job_and_a_bad_rate_setting_is_named() {
         out.contains("serverless export job, 16 at once") && out.contains("estimated cost $"),
         "{out}"
     );
-    let o = dbsync(&["plan", "--json"], &env);
+    let o = dbsync(&["plan", "--json", "--mode", "sync"], &env);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["serverless"]["chunks"], 1);
     assert!(v["serverless"]["estimated_duration_seconds"].as_u64() > Some(0));
+    // Without --mode the plan is the command line's: no price.
+    let o = dbsync(&["plan"], &env);
+    assert!(
+        !text(&o.stdout).contains("serverless"),
+        "{}",
+        text(&o.stdout)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&dbsync(&["plan", "--json"], &env).stdout).expect("json");
+    assert!(v.get("serverless").is_none());
     let bad = [env[0], ("DBSYNC_COST_S3_PUT", "free")];
-    let o = dbsync(&["plan"], &bad);
+    let o = dbsync(&["plan", "--mode", "sync"], &bad);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o.stderr).contains("DBSYNC_COST_S3_PUT"),
         "{}",
         text(&o.stderr)
     );
+}
+
+#[tokio::test]
+async fn plan_into_a_reader_that_closes_early_ends_quietly_instead_of_panicking() {
+    let p = Pair::new("cli_pipe").await;
+    p.source(
+        "CREATE TABLE items (id int PRIMARY KEY, v text);
+         INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 1000) g;
+         CREATE TABLE more (id int PRIMARY KEY); ANALYZE",
+    )
+    .await;
+    // `dbsync plan | head -1`: the reader goes away after one line.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dbsync"))
+        .args(["plan", "--source", &p.source_url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run dbsync");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("wait");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }

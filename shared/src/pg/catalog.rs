@@ -1,7 +1,6 @@
-//! Catalog introspection: reads the tables in scope (leaf partitions, never views or foreign
-//! tables), their copyable columns, a usable key, size estimates, the foreign-key graph,
-//! sequences with their state, triggers and RLS flags into the [`Catalog`] model. Read-only;
-//! must not decide anything: that is `plan`'s job.
+//! Catalog introspection: the tables in scope (leaf partitions, never views or foreign tables),
+//! their copyable columns, a usable key, sizes, the foreign-key graph, sequences with their
+//! state, triggers and RLS flags, into the [`Catalog`] model. Read-only: `plan` decides.
 
 use crate::error::{Error, Result, Role};
 use crate::model::catalog::{

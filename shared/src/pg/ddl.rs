@@ -234,13 +234,43 @@ async fn read_types(
     schemas: &[&str],
     names: &[&str],
 ) -> Result<(Vec<TypeDdl>, Vec<ExtensionDdl>)> {
+    let sql = types_sql(version_num);
+    let rows = client
+        .query(sql.as_str(), &[&schemas, &names])
+        .await
+        .map_err(err("types"))?;
+    let mut types = Vec::new();
+    let mut extensions: Vec<ExtensionDdl> = Vec::new();
+    for r in rows {
+        let t = type_of(&r);
+        if let (Some(e), Some(s)) = (&t.extension, r.get::<_, Option<String>>(2)) {
+            let ext = ExtensionDdl {
+                create: format!(
+                    "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}",
+                    quote_ident(e),
+                    quote_ident(&s)
+                ),
+                name: e.clone(),
+                schema: s,
+            };
+            if !extensions.contains(&ext) {
+                extensions.push(ext);
+            }
+        }
+        types.push(t);
+    }
+    Ok((types, extensions))
+}
+
+/// [`read_types`]'s query, as the source's major (`version_num`) has its catalogs.
+fn types_sql(version_num: i32) -> String {
     // A range type has a multirange type from 14 on; naming it keeps the source's name.
     let multirange = if version_num >= 140000 {
         "', MULTIRANGE_TYPE_NAME = ' || r.rngmultitypid::regtype"
     } else {
         "''"
     };
-    let sql = format!(
+    format!(
         "{RELS},
          used AS (SELECT DISTINCT a.atttypid AS oid FROM pg_attribute a JOIN rels ON rels.oid = a.attrelid
                    WHERE a.attnum > 0 AND NOT a.attisdropped),
@@ -285,32 +315,7 @@ async fn read_types(
             AND NOT (t.typelem <> 0 AND t.typlen = -1 AND t.typtype = 'b' AND e.extname IS NULL)
             AND t.typtype <> 'm'
           ORDER BY t.oid"
-    );
-    let rows = client
-        .query(sql.as_str(), &[&schemas, &names])
-        .await
-        .map_err(err("types"))?;
-    let mut types = Vec::new();
-    let mut extensions: Vec<ExtensionDdl> = Vec::new();
-    for r in rows {
-        let t = type_of(&r);
-        if let (Some(e), Some(s)) = (&t.extension, r.get::<_, Option<String>>(2)) {
-            let ext = ExtensionDdl {
-                create: format!(
-                    "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}",
-                    quote_ident(e),
-                    quote_ident(&s)
-                ),
-                name: e.clone(),
-                schema: s,
-            };
-            if !extensions.contains(&ext) {
-                extensions.push(ext);
-            }
-        }
-        types.push(t);
-    }
-    Ok((types, extensions))
+    )
 }
 
 /// A row of [`read_types`]'s query as a type to create, or to refuse.

@@ -113,6 +113,10 @@ pub async fn apply_rules(
         return Ok(());
     };
     plan::rules::apply(catalog, file, keyed)?;
+    catalog
+        .tables
+        .iter_mut()
+        .for_each(plan::stats::without_ruled);
     // Tables with a filter of their own first: a child's condition holds its parents'
     // filters, and an error there should name the table whose filter it is.
     let mut ruled: Vec<&Table> = catalog

@@ -10,12 +10,12 @@ use crate::model::chunk::{FkOrder, Plan};
 use crate::model::ident::QualName;
 use crate::model::manifest::Manifest;
 use crate::model::part::CopyFormat;
-use crate::model::restore::Restore;
+use crate::model::restore::{Restore, StatsCopy};
 use crate::model::scope::Scope;
 use crate::pg::conn::ConnSpec;
 use crate::pg::ledger::{self, JobState};
 use crate::pg::steps::{self, Step};
-use crate::pg::{catalog, preflight, snapshot, target};
+use crate::pg::{catalog, preflight, snapshot, stats, target};
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::progress::Progress;
 use crate::pipeline::undo;
@@ -190,16 +190,7 @@ pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
             analyze: spec.analyze,
         },
     );
-    if spec.analyze
-        && spec.copy_stats
-        && tcat.server.version_num >= crate::pg::stats::RESTORE_VERSION
-    {
-        take.stats = spec
-            .tables
-            .iter()
-            .filter_map(|s| crate::plan::stats::copy_plan(s, tcat.table(&s.name)?))
-            .collect();
-    }
+    take.stats = stats_copies(spec, &tcat);
     if replica {
         let keys = load::unenforced_keys(&ttables, &tcat.foreign_keys, &take.fks);
         // A key to a table outside the scope is checked by no one in replica mode: it is
@@ -227,6 +218,18 @@ pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
         replica,
         formats,
     })
+}
+
+/// The tables whose statistics are restored from the source instead of analyzed: on a
+/// PostgreSQL 18+ target, with `--analyze copy`, where `plan::stats` finds columns to copy.
+fn stats_copies(spec: &LoadSpec<'_>, tcat: &Catalog) -> Vec<StatsCopy> {
+    if !spec.analyze || !spec.copy_stats || tcat.server.version_num < stats::RESTORE_VERSION {
+        return Vec::new();
+    }
+    spec.tables
+        .iter()
+        .filter_map(|s| crate::plan::stats::copy_plan(s, tcat.table(&s.name)?))
+        .collect()
 }
 
 /// Target-only unique keys and checks that the source's rows break, each naming table,

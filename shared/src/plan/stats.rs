@@ -12,6 +12,23 @@
 use crate::model::catalog::Table;
 use crate::model::restore::StatsCopy;
 
+/// Leaves out of `table`'s statistics what its data rules make secret: a ruled column's (its
+/// most common values and histogram are samples of the raw values the rule hides) and, for
+/// a table whose rows are filtered, all of them (they describe rows that are not exported).
+/// Run as soon as the rules are applied, so no plan, manifest or ledger ever holds them.
+pub fn without_ruled(table: &mut Table) {
+    let Some(rules) = &table.rules else {
+        return;
+    };
+    if rules.filter.is_some() || rules.condition.is_some() {
+        table.stats = None;
+    } else if let Some(stats) = &mut table.stats {
+        stats
+            .columns
+            .retain(|c| !rules.columns.contains_key(&c.column));
+    }
+}
+
 /// What replaces ANALYZE of `target` (as the target's catalog has it) loaded from `source`
 /// (as the source's, with its statistics): `None` when the whole table is to be analyzed.
 pub fn copy_plan(source: &Table, target: &Table) -> Option<StatsCopy> {
@@ -140,5 +157,38 @@ mod tests {
         t.columns[2] = column("age", "bigint");
         let c = copy_plan(&s, &t).expect("copied");
         assert_eq!(names(&c), (vec!["id", "email"], vec!["age", "note"]));
+    }
+
+    #[test]
+    fn a_ruled_columns_statistics_are_dropped_from_the_plan_and_a_filtered_tables_all() {
+        let (mut s, _) = tables();
+        s.rules = Some(AppliedRules {
+            columns: [(
+                "email".to_string(),
+                AppliedColumn {
+                    rule: "email".into(),
+                    sql: "md5(email)".into(),
+                },
+            )]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        });
+        without_ruled(&mut s);
+        let kept: Vec<&str> = s
+            .stats
+            .as_ref()
+            .expect("stats")
+            .columns
+            .iter()
+            .map(|c| c.column.as_str())
+            .collect();
+        assert_eq!(kept, ["id", "age"]);
+        s.rules = Some(AppliedRules {
+            condition: Some("EXISTS (SELECT 1)".into()),
+            ..Default::default()
+        });
+        without_ruled(&mut s);
+        assert!(s.stats.is_none());
     }
 }
