@@ -109,6 +109,21 @@ mod tests {
         (s, t)
     }
 
+    fn email_masked() -> AppliedRules {
+        AppliedRules {
+            columns: [(
+                "email".to_string(),
+                AppliedColumn {
+                    rule: "email".into(),
+                    sql: "md5(email)".into(),
+                },
+            )]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        }
+    }
+
     fn names(c: &StatsCopy) -> (Vec<&str>, Vec<&str>) {
         (
             c.stats.columns.iter().map(|c| c.column.as_str()).collect(),
@@ -126,18 +141,7 @@ mod tests {
     #[test]
     fn a_masked_column_is_analyzed_on_the_target_and_its_source_statistics_never_copied() {
         let (mut s, t) = tables();
-        s.rules = Some(AppliedRules {
-            columns: [(
-                "email".to_string(),
-                AppliedColumn {
-                    rule: "email".into(),
-                    sql: "md5(email)".into(),
-                },
-            )]
-            .into_iter()
-            .collect(),
-            ..Default::default()
-        });
+        s.rules = Some(email_masked());
         let c = copy_plan(&s, &t).expect("copied");
         assert_eq!(names(&c), (vec!["id", "age"], vec!["email", "note"]));
     }
@@ -162,18 +166,7 @@ mod tests {
     #[test]
     fn a_ruled_columns_statistics_are_dropped_from_the_plan_and_a_filtered_tables_all() {
         let (mut s, _) = tables();
-        s.rules = Some(AppliedRules {
-            columns: [(
-                "email".to_string(),
-                AppliedColumn {
-                    rule: "email".into(),
-                    sql: "md5(email)".into(),
-                },
-            )]
-            .into_iter()
-            .collect(),
-            ..Default::default()
-        });
+        s.rules = Some(email_masked());
         without_ruled(&mut s);
         let kept: Vec<&str> = s
             .stats
