@@ -99,6 +99,19 @@ struct ScopeArgs {
     allow_empty_patterns: bool,
 }
 
+/// `--protected`, for the subcommands that load a target.
+#[derive(Args, Clone)]
+struct ProtectedArg {
+    /// Targets never to load, as the API's deployment setting: comma-separated globs matched
+    /// against the target's host:port/db (e.g. 'prod-*:5432/*').
+    #[arg(
+        long = "protected",
+        env = "DBSYNC_PROTECTED_TARGETS",
+        value_delimiter = ','
+    )]
+    patterns: Vec<String>,
+}
+
 /// `--jobs`, checked in one place for every subcommand that has it.
 #[derive(Args, Clone)]
 struct WorkersArg {
@@ -145,10 +158,6 @@ struct WorkArgs {
     /// Target size of a chunk, on disk (e.g. 256MB, 64kB).
     #[arg(long, env = "DBSYNC_CHUNK_SIZE", default_value = "256MB")]
     chunk_size: String,
-    /// Keep the target's secondary indexes during the load instead of dropping them and
-    /// rebuilding them after (slower, but the indexes never disappear).
-    #[arg(long, env = "DBSYNC_KEEP_INDEXES")]
-    keep_indexes: bool,
 }
 
 #[derive(Args)]
@@ -160,17 +169,26 @@ struct SyncArgs {
     #[arg(long, env = "DBSYNC_TARGET")]
     target: String,
     #[command(flatten)]
+    protected: ProtectedArg,
+    #[command(flatten)]
     rules: RulesArg,
     #[command(flatten)]
     scope: ScopeArgs,
     #[command(flatten)]
     work: WorkArgs,
+    /// Keep the target's secondary indexes during the load instead of dropping them and
+    /// rebuilding them after (slower, but the indexes never disappear).
+    #[arg(long, env = "DBSYNC_KEEP_INDEXES")]
+    keep_indexes: bool,
     #[command(flatten)]
     analyze: AnalyzeArg,
     /// Go through gzip parts in this directory or s3://bucket/prefix instead of streaming
     /// (export, then import).
     #[arg(long, env = "DBSYNC_VIA")]
     via: Option<String>,
+    /// With --via: empty its location first when it holds anything.
+    #[arg(long, requires = "via")]
+    force: bool,
     /// After loading, compare every table's rows and checksum against the same snapshot.
     #[arg(long, env = "DBSYNC_VERIFY")]
     verify: bool,
@@ -246,9 +264,12 @@ struct ExportArgs {
     /// Source URL.
     #[arg(long, env = "DBSYNC_SOURCE")]
     source: String,
-    /// Where the parts and manifest.json go: a directory or s3://bucket/prefix.
+    /// Where the parts and manifest.json go: a new or empty directory or s3://bucket/prefix.
     #[arg(long, env = "DBSYNC_TO")]
     to: String,
+    /// Empty --to first when it holds anything (an earlier export, other files).
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     rules: RulesArg,
     #[command(flatten)]
@@ -274,6 +295,8 @@ struct ImportArgs {
     /// Target URL.
     #[arg(long, env = "DBSYNC_TARGET")]
     target: String,
+    #[command(flatten)]
+    protected: ProtectedArg,
     #[command(flatten)]
     workers: WorkersArg,
     /// Keep the target's secondary indexes during the load.
@@ -302,6 +325,9 @@ struct PlanArgs {
     scope: ScopeArgs,
     #[command(flatten)]
     work: WorkArgs,
+    /// With --mode: price a job that keeps the target's secondary indexes during the load.
+    #[arg(long, env = "DBSYNC_KEEP_INDEXES")]
+    keep_indexes: bool,
     /// Also price the plan as a serverless job of this kind: sync, export or dump (rates:
     /// DBSYNC_COST_*). Without it the plan is the command line's alone.
     #[arg(long, env = "DBSYNC_MODE", value_parser = ["sync", "export", "dump"])]
@@ -324,6 +350,9 @@ struct DumpArgs {
     /// name and renamed when complete, so a failed dump leaves no partial file.
     #[arg(short, long, env = "DBSYNC_OUTPUT")]
     output: String,
+    /// Replace --output when the file exists.
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     rules: RulesArg,
     #[command(flatten)]
@@ -360,7 +389,6 @@ fn options(scope_args: &ScopeArgs, work: &WorkArgs) -> dbsync_core::Result<Optio
         scope: scope(scope_args)?,
         workers: work.workers.count()?,
         chunk_bytes: parse_size(&work.chunk_size, "--chunk-size")?,
-        keep_indexes: work.keep_indexes,
         interrupt: interrupt(),
         ..Options::default()
     })
@@ -428,7 +456,7 @@ fn interrupt() -> Interrupt {
 
 /// The shell's convention: 128 + the signal's number.
 fn signal_exit_code(by: &str) -> u8 {
-    if by == "SIGTERM" {
+    if by.starts_with("SIGTERM") {
         143
     } else {
         130
@@ -454,7 +482,7 @@ async fn watch_signals(interrupt: Interrupt) {
             eprintln!("dbsync: {by} again: stopping now; the next run finishes what this one left");
             std::process::exit(i32::from(signal_exit_code(by)));
         }
-        eprintln!("dbsync: {by}: stopping and putting back what the load took away (again to stop at once)");
+        eprintln!("dbsync: {by}: stopping; a load puts back what it took away, an --atomic one rolls back (again to stop at once)");
         interrupt.fire(by);
     }
 }
@@ -502,8 +530,12 @@ async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
         atomic_max_bytes: a.atomic.max_bytes()?,
         create_schema: a.create_schema,
         backup: a.backup.clone(),
+        keep_indexes: a.keep_indexes,
+        protected: a.protected.patterns.clone(),
         ..options(&a.scope, &a.work)?
     };
+    // Before the backup, the export or anything else of a --via sequence runs.
+    opts.check_target_allowed(&target)?;
     if a.create_schema && a.via.is_some() {
         return Err(dbsync_core::Error::config(
             "--create-schema",
@@ -525,6 +557,7 @@ async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
     }
     let report = if let Some(dir) = &a.via {
         let store = open_store(dir, &S3Settings::default()).await?;
+        pipeline::export::fresh_location(store.as_ref(), "--via", a.force).await?;
         let m = pipeline::export(&source, store.clone(), &opts, progress::new(out.quiet)).await?;
         tracing::info!(parts = m.tables.iter().map(|t| t.parts.len()).sum::<usize>(), to = %dir, "export written");
         let backup = match &a.backup {
@@ -590,6 +623,7 @@ async fn export(a: ExportArgs, out: Output) -> anyhow::Result<()> {
         ..options(&a.scope, &a.work)?
     };
     let store = open_store(&a.to, &S3Settings::default()).await?;
+    pipeline::export::fresh_location(store.as_ref(), "--to", a.force).await?;
     let m = pipeline::export(&source, store.clone(), &opts, progress::new(out.quiet)).await?;
     if out.json {
         return print_json(&m);
@@ -620,6 +654,7 @@ async fn import(a: ImportArgs, out: Output) -> anyhow::Result<()> {
         atomic: a.atomic.atomic,
         atomic_max_bytes: a.atomic.max_bytes()?,
         interrupt: interrupt(),
+        protected: a.protected.patterns.clone(),
         ..Options::default()
     };
     let store = open_store(&a.from, &S3Settings::default()).await?;
@@ -630,7 +665,7 @@ async fn import(a: ImportArgs, out: Output) -> anyhow::Result<()> {
         say_raw!("{}", progress::render_dry_run(d, &target));
     } else if r.already_done {
         say!(
-            "export {} was already imported into {}; nothing to do",
+            "export {} was already imported into {}; nothing to do (--restart loads it again)",
             r.job_id,
             target
         );
@@ -667,7 +702,10 @@ async fn plan(a: PlanArgs, out: Output) -> anyhow::Result<()> {
         }
         print_json(&v)
     } else {
-        say_raw!("{}", progress::render_plan(&plan));
+        say_raw!(
+            "{}",
+            progress::render_plan(&plan, opts.chunk_bytes, opts.workers)
+        );
         if let Some(cost) = &cost {
             say_raw!("{}", progress::render_cost(cost));
         }
@@ -684,7 +722,7 @@ fn serverless_cost(a: &PlanArgs, mode: &str, plan: &Plan) -> anyhow::Result<cost
     };
     let rates = cost::Rates::from_lookup(&|k| std::env::var(k).ok())?;
     let work = cost::Workload {
-        keep_indexes: a.work.keep_indexes,
+        keep_indexes: a.keep_indexes,
         ..cost::Workload::from_plan(plan, kind, a.concurrency)
     };
     Ok(cost::estimate(&work, &rates))
@@ -699,7 +737,7 @@ async fn dump(a: DumpArgs, out: Output) -> anyhow::Result<()> {
         )
         .into());
     }
-    let mut file = DumpFile::create(&a.output)?;
+    let mut file = DumpFile::create(&a.output, a.force)?;
     let result = match (&a.source, &a.from) {
         (Some(src), _) => {
             let (rules, source) = a.rules.load(ConnSpec::parse(src, "--source")?)?;

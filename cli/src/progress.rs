@@ -146,14 +146,23 @@ impl Progress for Lines {
     }
 }
 
-/// The text of `dbsync plan`.
-pub fn render_plan(plan: &Plan) -> String {
+/// The text of `dbsync plan`; `asked` is the `--chunk-size` and `jobs` the `--jobs` given.
+pub fn render_plan(plan: &Plan, asked: u64, jobs: usize) -> String {
     use std::fmt::Write;
     let cat = &plan.catalog;
     let mut out = String::new();
+    let why = if plan.chunk_bytes < asked {
+        format!(
+            " (--chunk-size {} lowered to this job's share over {}, so that no table finishes alone)",
+            human_bytes(asked),
+            count(jobs as u64, "job")
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "source: PostgreSQL {} database {} ({}); chunk size {}",
+        "source: PostgreSQL {} database {} ({}); chunk size {}{why}",
         cat.server.version,
         cat.server.database,
         cat.server.encoding,
@@ -175,9 +184,8 @@ pub fn render_plan(plan: &Plan) -> String {
                 continue;
             }
             let chunks: Vec<_> = plan.chunks.iter().filter(|c| c.table == i).collect();
-            let how = match (&t.key, chunks.first().map(|c| &c.range)) {
-                (_, Some(ChunkRange::Ctid { .. })) => "ctid ranges (no usable key)".to_string(),
-                (Some(k), _) => format!(
+            let key = t.key.as_ref().map(|k| {
+                format!(
                     "key {} ({})",
                     k.index,
                     k.columns
@@ -185,7 +193,18 @@ pub fn render_plan(plan: &Plan) -> String {
                         .map(|c| c.name.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
-                ),
+                )
+            });
+            // A sync splits by heap pages (ctid) even where a key exists: it needs no key
+            // sample and reads each page once; an export splits by key where it can.
+            let how = match (key, chunks.first().map(|c| &c.range)) {
+                (Some(k), Some(ChunkRange::Ctid { .. })) => {
+                    format!("page ranges (ctid: a sync needs no key sample); {k}")
+                }
+                (None, Some(ChunkRange::Ctid { .. })) => {
+                    "page ranges (ctid: no usable key)".to_string()
+                }
+                (Some(k), _) => k,
                 (None, _) => "no usable key".to_string(),
             };
             let _ = writeln!(

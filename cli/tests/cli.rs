@@ -485,3 +485,140 @@ async fn plan_into_a_reader_that_closes_early_ends_quietly_instead_of_panicking(
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[tokio::test]
+async fn a_protected_target_is_refused_by_name_by_sync_and_import_and_left_untouched() {
+    let p = Pair::new("cli_protected").await;
+    p.both("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        .await;
+    p.source("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 100) g")
+        .await;
+    p.target("INSERT INTO items VALUES (1, 'production row')")
+        .await;
+    let pattern = format!("127.0.0.1:*/{}", p.name);
+    let protected = format!("staging-*,{pattern}");
+    let env = [
+        ("DBSYNC_SOURCE", p.source_url.as_str()),
+        ("DBSYNC_TARGET", p.target_url.as_str()),
+        ("DBSYNC_PROTECTED_TARGETS", protected.as_str()),
+    ];
+    let o = dbsync(&["sync"], &env);
+    let e = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("error[DbsyncProtected]") && e.contains(&pattern) && e.contains(&p.name),
+        "{e}"
+    );
+    let dir = std::env::temp_dir().join(format!("dbsync-cli-{}", p.name));
+    let o = dbsync(
+        &["export", "--to", dir.to_str().expect("utf8 path")],
+        &env[..1],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = dbsync(
+        &["import", "--from", dir.to_str().expect("utf8 path")],
+        &env[1..],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("error[DbsyncProtected]"));
+    assert_eq!(
+        dbsync_tests::scalar(&p.target_url, "SELECT string_agg(name, ',') FROM items").await,
+        "production row"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Every file under `dir`, relative, sorted.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                out.push(rel.display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn an_export_over_another_is_refused_by_name_and_force_replaces_it_whole() {
+    let p = Pair::new("cli_over").await;
+    p.source(
+        "CREATE TABLE items (id int PRIMARY KEY, name text);
+         INSERT INTO items SELECT g, repeat('x', 200) FROM generate_series(1, 3000) g;
+         CREATE TABLE other (id int PRIMARY KEY); INSERT INTO other VALUES (1)",
+    )
+    .await;
+    let dir = std::env::temp_dir().join(format!("dbsync-cli-{}", p.name));
+    let d = dir.to_str().expect("path");
+    // `dbsync CMD --source URL FLAG PATH EXTRA...`
+    let run = |cmd: &str, flag: &str, path: &str, extra: &[&str]| {
+        let mut args = vec![cmd, "--source", &p.source_url, flag, path];
+        args.extend(extra);
+        dbsync(&args, &[])
+    };
+    let export = |extra: &[&str]| run("export", "--to", d, extra);
+    let o = export(&["--chunk-size", "64kB"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let first = files_under(&dir);
+    let manifest = std::fs::read(dir.join("manifest.json")).expect("manifest");
+    // A second export into the same directory: refused, the first left as it was.
+    let o = export(&["--tables", "items"]);
+    let e = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("error[DbsyncConfig]")
+            && e.contains("--to")
+            && e.contains(d)
+            && e.contains("already holds an export (manifest.json)")
+            && e.contains("--force"),
+        "{e}"
+    );
+    assert_eq!(files_under(&dir), first);
+    assert_eq!(
+        std::fs::read(dir.join("manifest.json")).expect("manifest"),
+        manifest
+    );
+    // A directory holding anything else is refused too, naming what it holds.
+    let other = std::env::temp_dir().join(format!("dbsync-cli-{}-notes", p.name));
+    std::fs::create_dir_all(&other).expect("dir");
+    std::fs::write(other.join("notes.txt"), "mine").expect("write");
+    let o = run("export", "--to", other.to_str().expect("path"), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("a file (notes.txt)"),
+        "{}",
+        text(&o.stderr)
+    );
+    // --force empties it first: only the new export's files remain.
+    let o = export(&["--tables", "items", "--force"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let after = files_under(&dir);
+    // Parts are named by table: t0001 was `other`, which the new export leaves out.
+    assert!(after.iter().all(|f| !f.contains("t0001.")), "{after:?}");
+    assert!(after.len() < first.len(), "{after:?} vs {first:?}");
+    // The same for a dump's output file.
+    let out = dir.join("dump.sql");
+    std::fs::write(&out, "precious").expect("write");
+    let o = run("dump", "-o", out.to_str().expect("path"), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("already exists"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&out).expect("read"), "precious");
+    let o = run("dump", "-o", out.to_str().expect("path"), &["--force"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(std::fs::read_to_string(&out)
+        .expect("read")
+        .contains("COPY"));
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(other);
+}

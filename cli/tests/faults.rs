@@ -284,3 +284,60 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+/// Waits until a COPY into the target's database is under way (`pg_stat_progress_copy`: an
+/// atomic sync's parts are recorded in its own uncommitted transaction, invisible outside).
+async fn copy_under_way(target_url: &str) {
+    let c = dbsync_tests::client(target_url).await;
+    for _ in 0..1500 {
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_stat_progress_copy
+                  WHERE datname = current_database() AND command = 'COPY FROM'",
+                &[],
+            )
+            .await
+            .expect("progress")
+            .get(0);
+        if n > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no COPY started in 30 s");
+}
+
+#[tokio::test]
+async fn sigint_during_an_atomic_sync_rolls_it_back_and_exits_130_with_the_target_unchanged() {
+    let p = pair("fault_atomic_int").await;
+    let before = dbsync_tests::fingerprint(&p.target_url).await;
+    let args = [
+        "sync",
+        "--source",
+        &p.source_url,
+        "--target",
+        &p.target_url,
+        "--atomic",
+        "--jobs",
+        "1",
+        "--chunk-size",
+        "64kB",
+    ];
+    let child = dbsync(&args).spawn().expect("start dbsync");
+    copy_under_way(&p.target_url).await;
+    let _ = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
+        .status();
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("rolled back"), "{err}");
+    assert_eq!(
+        dbsync_tests::fingerprint(&p.target_url).await,
+        before,
+        "the target changed"
+    );
+    // Nothing holds the target: the same command runs to the end.
+    run_ok(&args);
+    p.assert_identical().await;
+}

@@ -20,7 +20,7 @@ async fn a_dump_of_an_export_restores_with_psql_into_a_byte_identical_target() {
     let (dir, store, m) = export_to_temp(&p).await;
     let out_dir = scratch(&p, "export");
     let path = out_dir.join("data.sql");
-    let mut file = DumpFile::create(path.to_str().expect("utf8")).expect("create");
+    let mut file = DumpFile::create(path.to_str().expect("utf8"), false).expect("create");
     let r = dump_export(store.as_ref(), None, &mut file.out())
         .await
         .expect("dump");
@@ -42,7 +42,7 @@ async fn a_gzip_dump_of_the_live_source_restores_the_same_and_a_failed_dump_leav
     let p = adversarial("dump_source").await;
     let out_dir = scratch(&p, "source");
     let path = out_dir.join("data.sql.gz");
-    let mut file = DumpFile::create(path.to_str().expect("utf8")).expect("create");
+    let mut file = DumpFile::create(path.to_str().expect("utf8"), false).expect("create");
     let export_dir = file.scratch_dir();
     dump_source(
         &p.source_spec(),
@@ -72,7 +72,7 @@ async fn a_gzip_dump_of_the_live_source_restores_the_same_and_a_failed_dump_leav
     let empty = scratch(&p, "empty");
     let store = dbsync_core::parts::LocalStore::new(&empty);
     let failed = out_dir.join("failed.sql");
-    let mut file = DumpFile::create(failed.to_str().expect("utf8")).expect("create");
+    let mut file = DumpFile::create(failed.to_str().expect("utf8"), false).expect("create");
     let e = dump_export(&store, None, &mut file.out())
         .await
         .expect_err("no manifest");

@@ -102,13 +102,21 @@ async fn a_second_job_on_a_locked_target_is_refused() {
 #[tokio::test]
 async fn a_scope_that_matches_nothing_is_refused_naming_the_filters() {
     let p = adversarial("empty_scope").await;
+    // A glob that matches nothing is named as such first.
     assert_refused_unchanged(
         &p,
         &scoped(&["no_such_table*"], &[]),
-        "DbsyncEmptyScope",
-        &["no_such_table*"],
+        "DbsyncConfig",
+        &[
+            "--tables no_such_table* matches no table",
+            "--allow-empty-patterns",
+        ],
     )
     .await;
+    // Allowed to match nothing, it leaves nothing in scope: that is refused too.
+    let mut allowed = scoped(&["no_such_table*"], &[]);
+    allowed.scope.allow_empty_patterns = true;
+    assert_refused_unchanged(&p, &allowed, "DbsyncEmptyScope", &["no_such_table*"]).await;
 }
 
 #[tokio::test]
@@ -283,6 +291,39 @@ async fn a_misspelt_table_name_is_an_error_even_when_another_name_matches() {
         r.expect_err("orders references customers").name(),
         "DbsyncOutsideScope"
     );
+}
+
+#[tokio::test]
+async fn an_exclude_or_schema_pattern_that_matches_nothing_is_refused_and_a_lone_typo_reads_the_same(
+) {
+    let p = adversarial("typo_exclude").await;
+    p.target("INSERT INTO app.customers VALUES (1, 'keep me')")
+        .await;
+    // `--exclude custmers` meant to spare customers: emptying it instead is what a typo costs.
+    assert_refused_unchanged(
+        &p,
+        &scoped(&[], &["app.custmers"]),
+        "DbsyncConfig",
+        &["--exclude app.custmers matches no table"],
+    )
+    .await;
+    let mut schemas = scoped(&[], &[]);
+    schemas.scope.schemas = vec!["app".into(), "ap".into()];
+    assert_refused_unchanged(
+        &p,
+        &schemas,
+        "DbsyncConfig",
+        &["--schemas ap matches no schema with tables"],
+    )
+    .await;
+    // The typo alone says what it says beside a good name, not that nothing is in scope.
+    assert_refused_unchanged(
+        &p,
+        &scoped(&["app.custmers"], &[]),
+        "DbsyncConfig",
+        &["--tables app.custmers matches no table"],
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 
 use crate::model::ident::QualName;
 use crate::model::rules::AppliedRules;
+use crate::model::scope::Unmatched;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -404,9 +405,9 @@ pub struct Catalog {
     /// Enum types the tables' columns use.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub enums: Vec<EnumType>,
-    /// `--tables` patterns that match no table of the database.
+    /// `--schemas`, `--tables` and `--exclude` patterns that match nothing in the database.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unmatched_patterns: Vec<String>,
+    pub unmatched_patterns: Vec<Unmatched>,
 }
 
 impl Catalog {

@@ -76,26 +76,40 @@ impl Scope {
         (self.tables.is_empty() || hit(&self.tables)) && !hit(&self.exclude)
     }
 
-    /// The `--tables` patterns that match none of `all` (every table the database has, with
-    /// its partition root), whether or not `--exclude` then leaves it out.
-    pub fn unmatched_tables(&self, all: &[(QualName, Option<QualName>)]) -> Vec<String> {
-        self.tables
-            .iter()
-            .filter(|p| {
-                !all.iter().any(|(t, root)| {
-                    matches_table(p, t) || root.as_ref().is_some_and(|r| matches_table(p, r))
-                })
+    /// The patterns that match nothing in `all` (every table the database has, with its
+    /// partition root): `--tables` and `--exclude` patterns no table matches (whether or not
+    /// another pattern then leaves it out), `--schemas` patterns no table's schema matches.
+    /// In a tool that empties tables, `--exclude partz` matching nothing is a typo that
+    /// would empty `parts`.
+    pub fn unmatched(&self, all: &[(QualName, Option<QualName>)]) -> Vec<Unmatched> {
+        let no_table = |p: &&String| {
+            !all.iter().any(|(t, root)| {
+                matches_table(p, t) || root.as_ref().is_some_and(|r| matches_table(p, r))
             })
-            .cloned()
+        };
+        let no_schema = |p: &&String| !all.iter().any(|(t, _)| glob(p, &t.schema));
+        let tag = |setting: &str| {
+            let setting = setting.to_string();
+            move |p: &String| Unmatched {
+                setting: setting.clone(),
+                pattern: p.clone(),
+            }
+        };
+        self.schemas
+            .iter()
+            .filter(no_schema)
+            .map(tag("--schemas"))
+            .chain(self.tables.iter().filter(no_table).map(tag("--tables")))
+            .chain(self.exclude.iter().filter(no_table).map(tag("--exclude")))
             .collect()
     }
 
-    /// The patterns of [`Scope::unmatched_tables`] that make a job wrong: exact names always
-    /// (a typo), globs unless `allow_empty_patterns`.
-    pub fn refused_patterns(&self, unmatched: &[String]) -> Vec<String> {
+    /// The patterns of [`Scope::unmatched`] that make a job wrong: exact names always (a
+    /// typo), globs unless `allow_empty_patterns`.
+    pub fn refused_patterns(&self, unmatched: &[Unmatched]) -> Vec<Unmatched> {
         unmatched
             .iter()
-            .filter(|p| !is_glob(p) || !self.allow_empty_patterns)
+            .filter(|u| !is_glob(&u.pattern) || !self.allow_empty_patterns)
             .cloned()
             .collect()
     }
@@ -104,6 +118,15 @@ impl Scope {
     pub fn has_table_filter(&self) -> bool {
         !self.tables.is_empty()
     }
+}
+
+/// A scope pattern that matched nothing, with the setting it was given in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unmatched {
+    /// `--schemas`, `--tables` or `--exclude`.
+    pub setting: String,
+    /// The pattern, as given.
+    pub pattern: String,
 }
 
 /// System schemas, temp and toast schemas, and dbsync's ledger schema.
@@ -185,6 +208,43 @@ mod tests {
         assert!(!s.table_in_scope(&QualName::new("other", "x"), None));
         assert!(!Scope::default().table_in_scope(&QualName::new("dbsync", "parts"), None));
         assert!(!Scope::default().table_in_scope(&QualName::new("pg_catalog", "pg_class"), None));
+    }
+
+    #[test]
+    fn patterns_of_every_setting_that_match_nothing_are_named_with_their_setting() {
+        let all = [
+            (QualName::new("shop", "parts"), None),
+            (
+                QualName::new("shop", "m_2024"),
+                Some(QualName::new("shop", "m")),
+            ),
+        ];
+        let s = Scope::from_lists(
+            &["shop".into(), "shpo".into()],
+            &["parts".into(), "partz".into(), "shop.m".into()],
+            &["partz".into(), "m_*".into(), "x*".into()],
+        )
+        .expect("scope");
+        let found: Vec<String> = s
+            .unmatched(&all)
+            .iter()
+            .map(|u| format!("{} {}", u.setting, u.pattern))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "--schemas shpo",
+                "--tables partz",
+                "--exclude partz",
+                "--exclude x*"
+            ]
+        );
+        let lenient = Scope {
+            allow_empty_patterns: true,
+            ..s
+        };
+        let refused = lenient.refused_patterns(&lenient.unmatched(&all));
+        assert_eq!(refused.len(), 3, "the glob x* is allowed: {refused:?}");
     }
 
     #[test]

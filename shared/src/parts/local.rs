@@ -132,6 +132,33 @@ impl PartStore for LocalStore {
             .map_err(|e| Error::io(p.display().to_string(), e))
     }
 
+    async fn existing(&self) -> Result<Vec<String>> {
+        let mut rd = match tokio::fs::read_dir(&self.root).await {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(self.root.display().to_string(), e)),
+        };
+        let mut out = Vec::new();
+        while let Some(entry) = rd
+            .next_entry()
+            .await
+            .map_err(|e| Error::io(self.root.display().to_string(), e))?
+        {
+            out.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn clear(&self) -> Result<()> {
+        match tokio::fs::remove_dir_all(&self.root).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io(self.root.display().to_string(), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>> {
         let dir = self.path(prefix.trim_end_matches('/'))?;
         let mut out = Vec::new();

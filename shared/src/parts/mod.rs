@@ -41,6 +41,12 @@ pub trait PartStore: Send + Sync {
     async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>>;
     /// Where a key lives, for messages (path or URL; never credentials).
     fn location(&self, key: &str) -> String;
+    /// What the location already holds (a directory's entries of any kind, a prefix's
+    /// objects), by key: empty for a new or empty location. An export checks it so that it
+    /// never writes over another.
+    async fn existing(&self) -> Result<Vec<String>>;
+    /// Removes everything the location holds (`--force`).
+    async fn clear(&self) -> Result<()>;
 }
 
 /// An object in a store, as a listing shows it.

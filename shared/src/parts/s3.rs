@@ -295,6 +295,23 @@ impl PartStore for S3Store {
         Ok(data.into_bytes().to_vec())
     }
 
+    async fn existing(&self) -> Result<Vec<String>> {
+        Ok(self.list("").await?.into_iter().map(|o| o.key).collect())
+    }
+
+    async fn clear(&self) -> Result<()> {
+        for o in self.list("").await? {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(self.object_key(&o.key))
+                .send()
+                .await
+                .map_err(|e| crate::aws::sdk_error(&self.location(&o.key), "deleting", e))?;
+        }
+        Ok(())
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>> {
         let full = self.object_key(prefix);
         let strip = self.object_key("");

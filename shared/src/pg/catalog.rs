@@ -8,7 +8,7 @@ use crate::model::catalog::{
     SecondaryIndex, Sequence, ServerInfo, Skipped, Table, UniqueKey,
 };
 use crate::model::ident::QualName;
-use crate::model::scope::Scope;
+use crate::model::scope::{Scope, Unmatched};
 use crate::pg::rules;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio_postgres::{Client, Row};
@@ -121,7 +121,7 @@ struct Listed {
     /// The in-scope ordinary tables and leaf partitions.
     tables: Tables,
     /// `--tables` patterns that match no table at all.
-    unmatched: Vec<String>,
+    unmatched: Vec<Unmatched>,
 }
 
 async fn list_tables(client: &Client, role: Role, scope: &Scope) -> Result<Listed> {
@@ -192,7 +192,7 @@ async fn list_tables(client: &Client, role: Role, scope: &Scope) -> Result<Liste
     Ok(Listed {
         names,
         tables,
-        unmatched: scope.unmatched_tables(&all),
+        unmatched: scope.unmatched(&all),
     })
 }
 

@@ -18,6 +18,7 @@ use crate::pg::conn::ConnSpec;
 use crate::pg::copy_out::CopyOutSource;
 use crate::pg::steps::{self, Step};
 use crate::pg::{catalog, copy_in, ledger, snapshot, target};
+use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::planning::{chunk_context, open_source, OpenedSource};
 use crate::pipeline::progress::Progress;
 use crate::pipeline::target::{check_target, dry_run_report, sync_spec, CheckedTarget, LoadSpec};
@@ -84,7 +85,7 @@ pub async fn sync_atomic(
         progress: progress.as_ref(),
         sequences: &seqs,
     };
-    load_in_one_transaction(checked, &job, &mut report).await?;
+    load_in_one_transaction(checked, &job, &opts.interrupt, &mut report).await?;
     report.elapsed_ms = elapsed();
     Ok(report)
 }
@@ -99,10 +100,13 @@ struct AtomicJob<'a> {
 }
 
 /// Empties, loads and finishes the target in one transaction; commits only when everything
-/// is in. Any error drops the transaction: PostgreSQL rolls all of it back.
+/// is in. Any error drops the transaction: PostgreSQL rolls all of it back. So does an
+/// interrupt (SIGINT, SIGTERM) at any point before the commit: the statement under way is
+/// abandoned with its session's transaction, and the target is as it was.
 async fn load_in_one_transaction(
     checked: CheckedTarget,
     job: &AtomicJob<'_>,
+    interrupt: &Interrupt,
     report: &mut LoadReport,
 ) -> Result<()> {
     let CheckedTarget {
@@ -114,13 +118,41 @@ async fn load_in_one_transaction(
     } = checked;
     ledger::ensure(&mut coord).await?;
     let mut tx = target::begin_atomic(&mut coord).await?;
+    let loaded = tokio::select! {
+        r = load_and_finish(&mut tx, take, (&order, replica), job, report) => r,
+        by = interrupt.wait() => Err(rolled_back(&by)),
+    };
+    loaded?;
+    // The last chance to stop without a trace; from the COMMIT on, the load is in.
+    if let Some(by) = interrupt.fired() {
+        return Err(rolled_back(&by));
+    }
+    ledger::mark_done(&tx, job.spec.job_id).await?;
+    target::commit_atomic(tx).await
+}
+
+/// The error of an atomic load stopped by `by`: the transaction was dropped, never committed.
+fn rolled_back(by: &str) -> Error {
+    Error::Interrupted(format!(
+        "{by}; the transaction was rolled back and the target is as it was"
+    ))
+}
+
+/// Inside the one transaction: empties, loads every chunk, runs every finishing step.
+async fn load_and_finish(
+    tx: &mut Transaction<'_>,
+    take: Restore,
+    (order, replica): (&crate::model::chunk::FkOrder, bool),
+    job: &AtomicJob<'_>,
+    report: &mut LoadReport,
+) -> Result<()> {
     let (plan, spec) = (job.plan, job.spec);
     let names: Vec<QualName> = spec.tables.iter().map(|t| t.name.clone()).collect();
     let roots = load::partition_roots(spec.tables);
-    let restore = ledger::start_job(&mut tx, spec.job_id, spec.kind, &names, &roots, take).await?;
+    let restore = ledger::start_job(tx, spec.job_id, spec.kind, &names, &roots, take).await?;
     let items: Vec<Chunk> = plan.chunks.clone();
     let waves = load::waves(
-        &order,
+        order,
         replica,
         &items,
         |c| c.table,
@@ -131,7 +163,7 @@ async fn load_in_one_transaction(
         let context = chunk_context(plan, &chunk);
         let mut src = CopyOutSource::start(job.reader, table, &chunk.range, context).await?;
         let outcome = copy_in::load_part(
-            &mut tx,
+            tx,
             spec.job_id,
             &chunk.id(),
             table,
@@ -145,7 +177,7 @@ async fn load_in_one_transaction(
         }
         report.tally(vec![(outcome, 0)]);
     }
-    finish_in_transaction(tx, &restore, &names, job.sequences, spec.job_id).await
+    run_finish_steps(tx, &restore, &names, job.sequences).await
 }
 
 /// The end of every atomic load, inside its one transaction: each table's finish (keys,
@@ -159,6 +191,18 @@ pub(crate) async fn finish_in_transaction(
     sequences: &[Sequence],
     job_id: &str,
 ) -> Result<()> {
+    run_finish_steps(&tx, restore, names, sequences).await?;
+    ledger::mark_done(&tx, job_id).await?;
+    target::commit_atomic(tx).await
+}
+
+/// The finishing steps of [`finish_in_transaction`], without the commit.
+async fn run_finish_steps(
+    tx: &Transaction<'_>,
+    restore: &Restore,
+    names: &[QualName],
+    sequences: &[Sequence],
+) -> Result<()> {
     let mut all: Vec<Step> = names
         .iter()
         .flat_map(|n| steps::table_steps(restore, n))
@@ -169,8 +213,7 @@ pub(crate) async fn finish_in_transaction(
             .flat_map(|g| g.steps),
     );
     for step in &all {
-        step.run(&tx).await?;
+        step.run(tx).await?;
     }
-    ledger::mark_done(&tx, job_id).await?;
-    target::commit_atomic(tx).await
+    Ok(())
 }

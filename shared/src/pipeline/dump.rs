@@ -243,10 +243,16 @@ enum Sink {
 }
 
 impl DumpFile {
-    /// Opens `output` (a path, or `-` for stdout).
-    pub fn create(output: &str) -> Result<DumpFile> {
+    /// Opens `output` (a path, or `-` for stdout); an existing file is refused unless `force`.
+    pub fn create(output: &str, force: bool) -> Result<DumpFile> {
         let path = std::path::PathBuf::from(output);
         let bad = |e: std::io::Error| Error::config("--output", format!("{output}: {e}"));
+        if output != "-" && !force && path.exists() {
+            return Err(Error::config(
+                "--output",
+                format!("{output} already exists; give a new file, or add --force to replace it"),
+            ));
+        }
         let (inner, tmp): (Box<dyn Write + Send>, _) = if output == "-" {
             (Box::new(std::io::stdout()), None)
         } else {

@@ -1,7 +1,7 @@
 //! `dbsync export`: every chunk of a plan into its own gzip part in a store, on workers that
 //! read one snapshot, then the manifest (also built here for the serverless assembler).
 
-use crate::error::{Result, Role};
+use crate::error::{Error, Result, Role};
 use crate::model::catalog::Sequence;
 use crate::model::chunk::{Chunk, Plan};
 use crate::model::manifest::{self, Manifest, ManifestTable, PartEntry};
@@ -94,6 +94,37 @@ async fn export_chunks(
 }
 
 /// `dbsync export`: every chunk into its own gzip part, then the manifest.
+/// Refuses a location that already holds anything (an earlier export, or other files), naming
+/// what it found, unless `force`, which empties it first: an export written over another
+/// would leave one folder mixing two exports' parts. `setting` is the flag that named it.
+pub async fn fresh_location(store: &dyn PartStore, setting: &str, force: bool) -> Result<()> {
+    let found = store.existing().await?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    if force {
+        return store.clear().await;
+    }
+    let what = if found.iter().any(|k| k == manifest::KEY) {
+        "an export (manifest.json)".to_string()
+    } else {
+        let shown: Vec<&str> = found.iter().take(3).map(String::as_str).collect();
+        format!(
+            "{} ({}{})",
+            if found.len() == 1 { "a file" } else { "files" },
+            shown.join(", "),
+            if found.len() > 3 { ", ..." } else { "" }
+        )
+    };
+    Err(Error::config(
+        setting,
+        format!(
+            "{} already holds {what}; give a new location, or add --force to empty it first",
+            store.location("").trim_end_matches('/')
+        ),
+    ))
+}
+
 pub async fn export(
     source: &ConnSpec,
     store: Arc<dyn PartStore>,

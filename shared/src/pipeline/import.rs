@@ -178,6 +178,7 @@ pub async fn import(
     opts: &Options,
     progress: Arc<dyn Progress>,
 ) -> Result<LoadReport> {
+    opts.check_target_allowed(target)?;
     let started = Instant::now();
     let m = Arc::new(read_manifest(store.as_ref()).await?);
     let mut report = LoadReport {
@@ -195,7 +196,6 @@ pub async fn import(
     };
     report.already_done = tj.already_done;
     if tj.already_done {
-        progress.note("this export was imported into the target before; nothing to do");
         return Ok(report);
     }
     let waves = part_waves(&m, &tj);

@@ -88,9 +88,27 @@ pub struct Options {
     pub backup: Option<String>,
     /// Export: hand the snapshot over to a new holder this often ([`relay`]).
     pub snapshot_relay: Option<std::time::Duration>,
+    /// Targets no job may load (`DBSYNC_PROTECTED_TARGETS`, as the API's): glob patterns
+    /// matched against the target's `host:port/db`.
+    pub protected: Vec<String>,
 }
 
 impl Options {
+    /// Refuses a target the protected patterns name, before anything connects to it.
+    pub fn check_target_allowed(&self, target: &crate::pg::conn::ConnSpec) -> Result<()> {
+        let identity = target.identity();
+        match self
+            .protected
+            .iter()
+            .find(|p| crate::model::scope::glob(p, &identity))
+        {
+            Some(p) => Err(Error::Protected(format!(
+                "target {identity} is protected (DBSYNC_PROTECTED_TARGETS pattern {p}); dbsync never loads it"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Refuses combinations of options a sync cannot honour together, before anything runs.
     pub fn check_combinations(&self) -> Result<()> {
         if self.create_schema && self.dry_run {
@@ -154,6 +172,7 @@ impl Default for Options {
             create_schema: false,
             backup: None,
             snapshot_relay: None,
+            protected: Vec::new(),
         }
     }
 }

@@ -34,19 +34,29 @@ pub fn chunk_context(plan: &Plan, chunk: &Chunk) -> String {
     )
 }
 
-/// Refuses `--tables` patterns that match no table: an exact name always (a typo that would
-/// otherwise sync the rest silently), a glob unless the scope allows empty patterns.
+/// Refuses scope patterns that match nothing: an exact name always (a typo that would
+/// otherwise sync the rest silently, or, in `--exclude`, empty the table it meant to spare),
+/// a glob unless the scope allows empty patterns.
 pub fn check_patterns(catalog: &Catalog, scope: &Scope) -> Result<()> {
     let refused = scope.refused_patterns(&catalog.unmatched_patterns);
-    if refused.is_empty() {
+    let Some(first) = refused.first() else {
         return Ok(());
-    }
-    let globs = refused.iter().any(|p| is_glob(p));
+    };
+    let globs = refused.iter().any(|u| is_glob(&u.pattern));
+    let what = if first.setting == "--schemas" {
+        "schema with tables"
+    } else {
+        "table"
+    };
+    let named: Vec<String> = refused
+        .iter()
+        .map(|u| format!("{} {}", u.setting, u.pattern))
+        .collect();
     Err(Error::config(
-        "--tables",
+        first.setting.clone(),
         format!(
-            "{} {} no table in database {}; check the spelling (schema.table){}",
-            refused.join(", "),
+            "{} {} no {what} in database {}; check the spelling (schema.table){}",
+            named.join(", "),
             if refused.len() == 1 {
                 "matches"
             } else {
@@ -66,10 +76,11 @@ pub fn check_patterns(catalog: &Catalog, scope: &Scope) -> Result<()> {
 /// transaction, so a plan made in a snapshot describes that snapshot.
 pub async fn build_plan(client: &Client, scope: &Scope, sizing: Sizing) -> Result<Plan> {
     let mut catalog = catalog::load(client, Role::Source, scope).await?;
+    // A typo is named as such, whether or not something else is left in scope.
+    check_patterns(&catalog, scope)?;
     if catalog.tables.is_empty() {
         return Err(Error::EmptyScope(scope_text(scope)));
     }
-    check_patterns(&catalog, scope)?;
     // In the plan and so in the manifest, as pg_dump 18 keeps them in a dump: any later
     // load into a PostgreSQL 18 target may restore them instead of running ANALYZE.
     stats::read(client, catalog.server.version_num, &mut catalog.tables).await?;

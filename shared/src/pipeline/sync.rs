@@ -154,6 +154,7 @@ pub async fn sync(
     progress: Arc<dyn Progress>,
 ) -> Result<LoadReport> {
     opts.check_combinations()?;
+    opts.check_target_allowed(target)?;
     if opts.atomic {
         return crate::pipeline::atomic::sync_atomic(source, target, opts, progress).await;
     }
@@ -213,7 +214,8 @@ pub async fn sync(
     let (workers, seqs) = guarded(&tj, target, &job_id, progress.as_ref(), work).await?;
     report.sequences = seqs.len();
     let loaded_ms = ms() - plan_ms - prepare_ms;
-    tracing::info!(job = %job_id, tables = report.tables, parts = report.parts_loaded,
+    // Debug: the summary line the command prints says the same to a person.
+    tracing::debug!(job = %job_id, tables = report.tables, parts = report.parts_loaded,
         rows = report.rows, bytes = report.bytes, plan_ms, prepare_ms, loaded_ms, "sync loaded");
     if opts.verify {
         progress.note("verifying every table against the snapshot");

@@ -52,10 +52,10 @@ pub async fn verify(source: &ConnSpec, target: &ConnSpec, opts: &Options) -> Res
     let src = source.connect(Role::Source, "dbsync-verify").await?;
     let tgt = target.connect(Role::Target, "dbsync-verify").await?;
     let mut cat = catalog::load(&src, Role::Source, &opts.scope).await?;
+    check_patterns(&cat, &opts.scope)?;
     if cat.tables.is_empty() {
         return Err(Error::EmptyScope(scope_text(&opts.scope)));
     }
-    check_patterns(&cat, &opts.scope)?;
     apply_rules(&src, &mut cat, opts.rules.as_ref(), source.has_rules_key()).await?;
     let tcat = catalog::load(&tgt, Role::Target, &Scope::default()).await?;
     let side = compat::SourceSide {
