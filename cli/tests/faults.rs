@@ -341,3 +341,66 @@ async fn sigint_during_an_atomic_sync_rolls_it_back_and_exits_130_with_the_targe
     run_ok(&args);
     p.assert_identical().await;
 }
+
+#[tokio::test]
+async fn a_damaged_export_is_refused_by_check_import_and_its_dry_run_before_the_target_changes() {
+    let p = pair("fault_damaged").await;
+    let dir = std::env::temp_dir().join(format!("dbsync-fault-{}", p.name));
+    let to = dir.display().to_string();
+    run_ok(&[
+        "export",
+        "--source",
+        &p.source_url,
+        "--to",
+        &to,
+        "--chunk-size",
+        "256kB",
+    ]);
+    run_ok(&["check", "--from", &to]);
+    // Flip bytes in the middle of one part of `big`: its gzip stream no longer holds.
+    let parts: Vec<std::path::PathBuf> = std::fs::read_dir(dir.join("parts"))
+        .expect("parts")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|f| f.to_string_lossy().contains("t0000."))
+        .collect();
+    let victim = parts.iter().max().expect("a part of big").clone();
+    let mut bytes = std::fs::read(&victim).expect("read part");
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 64] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&victim, bytes).expect("write part");
+    let name = victim
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    let before = dbsync_tests::fingerprint(&p.target_url).await;
+    for args in [
+        vec!["check", "--from", &to],
+        vec!["import", "--from", &to, "--target", &p.target_url],
+        vec![
+            "import",
+            "--from",
+            &to,
+            "--target",
+            &p.target_url,
+            "--dry-run",
+        ],
+    ] {
+        let out = dbsync(&args).output().expect("run dbsync");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("error[DbsyncExportBroken]") && err.contains(&name) && err.contains("big"),
+            "{args:?}: the error names the part and its table: {err}"
+        );
+    }
+    assert_eq!(
+        dbsync_tests::fingerprint(&p.target_url).await,
+        before,
+        "the target changed"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -5,7 +5,8 @@ use super::*;
 use dbsync_core::plan::chunks::Sizing;
 
 #[tokio::test]
-async fn a_corrupt_part_is_refused_and_the_import_resumes_after_it_is_repaired() {
+async fn a_corrupt_part_is_refused_before_the_target_changes_and_unchecked_it_stops_the_load_which_resumes_once_repaired(
+) {
     let p = adversarial("resume").await;
     let (dir, store, m) = export_to_temp(&p).await;
     // Corrupt the last part of the deepest level: earlier levels load, then it fails.
@@ -36,9 +37,25 @@ async fn a_corrupt_part_is_refused_and_the_import_resumes_after_it_is_repaired()
     }
     std::fs::write(dir.join("manifest.json"), m2.to_json()).expect("manifest");
     std::fs::write(&path, corrupt).expect("write");
+    // By default the import reads every part before it changes anything: refused whole,
+    // naming the part, with the target untouched.
+    let before = dbsync_tests::fingerprint(&p.target_url).await;
+    let err = import(&p, store.clone(), &tiny_chunks())
+        .await
+        .expect_err("damaged export refused");
+    assert_eq!(err.name(), "DbsyncExportBroken", "{err}");
+    assert!(
+        err.to_string().contains(&victim.id)
+            && err.to_string().contains("app.orders")
+            && err.to_string().contains("sha256"),
+        "{err}"
+    );
+    assert_eq!(dbsync_tests::fingerprint(&p.target_url).await, before);
+    // Without the check (--check-parts off) the load finds it, part by part: earlier parts
+    // are in, the damaged one is refused and the target stays resumable.
     let opts = Options {
         workers: 1,
-        ..tiny_chunks()
+        ..unchecked()
     };
     let err = import(&p, store.clone(), &opts)
         .await
@@ -58,6 +75,15 @@ async fn a_corrupt_part_is_refused_and_the_import_resumes_after_it_is_repaired()
     );
     p.assert_identical().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Tiny chunks, parts not read before the load (`--check-parts off`): a damaged part is met
+/// mid-load, after the target was emptied, the state these tests need.
+fn unchecked() -> Options {
+    Options {
+        check_parts: dbsync_core::pipeline::PartCheck::Off,
+        ..tiny_chunks()
+    }
 }
 
 /// The first part of a table in a manifest.
@@ -147,7 +173,8 @@ async fn a_sync_after_a_failed_import_validates_again_the_keys_that_job_left_not
     // Same size, not gzip: only reading it can tell.
     let len = std::fs::metadata(dir.join(&part.key)).expect("part").len() as usize;
     std::fs::write(dir.join(&part.key), vec![b'x'; len]).expect("break a part");
-    let err = import(&p, store, &tiny_chunks())
+    // Unchecked, so the load meets the broken part after the target was emptied.
+    let err = import(&p, store, &unchecked())
         .await
         .expect_err("broken part");
     assert_eq!(err.name(), "DbsyncIo", "{err}");
@@ -248,7 +275,7 @@ async fn restart_imports_the_same_export_again_after_a_finished_or_a_half_finish
     let part = first_part(&m, "app.orders");
     let good = std::fs::read(dir.join(&part.key)).expect("read");
     std::fs::write(dir.join(&part.key), vec![b'x'; good.len()]).expect("break");
-    import(&p, store.clone(), &tiny_chunks())
+    import(&p, store.clone(), &unchecked())
         .await
         .expect_err("broken part");
     std::fs::write(dir.join(&part.key), good).expect("repair");

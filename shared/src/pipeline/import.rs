@@ -8,7 +8,7 @@ use crate::model::manifest::{self, Manifest};
 use crate::model::part::LoadOutcome;
 use crate::model::restore::Restore;
 use crate::parts::gz::GzPartSource;
-use crate::parts::{check_export, read_manifest, PartStore};
+use crate::parts::{check_contents, check_export, read_manifest, PartStore};
 use crate::pg::conn::ConnSpec;
 pub use crate::pg::finish::Progress as Finished;
 use crate::pg::finish::{Finisher, Work};
@@ -99,6 +99,15 @@ async fn begin(
     opts: &Options,
 ) -> Result<Begun> {
     check_export(store, m).await?;
+    let compressed = m
+        .tables
+        .iter()
+        .flat_map(|t| &t.parts)
+        .map(|p| p.compressed_bytes)
+        .sum();
+    if opts.check_parts.wanted(&store.location(""), compressed) {
+        check_contents(store, m, opts.workers).await?;
+    }
     let tables = m.table_list();
     let spec = import_spec(target, m, &tables, opts);
     let checked = check_target(&spec).await?;

@@ -91,6 +91,36 @@ pub struct Options {
     /// Targets no job may load (`DBSYNC_PROTECTED_TARGETS`, as the API's): glob patterns
     /// matched against the target's `host:port/db`.
     pub protected: Vec<String>,
+    /// Import: read and check every part before the target changes (`--check-parts`).
+    pub check_parts: PartCheck,
+}
+
+/// Whether an import reads every part and checks it against the manifest (gzip, rows,
+/// sha256) before it changes the target (`--check-parts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PartCheck {
+    /// A local directory always; S3 up to [`AUTO_CHECK_S3_BYTES`] of parts (reading them
+    /// twice costs a second download there).
+    #[default]
+    Auto,
+    /// Always.
+    On,
+    /// Never: damage is found when the part loads, after the target was emptied.
+    Off,
+}
+
+/// `--check-parts auto` checks an S3 export up to this many compressed bytes (1 GiB).
+pub const AUTO_CHECK_S3_BYTES: u64 = 1 << 30;
+
+impl PartCheck {
+    /// Whether an export at `location` with `compressed` bytes of parts is checked.
+    pub fn wanted(self, location: &str, compressed: u64) -> bool {
+        match self {
+            PartCheck::On => true,
+            PartCheck::Off => false,
+            PartCheck::Auto => !location.starts_with("s3://") || compressed <= AUTO_CHECK_S3_BYTES,
+        }
+    }
 }
 
 impl Options {
@@ -173,6 +203,7 @@ impl Default for Options {
             backup: None,
             snapshot_relay: None,
             protected: Vec::new(),
+            check_parts: PartCheck::Auto,
         }
     }
 }

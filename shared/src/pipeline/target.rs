@@ -436,8 +436,18 @@ async fn put_back(
         &tj.coord
     };
     let failed = undo::put_back_on(client, &tj.restore, job_id).await;
+    // A damaged part stops every run at the same place: say what helps instead.
+    let damaged = matches!(
+        cause,
+        Error::PartCorrupt { .. } | Error::ExportBroken { .. }
+    ) || matches!(cause, Error::Io { message, .. } if message.contains("not a valid gzip part"));
+    let next = if damaged {
+        "The export is damaged, so running the same command again would stop at the same part: `dbsync check --from EXPORT` names every damaged part; export again and import that, or import this one with --restart once it is whole"
+    } else {
+        "Run the same command again: a sync starts over, an import resumes"
+    };
     progress.note(&format!(
-        "the load stopped ({}); the tables in scope are partly loaded. What the job took away was put back (foreign keys it could not vouch for are NOT VALID until a run finishes). Run the same command again: a sync starts over, an import resumes",
+        "the load stopped ({}); the tables in scope are partly loaded. What the job took away was put back (foreign keys it could not vouch for are NOT VALID until a run finishes). {next}",
         cause.name()
     ));
     if !failed.is_empty() {
