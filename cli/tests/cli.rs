@@ -622,3 +622,29 @@ async fn an_export_over_another_is_refused_by_name_and_force_replaces_it_whole()
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(other);
 }
+
+#[test]
+fn an_s3_location_without_an_aws_region_is_named_in_plain_words() {
+    let home = std::env::temp_dir().join(format!("dbsync-noregion-{}", std::process::id()));
+    let o = Command::new(env!("CARGO_BIN_EXE_dbsync"))
+        .args([
+            "export",
+            "--source",
+            "postgresql://x@127.0.0.1:1/x",
+            "--to",
+            "s3://bucket/p",
+        ])
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_PROFILE")
+        .env("HOME", &home)
+        .output()
+        .expect("run dbsync");
+    let e = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("no AWS region is set: set AWS_REGION"), "{e}");
+    assert!(
+        !e.contains("DispatchFailure {"),
+        "a Rust structure in the message: {e}"
+    );
+}

@@ -62,6 +62,17 @@ pub async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// The message of the innermost error in `err`'s chain of causes (empty when it has none).
+fn root_cause<'a>(err: &'a (dyn std::error::Error + 'a)) -> String {
+    let mut cur = err.source();
+    let mut last = String::new();
+    while let Some(e) = cur {
+        last = e.to_string();
+        cur = e.source();
+    }
+    last
+}
+
 /// Maps an SDK error about `location`: throttling, 5xx-like codes, timeouts and dispatch
 /// failures are retryable; the message carries the service's error code.
 pub fn sdk_error<E, R>(
@@ -93,11 +104,22 @@ where
         ),
         _ => false,
     };
-    // A service's own code and message say it all; the full context (raw response and all)
-    // only when there is none, e.g. a connection that failed.
+    // A service's own code and message say it all; else the innermost cause in plain words
+    // (the SDK's full context prints its Rust structures).
+    let root = root_cause(&err);
+    if root.contains("region must be set") {
+        return crate::error::Error::Io {
+            path: location.to_string(),
+            message: format!(
+                "{what}: no AWS region is set: set AWS_REGION (or AWS_DEFAULT_REGION, or region in ~/.aws/config)"
+            ),
+            retryable: false,
+        };
+    }
     let detail = match (err.code(), err.message()) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
         (Some(c), None) => c.to_string(),
+        _ if !root.is_empty() => format!("{err}: {root}"),
         _ => DisplayErrorContext(&err).to_string(),
     };
     crate::error::Error::Io {
