@@ -648,3 +648,170 @@ fn an_s3_location_without_an_aws_region_is_named_in_plain_words() {
         "a Rust structure in the message: {e}"
     );
 }
+
+/// Makes role `dbsync_pw` (password `pw:with\colon`) log in by password only on the cluster
+/// behind `url`: a pg_hba line for that role alone, placed first, then a reload. Other roles
+/// keep the clusters' trust auth.
+async fn password_only_role(url: &str) {
+    let c = dbsync_tests::client(url).await;
+    c.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dbsync_pw') THEN
+             CREATE ROLE dbsync_pw LOGIN SUPERUSER;
+           END IF;
+         END $$;
+         SET password_encryption = 'scram-sha-256';
+         ALTER ROLE dbsync_pw PASSWORD 'pw:with\\colon'",
+    )
+    .await
+    .expect("role");
+    let hba: String = c.query_one("SHOW hba_file", &[]).await.expect("hba").get(0);
+    let line = "host all dbsync_pw 127.0.0.1/32 scram-sha-256\n";
+    let old = std::fs::read_to_string(&hba).expect("read hba");
+    if !old.contains(line) {
+        std::fs::write(&hba, format!("{line}{old}")).expect("write hba");
+    }
+    c.batch_execute("SELECT pg_reload_conf()")
+        .await
+        .expect("reload");
+}
+
+fn port_of(url: &str) -> String {
+    let after = url.rsplit_once('@').map(|(_, h)| h).unwrap_or(url);
+    let hostport = after.split('/').next().unwrap_or_default();
+    hostport
+        .rsplit_once(':')
+        .map(|(_, p)| p)
+        .unwrap_or("5432")
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_password_file_and_a_service_file_are_read_as_libpq_reads_them() {
+    let p = Pair::new("cli_pgpass").await;
+    p.both("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        .await;
+    p.source("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 500) g")
+        .await;
+    password_only_role(&p.source_url).await;
+    password_only_role(&p.target_url).await;
+    let (sp, tp) = (port_of(&p.source_url), port_of(&p.target_url));
+    let source = format!(
+        "postgresql://dbsync_pw@127.0.0.1:{sp}/{}?sslmode=disable",
+        p.name
+    );
+    let target = format!(
+        "postgresql://dbsync_pw@127.0.0.1:{tp}/{}?sslmode=disable",
+        p.name
+    );
+    let dir = std::env::temp_dir().join(format!("dbsync-cli-{}", p.name));
+    std::fs::create_dir_all(&dir).expect("home");
+    let home = dir.to_str().expect("utf-8 path");
+    let no_files = [("HOME", home), ("PGPASSWORD", ""), ("PGSERVICE", "")];
+
+    // Without a password anywhere, the server's refusal is named (and no password shown).
+    let o = dbsync(
+        &["verify", "--source", &source, "--target", &target],
+        &no_files,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let e = text(&o.stderr);
+    assert!(e.contains("password"), "{e}");
+
+    // ~/.pgpass, as psql reads it: escaped colon and backslash, `*` for the database.
+    let pgpass = dir.join(".pgpass");
+    std::fs::write(
+        &pgpass,
+        format!(
+            "# comment\n127.0.0.1:{sp}:*:dbsync_pw:pw\\:with\\\\colon\n\
+             127.0.0.1:{tp}:{}:dbsync_pw:pw\\:with\\\\colon\n",
+            p.name
+        ),
+    )
+    .expect("pgpass");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let o = dbsync(
+        &["sync", "--source", &source, "--target", &target],
+        &no_files,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    p.assert_identical().await;
+
+    // A file others may read is not read (libpq's rule), and the run says why.
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let o = Command::new(env!("CARGO_BIN_EXE_dbsync"))
+        .args(["verify", "--source", &source, "--target", &target])
+        .envs(no_files)
+        .output()
+        .expect("run dbsync");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("group or world access"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // A service from PGSERVICEFILE, named in the URL or by PGSERVICE; the password from
+    // the service itself.
+    let services = dir.join("services.conf");
+    std::fs::write(
+        &services,
+        format!(
+            "[src]\nhost=127.0.0.1\nport={sp}\ndbname={db}\nuser=dbsync_pw\nsslmode=disable\n\
+             password=pw:with\\colon\n\n[dst]\nhost=127.0.0.1\nport={tp}\ndbname={db}\n\
+             user=dbsync_pw\nsslmode=disable\npassword=pw:with\\colon\n",
+            db = p.name
+        ),
+    )
+    .expect("service file");
+    let svc_file = services.to_str().expect("utf-8 path");
+    let with_services = [
+        ("HOME", home),
+        ("PGPASSWORD", ""),
+        ("PGSERVICEFILE", svc_file),
+        ("PGSERVICE", "dst"),
+    ];
+    let o = dbsync(
+        &["verify", "--source", "service=src", "--target", ""],
+        &with_services,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = dbsync(
+        &["verify", "--source", "service=nosuch", "--target", ""],
+        &with_services,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let e = text(&o.stderr);
+    assert!(
+        e.contains("\"nosuch\"") && e.contains("services.conf"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_server_that_does_not_speak_postgres_is_named_as_such_in_every_sslmode() {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        }
+    });
+    for mode in ["disable", "prefer", "require"] {
+        let url = format!("postgresql://app@127.0.0.1:{port}/db?sslmode={mode}");
+        let o = dbsync(&["plan", "--source", &url], &[]);
+        assert_eq!(o.status.code(), Some(1));
+        let e = text(&o.stderr);
+        assert!(
+            e.contains("invalid response to SSL negotiation")
+                && e.contains("does not speak the PostgreSQL protocol")
+                && !e.contains("bytes remaining"),
+            "{mode}: {e}"
+        );
+    }
+}

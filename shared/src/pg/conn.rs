@@ -7,6 +7,7 @@ use crate::model::ident::quote_literal;
 use crate::pg::sqlstate::describe;
 use crate::pg::tls::tls_config;
 pub use crate::pg::tls::SslMode;
+use crate::pg::{handshake, pgfiles};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -91,7 +92,7 @@ impl ConnSpec {
 
     /// As [`ConnSpec::parse`], reading variables through `env`.
     pub fn parse_with_env(url: &str, setting: &str, env: EnvLookup<'_>) -> Result<Self> {
-        let (rest, params) = split_tls_params(url);
+        let (rest, mut params) = split_tls_params(url);
         let mut config = if rest.trim().is_empty() {
             Config::new()
         } else {
@@ -106,6 +107,12 @@ impl ConnSpec {
                 )
             })?
         };
+        // libpq's order: what the URL says, then its service's settings, then PG* variables.
+        // An empty variable counts as unset (as libpq treats an empty password).
+        let env = &|k: &str| env(k).filter(|v| !v.is_empty());
+        if let Some(name) = params.service.clone().or_else(|| env("PGSERVICE")) {
+            apply_service(&mut config, &mut params, &pgfiles::service(&name, env)?)?;
+        }
         if config.get_hosts().is_empty() {
             config.host(env("PGHOST").as_deref().unwrap_or("localhost"));
         }
@@ -133,6 +140,9 @@ impl ConnSpec {
                 .or_else(|| config.get_user().map(str::to_string))
                 .unwrap_or_else(|| "postgres".into());
             config.dbname(&db);
+        }
+        if config.get_password().is_none_or(<[u8]>::is_empty) {
+            password_from_file(&mut config, env);
         }
         if config.get_application_name().is_none() {
             config.application_name("dbsync");
@@ -265,8 +275,10 @@ impl ConnSpec {
         let client = match self.ssl {
             SslMode::Disable => {
                 config.ssl_mode(PgSslMode::Disable);
-                let (client, connection) =
-                    config.connect(NoTls).await.map_err(|e| err(describe(&e)))?;
+                let (client, connection) = match config.connect(NoTls).await {
+                    Ok(c) => c,
+                    Err(e) => return Err(err(self.explain(&e).await)),
+                };
                 spawn_connection(connection, role);
                 client
             }
@@ -278,10 +290,10 @@ impl ConnSpec {
                 });
                 let tls = tls_config(mode, self.root_cert.as_deref()).map_err(err)?;
                 let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
-                let (client, connection) = config
-                    .connect(connector)
-                    .await
-                    .map_err(|e| err(describe(&e)))?;
+                let (client, connection) = match config.connect(connector).await {
+                    Ok(c) => c,
+                    Err(e) => return Err(err(self.explain(&e).await)),
+                };
                 spawn_connection(connection, role);
                 client
             }
@@ -291,6 +303,18 @@ impl ConnSpec {
             .await
             .map_err(|e| Error::pg(role, "applying the session settings", e))?;
         Ok(client)
+    }
+}
+
+impl ConnSpec {
+    /// A failed connect's description, in libpq's words where tokio-postgres's differ.
+    async fn explain(&self, e: &tokio_postgres::Error) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(Host::Tcp(h)) => Some(h.as_str()),
+            _ => None,
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        handshake::explain(describe(e), host, port).await
     }
 }
 
@@ -319,6 +343,8 @@ pub fn session_settings_sql() -> String {
 struct TlsParams {
     sslmode: Option<String>,
     sslrootcert: Option<String>,
+    /// libpq's `service`: a section of the connection service file.
+    service: Option<String>,
 }
 
 /// tokio-postgres rejects `verify-full`/`verify-ca` and unknown keys like `sslrootcert`, so
@@ -335,6 +361,7 @@ fn split_tls_params(url: &str) -> (String, TlsParams) {
             match k {
                 "sslmode" => p.sslmode = Some(percent_decode(v)),
                 "sslrootcert" => p.sslrootcert = Some(percent_decode(v)),
+                "service" => p.service = Some(percent_decode(v)),
                 _ => kept.push(pair),
             }
         }
@@ -351,11 +378,66 @@ fn split_tls_params(url: &str) -> (String, TlsParams) {
                 p.sslmode = Some(v.trim_matches('\'').to_string());
             } else if let Some(v) = tok.strip_prefix("sslrootcert=") {
                 p.sslrootcert = Some(v.trim_matches('\'').to_string());
+            } else if let Some(v) = tok.strip_prefix("service=") {
+                p.service = Some(v.trim_matches('\'').to_string());
             } else {
                 kept.push(tok);
             }
         }
         (kept.join(" "), p)
+    }
+}
+
+/// Fills what the URL left out from a service's settings (`host`, `port`, `user`,
+/// `password`, `dbname`, `sslmode`, `sslrootcert`; others are libpq's alone and ignored).
+fn apply_service(
+    config: &mut Config,
+    params: &mut TlsParams,
+    svc: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    if let (true, Some(h)) = (config.get_hosts().is_empty(), svc.get("host")) {
+        config.host(h);
+    }
+    if let (true, Some(p)) = (config.get_ports().is_empty(), svc.get("port")) {
+        let port = p
+            .parse::<u16>()
+            .map_err(|_| Error::config("service", format!("port is not a port number: {p:?}")))?;
+        config.port(port);
+    }
+    if let (None, Some(u)) = (config.get_user(), svc.get("user")) {
+        config.user(u);
+    }
+    if let (None, Some(pw)) = (config.get_password(), svc.get("password")) {
+        config.password(pw.as_str());
+    }
+    if let (None, Some(d)) = (config.get_dbname(), svc.get("dbname")) {
+        config.dbname(d);
+    }
+    params.sslmode = params
+        .sslmode
+        .take()
+        .or_else(|| svc.get("sslmode").cloned());
+    params.sslrootcert = params
+        .sslrootcert
+        .take()
+        .or_else(|| svc.get("sslrootcert").cloned());
+    Ok(())
+}
+
+/// The password file's password for the first host, as libpq looks it up (a socket
+/// directory counts as `localhost`).
+fn password_from_file(config: &mut Config, env: EnvLookup<'_>) {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        _ => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let (db, user) = (
+        config.get_dbname().unwrap_or_default().to_string(),
+        config.get_user().unwrap_or_default().to_string(),
+    );
+    if let Some(pw) = pgfiles::password(&host, port, &db, &user, env) {
+        config.password(pw);
     }
 }
 
