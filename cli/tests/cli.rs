@@ -815,3 +815,90 @@ fn a_server_that_does_not_speak_postgres_is_named_as_such_in_every_sslmode() {
         );
     }
 }
+
+/// Role `dbsync_app` (no superuser) on the cluster behind `url`, created once.
+async fn app_role(url: &str) {
+    dbsync_tests::client(url)
+        .await
+        .batch_execute(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dbsync_app') THEN
+                 CREATE ROLE dbsync_app LOGIN;
+               END IF;
+             END $$",
+        )
+        .await
+        .expect("role");
+}
+
+fn as_app(url: &str) -> String {
+    url.replacen("postgres@", "dbsync_app@", 1)
+}
+
+#[tokio::test]
+async fn a_ledger_made_by_a_superuser_serves_the_tables_owner_or_names_the_grant_that_lets_it() {
+    for (hint, db_owned_by_app) in [("cli_ledger_dbo", true), ("cli_ledger_rds", false)] {
+        let p = Pair::new(hint).await;
+        app_role(&p.source_url).await;
+        app_role(&p.target_url).await;
+        let owner = if db_owned_by_app {
+            "dbsync_app"
+        } else {
+            "postgres"
+        };
+        p.both(&format!(
+            "ALTER DATABASE {db} OWNER TO {owner}; GRANT CREATE ON DATABASE {db} TO dbsync_app;
+             GRANT CREATE ON SCHEMA public TO dbsync_app;
+             SET ROLE dbsync_app;
+             CREATE TABLE items (id int PRIMARY KEY, name text);
+             CREATE TABLE kids (id int PRIMARY KEY, item int REFERENCES items)",
+            db = p.name
+        ))
+        .await;
+        p.source(
+            "INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 300) g;
+             INSERT INTO kids SELECT g, g FROM generate_series(1, 30) g",
+        )
+        .await;
+        let (s, t) = (p.source_url.as_str(), p.target_url.as_str());
+        let o = dbsync(&["sync", "--source", s, "--target", t], &[]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        p.source("UPDATE items SET name = 'changed' WHERE id < 10")
+            .await;
+        let (sa, ta) = (as_app(s), as_app(t));
+        let app_sync = |extra: &[&str]| {
+            let mut a = vec!["sync", "--source", &sa, "--target", &ta];
+            a.extend_from_slice(extra);
+            dbsync(&a, &[])
+        };
+        let o = app_sync(&[]);
+        if db_owned_by_app {
+            // The ledger was made for the database owner: both roles use it.
+            assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+            let owner = dbsync_tests::scalar(
+                t,
+                "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'dbsync'",
+            )
+            .await;
+            assert_eq!(owner, "dbsync_app");
+        } else {
+            // Refused before anything changed, with the fix; the fix, run as given, works.
+            assert_eq!(o.status.code(), Some(1));
+            let e = text(&o.stderr);
+            assert!(e.contains("belongs to role postgres"), "{e}");
+            let before = dbsync_tests::fingerprint(t).await;
+            let fix = e.split("superuser run: ").nth(1).expect("a fix").trim();
+            p.target(fix).await;
+            assert_eq!(dbsync_tests::fingerprint(t).await, before);
+            let o = app_sync(&[]);
+            assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        }
+        p.assert_identical().await;
+        // An atomic run as the owner after one as postgres: the shadow schema is theirs too.
+        let o = dbsync(&["sync", "--atomic", "--source", s, "--target", t], &[]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        let o = app_sync(&["--atomic"]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        p.assert_identical().await;
+    }
+}

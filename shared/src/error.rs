@@ -68,7 +68,7 @@ pub enum Error {
         retryable: bool,
     },
     /// The target cannot take the source's data; nothing was changed.
-    #[error("the target does not match the source, nothing was changed:\n  - {}", .problems.join("\n  - "))]
+    #[error("the target is not ready for this load (nothing was changed):\n  - {}", .problems.join("\n  - "))]
     Incompatible {
         /// Every mismatch found, one line each.
         problems: Vec<String>,

@@ -216,7 +216,7 @@ async fn a_target_role_without_privileges_is_refused_before_anything_changes() {
         "{msg}"
     );
     assert!(
-        msg.contains("may not create or write dbsync's ledger"),
+        msg.contains("may not create dbsync's ledger (schema dbsync) in the target: as the database owner or a superuser run: GRANT CREATE ON DATABASE"),
         "{msg}"
     );
     assert!(!msg.contains("table app.customers (needs"), "{msg}");

@@ -125,7 +125,7 @@ mod tests {
         assert_eq!(e.name, "DbsyncIncompatible");
         assert!(
             e.message
-                .starts_with("the target does not match the source"),
+                .starts_with("the target is not ready for this load"),
             "{}",
             e.message
         );

@@ -9,7 +9,7 @@ use crate::model::ident::QualName;
 use crate::model::manifest::Manifest;
 use crate::model::part::PartStats;
 use crate::model::restore::Restore;
-use crate::pg::{shadow, steps, truncate};
+use crate::pg::{ledger_owner, shadow, steps, truncate};
 use serde::Serialize;
 use tokio_postgres::{Client, GenericClient};
 
@@ -57,7 +57,8 @@ fn pg(context: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
     move |e| Error::pg(Role::Target, context, e)
 }
 
-/// Creates the ledger tables if needed (serialised, so parallel first runs don't race).
+/// Creates the ledger tables if needed (serialised, so parallel first runs don't race), for
+/// the role [`ledger_owner::creator`] names.
 pub async fn ensure(client: &mut Client) -> Result<()> {
     let tx = client
         .transaction()
@@ -66,9 +67,17 @@ pub async fn ensure(client: &mut Client) -> Result<()> {
     tx.execute("SELECT pg_advisory_xact_lock($1, 2)", &[&TARGET_LOCK.0])
         .await
         .map_err(pg("creating the ledger"))?;
-    tx.batch_execute(DDL)
-        .await
-        .map_err(pg("creating the ledger (schema dbsync)"))?;
+    // A complete ledger is used as it is: its DDL would need its owner.
+    if ledger_owner::complete(&tx).await? {
+        return tx.commit().await.map_err(pg("creating the ledger"));
+    }
+    let creator = ledger_owner::creator(&tx).await?;
+    tx.batch_execute(&format!(
+        "{}{DDL}",
+        ledger_owner::act_as_sql(creator.as_deref())
+    ))
+    .await
+    .map_err(pg("creating the ledger (schema dbsync)"))?;
     tx.commit().await.map_err(pg("creating the ledger"))
 }
 
@@ -88,27 +97,6 @@ pub async fn record_backup(
         .await
         .map_err(pg("recording the backup"))?;
     Ok(())
-}
-
-/// None when the ledger exists or this role may create it; otherwise the problem, for the
-/// pre-flight list.
-pub async fn creatable(client: &Client) -> Result<Option<String>> {
-    let ok: bool = client
-        .query_one(
-            "SELECT CASE WHEN to_regclass('dbsync.parts') IS NOT NULL AND to_regclass('dbsync.jobs') IS NOT NULL
-                         THEN has_schema_privilege('dbsync', 'USAGE')
-                              AND has_table_privilege('dbsync.parts', 'INSERT, UPDATE, DELETE, SELECT')
-                              AND has_table_privilege('dbsync.jobs', 'INSERT, UPDATE, SELECT')
-                         WHEN to_regnamespace('dbsync') IS NOT NULL THEN has_schema_privilege('dbsync', 'CREATE')
-                         ELSE has_database_privilege(current_database(), 'CREATE') END",
-            &[],
-        )
-        .await
-        .map_err(pg("checking the ledger"))?
-        .get(0);
-    Ok((!ok).then(|| {
-        "the target role may not create or write dbsync's ledger (schema dbsync): grant it CREATE on the database, or create the schema for it".to_string()
-    }))
 }
 
 /// Whether this target has a ledger (dbsync has loaded it before).

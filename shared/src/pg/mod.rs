@@ -12,6 +12,7 @@ pub mod ddl;
 pub mod finish;
 pub mod handshake;
 pub mod ledger;
+pub mod ledger_owner;
 pub mod pgfiles;
 pub mod preflight;
 pub mod probe;

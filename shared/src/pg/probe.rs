@@ -5,7 +5,7 @@
 //! not create).
 
 use crate::error::{Error, Result, Role};
-use crate::pg::{ledger, target};
+use crate::pg::{ledger_owner, target};
 use serde::Serialize;
 use tokio_postgres::Client;
 
@@ -106,7 +106,7 @@ async fn target_problems(client: &Client, in_recovery: bool) -> Result<Vec<Strin
           ORDER BY 1 LIMIT $1"
     );
     let mut problems = lines(client, &sql, "checking the target role's privileges").await?;
-    problems.extend(ledger::creatable(client).await?);
+    problems.extend(ledger_owner::usable(client).await?);
     Ok(problems)
 }
 

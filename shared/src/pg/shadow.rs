@@ -10,7 +10,7 @@ use crate::error::{Error, Result, Role};
 use crate::model::catalog::Table;
 use crate::model::ident::{column_list, quote_ident, QualName};
 use crate::model::restore::Restore;
-use crate::pg::ledger;
+use crate::pg::{ledger, ledger_owner};
 use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, GenericClient};
 
@@ -47,8 +47,13 @@ pub fn as_shadow(table: &Table) -> Table {
 
 /// Creates the shadow of every table afresh (an earlier attempt's are dropped first).
 pub async fn create(client: &impl GenericClient, tables: &[Table]) -> Result<()> {
+    // Owned as the ledger is, so the next run may drop it whichever role ran this one.
+    let owner = ledger_owner::creator(client)
+        .await?
+        .map(|r| format!(" AUTHORIZATION {}", quote_ident(&r)))
+        .unwrap_or_default();
     let mut sql = format!(
-        "DROP SCHEMA IF EXISTS {s} CASCADE; CREATE SCHEMA {s};",
+        "DROP SCHEMA IF EXISTS {s} CASCADE; CREATE SCHEMA {s}{owner};",
         s = quote_ident(SCHEMA)
     );
     for t in tables {

@@ -15,7 +15,7 @@ use crate::model::scope::Scope;
 use crate::pg::conn::ConnSpec;
 use crate::pg::ledger::{self, JobState};
 use crate::pg::steps::{self, Step};
-use crate::pg::{catalog, preflight, snapshot, stats, target};
+use crate::pg::{catalog, ledger_owner, preflight, snapshot, stats, target};
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::progress::Progress;
 use crate::pipeline::undo;
@@ -164,7 +164,7 @@ pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
     if let Some(reader) = spec.source_reader {
         problems.extend(source_breaks_target_rules(reader, spec.tables, &tcat).await?);
     }
-    if let Some(p) = ledger::creatable(&coord).await? {
+    if let Some(p) = ledger_owner::usable(&coord).await? {
         problems.push(p);
     }
     if !problems.is_empty() {
