@@ -2,6 +2,7 @@
 //! flags (each with a `DBSYNC_*` twin), calls one core pipeline, prints a summary. All logic
 //! lives in `dbsync-core`.
 
+mod live;
 mod progress;
 
 use anyhow::Context;
@@ -575,13 +576,13 @@ async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
     let report = if let Some(dir) = &a.via {
         let store = open_store(dir, &S3Settings::default()).await?;
         pipeline::export::fresh_location(store.as_ref(), "--via", a.force).await?;
-        let m = pipeline::export(&source, store.clone(), &opts, progress::new(out.quiet)).await?;
+        let m = pipeline::export(&source, store.clone(), &opts, live::new(out.quiet)).await?;
         tracing::info!(parts = m.tables.iter().map(|t| t.parts.len()).sum::<usize>(), to = %dir, "export written");
         let backup = match &a.backup {
             Some(to) => Some(pipeline::backup::backup_target(&target, &opts, to, &m.job_id).await?),
             None => None,
         };
-        let mut r = pipeline::import(&target, store, &opts, progress::new(out.quiet)).await?;
+        let mut r = pipeline::import(&target, store, &opts, live::new(out.quiet)).await?;
         r.backup = backup;
         if opts.verify {
             pipeline::verify(&source, &target, &opts)
@@ -590,7 +591,7 @@ async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
         }
         r
     } else {
-        pipeline::sync(&source, &target, &opts, progress::new(out.quiet)).await?
+        pipeline::sync(&source, &target, &opts, live::new(out.quiet)).await?
     };
     if out.json {
         print_json(&report)?;
@@ -627,6 +628,9 @@ async fn sync(a: SyncArgs, out: Output) -> anyhow::Result<()> {
                 ""
             }
         );
+        if !out.quiet {
+            say_raw!("{}", progress::render_tables(&report.per_table));
+        }
     }
     Ok(())
 }
@@ -641,7 +645,7 @@ async fn export(a: ExportArgs, out: Output) -> anyhow::Result<()> {
     };
     let store = open_store(&a.to, &S3Settings::default()).await?;
     pipeline::export::fresh_location(store.as_ref(), "--to", a.force).await?;
-    let m = pipeline::export(&source, store.clone(), &opts, progress::new(out.quiet)).await?;
+    let m = pipeline::export(&source, store.clone(), &opts, live::new(out.quiet)).await?;
     if out.json {
         return print_json(&m);
     }
@@ -703,7 +707,7 @@ async fn import(a: ImportArgs, out: Output) -> anyhow::Result<()> {
         ..Options::default()
     };
     let store = open_store(&a.from, &S3Settings::default()).await?;
-    let r = pipeline::import(&target, store, &opts, progress::new(out.quiet)).await?;
+    let r = pipeline::import(&target, store, &opts, live::new(out.quiet)).await?;
     if out.json {
         print_json(&r)?;
     } else if let Some(d) = &r.dry_run {
@@ -725,6 +729,9 @@ async fn import(a: ImportArgs, out: Output) -> anyhow::Result<()> {
             target,
             r.elapsed_ms as f64 / 1000.0
         );
+        if !out.quiet {
+            say_raw!("{}", progress::render_tables(&r.per_table));
+        }
     }
     Ok(())
 }
@@ -791,7 +798,7 @@ async fn dump(a: DumpArgs, out: Output) -> anyhow::Result<()> {
                 ..options(&a.scope, &a.work)?
             };
             let scratch = file.scratch_dir();
-            let progress = progress::new(out.quiet || a.output == "-");
+            let progress = live::new(out.quiet || a.output == "-");
             dump_source(&source, &opts, &scratch, progress, &mut file.out()).await
         }
         (None, from) => {

@@ -1,149 +1,47 @@
-//! Progress display: an indicatif bar (rows, bytes, rate, ETA) on a terminal, plain periodic
-//! lines otherwise (CI, pipes, logs), nothing with --quiet. Also renders `dbsync plan`.
+//! What the command line prints besides the live display (`live`): `dbsync plan`, its
+//! serverless price, a dry run, and the per-table summary of a load.
 
 use dbsync_core::model::chunk::{ChunkRange, Plan};
-use dbsync_core::model::ident::QualName;
 use dbsync_core::model::size::human_bytes;
-use dbsync_core::pipeline::progress::{NoProgress, Progress};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use dbsync_core::pipeline::TableSummary;
+use std::time::Duration;
 
-/// The sink for this terminal.
-pub fn new(quiet: bool) -> Arc<dyn Progress> {
-    if quiet {
-        Arc::new(NoProgress)
-    } else if std::io::stderr().is_terminal() {
-        Arc::new(Bar::default())
-    } else {
-        Arc::new(Lines::default())
+/// At most this many tables in the summary a load prints (`--json` lists them all).
+const SUMMARY_TABLES: usize = 10;
+
+/// The per-table summary of a load, slowest first: rows, bytes, parts and time of each.
+pub fn render_tables(tables: &[TableSummary]) -> String {
+    use std::fmt::Write;
+    let mut sorted: Vec<&TableSummary> = tables.iter().collect();
+    sorted.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    let mut out = String::new();
+    if sorted.is_empty() {
+        return out;
     }
-}
-
-#[derive(Default)]
-struct Counters {
-    rows: AtomicU64,
-    bytes: AtomicU64,
-    chunks: AtomicU64,
-}
-
-impl Counters {
-    fn add(&self, rows: u64, bytes: u64) {
-        self.rows.fetch_add(rows, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.chunks.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-#[derive(Default)]
-struct Bar {
-    bar: Mutex<Option<ProgressBar>>,
-    counts: Counters,
-}
-
-impl Progress for Bar {
-    fn planned(&self, phase: &str, chunks: usize, est_bytes: u64) {
-        let pb = ProgressBar::new(est_bytes.max(1));
-        pb.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {percent:>3}% {msg} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        pb.set_prefix(format!("{phase} ({chunks} chunks)"));
-        pb.enable_steady_tick(Duration::from_millis(250));
-        if let Ok(mut b) = self.bar.lock() {
-            *b = Some(pb);
-        }
-    }
-
-    fn chunk_done(&self, _table: &QualName, rows: u64, bytes: u64, est: u64) {
-        self.counts.add(rows, bytes);
-        if let Ok(b) = self.bar.lock() {
-            if let Some(pb) = b.as_ref() {
-                pb.inc(est);
-                let secs = pb.elapsed().as_secs_f64().max(0.001);
-                let total = self.counts.bytes.load(Ordering::Relaxed);
-                pb.set_message(format!(
-                    "{} rows, {} ({}/s)",
-                    self.counts.rows.load(Ordering::Relaxed),
-                    human_bytes(total),
-                    human_bytes((total as f64 / secs) as u64)
-                ));
-            }
-        }
-    }
-
-    fn note(&self, message: &str) {
-        if let Ok(b) = self.bar.lock() {
-            match b.as_ref() {
-                Some(pb) => pb.suspend(|| eprintln!("{message}")),
-                None => eprintln!("{message}"),
-            }
-        }
-    }
-}
-
-impl Drop for Bar {
-    fn drop(&mut self) {
-        if let Ok(b) = self.bar.lock() {
-            if let Some(pb) = b.as_ref() {
-                pb.finish_and_clear();
-            }
-        }
-    }
-}
-
-/// Plain lines, at most one every 5 seconds, plus the last chunk.
-#[derive(Default)]
-struct Lines {
-    state: Mutex<Option<(Instant, Instant, usize, u64)>>,
-    counts: Counters,
-    done_est: AtomicU64,
-}
-
-impl Progress for Lines {
-    fn planned(&self, phase: &str, chunks: usize, est_bytes: u64) {
-        eprintln!(
-            "{phase}: {chunks} chunks, about {} on disk",
-            human_bytes(est_bytes)
-        );
-        if let Ok(mut s) = self.state.lock() {
-            *s = Some((Instant::now(), Instant::now(), chunks, est_bytes));
-        }
-    }
-
-    fn chunk_done(&self, _table: &QualName, rows: u64, bytes: u64, est: u64) {
-        self.counts.add(rows, bytes);
-        self.done_est.fetch_add(est, Ordering::Relaxed);
-        let Ok(mut s) = self.state.lock() else { return };
-        let Some((start, last, chunks, est_total)) = s.as_mut() else {
-            return;
-        };
-        let done = self.counts.chunks.load(Ordering::Relaxed) as usize;
-        if last.elapsed() < Duration::from_secs(5) && done < *chunks {
-            return;
-        }
-        *last = Instant::now();
-        let secs = start.elapsed().as_secs_f64().max(0.001);
-        let total = self.counts.bytes.load(Ordering::Relaxed);
-        let frac =
-            (self.done_est.load(Ordering::Relaxed) as f64 / (*est_total).max(1) as f64).min(1.0);
-        let eta = if frac > 0.0 { secs / frac - secs } else { 0.0 };
-        eprintln!(
-            "progress: {done}/{chunks} chunks, {} rows, {} ({}/s), {:.0}%, eta {:.0} s",
-            self.counts.rows.load(Ordering::Relaxed),
-            human_bytes(total),
-            human_bytes((total as f64 / secs) as u64),
-            frac * 100.0,
-            eta.max(0.0)
+    let _ = writeln!(
+        out,
+        "  {:<40} {:>12} {:>10} {:>6} {:>8}",
+        "table (slowest first)", "rows", "bytes", "parts", "seconds"
+    );
+    for t in sorted.iter().take(SUMMARY_TABLES) {
+        let _ = writeln!(
+            out,
+            "  {:<40} {:>12} {:>10} {:>6} {:>8.1}",
+            t.table,
+            t.rows,
+            human_bytes(t.bytes),
+            t.parts,
+            t.seconds
         );
     }
-
-    fn note(&self, message: &str) {
-        eprintln!("{message}");
+    if sorted.len() > SUMMARY_TABLES {
+        let _ = writeln!(
+            out,
+            "  and {} more (--json lists every table)",
+            count((sorted.len() - SUMMARY_TABLES) as u64, "table")
+        );
     }
+    out
 }
 
 /// The text of `dbsync plan`; `asked` is the `--chunk-size` and `jobs` the `--jobs` given.

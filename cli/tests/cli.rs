@@ -902,3 +902,66 @@ async fn a_ledger_made_by_a_superuser_serves_the_tables_owner_or_names_the_grant
         p.assert_identical().await;
     }
 }
+
+#[tokio::test]
+async fn progress_off_a_terminal_comes_as_lines_naming_the_table_and_a_load_ends_with_a_per_table_summary(
+) {
+    let p = Pair::new("cli_progress").await;
+    p.both(
+        "CREATE TABLE items (id int PRIMARY KEY, name text); CREATE INDEX items_name ON items (name);
+         CREATE TABLE tiny (id int PRIMARY KEY)",
+    )
+    .await;
+    p.source(
+        "INSERT INTO items SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 400000) g;
+         INSERT INTO tiny VALUES (1), (2); ANALYZE",
+    )
+    .await;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dbsync"));
+    c.args([
+        "sync",
+        "--source",
+        &p.source_url,
+        "--target",
+        &p.target_url,
+        "--jobs",
+        "1",
+    ])
+    .env("DBSYNC_PROGRESS_SECONDS", "0.05");
+    let o = c.output().expect("run dbsync");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let (err, out) = (text(&o.stderr), text(&o.stdout));
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    assert!(lines.len() >= 2, "{err}");
+    assert!(
+        err.contains("now: public.items") || err.contains("on public.items"),
+        "{err}"
+    );
+    assert!(
+        out.contains("table (slowest first)") && out.contains("public.items"),
+        "{out}"
+    );
+    assert!(out.contains("400000"), "{out}");
+    p.assert_identical().await;
+    let o = dbsync(
+        &[
+            "sync",
+            "--source",
+            &p.source_url,
+            "--target",
+            &p.target_url,
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let tables = j["per_table"].as_array().expect("per_table");
+    assert_eq!(tables.len(), 2, "{j}");
+    assert!(tables
+        .iter()
+        .any(|t| t["table"] == "public.items" && t["rows"] == 400000));
+}

@@ -35,7 +35,7 @@ async fn parts_loaded_by_separate_invocations_with_retries_give_an_exact_target(
                 let mut c = pipeline::import::connect_part_loader(&target, &plan)
                     .await
                     .expect("connect");
-                match pipeline::import_part(&mut c, &m, part, store.as_ref(), false)
+                match pipeline::import_part(&mut c, &m, part, store.as_ref(), (false, &NoProgress))
                     .await
                     .expect("part")
                 {
@@ -51,9 +51,15 @@ async fn parts_loaded_by_separate_invocations_with_retries_give_an_exact_target(
         let mut c = pipeline::import::connect_part_loader(&target, &plan)
             .await
             .expect("connect");
-        pipeline::import_part(&mut c, &m, "t9999.c00000", store.as_ref(), false)
-            .await
-            .expect_err("unknown part")
+        pipeline::import_part(
+            &mut c,
+            &m,
+            "t9999.c00000",
+            store.as_ref(),
+            (false, &NoProgress),
+        )
+        .await
+        .expect_err("unknown part")
     };
     assert!(err.to_string().contains("t9999.c00000"), "{err}");
 
@@ -112,7 +118,7 @@ async fn load_parts(
         let mut c = pipeline::import::connect_part_loader(target, plan)
             .await
             .expect("connect");
-        pipeline::import_part(&mut c, m, part, store, false)
+        pipeline::import_part(&mut c, m, part, store, (false, &NoProgress))
             .await
             .expect("part");
     }

@@ -38,27 +38,23 @@ pub struct Tally {
     hasher: Sha256,
     rows: u64,
     bytes: u64,
-    binary: Option<BinaryRows>,
+    counter: RowCounter,
 }
 
 impl Tally {
     /// A tally of a stream in `format`.
     pub fn new(format: CopyFormat) -> Self {
         Tally {
-            binary: (format == CopyFormat::Binary).then(BinaryRows::default),
+            counter: RowCounter::new(format),
             ..Tally::default()
         }
     }
 
-    /// Takes in a buffer. In text COPY every row ends in `\n` and embedded newlines are
-    /// escaped, so newlines are rows; binary COPY is framed, and its tuples are counted.
+    /// Takes in a buffer.
     pub fn feed(&mut self, buf: &[u8]) {
         self.hasher.update(buf);
         self.bytes += buf.len() as u64;
-        match &mut self.binary {
-            Some(b) => self.rows += b.feed(buf),
-            None => self.rows += count_newlines(buf),
-        }
+        self.rows += self.counter.feed(buf);
     }
 
     /// Rows so far.
@@ -77,6 +73,31 @@ impl Tally {
             rows: self.rows,
             bytes: self.bytes,
             sha256,
+        }
+    }
+}
+
+/// Counts the rows of a COPY stream however the buffers cut it. In text COPY every row ends
+/// in `\n` and embedded newlines are escaped, so newlines are rows; binary COPY is framed,
+/// and its tuples are counted.
+#[derive(Debug, Default)]
+pub struct RowCounter {
+    binary: Option<BinaryRows>,
+}
+
+impl RowCounter {
+    /// A counter of a stream in `format`.
+    pub fn new(format: CopyFormat) -> Self {
+        RowCounter {
+            binary: (format == CopyFormat::Binary).then(BinaryRows::default),
+        }
+    }
+
+    /// Reads a buffer; returns the rows that ended (text) or started (binary) in it.
+    pub fn feed(&mut self, buf: &[u8]) -> u64 {
+        match &mut self.binary {
+            Some(b) => b.feed(buf),
+            None => count_newlines(buf),
         }
     }
 }

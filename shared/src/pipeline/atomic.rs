@@ -20,7 +20,7 @@ use crate::pg::steps::{self, Step};
 use crate::pg::{catalog, copy_in, ledger, snapshot, target};
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::planning::{chunk_context, open_source, OpenedSource};
-use crate::pipeline::progress::Progress;
+use crate::pipeline::progress::{Meter, Metered, Progress};
 use crate::pipeline::target::{check_target, dry_run_report, sync_spec, CheckedTarget, LoadSpec};
 use crate::pipeline::workers::app_name;
 use crate::pipeline::{LoadReport, Options};
@@ -162,6 +162,13 @@ async fn load_and_finish(
         let table = &plan.catalog.tables[chunk.table];
         let context = chunk_context(plan, &chunk);
         let mut src = CopyOutSource::start(job.reader, table, &chunk.range, context).await?;
+        let est = chunks::estimated_bytes(plan, &chunk);
+        let meter = Meter {
+            progress: job.progress,
+            table: &table.name,
+            est_bytes: est,
+        };
+        let mut src = Metered::new(&mut src, meter);
         let outcome = copy_in::load_part(
             tx,
             spec.job_id,
@@ -171,8 +178,8 @@ async fn load_and_finish(
             Default::default(),
         )
         .await?;
+        drop(src);
         if let crate::model::part::LoadOutcome::Loaded(s) = &outcome {
-            let est = chunks::estimated_bytes(plan, &chunk);
             job.progress.chunk_done(&table.name, s.rows, s.bytes, est);
         }
         report.tally(vec![(outcome, 0)]);

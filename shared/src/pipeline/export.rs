@@ -10,7 +10,7 @@ use crate::parts::PartStore;
 use crate::pg::conn::{ConnSpec, SESSION_SETTINGS};
 use crate::pg::{catalog, snapshot};
 use crate::pipeline::planning::{chunk_context, open_source, OpenedSource};
-use crate::pipeline::progress::Progress;
+use crate::pipeline::progress::{Meter, Progress};
 use crate::pipeline::relay::{Follow, Holder};
 use crate::pipeline::segment::{export_chunk, PartTarget};
 use crate::pipeline::workers::run_pool;
@@ -28,7 +28,7 @@ async fn export_one(
     plan: Arc<Plan>,
     store: Arc<dyn PartStore>,
     chunk: Chunk,
-    (level, follow): (u32, Option<Follow>),
+    (level, follow, progress): (u32, Option<Follow>, Arc<dyn Progress>),
 ) -> (Client, Result<ExportedPart>) {
     if let Some(f) = &follow {
         if let Err(e) = f.rejoin(&w).await {
@@ -42,7 +42,13 @@ async fn export_one(
         key: &key,
         level,
     };
-    let r = export_chunk(&w, table, &chunk.range, chunk_context(&plan, &chunk), part)
+    let meter = Meter {
+        progress: progress.as_ref(),
+        table: &table.name,
+        est_bytes: estimated_bytes(&plan, &chunk),
+    };
+    let context = chunk_context(&plan, &chunk);
+    let r = export_chunk(&w, table, &chunk.range, context, (part, meter))
         .await
         .map(|(stats, compressed_bytes)| ExportedPart {
             id: chunk.id(),
@@ -80,7 +86,8 @@ async fn export_chunks(
             );
             async move {
                 let est = estimated_bytes(&plan, &chunk);
-                let (w, r) = export_one(w, plan.clone(), store, chunk, (level, follow)).await;
+                let how = (level, follow, prog.clone());
+                let (w, r) = export_one(w, plan.clone(), store, chunk, how).await;
                 if let Ok(p) = &r {
                     let name = &plan.catalog.tables[p.chunk.table].name;
                     prog.chunk_done(name, p.stats.rows, p.stats.bytes, est);

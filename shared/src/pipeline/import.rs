@@ -15,12 +15,12 @@ use crate::pg::finish::{Finisher, Work};
 use crate::pg::ledger::{self, JobState};
 use crate::pg::steps;
 use crate::pg::{copy_in, target};
+use crate::pipeline::finish::{finish_load, JobEnd, TableCountdown};
 use crate::pipeline::load::{run_waves, LoadFns, LoadItem};
-use crate::pipeline::progress::Progress;
+use crate::pipeline::progress::{Meter, Metered, Progress};
 use crate::pipeline::shadow::{finish_shadow_import, start_shadow};
 use crate::pipeline::target::{
-    check_target, finish_load, guarded, import_spec, start_load, Reconnect, TableCountdown,
-    TargetJob,
+    check_target, guarded, import_spec, start_load, Reconnect, TargetJob,
 };
 use crate::pipeline::workers::{app_name, open_workers};
 use crate::pipeline::{DryRun, LoadReport, Options};
@@ -55,7 +55,7 @@ fn part_waves(m: &Manifest, tj: &TargetJob) -> Vec<Vec<LoadItem<(usize, usize)>>
         .iter()
         .enumerate()
         .flat_map(|(ti, t)| {
-            let est = t.table.bytes.max(0) as u64 / t.parts.len().max(1) as u64;
+            let est = part_estimate(t);
             t.parts.iter().enumerate().map(move |(pi, part)| LoadItem {
                 item: (ti, pi),
                 table: ti,
@@ -155,12 +155,13 @@ async fn load_and_finish(
     let countdown = TableCountdown::new(&per_table, &tables, |i| m.tables[i].parts.len());
     let (m2, store, again2) = (m.clone(), run.store.clone(), again.clone());
     let shadow = tj.restore.shadow.is_some();
+    let shown = run.progress.clone();
     let fns = LoadFns {
         load: move |mut w: Client, (ti, pi): (usize, usize)| {
-            let (m, store) = (m2.clone(), store.clone());
+            let (m, store, shown) = (m2.clone(), store.clone(), shown.clone());
             async move {
                 let part_id = &m.tables[ti].parts[pi].id;
-                let r = import_part(&mut w, &m, part_id, store.as_ref(), shadow).await;
+                let r = import_part(&mut w, &m, part_id, store.as_ref(), (shadow, &*shown)).await;
                 (w, r)
             }
         },
@@ -176,7 +177,13 @@ async fn load_and_finish(
         // The swap finishes it, on a session of its own (see `import`).
         return Ok(());
     }
-    finish_load(tj, workers, again, &countdown, &m.job_id, &m.sequences).await?;
+    let end = JobEnd {
+        countdown: &countdown,
+        job_id: &m.job_id,
+        sequences: &m.sequences,
+    };
+    finish_load(tj, workers, again, end, run.progress.clone()).await?;
+    report.per_table = countdown.summary();
     Ok(())
 }
 
@@ -298,15 +305,21 @@ pub async fn connect_part_loader(target: &ConnSpec, plan: &ImportPlan) -> Result
     target::connect_loader(target, &app_name(&plan.job_id, "load"), plan.replica).await
 }
 
+/// A part's share of its table's on-disk size, the unit progress is estimated in.
+fn part_estimate(t: &manifest::ManifestTable) -> u64 {
+    t.table.bytes.max(0) as u64 / t.parts.len().max(1) as u64
+}
+
 /// Step two: loads one part, exactly once however often it is called (retries, duplicate
 /// deliveries): the ledger row is written in the part's own transaction. `shadow`: into
-/// its table's shadow (an atomic import).
+/// its table's shadow (an atomic import). Its rows and bytes are reported to `progress` as
+/// they stream.
 pub async fn import_part(
     client: &mut Client,
     m: &Manifest,
     part_id: &str,
     store: &dyn PartStore,
-    shadow: bool,
+    (shadow, progress): (bool, &dyn Progress),
 ) -> Result<LoadOutcome> {
     let (mt, part) = m
         .tables
@@ -327,6 +340,12 @@ pub async fn import_part(
         // A shadow table's parts load inside one transaction with the swap's.
         sole: mt.parts.len() == 1 && !shadow,
     };
+    let meter = Meter {
+        progress,
+        table: &mt.table.name,
+        est_bytes: part_estimate(mt),
+    };
+    let mut src = Metered::new(&mut src, meter);
     copy_in::load_part(client, &m.job_id, &part.id, &table, &mut src, how).await
 }
 

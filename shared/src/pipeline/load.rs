@@ -5,9 +5,9 @@
 
 use crate::error::Result;
 use crate::model::part::LoadOutcome;
+use crate::pipeline::finish::TableCountdown;
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::progress::Progress;
-use crate::pipeline::target::TableCountdown;
 use crate::pipeline::workers::{run_pool, with_retries, Loader};
 use crate::pipeline::LoadReport;
 use std::future::Future;
@@ -61,13 +61,22 @@ where
         let (back, outs) = run_pool(workers, items, &interrupt, move |w: W, it: LoadItem<I>| {
             let (fns, countdown, progress) = (fns.clone(), countdown.clone(), progress.clone());
             async move {
+                countdown.part_started(it.table);
                 let work = |w: W| {
                     let (fns, countdown, item) = (fns.clone(), countdown.clone(), it.item.clone());
-                    let table = it.table;
+                    let (table, progress) = (it.table, progress.clone());
                     async move {
                         let (w, r) = (fns.load)(w, item).await;
                         let r = match r {
-                            Ok(o) => countdown.part_done(w.target(), table).await.map(|()| o),
+                            Ok(o) => {
+                                let loaded = match &o {
+                                    LoadOutcome::Loaded(s) => Some(s),
+                                    LoadOutcome::AlreadyLoaded => None,
+                                };
+                                let done =
+                                    countdown.part_done(w.target(), table, loaded, &*progress);
+                                done.await.map(|()| o)
+                            }
                             Err(e) => Err(e),
                         };
                         (w, r)

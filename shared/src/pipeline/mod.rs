@@ -10,6 +10,7 @@ pub mod backup;
 pub mod bootstrap;
 pub mod dump;
 pub mod export;
+pub mod finish;
 pub mod import;
 pub mod interrupt;
 pub mod load;
@@ -243,6 +244,24 @@ pub struct LoadReport {
     /// The backup `--backup` took.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup: Option<backup::BackupInfo>,
+    /// Each table's rows, bytes and time, in the plan's order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_table: Vec<TableSummary>,
+}
+
+/// What one table's load took.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableSummary {
+    /// The table.
+    pub table: String,
+    /// Rows loaded now.
+    pub rows: u64,
+    /// COPY bytes loaded now.
+    pub bytes: u64,
+    /// Parts (chunks) loaded now.
+    pub parts: u64,
+    /// From its first part's start to its keys and indexes back, in seconds.
+    pub seconds: f64,
 }
 
 /// What a job would do to the target, found by a dry run (every check passed).

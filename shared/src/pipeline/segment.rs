@@ -9,6 +9,7 @@ use crate::model::part::PartStats;
 use crate::parts::gz::GzPartSink;
 use crate::parts::PartStore;
 use crate::pg::copy_out::{self, CopyOutSource, KeySlice};
+use crate::pipeline::progress::{Meter, Metered};
 use std::time::Instant;
 use tokio_postgres::Client;
 
@@ -29,9 +30,10 @@ pub async fn export_chunk(
     table: &Table,
     range: &ChunkRange,
     context: String,
-    part: PartTarget<'_>,
+    (part, meter): (PartTarget<'_>, Meter<'_>),
 ) -> Result<(PartStats, u64)> {
     let mut src = CopyOutSource::start(client, table, range, context).await?;
+    let mut src = Metered::new(&mut src, meter);
     let mut sink = GzPartSink::create(part.store, part.key, part.level).await?;
     sink.feed(&mut src).await?;
     sink.finish().await

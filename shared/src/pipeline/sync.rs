@@ -12,13 +12,13 @@ use crate::pg::copy_out::CopyOutSource;
 use crate::pg::{catalog, copy_in};
 use crate::pipeline::backup::backup_target;
 use crate::pipeline::bootstrap;
+use crate::pipeline::finish::{finish_load, JobEnd, TableCountdown};
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::load::{run_waves, LoadFns, LoadItem};
 use crate::pipeline::planning::{chunk_context, open_source, OpenedSource};
-use crate::pipeline::progress::Progress;
+use crate::pipeline::progress::{Meter, Metered, Progress};
 use crate::pipeline::target::{
-    check_target, dry_run_report, finish_load, guarded, start_load, sync_spec, Reconnect,
-    TableCountdown, TargetJob,
+    check_target, dry_run_report, guarded, start_load, sync_spec, Reconnect, TargetJob,
 };
 use crate::pipeline::verify::compare_tables;
 use crate::pipeline::workers::{app_name, open_workers, SyncWorker};
@@ -34,13 +34,19 @@ async fn copy_chunk(
     plan: Arc<Plan>,
     job_id: Arc<String>,
     chunk: Chunk,
-    format: CopyFormat,
-    sole: bool,
+    (format, sole): (CopyFormat, bool),
+    progress: Arc<dyn Progress>,
 ) -> (SyncWorker, Result<crate::model::part::LoadOutcome>) {
     let table = &plan.catalog.tables[chunk.table];
     let r = async {
         let context = chunk_context(&plan, &chunk);
         let mut src = CopyOutSource::start_as(&w.src, table, &chunk.range, format, context).await?;
+        let meter = Meter {
+            progress: progress.as_ref(),
+            table: &table.name,
+            est_bytes: chunks::estimated_bytes(&plan, &chunk),
+        };
+        let mut src = Metered::new(&mut src, meter);
         let how = copy_in::PartLoad {
             expected: None,
             sole,
@@ -101,11 +107,13 @@ async fn load_and_finish(
             .map(|i| plan.chunks.iter().filter(|c| c.table == i).count() == 1)
             .collect(),
     );
+    let shown = run.progress.clone();
     let fns = LoadFns {
         load: move |w, chunk: Chunk| {
             let format = formats.get(chunk.table).copied().unwrap_or_default();
             let alone = sole.get(chunk.table).copied().unwrap_or(false);
-            copy_chunk(w, plan2.clone(), job.clone(), chunk, format, alone)
+            let how = (format, alone);
+            copy_chunk(w, plan2.clone(), job.clone(), chunk, how, shown.clone())
         },
         reconnect: move || {
             let again = again2.clone();
@@ -119,7 +127,13 @@ async fn load_and_finish(
     catalog::read_sequence_values(run.src_coord, Role::Source, &mut seqs).await?;
     let (srcs, tgts): (Vec<Client>, Vec<Client>) =
         workers.into_iter().map(|w| (w.src, w.tgt)).unzip();
-    let tgts = finish_load(tj, tgts, again, &countdown, &again.job_id, &seqs).await?;
+    let end = JobEnd {
+        countdown: &countdown,
+        job_id: &again.job_id,
+        sequences: &seqs,
+    };
+    let tgts = finish_load(tj, tgts, again, end, run.progress.clone()).await?;
+    report.per_table = countdown.summary();
     let workers = srcs
         .into_iter()
         .zip(tgts)

@@ -1,7 +1,6 @@
-//! The target side of a load, from pre-flight to done: every check before anything changes
-//! ([`check_target`]), the start of the job in one transaction ([`start_load`]: truncate,
-//! drops, ledger), tables finished as their last part lands ([`TableCountdown`]), and the end
-//! ([`finish_load`]: foreign keys, triggers, sequences). The SQL is `pg`'s; the decisions are
+//! The target side of a load up to its data: every check before anything changes
+//! ([`check_target`]) and the start of the job in one transaction ([`start_load`]: truncate,
+//! drops, ledger); its end is `pipeline::finish`'s. The SQL is `pg`'s; the decisions are
 //! `plan`'s.
 
 use crate::error::{Error, Result, Role};
@@ -14,17 +13,13 @@ use crate::model::restore::{Restore, StatsCopy};
 use crate::model::scope::Scope;
 use crate::pg::conn::ConnSpec;
 use crate::pg::ledger::{self, JobState};
-use crate::pg::steps::{self, Step};
 use crate::pg::{catalog, ledger_owner, preflight, snapshot, stats, target};
-use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::progress::Progress;
 use crate::pipeline::undo;
-use crate::pipeline::workers::{app_name, run_pool, with_retries, SyncWorker};
+use crate::pipeline::workers::{app_name, SyncWorker};
 use crate::pipeline::{DryRun, LoadReport, Options};
 use crate::plan::{compat, format, load, order};
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use tokio_postgres::Client;
 
 /// What a load of the target is about.
@@ -493,105 +488,4 @@ impl Reconnect {
             .ok_or_else(|| Error::Internal("a reader was asked of an import".into()))?;
         snapshot::join_snapshot(source, &self.snapshot, &self.read_app).await
     }
-}
-
-/// Counts down the parts of each table; the worker that finishes a table's last part runs
-/// its [`steps::table_steps`] (index rebuilds, ANALYZE) right away, while other tables load.
-pub struct TableCountdown {
-    remaining: Vec<AtomicUsize>,
-    restore: Restore,
-    names: Vec<QualName>,
-}
-
-impl TableCountdown {
-    /// A countdown of `parts_of(i)` parts for each table `i`.
-    pub fn new(
-        restore: &Restore,
-        tables: &[Table],
-        parts_of: impl Fn(usize) -> usize,
-    ) -> Arc<Self> {
-        Arc::new(TableCountdown {
-            remaining: (0..tables.len())
-                .map(|i| AtomicUsize::new(parts_of(i)))
-                .collect(),
-            restore: restore.clone(),
-            names: tables.iter().map(|t| t.name.clone()).collect(),
-        })
-    }
-
-    /// The name of table `i`.
-    pub fn name(&self, table: usize) -> &QualName {
-        &self.names[table]
-    }
-
-    /// Records one part of `table` as in; finishes the table if it was the last.
-    pub async fn part_done(&self, client: &Client, table: usize) -> Result<()> {
-        if self.remaining[table].fetch_sub(1, Ordering::AcqRel) == 1 {
-            let steps = steps::table_steps(&self.restore, &self.names[table]);
-            steps::run_steps(client, &steps).await?;
-        }
-        Ok(())
-    }
-
-    /// Tables not finished during the load (none, unless a manifest lists a table without
-    /// parts).
-    fn unfinished(&self) -> Vec<Step> {
-        self.remaining
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.load(Ordering::Acquire) > 0)
-            .flat_map(|(i, _)| steps::table_steps(&self.restore, &self.names[i]))
-            .collect()
-    }
-}
-
-/// The end of a job: tables left unfinished, then foreign keys (re-added serially, validated
-/// in parallel on the loaders), triggers and sequences; then the job is marked done.
-pub async fn finish_load(
-    tj: &TargetJob,
-    loaders: Vec<Client>,
-    again: &Arc<Reconnect>,
-    countdown: &TableCountdown,
-    job_id: &str,
-    sequences: &[Sequence],
-) -> Result<Vec<Client>> {
-    let mut groups = vec![steps::StepGroup {
-        parallel: true,
-        steps: countdown.unfinished(),
-    }];
-    groups.extend(steps::finalize_steps(&tj.restore, sequences));
-    let mut loaders = loaders;
-    for group in groups {
-        if !group.parallel {
-            steps::run_steps(&tj.coord, &group.steps).await?;
-            continue;
-        }
-        // Every parallel step is idempotent (IF NOT EXISTS, VALIDATE, ANALYZE): safe to retry.
-        let again = again.clone();
-        // Finishing is short and leaves the target whole: it is not interrupted.
-        let never = Interrupt::default();
-        let (back, _) = run_pool(
-            loaders,
-            group.steps,
-            &never,
-            move |c: Client, step: Step| {
-                let again = again.clone();
-                async move {
-                    let work = |c: Client| {
-                        let step = step.clone();
-                        async move {
-                            let r = step.run(&c).await;
-                            (c, r)
-                        }
-                    };
-                    let (c, r, _) = with_retries(c, &step.what, work, || again.loader()).await;
-                    (c, r)
-                }
-            },
-        )
-        .await?;
-        loaders = back;
-    }
-    ledger::mark_done(&tj.coord, job_id).await?;
-    Ok(loaders)
 }

@@ -8,6 +8,7 @@ use crate::model::part::LoadOutcome;
 use crate::pg::conn::ConnSpec;
 use crate::pg::ledger;
 use crate::pipeline::import::{connect_part_loader, import_part, ImportPlan};
+use crate::pipeline::progress::NoProgress;
 use serde::{Deserialize, Serialize};
 
 /// One import invocation: loads one part (exactly once) and adds it to the job's counters
@@ -21,7 +22,7 @@ pub async fn import_step(
     let JobPlace { store, jobs } = place;
     let m = job_manifest(store, &plan.job_id).await?;
     let mut client = connect_part_loader(target, plan).await?;
-    let outcome = import_part(&mut client, &m, part_id, store, plan.shadow).await?;
+    let outcome = import_part(&mut client, &m, part_id, store, (plan.shadow, &NoProgress)).await?;
     if let LoadOutcome::Loaded(s) = &outcome {
         let loaded = ledger::loaded_rows(&client, &m.job_id).await?;
         let expected: Vec<(String, usize)> = m
