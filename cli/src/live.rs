@@ -201,20 +201,19 @@ impl Display {
 }
 
 fn draw(pb: &ProgressBar, r: &Reading) {
-    pb.set_prefix(format!(
-        "{} ({}/{} chunks)",
-        r.phase, r.chunks.0, r.chunks.1
-    ));
+    pb.set_prefix(format!("{} {}/{}", r.phase, r.chunks.0, r.chunks.1));
     pb.set_position((r.fraction * 1000.0) as u64);
+    // What moves and what is under way first: a narrow terminal cuts the line's end, and a
+    // line that wrapped would be redrawn below itself.
     pb.set_message(format!(
-        "{} rows, {} ({}/s) eta {}  {}",
-        r.rows,
+        "{} {}/s eta {}  {}  {} rows",
         human_bytes(r.bytes),
         human_bytes(r.rate),
         r.eta
             .map(|d| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string())
             .unwrap_or_else(|| "-".into()),
-        r.now
+        r.now,
+        r.rows,
     ));
 }
 
@@ -247,9 +246,11 @@ impl Progress for Display {
                     if b.is_none() {
                         let pb = ProgressBar::new(1000);
                         pb.set_style(
-                            ProgressStyle::with_template("{prefix} [{bar:30}] {percent:>3}% {msg}")
-                                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                                .progress_chars("=> "),
+                            ProgressStyle::with_template(
+                                "{prefix} [{bar:20}] {percent:>3}% {wide_msg}",
+                            )
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
                         );
                         pb.enable_steady_tick(Duration::from_millis(250));
                         *b = Some(pb);
