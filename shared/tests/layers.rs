@@ -111,40 +111,69 @@ fn sources() -> Vec<Source> {
         .collect()
 }
 
-/// Every module path a file names: `crate::a::b`, and `super::x` resolved against it.
+/// Every module path a file names: `crate::a::b`, `super::x` resolved against it, and each
+/// path of a brace group (`use crate::pg::{ledger, shadow::drop_all}`, over several lines too).
 fn references(s: &Source) -> BTreeSet<Vec<String>> {
     let mut out = BTreeSet::new();
     // `super` is the parent module, for a mod.rs as for any other file.
     let mut parent = s.module.clone();
     parent.pop();
-    for line in &s.code {
-        for (start, base) in [("crate::", Vec::new()), ("super::", parent.clone())] {
-            let mut rest = line.as_str();
-            while let Some(i) = rest.find(start) {
-                let before = rest[..i].chars().last();
-                rest = &rest[i + start.len()..];
-                if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
-                    continue;
-                }
-                let mut path = base.clone();
-                let mut tail = rest;
-                while let Some(seg) = tail
-                    .split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
-                    .next()
-                    .filter(|seg| !seg.is_empty())
-                {
-                    path.push(seg.to_string());
-                    tail = &tail[seg.len()..];
-                    match tail.strip_prefix("::") {
-                        Some(t) => tail = t,
-                        None => break,
-                    }
-                }
-                out.insert(path);
+    let code = s.code.join("\n");
+    for (start, base) in [("crate::", Vec::new()), ("super::", parent)] {
+        let mut rest = code.as_str();
+        while let Some(i) = rest.find(start) {
+            let before = rest[..i].chars().last();
+            rest = &rest[i + start.len()..];
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                continue;
             }
+            path_at(base.clone(), rest, &mut out);
         }
     }
     out
+}
+
+/// Reads the path that starts `text` below `base` into `out`; a `{...}` group adds each of
+/// its items below the path read so far (`self` is the path itself).
+fn path_at(mut path: Vec<String>, text: &str, out: &mut BTreeSet<Vec<String>>) {
+    let mut tail = text.trim_start();
+    while let Some(seg) = tail
+        .split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+        .next()
+        .filter(|seg| !seg.is_empty())
+    {
+        tail = &tail[seg.len()..];
+        if seg != "self" {
+            path.push(seg.to_string());
+        }
+        match tail.strip_prefix("::") {
+            Some(t) => tail = t.trim_start(),
+            None => break,
+        }
+    }
+    let Some(group) = tail.strip_prefix('{') else {
+        out.insert(path);
+        return;
+    };
+    let (mut depth, mut item) = (0, String::new());
+    for c in group.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                path_at(path.clone(), &std::mem::take(&mut item), out);
+                continue;
+            }
+            _ => {}
+        }
+        item.push(c);
+    }
+    if item.trim().is_empty() {
+        out.insert(path);
+    } else {
+        path_at(path, &item, out);
+    }
 }
 
 #[test]
@@ -417,6 +446,28 @@ fn the_checks_see_what_they_are_meant_to_see() {
         .iter()
         .any(|p| p.starts_with(&["pg".to_string(), "tls".to_string()])));
     assert!(!r.iter().any(|p| p.first().is_some_and(|f| f == "cloud")));
+    let braces = Source {
+        module: vec!["pg".into(), "ledger".into()],
+        path: "pg/ledger.rs".into(),
+        code: vec![
+            "use crate::pg::{ledger_owner, shadow::{self, drop_all},".into(),
+            "    steps};".into(),
+            "use crate::{model::ident::QualName, error};".into(),
+        ],
+        lines: 3,
+    };
+    let r = references(&braces);
+    let has = |p: &[&str]| r.contains(&p.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+    for p in [
+        &["pg", "ledger_owner"][..],
+        &["pg", "shadow"],
+        &["pg", "shadow", "drop_all"],
+        &["pg", "steps"],
+        &["model", "ident"],
+        &["error"],
+    ] {
+        assert!(has(p), "{p:?} not read from the brace imports: {r:?}");
+    }
     assert!(speaks_sql(r#"client.query("SELECT 1", &[])"#));
     assert!(speaks_sql(r#"let sql = "TRUNCATE ONLY t";"#));
     assert!(!speaks_sql(r#"let msg = "selecting the tables";"#));

@@ -9,7 +9,7 @@ use crate::model::ident::QualName;
 use crate::model::manifest::Manifest;
 use crate::model::part::PartStats;
 use crate::model::restore::Restore;
-use crate::pg::{ledger_owner, shadow, steps, truncate};
+use crate::pg::ledger_owner;
 use serde::Serialize;
 use tokio_postgres::{Client, GenericClient};
 
@@ -186,63 +186,59 @@ pub async fn set_aside(client: &Client, job_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Starts a job in one transaction: empties the in-scope tables in one `TRUNCATE` (never
-/// cascading), drops the given foreign keys and indexes and disables triggers, adopting what
-/// unfinished earlier jobs took away so nothing is lost, and records all of it.
-pub async fn start_job(
-    client: &mut (impl GenericClient + Send + Sync),
-    job_id: &str,
-    kind: &str,
-    tables: &[QualName],
-    roots: &[QualName],
-    take: Restore,
-) -> Result<Restore> {
-    let tx = client.transaction().await.map_err(pg("starting the job"))?;
+/// Supersedes every unfinished job (loading, interrupted, shadow): returns what they had taken
+/// away, merged, so the new job adopts it, and whether one was an atomic import whose shadow
+/// tables are still there.
+pub async fn supersede_unfinished(client: &impl GenericClient) -> Result<(Restore, bool)> {
     let mut restore = Restore::default();
     let mut shadows = false;
-    for r in tx
+    for r in client
         .query(
             "UPDATE dbsync.jobs SET state = 'superseded', finished_at = now()
               WHERE state IN ('loading', 'interrupted', 'shadow')
-          RETURNING restore::text, state = 'shadow' AS shadow",
+          RETURNING restore::text AS restore, state = 'shadow' AS shadow",
             &[],
         )
         .await
         .map_err(pg("reading unfinished jobs"))?
     {
-        restore.merge(parse_json(r.get(0))?);
-        shadows |= r.get::<_, bool>(1);
+        restore.merge(parse_json(r.get("restore"))?);
+        shadows |= r.get::<_, bool>("shadow");
     }
-    if shadows {
-        // An unfinished atomic import's shadow tables: its parts' ledger rows go below.
-        shadow::drop_all(&tx).await?;
-    }
-    // The pre-flight made sure every partition a root has on the target is in scope.
-    truncate::truncate_in_scope(&tx, tables, roots).await?;
-    steps::take_away(&tx, &take).await?;
-    restore.merge(take);
-    tx.execute("DELETE FROM dbsync.parts WHERE job_id <> $1", &[&job_id])
+    Ok((restore, shadows))
+}
+
+/// Records a new job `loading` with what it took away, clearing every other job's part rows
+/// and every finishing mark (marks are numbered in the list of the record that made them).
+pub async fn open_job(
+    client: &impl GenericClient,
+    job_id: &str,
+    kind: &str,
+    tables: &[QualName],
+    restore: &Restore,
+) -> Result<()> {
+    client
+        .execute("DELETE FROM dbsync.parts WHERE job_id <> $1", &[&job_id])
         .await
         .map_err(pg("clearing old ledger entries"))?;
-    // Finishing steps are numbered in the list a restore record makes: a new record, none
-    // of the old marks holds.
-    tx.execute("DELETE FROM dbsync.finish_steps", &[])
+    client
+        .execute("DELETE FROM dbsync.finish_steps", &[])
         .await
         .map_err(pg("clearing old ledger entries"))?;
-    tx.execute(
-        "INSERT INTO dbsync.jobs (job_id, kind, state, tables, restore)
-         VALUES ($1, $2, 'loading', $3::text::jsonb, $4::text::jsonb)",
-        &[
-            &job_id,
-            &kind,
-            &to_json(&tables.iter().map(|t| t.to_string()).collect::<Vec<_>>()),
-            &to_json(&restore),
-        ],
-    )
-    .await
-    .map_err(pg("recording the job"))?;
-    tx.commit().await.map_err(pg("starting the job"))?;
-    Ok(restore)
+    client
+        .execute(
+            "INSERT INTO dbsync.jobs (job_id, kind, state, tables, restore)
+             VALUES ($1, $2, 'loading', $3::text::jsonb, $4::text::jsonb)",
+            &[
+                &job_id,
+                &kind,
+                &to_json(&tables.iter().map(|t| t.to_string()).collect::<Vec<_>>()),
+                &to_json(restore),
+            ],
+        )
+        .await
+        .map_err(pg("recording the job"))?;
+    Ok(())
 }
 
 fn to_json<T: Serialize>(v: &T) -> String {
@@ -393,35 +389,29 @@ pub async fn mark_interrupted(client: &Client, job_id: &str, pending: &Restore) 
     Ok(())
 }
 
-/// Resumes an interrupted job: takes away again what the load needs gone (nothing is
-/// emptied: its loaded parts stay), in one transaction, and sets it loading again.
-pub async fn retake(
-    client: &mut Client,
+/// Sets an interrupted job loading again with `restore`; its finishing marks (numbered in
+/// its old restore record) no longer hold.
+pub async fn reopen_job(
+    client: &impl GenericClient,
     job_id: &str,
-    pending: Restore,
-    take: Restore,
-) -> Result<Restore> {
-    let tx = client.transaction().await.map_err(pg("resuming the job"))?;
-    steps::take_away(&tx, &take).await?;
-    let mut restore = pending;
-    restore.merge(take);
-    // What the put-back rebuilt, this takes away again: the job's earlier finishing marks
-    // (numbered in its old restore record) no longer hold.
-    tx.execute(
-        "DELETE FROM dbsync.finish_steps WHERE job_id = $1",
-        &[&job_id],
-    )
-    .await
-    .map_err(pg("resuming the job"))?;
-    tx.execute(
-        "UPDATE dbsync.jobs SET state = 'loading', finished_at = NULL,
-                restore = $2::text::jsonb WHERE job_id = $1",
-        &[&job_id, &to_json(&restore)],
-    )
-    .await
-    .map_err(pg("resuming the job"))?;
-    tx.commit().await.map_err(pg("resuming the job"))?;
-    Ok(restore)
+    restore: &Restore,
+) -> Result<()> {
+    client
+        .execute(
+            "DELETE FROM dbsync.finish_steps WHERE job_id = $1",
+            &[&job_id],
+        )
+        .await
+        .map_err(pg("resuming the job"))?;
+    client
+        .execute(
+            "UPDATE dbsync.jobs SET state = 'loading', finished_at = NULL,
+                    restore = $2::text::jsonb WHERE job_id = $1",
+            &[&job_id, &to_json(restore)],
+        )
+        .await
+        .map_err(pg("resuming the job"))?;
+    Ok(())
 }
 
 /// Refuses to finish the job of `m` while any of its parts is not in the ledger, naming them.

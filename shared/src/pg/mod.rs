@@ -23,6 +23,7 @@ pub mod shadow;
 pub mod slice;
 pub mod snapshot;
 pub mod sqlstate;
+pub mod start;
 pub mod stats;
 pub mod steps;
 pub mod target;

@@ -21,7 +21,9 @@ use crate::pg::{catalog, copy_in, ledger, snapshot, target};
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::planning::{chunk_context, open_source, OpenedSource};
 use crate::pipeline::progress::{Meter, Metered, Progress};
-use crate::pipeline::target::{check_target, dry_run_report, sync_spec, CheckedTarget, LoadSpec};
+use crate::pipeline::target::{
+    check_target, dry_run_report, start_new, sync_spec, CheckedTarget, LoadSpec,
+};
 use crate::pipeline::workers::app_name;
 use crate::pipeline::{LoadReport, Options};
 use crate::plan::{chunks, load};
@@ -148,8 +150,7 @@ async fn load_and_finish(
 ) -> Result<()> {
     let (plan, spec) = (job.plan, job.spec);
     let names: Vec<QualName> = spec.tables.iter().map(|t| t.name.clone()).collect();
-    let roots = load::partition_roots(spec.tables);
-    let restore = ledger::start_job(tx, spec.job_id, spec.kind, &names, &roots, take).await?;
+    let restore = start_new(tx, spec, take).await?;
     let items: Vec<Chunk> = plan.chunks.clone();
     let waves = load::waves(
         order,

@@ -16,6 +16,7 @@ use crate::model::manifest::Manifest;
 use crate::model::restore::{Restore, ShadowJob};
 use crate::pg::conn::ConnSpec;
 use crate::pg::ledger::{self, JobState};
+use crate::pg::start::{self, Start};
 use crate::pg::{shadow, target};
 use crate::pipeline::atomic::{check_size, finish_in_transaction};
 use crate::pipeline::target::{check_target, import_spec, CheckedTarget, TargetJob};
@@ -141,7 +142,17 @@ async fn swap(checked: &mut CheckedTarget, m: &Manifest) -> Result<()> {
     let roots = load::partition_roots(&tables);
     let mut tx = target::begin_atomic(&mut checked.coord).await?;
     ledger::end_shadow_job(&tx, &m.job_id).await?;
-    let restore = ledger::start_job(&mut tx, &m.job_id, "import", &names, &roots, take).await?;
+    let restore = start::start_job(
+        &mut tx,
+        Start {
+            job_id: &m.job_id,
+            kind: "import",
+            tables: &names,
+            roots: &roots,
+            take,
+        },
+    )
+    .await?;
     let indexes: Vec<usize> = (0..tables.len()).collect();
     let waves = load::waves(&order, replica, &indexes, |i| *i, |_| 0);
     for i in waves.into_iter().flatten() {

@@ -13,6 +13,7 @@ use crate::model::restore::{Restore, StatsCopy};
 use crate::model::scope::Scope;
 use crate::pg::conn::ConnSpec;
 use crate::pg::ledger::{self, JobState};
+use crate::pg::start::{self, Start};
 use crate::pg::{catalog, ledger_owner, preflight, snapshot, stats, target};
 use crate::pipeline::progress::Progress;
 use crate::pipeline::undo;
@@ -20,7 +21,7 @@ use crate::pipeline::workers::{app_name, SyncWorker};
 use crate::pipeline::{DryRun, LoadReport, Options};
 use crate::plan::{compat, format, load, order};
 use std::future::Future;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
 /// What a load of the target is about.
 #[derive(Clone, Copy)]
@@ -216,6 +217,25 @@ pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
 }
 
 /// The tables whose statistics are restored from the source instead of analyzed: on a
+/// Starts `spec`'s job afresh in `client` (a session, or the --atomic transaction): the
+/// tables in scope emptied, `take` taken away, the job recorded.
+pub(crate) async fn start_new(
+    client: &mut (impl GenericClient + Send + Sync),
+    spec: &LoadSpec<'_>,
+    take: Restore,
+) -> Result<Restore> {
+    let names: Vec<QualName> = spec.tables.iter().map(|t| t.name.clone()).collect();
+    let roots = load::partition_roots(spec.tables);
+    let job = Start {
+        job_id: spec.job_id,
+        kind: spec.kind,
+        tables: &names,
+        roots: &roots,
+        take,
+    };
+    start::start_job(client, job).await
+}
+
 /// PostgreSQL 18+ target, with `--analyze copy`, where `plan::stats` finds columns to copy.
 fn stats_copies(spec: &LoadSpec<'_>, tcat: &Catalog) -> Vec<StatsCopy> {
     if !spec.analyze || !spec.copy_stats || tcat.server.version_num < stats::RESTORE_VERSION {
@@ -300,14 +320,11 @@ pub async fn start_load(
             ))
         }
         JobState::Interrupted(pending) => (
-            ledger::retake(&mut coord, spec.job_id, pending, take).await?,
+            start::retake(&mut coord, spec.job_id, pending, take).await?,
             false,
         ),
         JobState::New => {
-            let names: Vec<QualName> = spec.tables.iter().map(|t| t.name.clone()).collect();
-            let roots = load::partition_roots(spec.tables);
-            let restore =
-                ledger::start_job(&mut coord, spec.job_id, spec.kind, &names, &roots, take).await?;
+            let restore = start_new(&mut coord, spec, take).await?;
             (restore, false)
         }
     };
