@@ -15,11 +15,8 @@ use dbsync_core::cloud::jobstore::JobStore;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-#[path = "e2e_connections.rs"]
 mod connections;
-#[path = "e2e_dump.rs"]
 mod dump;
-#[path = "e2e_loads.rs"]
 mod loads;
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -45,7 +42,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
 /// The definition as deployed, with the function ARNs of the local functions and retry
 /// intervals and waits cut to a second (the emulator waits them out in real time).
 pub fn local_definition() -> String {
-    let mut text = include_str!("../../statemachine/sync.asl.json").to_string();
+    let mut text = include_str!("../../../statemachine/sync.asl.json").to_string();
     for (var, function) in FUNCTIONS {
         text = text.replace(
             &format!("${{{var}}}"),
@@ -165,7 +162,8 @@ impl Cloud {
     /// Sends an API Gateway request to the api function; returns status and JSON body.
     async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut event: Value =
-            serde_json::from_str(include_str!("../../events/api-post-sync.json")).expect("sample");
+            serde_json::from_str(include_str!("../../../events/api-post-sync.json"))
+                .expect("sample");
         event["httpMethod"] = json!(method);
         let (route, query) = path.split_once('?').unwrap_or((path, ""));
         event["path"] = json!(route);
@@ -425,7 +423,7 @@ async fn the_nightly_schedule_input_starts_the_same_flow() {
     )
     .await;
     let mut event: Value =
-        serde_json::from_str(include_str!("../../events/schedule.json")).expect("sample");
+        serde_json::from_str(include_str!("../../../events/schedule.json")).expect("sample");
     event["request"]["source_secret"] = json!(c.source_secret);
     event["request"]["target_secret"] = json!(c.target_secret);
     let (failed, out) = dbsync_tests::invoke("api", &event).await;
