@@ -141,7 +141,7 @@ async fn an_export_imported_into_18_carries_the_statistics_in_its_manifest() {
 async fn analyze_on_runs_analyze_on_18_instead_of_copying() {
     let p = into_18("stats_on", 18).await;
     let opts = Options {
-        copy_stats: false,
+        analyze: dbsync_core::pipeline::Analyze::On,
         ..Options::default()
     };
     sync(&p, &opts).await.expect("sync");

@@ -557,7 +557,7 @@ impl FunctionFixture {
             job_id: self.job_id.clone(),
             target_secret: self.target_secret.clone(),
             keep_indexes: false,
-            analyze: true,
+            analyze: Default::default(),
             atomic: false,
             create_schema: false,
             data_job_id: None,

@@ -7,6 +7,7 @@ pub mod chunk;
 pub mod ddl;
 pub mod ident;
 pub mod manifest;
+pub mod options;
 pub mod part;
 pub mod restore;
 pub mod rules;

@@ -23,6 +23,7 @@ pub mod sync;
 pub mod target;
 pub mod undo;
 pub mod verify;
+pub mod via;
 pub mod workers;
 
 pub use export::{assemble_manifest, export, ManifestHeader};
@@ -38,6 +39,7 @@ use crate::model::chunk::DEFAULT_CHUNK_BYTES;
 
 /// Default `--atomic-max-size`: 8 GiB.
 pub const DEFAULT_ATOMIC_MAX_BYTES: u64 = 8 << 30;
+pub use crate::model::options::{Analyze, PartCheck, AUTO_CHECK_S3_BYTES};
 use crate::model::part::LoadOutcome;
 use crate::model::rules::RulesFile;
 use crate::model::scope::Scope;
@@ -62,13 +64,8 @@ pub struct Options {
     /// Keep the target's secondary indexes during the load (slower; by default they are
     /// dropped and rebuilt after, as pgcopydb does).
     pub keep_indexes: bool,
-    /// Give each table statistics once loaded, so the target is ready to query (`--analyze
-    /// copy` or `on`, copy the default); off leaves statistics to autovacuum.
-    pub analyze: bool,
-    /// With `analyze`: on a PostgreSQL 18+ target, restore the source's statistics of the
-    /// columns copied unchanged instead of running ANALYZE (`--analyze copy`, the default);
-    /// false always runs ANALYZE (`--analyze on`).
-    pub copy_stats: bool,
+    /// How each loaded table gets statistics, so the target is ready to query (`--analyze`).
+    pub analyze: Analyze,
     /// Run every check against the target and report what would happen; change nothing.
     pub dry_run: bool,
     /// Import: start over even if this export was imported (or half-imported) before.
@@ -94,34 +91,6 @@ pub struct Options {
     pub protected: Vec<String>,
     /// Import: read and check every part before the target changes (`--check-parts`).
     pub check_parts: PartCheck,
-}
-
-/// Whether an import reads every part and checks it against the manifest (gzip, rows,
-/// sha256) before it changes the target (`--check-parts`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PartCheck {
-    /// A local directory always; S3 up to [`AUTO_CHECK_S3_BYTES`] of parts (reading them
-    /// twice costs a second download there).
-    #[default]
-    Auto,
-    /// Always.
-    On,
-    /// Never: damage is found when the part loads, after the target was emptied.
-    Off,
-}
-
-/// `--check-parts auto` checks an S3 export up to this many compressed bytes (1 GiB).
-pub const AUTO_CHECK_S3_BYTES: u64 = 1 << 30;
-
-impl PartCheck {
-    /// Whether an export at `location` with `compressed` bytes of parts is checked.
-    pub fn wanted(self, location: &str, compressed: u64) -> bool {
-        match self {
-            PartCheck::On => true,
-            PartCheck::Off => false,
-            PartCheck::Auto => !location.starts_with("s3://") || compressed <= AUTO_CHECK_S3_BYTES,
-        }
-    }
 }
 
 impl Options {
@@ -192,8 +161,7 @@ impl Default for Options {
             compress_level: 1,
             verify: false,
             keep_indexes: false,
-            analyze: true,
-            copy_stats: true,
+            analyze: Analyze::Copy,
             dry_run: false,
             restart: false,
             interrupt: Interrupt::default(),

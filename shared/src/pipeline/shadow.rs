@@ -21,7 +21,7 @@ use crate::pg::{shadow, target};
 use crate::pipeline::atomic::{check_size, finish_in_transaction};
 use crate::pipeline::target::{check_target, import_spec, CheckedTarget, TargetJob};
 use crate::pipeline::workers::app_name;
-use crate::pipeline::Options;
+use crate::pipeline::{Analyze, Options};
 use crate::plan::load;
 
 /// Starts (or resumes) an atomic import on a checked target: creates the shadow tables and
@@ -48,7 +48,7 @@ pub async fn start_shadow(
         JobState::Shadow(r) => (r, false),
         JobState::New => {
             let restore = Restore {
-                no_analyze: !opts.analyze,
+                no_analyze: !opts.analyze.runs(),
                 shadow: Some(ShadowJob {
                     keep_indexes: opts.keep_indexes,
                 }),
@@ -98,7 +98,11 @@ pub async fn finish_shadow_import(target: &ConnSpec, m: &Manifest) -> Result<()>
     drop(probe);
     let opts = Options {
         keep_indexes: restore.shadow.unwrap_or_default().keep_indexes,
-        analyze: !restore.no_analyze,
+        analyze: if restore.no_analyze {
+            Analyze::Off
+        } else {
+            Analyze::Copy
+        },
         ..Default::default()
     };
     let tables = m.table_list();

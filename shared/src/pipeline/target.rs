@@ -18,7 +18,7 @@ use crate::pg::{catalog, ledger_owner, preflight, snapshot, stats, target};
 use crate::pipeline::progress::Progress;
 use crate::pipeline::undo;
 use crate::pipeline::workers::{app_name, SyncWorker};
-use crate::pipeline::{DryRun, LoadReport, Options};
+use crate::pipeline::{Analyze, DryRun, LoadReport, Options};
 use crate::plan::{compat, format, load, order};
 use std::future::Future;
 use tokio_postgres::{Client, GenericClient};
@@ -43,10 +43,8 @@ pub struct LoadSpec<'a> {
     pub source_app: Option<&'a str>,
     /// Keep the target's secondary indexes during the load.
     pub keep_indexes: bool,
-    /// ANALYZE each table after its load.
-    pub analyze: bool,
-    /// Restore the source's statistics instead, where the target can (`--analyze copy`).
-    pub copy_stats: bool,
+    /// How each table gets statistics after its load.
+    pub analyze: Analyze,
     /// The enum types the source's columns use.
     pub enums: &'a [EnumType],
     /// A session reading the job's source snapshot (a streaming sync): target-only unique
@@ -71,7 +69,6 @@ pub fn import_spec<'a>(
         source_app: None,
         keep_indexes: opts.keep_indexes,
         analyze: opts.analyze,
-        copy_stats: opts.copy_stats,
         enums: &m.enums,
         source_reader: None,
     }
@@ -98,7 +95,6 @@ pub fn sync_spec<'a>(
         source_app: Some(src_app),
         keep_indexes: opts.keep_indexes,
         analyze: opts.analyze,
-        copy_stats: opts.copy_stats,
         enums: &cat.enums,
         source_reader: Some(reader),
     }
@@ -183,7 +179,7 @@ pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
         load::LoadMode {
             replica,
             keep_indexes: spec.keep_indexes,
-            analyze: spec.analyze,
+            analyze: spec.analyze.runs(),
         },
     );
     take.stats = stats_copies(spec, &tcat);
@@ -238,7 +234,7 @@ pub(crate) async fn start_new(
 
 /// PostgreSQL 18+ target, with `--analyze copy`, where `plan::stats` finds columns to copy.
 fn stats_copies(spec: &LoadSpec<'_>, tcat: &Catalog) -> Vec<StatsCopy> {
-    if !spec.analyze || !spec.copy_stats || tcat.server.version_num < stats::RESTORE_VERSION {
+    if !spec.analyze.copies() || tcat.server.version_num < stats::RESTORE_VERSION {
         return Vec::new();
     }
     spec.tables

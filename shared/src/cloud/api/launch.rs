@@ -4,7 +4,7 @@
 //! needs, takes the target's lock, records the job and starts the execution; nothing is left
 //! started or locked when a step refuses.
 
-use super::request::{chunk_bytes, ExecutionInput, Mode, SyncRequest};
+use super::request::{chunk_bytes, Analyze, ExecutionInput, Mode, SyncRequest};
 use super::view::{backup_job_id, links};
 use super::{log_compensation, Api, ApiError, ApiResult};
 use crate::cloud::jobstore::{
@@ -32,7 +32,7 @@ fn backup_request(scope_of: &SyncRequest, req: &SyncRequest, target: String) -> 
         concurrency: req.concurrency,
         mode: Mode::Export,
         keep_indexes: false,
-        analyze: true,
+        analyze: Analyze::Copy,
         atomic: false,
         consistency: Default::default(),
         snapshot_window_seconds: None,
@@ -97,10 +97,10 @@ impl Api<'_> {
             analyze: req.analyze,
             atomic: req.atomic,
             consistency: req.consistency,
-            window_seconds: req
+            snapshot_window_seconds: req
                 .snapshot_window_seconds
                 .unwrap_or(MAX_SNAPSHOT_WINDOW_SECONDS),
-            budget_seconds: req.export_budget_seconds,
+            export_budget_seconds: req.export_budget_seconds,
             finalize_budget_seconds: req.finalize_budget_seconds,
             page_rows: req.page_rows,
             rules: req.rules.clone(),

@@ -1,4 +1,6 @@
-//! The HTTP API (`POST /syncs`, `GET /syncs`, `GET /syncs/{id}`, `DELETE /syncs/{id}`) and the
+//! The HTTP API (`POST /syncs`, `GET /syncs`, `GET /syncs/{id}`, `DELETE /syncs/{id}`,
+//! `POST /syncs/{id}/retry`, `GET /syncs/{id}/download`, `POST /connections/test`,
+//! `GET /databases`; docs/openapi.yaml is the reference) and the
 //! nightly schedule's entry point: request validation (strict, before anything starts,
 //! [`request`]), the refusals (unknown, protected or same-as-source targets, a locked
 //! target), the job record, the target lock and the Step Functions execution named after the

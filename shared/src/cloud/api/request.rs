@@ -6,6 +6,7 @@ use crate::cloud::lambda::MAX_SNAPSHOT_WINDOW_SECONDS;
 use crate::error::{Error, Result};
 use crate::model::chunk::DEFAULT_CHUNK_BYTES;
 use crate::model::manifest::Consistency;
+pub use crate::model::options::{Analyze, Mode};
 use crate::model::scope::Scope;
 use crate::model::size::parse_size;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
@@ -58,9 +59,11 @@ pub struct SyncRequest {
     /// Keep the target's secondary indexes during the load.
     #[serde(default)]
     pub keep_indexes: bool,
-    /// ANALYZE each table once loaded, so the target is ready to query (default true).
-    #[serde(default = "crate::cloud::steps::yes")]
-    pub analyze: bool,
+    /// How each loaded table gets statistics, so the target is ready to query: `copy` (the
+    /// default; the source's on PostgreSQL 18+, ANALYZE elsewhere), `on` (always ANALYZE),
+    /// `off`; `true` and `false`, as before the field had three values, read as copy and off.
+    #[serde(default)]
+    pub analyze: Analyze,
     /// The target keeps its old data until the whole load commits: parts load into shadow
     /// tables, swapped in by one transaction in the finalize step (see
     /// [`crate::pipeline::shadow`]); up to 8 GiB on the source, since the swap is one
@@ -112,42 +115,6 @@ pub struct SyncRequest {
     pub source_connections: Option<u32>,
 }
 
-/// What a job does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", try_from = "String")]
-pub enum Mode {
-    /// Export, then load the target.
-    #[default]
-    Sync,
-    /// Export a snapshot to S3 only.
-    Export,
-    /// Export (or take an earlier export, `from`) and write it as one psql-restorable
-    /// `dump.sql.gz` in S3 (`GET /syncs/{id}/download`).
-    Dump,
-}
-
-impl Mode {
-    /// Whether the job loads a target.
-    pub fn loads(&self) -> bool {
-        *self == Mode::Sync
-    }
-}
-
-// serde's own message for an unknown variant does not name the field; this does.
-impl TryFrom<String> for Mode {
-    type Error = String;
-    fn try_from(s: String) -> std::result::Result<Self, String> {
-        match s.as_str() {
-            "sync" => Ok(Mode::Sync),
-            "export" => Ok(Mode::Export),
-            "dump" => Ok(Mode::Dump),
-            _ => Err(format!(
-                "mode {s:?} is not one of \"sync\", \"export\", \"dump\""
-            )),
-        }
-    }
-}
-
 /// The state machine's input: a validated request, with the job id and the target's lock key.
 /// Secret ids only, never secret values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,19 +137,24 @@ pub struct ExecutionInput {
     pub concurrency: u32,
     /// Keep secondary indexes.
     pub keep_indexes: bool,
-    /// ANALYZE loaded tables (executions started before the field existed did).
-    #[serde(default = "crate::cloud::steps::yes")]
-    pub analyze: bool,
+    /// How loaded tables get statistics (executions started before the field existed, or
+    /// when it was a boolean, read as before: absent or true is copy).
+    #[serde(default)]
+    pub analyze: Analyze,
     /// Load into shadow tables and swap them in at the end (the target keeps its old data
     /// until then).
     #[serde(default)]
     pub atomic: bool,
     /// Snapshot or per-chunk consistency.
     pub consistency: Consistency,
-    /// Snapshot window, seconds.
-    pub window_seconds: u64,
-    /// Per-invocation export budget, seconds (absent: the invocation's limit).
-    pub budget_seconds: Option<u64>,
+    /// Snapshot window, seconds (the request's, or the default). Executions started before
+    /// it had the request's name called it `window_seconds`.
+    #[serde(alias = "window_seconds")]
+    pub snapshot_window_seconds: u64,
+    /// Per-invocation export budget, seconds (absent: the invocation's limit); formerly
+    /// `budget_seconds`.
+    #[serde(alias = "budget_seconds")]
+    pub export_budget_seconds: Option<u64>,
     /// Per-invocation finalize budget, seconds (absent: the invocation's limit). Always
     /// present, null when none.
     #[serde(default)]
@@ -439,6 +411,54 @@ pub enum ApiOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::options::SYNC_SETTINGS;
+    use std::collections::BTreeSet;
+
+    fn keys(v: Value) -> BTreeSet<String> {
+        v.as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_request_and_the_execution_input_hold_the_settings_table_s_fields_and_no_others() {
+        let req: SyncRequest =
+            serde_json::from_str(r#"{"from": "j", "backup": true, "source_connections": 1}"#)
+                .expect("request");
+        let fields = keys(serde_json::to_value(&req).expect("json"));
+        let listed: BTreeSet<String> = SYNC_SETTINGS
+            .iter()
+            .filter_map(|s| s.request.map(String::from))
+            .collect();
+        assert_eq!(
+            fields, listed,
+            "SyncRequest against model::options::SYNC_SETTINGS"
+        );
+        let sample: ExecutionInput =
+            serde_json::from_str(include_str!("../../../../events/execution.json"))
+                .expect("events/execution.json");
+        let fields = keys(serde_json::to_value(&sample).expect("json"));
+        let listed: BTreeSet<String> = SYNC_SETTINGS
+            .iter()
+            .filter_map(|s| s.execution.map(String::from))
+            .collect();
+        assert_eq!(
+            fields, listed,
+            "ExecutionInput against model::options::SYNC_SETTINGS"
+        );
+    }
+
+    #[test]
+    fn an_execution_started_before_the_renames_still_reads() {
+        let old = include_str!("../../../../events/execution.json")
+            .replace("snapshot_window_seconds", "window_seconds")
+            .replace("export_budget_seconds\": null", "budget_seconds\": 7")
+            .replace("\"analyze\": \"copy\"", "\"analyze\": false");
+        let e: ExecutionInput = serde_json::from_str(&old).expect("old input");
+        assert_eq!(e.snapshot_window_seconds, 840);
+        assert_eq!(e.export_budget_seconds, Some(7));
+        assert_eq!(e.analyze, Analyze::Off);
+    }
 
     fn settings() -> ApiSettings {
         ApiSettings::from_lookup(&|k| match k {

@@ -127,8 +127,3 @@ pub async fn job_manifest(store: &dyn PartStore, job_id: &str) -> Result<Manifes
 pub fn data_job<'a>(job_id: &'a str, data_job_id: &'a Option<String>) -> &'a str {
     data_job_id.as_deref().unwrap_or(job_id)
 }
-
-/// serde's default for a flag that is on unless an event says otherwise.
-pub(crate) fn yes() -> bool {
-    true
-}

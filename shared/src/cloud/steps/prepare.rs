@@ -5,6 +5,7 @@ use super::{bucket_key, job_manifest, to_json, ImportPartEvent, JobPlace, SCHEMA
 use crate::cloud::jobstore::{JobChange, JobStatus, Phase};
 use crate::error::{Error, Result, Role};
 use crate::model::manifest::Manifest;
+use crate::model::options::Analyze;
 use crate::pg::conn::ConnSpec;
 use crate::pg::ledger;
 use crate::pipeline::{begin_import, Options};
@@ -20,9 +21,9 @@ pub struct PrepareEvent {
     /// Keep the target's secondary indexes during the load.
     #[serde(default)]
     pub keep_indexes: bool,
-    /// ANALYZE each table once loaded (default true).
-    #[serde(default = "super::yes")]
-    pub analyze: bool,
+    /// How each loaded table gets statistics (default `copy`; `true`/`false` as before).
+    #[serde(default)]
+    pub analyze: Analyze,
     /// Load into shadow tables, swapped in by the finalize step in one transaction.
     #[serde(default)]
     pub atomic: bool,
