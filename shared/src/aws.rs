@@ -114,6 +114,7 @@ where
                 "{what}: no AWS region is set: set AWS_REGION (or AWS_DEFAULT_REGION, or region in ~/.aws/config)"
             ),
             retryable: false,
+            source: None,
         };
     }
     let detail = match (err.code(), err.message()) {
@@ -126,6 +127,7 @@ where
         path: location.to_string(),
         message: format!("{what}: {detail}"),
         retryable,
+        source: None,
     }
 }
 

@@ -9,6 +9,11 @@
 
 use std::fmt;
 
+/// The underlying error an [`Error`] was made from, kept for `source()` (the client's, the
+/// file system's, the SDK's); its text is already in the message, so callers that print the
+/// chain see where it came from without the message repeating it.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Result alias for the core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -51,6 +56,9 @@ pub enum Error {
         endpoint: String,
         /// Cause, without credentials.
         message: String,
+        /// The error it was made from, when there is one.
+        #[source]
+        source: Option<Cause>,
     },
     /// A statement failed on the server, or the connection broke while running it.
     #[error("{role} database, {context}: {message}")]
@@ -66,6 +74,9 @@ pub enum Error {
         /// Whether the same work may succeed if tried again (a transient SQLSTATE, or a
         /// connection that broke); decided by `pg::sqlstate`.
         retryable: bool,
+        /// The client's error.
+        #[source]
+        source: Option<Cause>,
     },
     /// The target cannot take the source's data; nothing was changed.
     #[error("the target is not ready for this load (nothing was changed):\n  - {}", .problems.join("\n  - "))]
@@ -113,6 +124,9 @@ pub enum Error {
         message: String,
         /// Whether retrying might help (network stores).
         retryable: bool,
+        /// The error it was made from, when there is one.
+        #[source]
+        source: Option<Cause>,
     },
     /// The serverless job's own stored state (plan, chunk list, part results) is unreadable
     /// or does not hold what a step needs.
@@ -163,9 +177,6 @@ pub enum Error {
     /// `DBSYNC_PROTECTED_TARGETS`).
     #[error("{0}")]
     Protected(String),
-    /// An HTTP request for a route or method the API does not have.
-    #[error("{0}")]
-    NoRoute(String),
     /// The run was interrupted (SIGINT, SIGTERM) and stopped; what it had taken away from the
     /// target was put back.
     #[error("interrupted by {0}")]
@@ -211,44 +222,52 @@ pub enum Error {
 }
 
 impl Error {
-    /// Stable names, used by the state machine's Retry/Catch and in job records. Never rename
-    /// one: `statemachine/` and the tests match on them.
-    pub const NAMES: &'static [&'static str] = &[
-        "DbsyncConfig",
-        "DbsyncConnect",
-        "DbsyncPostgresTransient",
-        "DbsyncPostgres",
-        "DbsyncIncompatible",
-        "DbsyncOutsideScope",
-        "DbsyncSameDatabase",
-        "DbsyncTargetLocked",
-        "DbsyncEmptyScope",
-        "DbsyncPartCorrupt",
-        "DbsyncIoTransient",
-        "DbsyncIo",
-        "DbsyncManifest",
-        "DbsyncIncomplete",
-        "DbsyncSnapshotReleased",
-        "DbsyncVerifyMismatch",
-        "DbsyncJobData",
-        "DbsyncLedger",
-        "DbsyncNoSuchJob",
-        "DbsyncJobEnded",
-        "DbsyncSnapshotTimeout",
-        "DbsyncConnectionsBusy",
-        "DbsyncExportBroken",
-        "DbsyncProtected",
-        "DbsyncNoRoute",
-        "DbsyncInterrupted",
-        "DbsyncInternal",
+    /// Every stable name with whether the work that raised it may succeed when run again: the
+    /// one table [`Error::is_retryable`] answers from, and that the state machine's test
+    /// holds the Retry blocks to (exactly the retryable names are retried). Used by the
+    /// state machine's Retry/Catch and in job records: never rename one.
+    pub const KINDS: &'static [(&'static str, bool)] = &[
+        ("DbsyncConfig", false),
+        ("DbsyncConnect", true),
+        ("DbsyncPostgresTransient", true),
+        ("DbsyncPostgres", false),
+        ("DbsyncIncompatible", false),
+        ("DbsyncOutsideScope", false),
+        ("DbsyncSameDatabase", false),
+        ("DbsyncTargetLocked", true),
+        ("DbsyncEmptyScope", false),
+        ("DbsyncPartCorrupt", false),
+        ("DbsyncIoTransient", true),
+        ("DbsyncIo", false),
+        ("DbsyncManifest", false),
+        ("DbsyncIncomplete", false),
+        ("DbsyncSnapshotReleased", false),
+        ("DbsyncVerifyMismatch", false),
+        ("DbsyncJobData", false),
+        ("DbsyncLedger", false),
+        ("DbsyncNoSuchJob", false),
+        ("DbsyncJobEnded", false),
+        ("DbsyncSnapshotTimeout", false),
+        ("DbsyncConnectionsBusy", true),
+        ("DbsyncExportBroken", false),
+        ("DbsyncProtected", false),
+        ("DbsyncInterrupted", false),
+        ("DbsyncInternal", false),
     ];
 
-    /// The stable name of this error (one of [`Error::NAMES`]).
+    /// The stable names, in [`Error::KINDS`]'s order.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        Self::KINDS.iter().map(|(name, _)| *name)
+    }
+
+    /// The stable name of this error (one of [`Error::KINDS`]).
     pub fn name(&self) -> &'static str {
         match self {
             Error::Config { .. } => "DbsyncConfig",
             Error::Connect { .. } => "DbsyncConnect",
-            Error::Postgres { .. } if self.is_retryable() => "DbsyncPostgresTransient",
+            Error::Postgres {
+                retryable: true, ..
+            } => "DbsyncPostgresTransient",
             Error::Postgres { .. } => "DbsyncPostgres",
             Error::Incompatible { .. } => "DbsyncIncompatible",
             Error::OutsideScope { .. } => "DbsyncOutsideScope",
@@ -272,20 +291,15 @@ impl Error {
             Error::ConnectionsBusy { .. } => "DbsyncConnectionsBusy",
             Error::ExportBroken { .. } => "DbsyncExportBroken",
             Error::Protected(_) => "DbsyncProtected",
-            Error::NoRoute(_) => "DbsyncNoRoute",
             Error::Interrupted(_) => "DbsyncInterrupted",
             Error::Internal(_) => "DbsyncInternal",
         }
     }
 
-    /// Whether running the same unit of work again may succeed.
+    /// Whether running the same unit of work again may succeed ([`Error::KINDS`]).
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Connect { .. } | Error::TargetLocked(_) | Error::ConnectionsBusy { .. } => true,
-            Error::Postgres { retryable, .. } => *retryable,
-            Error::Io { retryable, .. } => *retryable,
-            _ => false,
-        }
+        let name = self.name();
+        Self::KINDS.iter().any(|(n, retry)| *n == name && *retry)
     }
 
     /// An I/O error on a local path.
@@ -294,6 +308,7 @@ impl Error {
             path: path.into(),
             message: err.to_string(),
             retryable: false,
+            source: Some(Box::new(err)),
         }
     }
 
@@ -326,6 +341,7 @@ mod tests {
                 role: Role::Source,
                 endpoint: "e".into(),
                 message: "m".into(),
+                source: None,
             },
             Error::Postgres {
                 role: Role::Target,
@@ -333,6 +349,7 @@ mod tests {
                 sqlstate: Some("40001".into()),
                 message: "m".into(),
                 retryable: true,
+                source: None,
             },
             Error::Postgres {
                 role: Role::Target,
@@ -340,6 +357,7 @@ mod tests {
                 sqlstate: Some("42P01".into()),
                 message: "m".into(),
                 retryable: false,
+                source: None,
             },
             Error::Incompatible { problems: vec![] },
             Error::OutsideScope {
@@ -359,6 +377,7 @@ mod tests {
                 path: "p".into(),
                 message: "m".into(),
                 retryable: true,
+                source: None,
             },
             Error::io("p", std::io::Error::other("x")),
             Error::Manifest {
@@ -397,12 +416,21 @@ mod tests {
                 problems: vec![],
             },
             Error::Protected("p".into()),
-            Error::NoRoute("r".into()),
             Error::Interrupted("SIGINT".into()),
             Error::Internal("i".into()),
         ];
         let names: std::collections::BTreeSet<_> = samples.iter().map(|e| e.name()).collect();
-        let listed: std::collections::BTreeSet<_> = Error::NAMES.iter().copied().collect();
+        let listed: std::collections::BTreeSet<_> = Error::names().collect();
         assert_eq!(names, listed);
+        assert_eq!(Error::KINDS.len(), listed.len(), "a name listed twice");
+    }
+
+    #[test]
+    fn a_client_error_stays_reachable_as_the_source() {
+        use std::error::Error as _;
+        let e = Error::io("/tmp/x", std::io::Error::other("disk on fire"));
+        let cause = e.source().map(|c| c.to_string());
+        assert_eq!(cause.as_deref(), Some("disk on fire"));
+        assert!(!e.is_retryable() && e.name() == "DbsyncIo");
     }
 }

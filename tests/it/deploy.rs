@@ -39,23 +39,41 @@ fn every_error_name_the_state_machine_matches_is_one_the_code_raises() {
     assert!(!names.is_empty());
     for n in &names {
         assert!(
-            Error::NAMES.contains(n) || n.starts_with("States.") || n.starts_with("Lambda."),
+            Error::names().any(|k| k == *n) || n.starts_with("States.") || n.starts_with("Lambda."),
             "{n} is matched by the state machine but no error of the core has that name"
         );
     }
-    // The transient errors are retried.
-    for n in Error::NAMES.iter().filter(|n| n.ends_with("Transient")) {
-        assert!(names.contains(n), "{n} is never retried");
-    }
-    // Errors that a retry cannot fix are not.
-    for n in [
-        "DbsyncIncompatible",
-        "DbsyncPartCorrupt",
-        "DbsyncSnapshotReleased",
-        "DbsyncConfig",
-    ] {
-        assert!(!names.contains(n), "{n} must not be retried");
-    }
+}
+
+#[test]
+fn the_state_machine_retries_exactly_the_errors_the_core_calls_retryable() {
+    let asl = asl();
+    let mut retried = BTreeSet::new();
+    walk(&asl, &mut |m| {
+        for r in m
+            .get("Retry")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(Value::Array(errs)) = r.get("ErrorEquals") {
+                retried.extend(
+                    errs.iter()
+                        .filter_map(|e| e.as_str())
+                        .filter(|n| n.starts_with("Dbsync")),
+                );
+            }
+        }
+    });
+    let retryable: BTreeSet<&str> = Error::KINDS
+        .iter()
+        .filter(|(_, retry)| *retry)
+        .map(|(name, _)| *name)
+        .collect();
+    assert_eq!(
+        retried, retryable,
+        "the state machine's Retry blocks against Error::KINDS' retryable names"
+    );
 }
 
 #[test]

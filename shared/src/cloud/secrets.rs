@@ -172,6 +172,7 @@ where
         path: format!("secret {secret_id}"),
         message,
         retryable: transient,
+        source: None,
     }
 }
 

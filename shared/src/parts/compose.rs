@@ -148,6 +148,7 @@ impl Composer<'_> {
                 path: source.to_string(),
                 message: format!("reading into the dump: {e}"),
                 retryable: true,
+                source: Some(Box::new(e)),
             })?
             .into_bytes();
         if data.len() as u64 != to - from {
@@ -159,6 +160,7 @@ impl Composer<'_> {
                     to - from
                 ),
                 retryable: false,
+                source: None,
             });
         }
         self.pending.extend_from_slice(&data);

@@ -136,6 +136,7 @@ impl GzPartSource {
             path: self.location.clone(),
             message: format!("not a valid gzip part: {e}"),
             retryable: false,
+            source: Some(Box::new(e)),
         }
     }
 

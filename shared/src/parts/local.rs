@@ -27,6 +27,7 @@ impl LocalStore {
                 path: key.to_string(),
                 message: "part key escapes the store directory".into(),
                 retryable: false,
+                source: None,
             });
         }
         Ok(self.root.join(key))

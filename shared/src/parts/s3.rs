@@ -291,6 +291,7 @@ impl PartStore for S3Store {
                 path: self.location(key),
                 message: format!("reading: {e}"),
                 retryable: true,
+                source: Some(Box::new(e)),
             })?;
         Ok(data.into_bytes().to_vec())
     }

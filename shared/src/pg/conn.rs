@@ -271,6 +271,7 @@ impl ConnSpec {
             role,
             endpoint: self.redacted(),
             message,
+            source: None,
         };
         let client = match self.ssl {
             SslMode::Disable => {

@@ -60,6 +60,7 @@ impl Error {
             retryable: sqlstate.as_deref().is_none_or(is_transient),
             sqlstate,
             message: describe(&err),
+            source: Some(Box::new(err)),
         }
     }
 }

@@ -32,6 +32,7 @@ impl DumpOut<'_> {
             path: self.name.clone(),
             message: format!("cannot write the dump: {e}"),
             retryable: false,
+            source: Some(Box::new(e)),
         })
     }
 }
@@ -295,6 +296,7 @@ impl DumpFile {
             path: name.clone(),
             message: format!("cannot write the dump: {e}"),
             retryable: false,
+            source: Some(Box::new(e)),
         };
         match self.sink {
             Sink::Plain(mut w) => w.flush().map_err(io)?,

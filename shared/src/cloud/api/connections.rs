@@ -70,6 +70,7 @@ impl Api<'_> {
                 role: Role::Target,
                 endpoint: spec.identity(),
                 message: format!("no answer within {} s", TEST_TIMEOUT.as_secs()),
+                source: None,
             })
         });
         // Once connected, an error is about the server, not whether it answers.

@@ -327,14 +327,11 @@ impl Api<'_> {
             | (_, ["syncs", _])
             | (_, ["syncs", _, "retry" | "download"])
             | (_, ["connections", "test"])
-            | (_, ["databases"]) => Err(ApiError::new(
+            | (_, ["databases"]) => Err(ApiError::no_route(
                 405,
-                Error::NoRoute(format!("{method} is not allowed on {path}")),
+                format!("{method} is not allowed on {path}"),
             )),
-            _ => Err(ApiError::new(
-                404,
-                Error::NoRoute(format!("no route {method} {path}")),
-            )),
+            _ => Err(ApiError::no_route(404, format!("no route {method} {path}"))),
         };
         result.unwrap_or_else(Reply::from)
     }
@@ -346,7 +343,7 @@ impl Api<'_> {
         let req = parse_request(&body, self.settings)?;
         self.start(req, json!({ "schedule": event.schedule }))
             .await
-            .map_err(|a| a.error)
+            .map_err(ApiError::into_core)
     }
 }
 

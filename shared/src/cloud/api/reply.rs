@@ -14,20 +14,61 @@ pub struct ApiError {
     /// HTTP status.
     pub status: u16,
     /// What went wrong: its stable name and message reach the caller.
-    pub error: Error,
+    pub failure: Failure,
+}
+
+/// What an API call failed on: the core's error, or what only HTTP has (a route or method
+/// the API does not have), which stays out of the core.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The core refused or failed.
+    #[error(transparent)]
+    Core(#[from] Error),
+    /// No such route, or a method the route does not take (404, 405).
+    #[error("{0}")]
+    NoRoute(String),
+}
+
+impl Failure {
+    /// The stable name the caller sees.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Failure::Core(e) => e.name(),
+            Failure::NoRoute(_) => "DbsyncNoRoute",
+        }
+    }
 }
 
 impl ApiError {
     /// A refusal with an explicit status (403 for the deployment's rules, 404, 405, 409).
     pub fn new(status: u16, error: Error) -> Self {
-        ApiError { status, error }
+        ApiError {
+            status,
+            failure: Failure::Core(error),
+        }
+    }
+
+    /// A route or method the API does not have.
+    pub fn no_route(status: u16, message: String) -> Self {
+        ApiError {
+            status,
+            failure: Failure::NoRoute(message),
+        }
+    }
+
+    /// The core's error behind it, for callers that are not HTTP (the schedule).
+    pub fn into_core(self) -> Error {
+        match self.failure {
+            Failure::Core(e) => e,
+            Failure::NoRoute(m) => Error::Internal(format!("no route: {m}")),
+        }
     }
 
     /// The answer at the HTTP edge.
     pub fn into_reply(self) -> Reply {
         Reply {
             status: self.status,
-            body: json!({ "error": { "name": self.error.name(), "message": self.error.to_string() } }),
+            body: json!({ "error": { "name": self.failure.name(), "message": self.failure.to_string() } }),
         }
     }
 }
@@ -39,12 +80,12 @@ impl From<Error> for ApiError {
         let status = match &error {
             Error::Config { .. } | Error::SameDatabase(_) | Error::EmptyScope(_) => 400,
             Error::Protected(_) => 403,
-            Error::NoSuchJob(_) | Error::NoRoute(_) => 404,
+            Error::NoSuchJob(_) => 404,
             Error::TargetLocked(_) | Error::JobEnded { .. } => 409,
             e if e.is_retryable() => 503,
             _ => 500,
         };
-        ApiError { status, error }
+        ApiError::new(status, error)
     }
 }
 

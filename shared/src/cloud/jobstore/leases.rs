@@ -86,6 +86,7 @@ impl DynamoJobStore {
             path: place,
             message: format!("{ROUNDS} concurrent writers in a row; try again"),
             retryable: true,
+            source: None,
         })
     }
 

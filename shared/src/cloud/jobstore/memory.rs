@@ -32,6 +32,7 @@ impl JobStore for MemoryJobStore {
                 path: format!("job {}", job.job_id),
                 message: "exists already".into(),
                 retryable: false,
+                source: None,
             });
         }
         jobs.insert(job.job_id.clone(), job.clone());

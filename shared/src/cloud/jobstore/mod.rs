@@ -96,7 +96,7 @@ pub struct Counters {
 /// A recorded error: stable name and a message without secrets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobError {
-    /// One of [`Error::NAMES`].
+    /// One of [`Error::KINDS`].
     pub name: String,
     /// What happened.
     pub message: String,
