@@ -6,6 +6,7 @@ use crate::error::{Error, Result, Role};
 use crate::model::ident::quote_literal;
 use crate::pg::conn::ConnSpec;
 use crate::pg::sqlstate;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 /// Opens the coordinator session: a repeatable-read, read-only transaction whose snapshot
@@ -60,12 +61,15 @@ async fn import(c: &Client, before: &str, snapshot: &str) -> Result<()> {
         quote_literal(snapshot)
     ))
     .await
-    .map_err(|e| match sqlstate::code(&e) {
-        // "invalid snapshot identifier", or "the source process ... is not running anymore"
-        // while its holder is going away: either way the holder let go.
-        Some(sqlstate::INVALID_PARAMETER_VALUE | sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE) => {
+    .map_err(|e| {
+        // "invalid snapshot identifier" (22023), or "the source process ... is not running
+        // anymore" (55000) while its holder is going away: either way the holder let go.
+        if sqlstate::is(&e, &SqlState::INVALID_PARAMETER_VALUE)
+            || sqlstate::is(&e, &SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE)
+        {
             Error::SnapshotReleased(snapshot.to_string())
+        } else {
+            Error::pg(Role::Source, "importing the snapshot", e)
         }
-        _ => Error::pg(Role::Source, "importing the snapshot", e),
     })
 }

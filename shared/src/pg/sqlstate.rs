@@ -1,47 +1,37 @@
-//! What the server's SQLSTATEs mean to dbsync: the codes the core reacts to, by name; which
+//! What the server's SQLSTATEs mean to dbsync (by tokio-postgres's names, `SqlState`): which
 //! ones make the same work worth another try; and the one constructor of
 //! [`Error::Postgres`], which records that decision. Errors are classified by code, never by
 //! message text.
 
 use crate::error::{Error, Role};
+use tokio_postgres::error::SqlState;
 
-/// `22023` invalid_parameter_value: what `SET TRANSACTION SNAPSHOT` answers for a snapshot
-/// whose holder let go.
-pub const INVALID_PARAMETER_VALUE: &str = "22023";
-/// `55000` object_not_in_prerequisite_state: what `SET TRANSACTION SNAPSHOT` answers for a
-/// snapshot whose holder's process has just ended (its file not yet removed).
-pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
-/// `42501` insufficient_privilege.
-pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
-/// `40001` serialization_failure.
-pub const SERIALIZATION_FAILURE: &str = "40001";
-/// `40P01` deadlock_detected.
-pub const DEADLOCK_DETECTED: &str = "40P01";
-/// `55P03` lock_not_available.
-pub const LOCK_NOT_AVAILABLE: &str = "55P03";
-/// `57P01` admin_shutdown (the session was terminated, or the server is stopping).
-pub const ADMIN_SHUTDOWN: &str = "57P01";
-/// `57P02` crash_shutdown.
-pub const CRASH_SHUTDOWN: &str = "57P02";
-/// `57P03` cannot_connect_now (the server is starting up).
-pub const CANNOT_CONNECT_NOW: &str = "57P03";
+/// The codes after which the same work may succeed on a fresh session: a serialization
+/// failure, a deadlock, a lock not available, the session terminated or the server stopping,
+/// crashed or still starting (tokio-postgres names them; classes below it does not).
+const TRANSIENT: &[SqlState] = &[
+    SqlState::T_R_SERIALIZATION_FAILURE,
+    SqlState::T_R_DEADLOCK_DETECTED,
+    SqlState::LOCK_NOT_AVAILABLE,
+    SqlState::ADMIN_SHUTDOWN,
+    SqlState::CRASH_SHUTDOWN,
+    SqlState::CANNOT_CONNECT_NOW,
+];
 /// Class `08`: connection exceptions.
-pub const CLASS_CONNECTION_EXCEPTION: &str = "08";
+const CLASS_CONNECTION_EXCEPTION: &str = "08";
 /// Class `53`: insufficient resources (too many connections, out of memory or disk).
-pub const CLASS_INSUFFICIENT_RESOURCES: &str = "53";
+const CLASS_INSUFFICIENT_RESOURCES: &str = "53";
 
 /// Whether work that failed with `code` may succeed if tried again on a fresh session.
 pub fn is_transient(code: &str) -> bool {
-    matches!(
-        code,
-        SERIALIZATION_FAILURE
-            | DEADLOCK_DETECTED
-            | LOCK_NOT_AVAILABLE
-            | ADMIN_SHUTDOWN
-            | CRASH_SHUTDOWN
-            | CANNOT_CONNECT_NOW
-    ) || code.starts_with(CLASS_CONNECTION_EXCEPTION)
+    TRANSIENT.contains(&SqlState::from_code(code))
+        || code.starts_with(CLASS_CONNECTION_EXCEPTION)
         || code.starts_with(CLASS_INSUFFICIENT_RESOURCES)
+}
+
+/// Whether a tokio-postgres error is the server's `state`.
+pub fn is(err: &tokio_postgres::Error, state: &SqlState) -> bool {
+    err.code() == Some(state)
 }
 
 /// The SQLSTATE of a tokio-postgres error, if the server sent one.
@@ -97,11 +87,12 @@ mod tests {
 
     #[test]
     fn serialization_failures_are_retryable_and_syntax_errors_are_not() {
-        assert!(is_transient(SERIALIZATION_FAILURE));
+        assert!(is_transient("40001"));
+        assert!(is_transient("40P01") && is_transient("57P01"));
         assert!(is_transient("08006"));
         assert!(is_transient("53300"));
         assert!(!is_transient("42601"));
         assert!(!is_transient("23505"));
-        assert!(!is_transient(INSUFFICIENT_PRIVILEGE));
+        assert!(!is_transient("42501"));
     }
 }

@@ -5,6 +5,7 @@
 use crate::error::{Error, Result, Role};
 use crate::pg::conn::ConnSpec;
 use crate::pg::sqlstate;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Transaction};
 
 /// Whether a session named `source_app` (the job's source coordinator) is connected to the
@@ -29,7 +30,7 @@ pub async fn try_replica_mode(client: &Client) -> Result<bool> {
         .await
     {
         Ok(()) => Ok(true),
-        Err(e) if sqlstate::code(&e) == Some(sqlstate::INSUFFICIENT_PRIVILEGE) => Ok(false),
+        Err(e) if sqlstate::is(&e, &SqlState::INSUFFICIENT_PRIVILEGE) => Ok(false),
         Err(e) => Err(Error::pg(
             Role::Target,
             "setting session_replication_role",
