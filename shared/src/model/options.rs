@@ -123,6 +123,115 @@ impl TryFrom<String> for Mode {
     }
 }
 
+/// Which load choices a job makes, as far as which of them combine: the one check of that
+/// the command line, the pipelines and the API make (each in its own spelling of the names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadChoices {
+    /// The job loads a target (an export-only job does not).
+    pub loads_target: bool,
+    /// `--atomic` / `"atomic"`.
+    pub atomic: bool,
+    /// `--create-schema` / `"create_schema"`.
+    pub create_schema: bool,
+    /// `--backup` / `"backup"`.
+    pub backup: bool,
+    /// `--dry-run`: checks the target's existing tables, changes nothing.
+    pub dry_run: bool,
+    /// `sync --via`: through parts, export then import.
+    pub via: bool,
+}
+
+/// How a surface spells a setting: the command line's flags or the request's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spelling {
+    /// `--create-schema`.
+    Flag,
+    /// `create_schema`.
+    Field,
+}
+
+impl Spelling {
+    /// `setting` (a field name) as this surface spells it.
+    pub fn name(self, setting: &str) -> String {
+        match self {
+            Spelling::Flag => format!("--{}", setting.replace('_', "-")),
+            Spelling::Field => setting.to_string(),
+        }
+    }
+}
+
+impl LoadChoices {
+    /// Refuses a combination that cannot work, naming the setting as `spelling` spells it.
+    pub fn check(&self, spelling: Spelling) -> crate::error::Result<()> {
+        let n = |s: &str| spelling.name(s);
+        let refuse =
+            |setting: &str, message: String| Err(crate::error::Error::config(n(setting), message));
+        for (given, setting) in [
+            (self.atomic, "atomic"),
+            (self.create_schema, "create_schema"),
+            (self.backup, "backup"),
+        ] {
+            if given && !self.loads_target {
+                return refuse(
+                    setting,
+                    "is about the target a job loads; an export-only job loads none (name a target, or leave it out)".into(),
+                );
+            }
+        }
+        if self.create_schema && self.atomic {
+            return refuse(
+                "create_schema",
+                format!(
+                    "cannot be combined with {}: create the schema with a first sync, then use {}",
+                    n("atomic"),
+                    n("atomic")
+                ),
+            );
+        }
+        if self.backup && self.atomic {
+            return refuse(
+                "backup",
+                format!(
+                    "cannot be combined with {} (which keeps the old data until the commit)",
+                    n("atomic")
+                ),
+            );
+        }
+        if self.create_schema && self.dry_run {
+            return refuse(
+                "create_schema",
+                format!(
+                    "cannot be combined with {} (a dry run checks the target's existing tables)",
+                    n("dry_run")
+                ),
+            );
+        }
+        if self.via {
+            for (given, setting, why) in [
+                (
+                    self.create_schema,
+                    "create_schema",
+                    " (the import has only the manifest); sync directly",
+                ),
+                (self.dry_run, "dry_run", ""),
+                (
+                    self.atomic,
+                    "atomic",
+                    " (an atomic sync streams in one transaction)",
+                ),
+            ] {
+                if given {
+                    return refuse(
+                        setting,
+                        format!("cannot be combined with {}{why}", n("via")),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Where each setting of a sync appears: its flag on `dbsync sync` (or another command), its
 /// field in the API's request, its field in the state machine's input, one name throughout
 /// where it is the same thing. A row with a blank says why the setting is not there; tests
@@ -361,6 +470,93 @@ mod tests {
         assert!(Analyze::Copy.runs() && Analyze::Copy.copies());
         assert!(Analyze::On.runs() && !Analyze::On.copies());
         assert!(!Analyze::Off.runs());
+    }
+
+    #[test]
+    fn each_refused_combination_names_the_setting_in_the_surface_s_spelling() {
+        let sync = LoadChoices {
+            loads_target: true,
+            ..Default::default()
+        };
+        let refused = |c: LoadChoices, s: Spelling| c.check(s).err().map(|e| e.to_string());
+        let cases = [
+            (
+                LoadChoices {
+                    atomic: true,
+                    create_schema: true,
+                    ..sync
+                },
+                "create_schema",
+                "atomic",
+            ),
+            (
+                LoadChoices {
+                    atomic: true,
+                    backup: true,
+                    ..sync
+                },
+                "backup",
+                "atomic",
+            ),
+            (
+                LoadChoices {
+                    dry_run: true,
+                    create_schema: true,
+                    ..sync
+                },
+                "create_schema",
+                "dry_run",
+            ),
+            (
+                LoadChoices {
+                    via: true,
+                    atomic: true,
+                    ..sync
+                },
+                "atomic",
+                "via",
+            ),
+            (
+                LoadChoices {
+                    via: true,
+                    dry_run: true,
+                    ..sync
+                },
+                "dry_run",
+                "via",
+            ),
+            (
+                LoadChoices {
+                    backup: true,
+                    ..Default::default()
+                },
+                "backup",
+                "loads none",
+            ),
+        ];
+        for (c, setting, other) in cases {
+            let flag = refused(c, Spelling::Flag).unwrap_or_default();
+            assert!(
+                flag.starts_with(&format!("setting {}:", Spelling::Flag.name(setting))),
+                "{flag}"
+            );
+            let field = refused(c, Spelling::Field).unwrap_or_default();
+            assert!(field.starts_with(&format!("setting {setting}:")), "{field}");
+            assert!(field.contains(other), "{field}");
+        }
+        assert!(LoadChoices {
+            atomic: true,
+            ..sync
+        }
+        .check(Spelling::Flag)
+        .is_ok());
+        assert!(LoadChoices {
+            backup: true,
+            create_schema: true,
+            ..sync
+        }
+        .check(Spelling::Field)
+        .is_ok());
     }
 
     #[test]

@@ -40,6 +40,7 @@ use crate::model::chunk::DEFAULT_CHUNK_BYTES;
 /// Default `--atomic-max-size`: 8 GiB.
 pub const DEFAULT_ATOMIC_MAX_BYTES: u64 = 8 << 30;
 pub use crate::model::options::{Analyze, PartCheck, AUTO_CHECK_S3_BYTES};
+use crate::model::options::{LoadChoices, Spelling};
 use crate::model::part::LoadOutcome;
 use crate::model::rules::RulesFile;
 use crate::model::scope::Scope;
@@ -111,25 +112,20 @@ impl Options {
 
     /// Refuses combinations of options a sync cannot honour together, before anything runs.
     pub fn check_combinations(&self) -> Result<()> {
-        if self.create_schema && self.dry_run {
-            return Err(Error::config(
-                crate::plan::ddl::SETTING,
-                "cannot be combined with --dry-run (a dry run checks the target's existing tables)",
-            ));
+        self.choices(false).check(Spelling::Flag)
+    }
+
+    /// The load choices these options make (`via`: through parts), for the one check of
+    /// which combine ([`LoadChoices::check`]).
+    pub fn choices(&self, via: bool) -> LoadChoices {
+        LoadChoices {
+            loads_target: true,
+            atomic: self.atomic,
+            create_schema: self.create_schema,
+            backup: self.backup.is_some(),
+            dry_run: self.dry_run,
+            via,
         }
-        if self.backup.is_some() && self.atomic {
-            return Err(Error::config(
-                backup::SETTING,
-                "cannot be combined with --atomic (which keeps the old data until the commit)",
-            ));
-        }
-        if self.create_schema && self.atomic {
-            return Err(Error::config(
-                crate::plan::ddl::SETTING,
-                "cannot be combined with --atomic: create the schema with a first sync, then sync --atomic",
-            ));
-        }
-        Ok(())
     }
 
     /// How a sync splits its tables: balanced over the workers, by heap pages (one snapshot

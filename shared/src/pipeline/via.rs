@@ -3,7 +3,8 @@
 //! The order and what may not be combined with it live here, so every front end (the command
 //! line, the console) runs the same sequence.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::model::options::Spelling;
 use crate::parts::{open_store, S3Settings};
 use crate::pg::conn::ConnSpec;
 use crate::pipeline::progress::Progress;
@@ -21,26 +22,6 @@ pub struct Via<'a> {
     pub force: bool,
 }
 
-/// What a sync through parts cannot do, refused before anything runs.
-fn check(opts: &Options) -> Result<()> {
-    if opts.create_schema {
-        return Err(Error::config(
-            crate::plan::ddl::SETTING,
-            "cannot be combined with --via (the import has only the manifest); sync directly",
-        ));
-    }
-    if opts.dry_run {
-        return Err(Error::config("--dry-run", "cannot be combined with --via"));
-    }
-    if opts.atomic {
-        return Err(Error::config(
-            "--atomic",
-            "cannot be combined with --via (an atomic sync streams in one transaction)",
-        ));
-    }
-    Ok(())
-}
-
 /// Exports `source` to `via`, backs the target up when `opts.backup` says so, imports into
 /// `target` and verifies when `opts.verify` says so. The target is refused by the protected
 /// patterns before the export starts.
@@ -52,7 +33,7 @@ pub async fn sync_via(
     progress: Arc<dyn Progress>,
 ) -> Result<LoadReport> {
     opts.check_target_allowed(target)?;
-    check(opts)?;
+    opts.choices(true).check(Spelling::Flag)?;
     let store = open_store(via.location, &S3Settings::default()).await?;
     export::fresh_location(store.as_ref(), SETTING, via.force).await?;
     let m = export::export(source, store.clone(), opts, progress.clone()).await?;

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::chunk::DEFAULT_CHUNK_BYTES;
 use crate::model::manifest::Consistency;
 pub use crate::model::options::{Analyze, Mode};
+use crate::model::options::{LoadChoices, Spelling};
 use crate::model::scope::Scope;
 use crate::model::size::parse_size;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
@@ -305,24 +306,14 @@ fn check_request(req: &SyncRequest, settings: &ApiSettings) -> Result<()> {
             ));
         }
     }
-    if req.atomic && req.target_secret.is_none() {
-        return Err(Error::config(
-            "atomic",
-            "an export-only job loads no target; leave atomic out or name a target_secret",
-        ));
+    LoadChoices {
+        loads_target: req.mode.loads() && req.target_secret.is_some(),
+        atomic: req.atomic,
+        create_schema: req.create_schema,
+        backup: req.backup,
+        ..LoadChoices::default()
     }
-    if req.create_schema && (req.target_secret.is_none() || req.atomic) {
-        return Err(Error::config(
-            "create_schema",
-            "needs a target and cannot be combined with atomic: create the schema with a first sync",
-        ));
-    }
-    if req.backup && (!req.mode.loads() || req.target_secret.is_none() || req.atomic) {
-        return Err(Error::config(
-            "backup",
-            "backs up a target before a load empties it: it needs mode \"sync\" and a target_secret, and cannot be combined with atomic (which keeps the old data until the commit)",
-        ));
-    }
+    .check(Spelling::Field)?;
     if req.source_connections == Some(0) {
         return Err(Error::config("source_connections", "must be at least 1"));
     }
