@@ -14,7 +14,7 @@ pub async fn handle(
 ) -> Result<HoldSnapshotOutput, FunctionError> {
     let source = dbsync_core::cloud::secrets::fetch(&clients.secrets, &event.source_secret).await?;
     let left = deadline.saturating_duration_since(Instant::now());
-    let window = Duration::from_secs(event.window_seconds.unwrap_or(840)).min(left);
+    let window = Duration::from_secs(event.snapshot_window_seconds.unwrap_or(840)).min(left);
     let delay = if event.stagger {
         window / 2
     } else {
@@ -33,7 +33,7 @@ pub async fn handle(
     Ok(HoldSnapshotOutput {
         job_id: event.job_id,
         source_secret: event.source_secret,
-        window_seconds: event.window_seconds,
+        snapshot_window_seconds: event.snapshot_window_seconds,
         stagger: false,
         snapshot,
         released,
@@ -85,7 +85,7 @@ mod tests {
     async fn a_staggered_holder_relays_the_snapshot_while_the_first_still_holds_it() {
         let (event, f) = sample("fn_relay").await;
         let first = HoldSnapshotEvent {
-            window_seconds: Some(4),
+            snapshot_window_seconds: Some(4),
             ..event
         };
         let second = HoldSnapshotEvent {

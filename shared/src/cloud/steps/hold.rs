@@ -12,9 +12,9 @@ pub struct HoldSnapshotEvent {
     /// Secrets Manager id of the source's credentials.
     pub source_secret: String,
     /// How long one holder holds at most (the invocation's own time limit caps it too);
-    /// the next one relays the snapshot.
-    #[serde(default)]
-    pub window_seconds: Option<u64>,
+    /// the next one relays the snapshot. The request's name; `window_seconds` before.
+    #[serde(default, alias = "window_seconds")]
+    pub snapshot_window_seconds: Option<u64>,
     /// Wait half a window first (the second holder loop), returning early when the exports
     /// are done.
     #[serde(default)]
@@ -29,8 +29,8 @@ pub struct HoldSnapshotOutput {
     /// Passed on to the next holder.
     pub source_secret: String,
     /// Passed on to the next holder.
-    #[serde(default)]
-    pub window_seconds: Option<u64>,
+    #[serde(default, alias = "window_seconds")]
+    pub snapshot_window_seconds: Option<u64>,
     /// Always false: only a loop's first holder waits.
     #[serde(default)]
     pub stagger: bool,
