@@ -35,7 +35,7 @@ async fn parts_loaded_by_separate_invocations_with_retries_give_an_exact_target(
                 let mut c = pipeline::import::connect_part_loader(&target, &plan)
                     .await
                     .expect("connect");
-                match pipeline::import_part(&mut c, &m, part, store.as_ref(), (false, &NoProgress))
+                match pipeline::import_part(&mut c, part_load(&m, part, store.as_ref()))
                     .await
                     .expect("part")
                 {
@@ -51,15 +51,9 @@ async fn parts_loaded_by_separate_invocations_with_retries_give_an_exact_target(
         let mut c = pipeline::import::connect_part_loader(&target, &plan)
             .await
             .expect("connect");
-        pipeline::import_part(
-            &mut c,
-            &m,
-            "t9999.c00000",
-            store.as_ref(),
-            (false, &NoProgress),
-        )
-        .await
-        .expect_err("unknown part")
+        pipeline::import_part(&mut c, part_load(&m, "t9999.c00000", store.as_ref()))
+            .await
+            .expect_err("unknown part")
     };
     assert!(err.to_string().contains("t9999.c00000"), "{err}");
 
@@ -118,7 +112,7 @@ async fn load_parts(
         let mut c = pipeline::import::connect_part_loader(target, plan)
             .await
             .expect("connect");
-        pipeline::import_part(&mut c, m, part, store, (false, &NoProgress))
+        pipeline::import_part(&mut c, part_load(m, part, store))
             .await
             .expect("part");
     }
@@ -178,4 +172,19 @@ async fn a_finalize_cut_short_then_put_back_and_prepared_again_rebuilds_every_in
     // The schema is part of the fingerprint: every index and key is back.
     p.assert_identical().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A plain (not atomic) load of `part`, progress unseen.
+fn part_load<'a>(
+    m: &'a dbsync_core::model::manifest::Manifest,
+    part: &'a str,
+    store: &'a dyn dbsync_core::parts::PartStore,
+) -> pipeline::PartLoad<'a> {
+    pipeline::PartLoad {
+        manifest: m,
+        part_id: part,
+        store,
+        shadow: false,
+        progress: &NoProgress,
+    }
 }

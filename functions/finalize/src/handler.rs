@@ -30,7 +30,8 @@ pub async fn handle(
             store: &store,
             jobs: &clients.jobs(),
         },
-        (&event.job_id, event.lock_key.as_deref()),
+        &event.job_id,
+        event.lock_key.as_deref(),
         Some(until.into()),
     )
     .await?)

@@ -121,7 +121,7 @@ async fn load_in_one_transaction(
     ledger::ensure(&mut coord).await?;
     let mut tx = target::begin_atomic(&mut coord).await?;
     let loaded = tokio::select! {
-        r = load_and_finish(&mut tx, take, (&order, replica), job, report) => r,
+        r = load_and_finish(&mut tx, take, &order, replica, job, report) => r,
         by = interrupt.wait() => Err(rolled_back(&by)),
     };
     loaded?;
@@ -144,7 +144,8 @@ fn rolled_back(by: &str) -> Error {
 async fn load_and_finish(
     tx: &mut Transaction<'_>,
     take: Restore,
-    (order, replica): (&crate::model::chunk::FkOrder, bool),
+    order: &crate::model::chunk::FkOrder,
+    replica: bool,
     job: &AtomicJob<'_>,
     report: &mut LoadReport,
 ) -> Result<()> {

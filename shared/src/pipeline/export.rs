@@ -21,34 +21,41 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio_postgres::Client;
 
-/// Exports one chunk of `plan` on a worker into its part in `store`, first moving the worker
-/// to the current snapshot when it is relayed.
-async fn export_one(
-    w: Client,
+/// What every chunk of one export shares.
+#[derive(Clone)]
+struct ExportRun {
     plan: Arc<Plan>,
     store: Arc<dyn PartStore>,
-    chunk: Chunk,
-    (level, follow, progress): (u32, Option<Follow>, Arc<dyn Progress>),
-) -> (Client, Result<ExportedPart>) {
-    if let Some(f) = &follow {
+    /// gzip level of the parts.
+    level: u32,
+    /// The relayed snapshot to move to before each chunk, when it is relayed.
+    follow: Option<Follow>,
+    progress: Arc<dyn Progress>,
+}
+
+/// Exports one chunk of the run's plan on a worker into its part, first moving the worker to
+/// the current snapshot when it is relayed.
+async fn export_one(w: Client, run: &ExportRun, chunk: Chunk) -> (Client, Result<ExportedPart>) {
+    if let Some(f) = &run.follow {
         if let Err(e) = f.rejoin(&w).await {
             return (w, Err(e));
         }
     }
+    let plan = &run.plan;
     let table = &plan.catalog.tables[chunk.table];
     let key = part_key(&chunk);
     let part = PartTarget {
-        store: store.as_ref(),
+        store: run.store.as_ref(),
         key: &key,
-        level,
+        level: run.level,
     };
     let meter = Meter {
-        progress: progress.as_ref(),
+        progress: run.progress.as_ref(),
         table: &table.name,
-        est_bytes: estimated_bytes(&plan, &chunk),
+        est_bytes: estimated_bytes(plan, &chunk),
     };
-    let context = chunk_context(&plan, &chunk);
-    let r = export_chunk(&w, table, &chunk.range, context, (part, meter))
+    let context = chunk_context(plan, &chunk);
+    let r = export_chunk(&w, table, &chunk.range, context, part, meter)
         .await
         .map(|(stats, compressed_bytes)| ExportedPart {
             id: chunk.id(),
@@ -61,41 +68,28 @@ async fn export_one(
     (w, r)
 }
 
-/// Exports every chunk of `plan` on `workers`, largest first (so the slowest one does not
-/// start last).
+/// Exports every chunk of the run's plan on `workers`, largest first (so the slowest one
+/// does not start last).
 async fn export_chunks(
     workers: Vec<Client>,
-    plan: Arc<Plan>,
-    store: Arc<dyn PartStore>,
-    opts: &Options,
-    (progress, follow): (Arc<dyn Progress>, Option<Follow>),
+    run: ExportRun,
+    interrupt: &crate::pipeline::interrupt::Interrupt,
 ) -> Result<Vec<ExportedPart>> {
-    let mut items = plan.chunks.clone();
-    items.sort_by_key(|c| std::cmp::Reverse(estimated_bytes(&plan, c)));
-    let level = opts.compress_level;
-    let (_, parts) = run_pool(
-        workers,
-        items,
-        &opts.interrupt,
-        move |w: Client, chunk: Chunk| {
-            let (plan, store, prog, follow) = (
-                plan.clone(),
-                store.clone(),
-                progress.clone(),
-                follow.clone(),
-            );
-            async move {
-                let est = estimated_bytes(&plan, &chunk);
-                let how = (level, follow, prog.clone());
-                let (w, r) = export_one(w, plan.clone(), store, chunk, how).await;
-                if let Ok(p) = &r {
-                    let name = &plan.catalog.tables[p.chunk.table].name;
-                    prog.chunk_done(name, p.stats.rows, p.stats.bytes, est);
-                }
-                (w, r)
+    let mut items = run.plan.chunks.clone();
+    items.sort_by_key(|c| std::cmp::Reverse(estimated_bytes(&run.plan, c)));
+    let (_, parts) = run_pool(workers, items, interrupt, move |w: Client, chunk: Chunk| {
+        let run = run.clone();
+        async move {
+            let est = estimated_bytes(&run.plan, &chunk);
+            let (w, r) = export_one(w, &run, chunk).await;
+            if let Ok(p) = &r {
+                let name = &run.plan.catalog.tables[p.chunk.table].name;
+                run.progress
+                    .chunk_done(name, p.stats.rows, p.stats.bytes, est);
             }
-        },
-    )
+            (w, r)
+        }
+    })
     .await?;
     Ok(parts)
 }
@@ -157,14 +151,14 @@ pub async fn export(
     }
     let holder = Holder::new(source, coord, &snapshot, opts.snapshot_relay, &app);
     let follow = holder.follow();
-    let exported = export_chunks(
-        workers,
-        plan.clone(),
-        store.clone(),
-        opts,
-        (progress, follow),
-    )
-    .await;
+    let run = ExportRun {
+        plan: plan.clone(),
+        store: store.clone(),
+        level: opts.compress_level,
+        follow,
+        progress,
+    };
+    let exported = export_chunks(workers, run, &opts.interrupt).await;
     let (coord, relays) = holder.finish().await?;
     let parts = exported?;
     let export_ms = started.elapsed().as_millis() as u64 - planned_ms;

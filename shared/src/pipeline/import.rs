@@ -161,7 +161,17 @@ async fn load_and_finish(
             let (m, store, shown) = (m2.clone(), store.clone(), shown.clone());
             async move {
                 let part_id = &m.tables[ti].parts[pi].id;
-                let r = import_part(&mut w, &m, part_id, store.as_ref(), (shadow, &*shown)).await;
+                let r = import_part(
+                    &mut w,
+                    PartLoad {
+                        manifest: &m,
+                        part_id,
+                        store: store.as_ref(),
+                        shadow,
+                        progress: &*shown,
+                    },
+                )
+                .await;
                 (w, r)
             }
         },
@@ -310,17 +320,32 @@ fn part_estimate(t: &manifest::ManifestTable) -> u64 {
     t.table.bytes.max(0) as u64 / t.parts.len().max(1) as u64
 }
 
+/// One part to load, and how.
+pub struct PartLoad<'a> {
+    /// The export's manifest.
+    pub manifest: &'a Manifest,
+    /// The part, as the manifest names it.
+    pub part_id: &'a str,
+    /// Where its parts are.
+    pub store: &'a dyn PartStore,
+    /// Into its table's shadow (an atomic import).
+    pub shadow: bool,
+    /// Told the rows and bytes as they stream.
+    pub progress: &'a dyn Progress,
+}
+
 /// Step two: loads one part, exactly once however often it is called (retries, duplicate
 /// deliveries): the ledger row is written in the part's own transaction. `shadow`: into
 /// its table's shadow (an atomic import). Its rows and bytes are reported to `progress` as
 /// they stream.
-pub async fn import_part(
-    client: &mut Client,
-    m: &Manifest,
-    part_id: &str,
-    store: &dyn PartStore,
-    (shadow, progress): (bool, &dyn Progress),
-) -> Result<LoadOutcome> {
+pub async fn import_part(client: &mut Client, load: PartLoad<'_>) -> Result<LoadOutcome> {
+    let PartLoad {
+        manifest: m,
+        part_id,
+        store,
+        shadow,
+        progress,
+    } = load;
     let (mt, part) = m
         .tables
         .iter()

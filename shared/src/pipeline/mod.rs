@@ -28,7 +28,8 @@ pub mod workers;
 
 pub use export::{assemble_manifest, export, ManifestHeader};
 pub use import::{
-    begin_import, finalize_import, finalize_import_until, import, import_part, Finished, ImportPlan,
+    begin_import, finalize_import, finalize_import_until, import, import_part, Finished,
+    ImportPlan, PartLoad,
 };
 pub use planning::{build_plan, plan_only};
 pub use sync::sync;

@@ -30,7 +30,8 @@ pub async fn export_chunk(
     table: &Table,
     range: &ChunkRange,
     context: String,
-    (part, meter): (PartTarget<'_>, Meter<'_>),
+    part: PartTarget<'_>,
+    meter: Meter<'_>,
 ) -> Result<(PartStats, u64)> {
     let mut src = CopyOutSource::start(client, table, range, context).await?;
     let mut src = Metered::new(&mut src, meter);

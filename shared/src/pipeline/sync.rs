@@ -28,13 +28,22 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio_postgres::Client;
 
+/// How one chunk is copied.
+#[derive(Clone, Copy)]
+struct How {
+    /// Binary or text COPY, the table's.
+    format: CopyFormat,
+    /// The chunk is its table's only part: its COPY may FREEZE.
+    sole: bool,
+}
+
 /// Streams one chunk from the worker's source session into its target session.
 async fn copy_chunk(
     mut w: SyncWorker,
     plan: Arc<Plan>,
     job_id: Arc<String>,
     chunk: Chunk,
-    (format, sole): (CopyFormat, bool),
+    How { format, sole }: How,
     progress: Arc<dyn Progress>,
 ) -> (SyncWorker, Result<crate::model::part::LoadOutcome>) {
     let table = &plan.catalog.tables[chunk.table];
@@ -112,7 +121,10 @@ async fn load_and_finish(
         load: move |w, chunk: Chunk| {
             let format = formats.get(chunk.table).copied().unwrap_or_default();
             let alone = sole.get(chunk.table).copied().unwrap_or(false);
-            let how = (format, alone);
+            let how = How {
+                format,
+                sole: alone,
+            };
             copy_chunk(w, plan2.clone(), job.clone(), chunk, how, shown.clone())
         },
         reconnect: move || {

@@ -10,11 +10,17 @@ use crate::model::ddl::{Created, Existing, SchemaSource};
 /// The setting errors name.
 pub const SETTING: &str = "--create-schema";
 
+/// The statements being gathered, what they create, and what cannot be created.
+#[derive(Default)]
+struct Gathered {
+    out: Vec<String>,
+    created: Created,
+    refused: Vec<String>,
+}
+
 /// The statements creating what `source` has and the target (`existing`) lacks.
 pub fn statements(source: &SchemaSource, existing: &Existing) -> Result<(Vec<String>, Created)> {
-    let mut out = Vec::new();
-    let mut created = Created::default();
-    let mut refused = Vec::new();
+    let mut g = Gathered::default();
     let new_tables: Vec<_> = {
         let mut t: Vec<_> = source
             .tables
@@ -25,10 +31,10 @@ pub fn statements(source: &SchemaSource, existing: &Existing) -> Result<(Vec<Str
         t
     };
     if new_tables.is_empty() {
-        return Ok((out, created));
+        return Ok((g.out, g.created));
     }
     if existing.version_num < 180000 {
-        refused.extend(
+        g.refused.extend(
             new_tables
                 .iter()
                 .filter(|t| !t.needs_18.is_empty())
@@ -42,8 +48,13 @@ pub fn statements(source: &SchemaSource, existing: &Existing) -> Result<(Vec<Str
                 }),
         );
     }
-    out.extend(source.schemas.iter().cloned());
-    types_and_extensions(source, existing, (&mut out, &mut created, &mut refused));
+    g.out.extend(source.schemas.iter().cloned());
+    types_and_extensions(source, existing, &mut g);
+    let Gathered {
+        mut out,
+        mut created,
+        refused,
+    } = g;
     for (what, list, have) in [
         ("function", &source.functions, &existing.functions),
         ("sequence", &source.sequences, &existing.sequences),
@@ -87,11 +98,12 @@ fn major_of(version_num: i32) -> String {
 
 /// The extensions and types the tables need and the target lacks, into `out`; what cannot
 /// be created into `refused`.
-fn types_and_extensions(
-    source: &SchemaSource,
-    existing: &Existing,
-    (out, created, refused): (&mut Vec<String>, &mut Created, &mut Vec<String>),
-) {
+fn types_and_extensions(source: &SchemaSource, existing: &Existing, g: &mut Gathered) {
+    let Gathered {
+        out,
+        created,
+        refused,
+    } = g;
     for e in &source.extensions {
         if existing.extensions.contains(&e.name) {
             continue;

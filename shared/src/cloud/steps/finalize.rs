@@ -19,7 +19,8 @@ use tokio::time::Instant;
 pub async fn finalize_job(
     target: &ConnSpec,
     place: JobPlace<'_>,
-    (job_id, lock_key): (&str, Option<&str>),
+    job_id: &str,
+    lock_key: Option<&str>,
     until: Option<Instant>,
 ) -> Result<FinalizeOutput> {
     let JobPlace { store, jobs } = place;

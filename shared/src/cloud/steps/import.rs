@@ -7,7 +7,7 @@ use crate::model::manifest::Manifest;
 use crate::model::part::LoadOutcome;
 use crate::pg::conn::ConnSpec;
 use crate::pg::ledger;
-use crate::pipeline::import::{connect_part_loader, import_part, ImportPlan};
+use crate::pipeline::import::{connect_part_loader, import_part, ImportPlan, PartLoad};
 use crate::pipeline::progress::NoProgress;
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +22,14 @@ pub async fn import_step(
     let JobPlace { store, jobs } = place;
     let m = job_manifest(store, &plan.job_id).await?;
     let mut client = connect_part_loader(target, plan).await?;
-    let outcome = import_part(&mut client, &m, part_id, store, (plan.shadow, &NoProgress)).await?;
+    let load = PartLoad {
+        manifest: &m,
+        part_id,
+        store,
+        shadow: plan.shadow,
+        progress: &NoProgress,
+    };
+    let outcome = import_part(&mut client, load).await?;
     if let LoadOutcome::Loaded(s) = &outcome {
         let loaded = ledger::loaded_rows(&client, &m.job_id).await?;
         let expected: Vec<(String, usize)> = m
