@@ -6,6 +6,7 @@
 mod output;
 mod args;
 mod commands;
+mod console;
 mod live;
 mod progress;
 mod signals;
@@ -50,6 +51,8 @@ enum Command {
     Plan(commands::plan::Args),
     /// Compare row counts, content checksums and sequences of source and target.
     Verify(commands::verify::Args),
+    /// Serve the web console on this machine: databases, new sync, jobs, live progress.
+    Console(commands::console::Args),
     /// Write the data of the source (or of an export) as one SQL script that
     /// `psql -v ON_ERROR_STOP=1 -f` restores into a database with the schema.
     Dump(commands::dump::Args),
@@ -117,6 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(a) => commands::plan::exec(a, out).await,
         Command::Verify(a) => commands::verify::exec(a, out).await,
         Command::Dump(a) => commands::dump::exec(a, out).await,
+        Command::Console(a) => commands::console::exec(a, out).await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! `exec` that turns them into the core's options, calls one pipeline and prints the result.
 
 pub mod check;
+pub mod console;
 pub mod dump;
 pub mod export;
 pub mod import;

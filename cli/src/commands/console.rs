@@ -1,0 +1,77 @@
+//! `dbsync console`: the web page that drives dbsync, served on loopback with a token.
+
+use crate::console::jobs::Jobs;
+use crate::console::Console;
+use crate::output::Output;
+use anyhow::Context;
+use dbsync_core::pg::conn::ConnSpec;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where to listen: a loopback address and port (0 picks a free one).
+    #[arg(long, env = "DBSYNC_CONSOLE_LISTEN", default_value = "127.0.0.1:7433")]
+    pub listen: std::net::SocketAddr,
+    /// The databases the page offers, each NAME=URL (repeat the flag, or separate them with
+    /// ';' in the environment). URLs are read as `--source` reads them; the page shows only
+    /// their endpoints.
+    #[arg(long = "database", env = "DBSYNC_DATABASES", value_delimiter = ';')]
+    pub databases: Vec<String>,
+    /// Where job records are kept (they survive a restart of the console).
+    #[arg(long, env = "DBSYNC_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+fn databases(list: &[String]) -> dbsync_core::Result<BTreeMap<String, ConnSpec>> {
+    let mut out = BTreeMap::new();
+    for entry in list.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        let Some((name, url)) = entry.split_once('=') else {
+            return Err(dbsync_core::Error::config(
+                "--database",
+                "give each database as NAME=URL",
+            ));
+        };
+        let spec = ConnSpec::parse(url, &format!("--database {name}"))?;
+        out.insert(name.trim().to_string(), spec);
+    }
+    Ok(out)
+}
+
+pub async fn exec(a: Args, _out: Output) -> anyhow::Result<()> {
+    if !a.listen.ip().is_loopback() {
+        return Err(dbsync_core::Error::config(
+            "--listen",
+            format!(
+                "{} is not a loopback address: the console serves this machine only",
+                a.listen.ip()
+            ),
+        )
+        .into());
+    }
+    let state = match a.state_dir {
+        Some(d) => d,
+        None => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join(".local/state/dbsync/console"),
+    };
+    let jobs = Jobs::open(state.clone(), databases(&a.databases)?)
+        .with_context(|| format!("opening the console's state directory {}", state.display()))?;
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("listening on {}", a.listen))?;
+    let addr = listener.local_addr()?;
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let origin = format!("http://{addr}");
+    // The address with its token is the console's one key: printed once, on stdout.
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "dbsync console: {origin}/?token={token}")?;
+    stdout.flush()?;
+    let app = Console::new(jobs, token, origin).router();
+    axum::serve(listener, app)
+        .await
+        .context("serving the console")?;
+    Ok(())
+}

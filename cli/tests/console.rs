@@ -1,0 +1,265 @@
+//! `dbsync console` as a person's browser meets it, over real HTTP against the real binary
+//! and two real databases: the token and origin checks, a bad request named by its field, a
+//! sync started from it whose progress moves while it runs and whose target ends identical,
+//! and a cancelled one.
+
+use dbsync_tests::Pair;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A console on a free port over the two databases of `p` (named `src` and `dst`).
+struct Console {
+    child: Child,
+    base: String,
+    token: String,
+    _state: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A directory removed when dropped.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new(hint: &str) -> Self {
+            let d = std::env::temp_dir().join(format!("dbsync-{hint}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).expect("state dir");
+            Dir(d)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Console {
+    fn start(p: &Pair, hint: &str) -> Console {
+        let state = tempdir::Dir::new(hint);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dbsync"))
+            .args(["console", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(&state.0)
+            .args(["--database", &format!("src={}", p.source_url)])
+            .args(["--database", &format!("dst={}", p.target_url)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the console");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the console prints its address");
+        let url = line
+            .trim()
+            .strip_prefix("dbsync console: ")
+            .expect("an address")
+            .to_string();
+        let (base, token) = url.split_once("/?token=").expect("a token in the address");
+        Console {
+            child,
+            base: base.to_string(),
+            token: token.to_string(),
+            _state: state,
+        }
+    }
+
+    /// One HTTP/1.1 request; the status and the body.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> (u16, String) {
+        let host = self.base.trim_start_matches("http://");
+        let mut s = TcpStream::connect(host).expect("connect to the console");
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("content-type: application/json\r\n\r\n");
+        req.push_str(&body);
+        s.write_all(req.as_bytes()).expect("send");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        let status = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    fn api(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let (status, text) = self.call(method, path, &[("x-dbsync-token", &self.token)], body);
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Polls the job until it is not running, returning every progress seen on the way.
+    fn wait(&self, id: &str) -> (Value, Vec<Value>) {
+        let started = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            let (_, job) = self.api("GET", &format!("/api/syncs/{id}"), None);
+            seen.push(job["progress"].clone());
+            if job["status"] != "running" || started.elapsed() > Duration::from_secs(240) {
+                return (job, seen);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_console_answers_only_requests_with_its_token_and_from_its_own_page() {
+    let p = Pair::new("console_guard").await;
+    let c = Console::start(&p, "guard");
+    let (status, _) = c.call("GET", "/api/databases", &[], None);
+    assert_eq!(status, 401, "no token");
+    let (status, _) = c.call(
+        "GET",
+        "/api/databases",
+        &[("x-dbsync-token", "guess")],
+        None,
+    );
+    assert_eq!(status, 401, "a wrong token");
+    let (status, _) = c.call(
+        "GET",
+        "/api/databases",
+        &[
+            ("x-dbsync-token", &c.token),
+            ("origin", "http://evil.example"),
+        ],
+        None,
+    );
+    assert_eq!(status, 403, "another site's page");
+    let (status, page) = c.call("GET", &format!("/?token={}", c.token), &[], None);
+    assert_eq!(status, 200);
+    assert!(page.contains("<title>dbsync console</title>"));
+    let (status, dbs) = c.api("GET", "/api/databases", None);
+    assert_eq!(status, 200);
+    let shown = dbs.to_string();
+    assert!(
+        shown.contains("\"src\"") && shown.contains("\"dst\""),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_request_is_refused_naming_the_field_it_concerns() {
+    let p = Pair::new("console_bad").await;
+    let c = Console::start(&p, "bad");
+    for (body, field) in [
+        (
+            json!({"source_secret": "src", "target_secret": "nowhere"}),
+            "target_secret",
+        ),
+        (
+            json!({"source_secret": "src", "target_secret": "src"}),
+            "target_secret",
+        ),
+        (
+            json!({"source_secret": "src", "target_secret": "dst", "tablez": ["a"]}),
+            "tablez",
+        ),
+        (
+            json!({"source_secret": "src", "target_secret": "dst", "atomic": true, "create_schema": true}),
+            "create_schema",
+        ),
+        (
+            json!({"source_secret": "src", "target_secret": "dst", "analyze": "maybe"}),
+            "request",
+        ),
+    ] {
+        let (status, answer) = c.api("POST", "/api/syncs", Some(&body));
+        assert_eq!(status, 400, "{body}: {answer}");
+        if field != "request" {
+            assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
+        }
+        assert!(answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    let (_, jobs) = c.api("GET", "/api/syncs", None);
+    assert_eq!(jobs, json!([]), "nothing started");
+}
+
+#[tokio::test]
+async fn a_sync_started_from_the_console_moves_its_progress_and_ends_identical() {
+    let p = Pair::new("console_sync").await;
+    p.both("CREATE TABLE items (id int PRIMARY KEY, name text, pad text)")
+        .await;
+    p.source("INSERT INTO items SELECT g, 'item ' || g, repeat('x', 200) FROM generate_series(1, 400000) g")
+        .await;
+    p.target("INSERT INTO items VALUES (-1, 'stale', '')").await;
+    let c = Console::start(&p, "sync");
+    let (status, job) = c.api(
+        "POST",
+        "/api/syncs",
+        Some(&json!({"source_secret": "src", "target_secret": "dst"})),
+    );
+    assert_eq!(status, 202, "{job}");
+    let id = job["job_id"].as_str().expect("job id").to_string();
+    let (job, seen) = c.wait(&id);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let bytes: std::collections::BTreeSet<u64> =
+        seen.iter().filter_map(|p| p["bytes"].as_u64()).collect();
+    assert!(
+        bytes.len() >= 3,
+        "the progress moved while it ran: {bytes:?}"
+    );
+    assert!(
+        job["progress"]["tables"]["public.items"]["rows"].as_u64() == Some(400_000),
+        "{job}"
+    );
+    p.assert_identical().await;
+    let (_, jobs) = c.api("GET", "/api/syncs", None);
+    assert_eq!(jobs[0]["job_id"], id.as_str());
+}
+
+#[tokio::test]
+async fn a_cancelled_sync_stops_and_reads_cancelled() {
+    let p = Pair::new("console_cancel").await;
+    p.both("CREATE TABLE items (id int PRIMARY KEY, pad text)")
+        .await;
+    p.source("INSERT INTO items SELECT g, repeat('x', 500) FROM generate_series(1, 600000) g")
+        .await;
+    let c = Console::start(&p, "cancel");
+    let (_, job) = c.api(
+        "POST",
+        "/api/syncs",
+        Some(&json!({"source_secret": "src", "target_secret": "dst", "atomic": true})),
+    );
+    let id = job["job_id"].as_str().expect("job id").to_string();
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, _) = c.api("DELETE", &format!("/api/syncs/{id}"), None);
+    assert_eq!(status, 202);
+    let (job, _) = c.wait(&id);
+    assert_eq!(job["status"], "cancelled", "{job}");
+    assert_eq!(
+        dbsync_tests::scalar(&p.target_url, "SELECT count(*)::text FROM items").await,
+        "0",
+        "an atomic sync rolled back"
+    );
+    let (status, _) = c.api("POST", &format!("/api/syncs/{id}/retry"), None);
+    assert_eq!(status, 202, "a cancelled job can be started again");
+    let (job, _) = c.wait(&id);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    p.assert_identical().await;
+}
