@@ -173,7 +173,7 @@ pub fn render_cost(p: &dbsync_core::plan::cost::CostPlan) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "serverless {} job, {} at once (rates: DBSYNC_COST_* settings, see docs/DESIGN.md):",
+        "serverless {} job, {} at once (rates: DBSYNC_COST_* settings, see docs/serverless.md):",
         serde_json::to_value(p.kind)
             .ok()
             .and_then(|k| k.as_str().map(str::to_string))

@@ -3,7 +3,7 @@
 //! child executions, state transitions, Lambda GB-seconds, S3 requests and GB-months and
 //! DynamoDB writes the job takes, how long it should last at its fan-out, what it costs, and
 //! which service limit it would cross. A model, not a measurement: every rate is a setting
-//! (`DBSYNC_COST_*`) with the default documented in docs/DESIGN.md.
+//! (`DBSYNC_COST_*`) with the default documented in docs/serverless.md.
 
 use crate::error::{Error, Result};
 use crate::model::chunk::Plan;
