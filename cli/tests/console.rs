@@ -186,6 +186,14 @@ async fn a_bad_request_is_refused_naming_the_field_it_concerns() {
             json!({"source_secret": "src", "target_secret": "dst", "analyze": "maybe"}),
             "request",
         ),
+        (
+            json!({"source_secret": "src", "target_secret": "dst", "page_rows": 10}),
+            "page_rows",
+        ),
+        (
+            json!({"source_secret": "src", "target_secret": "dst", "chunk_size": 100}),
+            "chunk_size",
+        ),
     ] {
         let (status, answer) = c.api("POST", "/api/syncs", Some(&body));
         assert_eq!(status, 400, "{body}: {answer}");

@@ -4,10 +4,10 @@
 //! lists them again; one that was running when the console stopped reads `interrupted`, and
 //! starting it again resumes it as `dbsync sync` would.
 
+use dbsync_core::cloud::api::request;
 use dbsync_core::model::ident::QualName;
 use dbsync_core::model::options::{Mode, Spelling};
 use dbsync_core::model::scope::Scope;
-use dbsync_core::model::size::parse_size;
 use dbsync_core::pg::conn::ConnSpec;
 use dbsync_core::pipeline::interrupt::Interrupt;
 use dbsync_core::pipeline::progress::Progress;
@@ -217,20 +217,8 @@ impl Jobs {
             ..Scope::from_lists(&ask.schemas, &ask.tables, &ask.exclude)
                 .map_err(|e| bad("tables", e.to_string()))?
         };
-        let chunk_bytes = match &ask.chunk_size {
-            None => dbsync_core::model::chunk::DEFAULT_CHUNK_BYTES,
-            Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
-            Some(Value::String(t)) => {
-                parse_size(t, "chunk_size").map_err(|e| bad("chunk_size", e.to_string()))?
-            }
-            Some(_) => 0,
-        };
-        if chunk_bytes == 0 {
-            return Err(bad(
-                "chunk_size",
-                "give a size: bytes, or text such as \"256MiB\"".into(),
-            ));
-        }
+        // The API's own reading of the field, so both backends take the same sizes.
+        let chunk_bytes = request::chunk_bytes(ask).map_err(field_of)?;
         let opts = Options {
             scope,
             chunk_bytes,
@@ -244,10 +232,7 @@ impl Jobs {
         };
         opts.choices(false)
             .check(Spelling::Field)
-            .map_err(|e| match e {
-                dbsync_core::Error::Config { setting, message } => (setting, message),
-                e => ("request".into(), e.to_string()),
-            })?;
+            .map_err(field_of)?;
         Ok((source, target, opts))
     }
 
@@ -326,6 +311,14 @@ impl Jobs {
         let record = r.record.clone();
         drop(jobs);
         self.save(&record);
+    }
+}
+
+/// A refusal as the page shows it: the field a setting error names, and its message.
+fn field_of(e: dbsync_core::Error) -> (String, String) {
+    match e {
+        dbsync_core::Error::Config { setting, message } => (setting, message),
+        e => ("request".into(), e.to_string()),
     }
 }
 

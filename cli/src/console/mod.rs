@@ -8,7 +8,7 @@
 pub mod jobs;
 
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
@@ -184,8 +184,6 @@ async fn cancel(State(c): State<Console>, Path(id): Path<String>) -> Response {
 async fn events(
     State(c): State<Console>,
     Path(id): Path<String>,
-    Query(_q): Query<HashMap<String, String>>,
-    _h: HeaderMap,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let stream =
         futures_util::stream::unfold((c, id, 0u64, false), |(c, id, n, ended)| async move {

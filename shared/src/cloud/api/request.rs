@@ -340,7 +340,8 @@ impl SyncRequest {
     }
 }
 
-pub(crate) fn chunk_bytes(req: &SyncRequest) -> Result<u64> {
+/// The request's `chunk_size` in bytes (default 256 MiB, at least 64 KiB).
+pub fn chunk_bytes(req: &SyncRequest) -> Result<u64> {
     let bytes = match &req.chunk_size {
         None => DEFAULT_CHUNK_BYTES,
         Some(Value::Number(n)) => n.as_u64().ok_or_else(|| {
