@@ -83,6 +83,7 @@ impl Jobs {
         let jobs_dir = dir.join("jobs");
         std::fs::create_dir_all(&jobs_dir)?;
         let mut jobs = BTreeMap::new();
+        let mut interrupted = Vec::new();
         for e in std::fs::read_dir(&jobs_dir)?.flatten() {
             let Ok(text) = std::fs::read_to_string(e.path()) else {
                 continue;
@@ -92,6 +93,7 @@ impl Jobs {
             };
             if record.status == Status::Running {
                 record.status = Status::Interrupted;
+                interrupted.push(record.clone());
             }
             jobs.insert(
                 record.job_id.clone(),
@@ -107,8 +109,9 @@ impl Jobs {
             databases,
             jobs: Mutex::new(jobs),
         };
-        for r in me.list() {
-            me.save(&r);
+        // Only the records whose status changed are written again.
+        for r in &interrupted {
+            me.save(r);
         }
         Ok(me)
     }
