@@ -23,12 +23,20 @@ answering() {
   "$py" -c 'import sys, urllib.request; urllib.request.urlopen("http://127.0.0.1:%s/moto-api/" % sys.argv[1], timeout=1)' "$1" 2>/dev/null
 }
 
+# The gateway of this checkout: it fronts the API at /execute-api (an unsigned call is refused).
+current_gateway() {
+  "$py" -c 'import sys, urllib.request, urllib.error
+try: urllib.request.urlopen("http://127.0.0.1:%s/execute-api/syncs" % sys.argv[1], timeout=1)
+except urllib.error.HTTPError as e: sys.exit(0 if e.code == 403 and b"SigV4" in e.read() else 1)
+sys.exit(1)' "$1" 2>/dev/null
+}
+
 up() {
   local port=$1 gw=${2:-$1}
   install
   if answering "$port"; then
-    answering "$gw" && return 0
-    # An emulator from an older run, without the gateway: replace it.
+    if [ "$gw" = "$port" ]; then answering "$gw" && return 0; else current_gateway "$gw" && return 0; fi
+    # An emulator from an older run, without the gateway (or an older gateway): replace it.
     down "$port"
     sleep 0.5
   fi

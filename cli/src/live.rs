@@ -1,15 +1,15 @@
 //! The live display of a running job: an indicatif bar on a terminal, a plain line every 5 s
-//! otherwise (CI, pipes, logs), nothing with --quiet. Both read one [`Live`] state that the
-//! core's progress events keep: rows and bytes as they stream (not only when a chunk ends),
-//! the tables streaming now, and the finishing statements under way.
+//! otherwise (CI, pipes, logs), nothing with --quiet. Both read the core's [`Tally`] of the
+//! progress events: rows and bytes as they stream (not only when a chunk ends), the tables
+//! streaming now, and the finishing statements under way.
 
 use dbsync_core::model::ident::QualName;
 use dbsync_core::model::size::human_bytes;
 use dbsync_core::pipeline::progress::{NoProgress, Progress};
+use dbsync_core::pipeline::tally::Tally;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,24 +43,11 @@ fn line_every() -> Duration {
         .unwrap_or(Duration::from_secs(5))
 }
 
-/// What is known of the phase under way; every counter only grows within a phase except the
-/// in-flight ones, which streams give back when they end.
+/// What is known of the phase under way: the core's [`Tally`] of it, when it started, and
+/// the largest figures shown so far (a figure is never shown going back).
 #[derive(Default)]
 struct Live {
-    chunks: AtomicU64,
-    est_total: AtomicU64,
-    done_chunks: AtomicU64,
-    done_rows: AtomicU64,
-    done_bytes: AtomicU64,
-    done_est: AtomicU64,
-    flow_rows: AtomicU64,
-    flow_bytes: AtomicU64,
-    flow_est: AtomicU64,
-    /// Tables streaming now, with how many of their chunks are.
-    streaming: Mutex<BTreeMap<String, usize>>,
-    /// Finishing statements under way.
-    finishing: Mutex<Vec<String>>,
-    /// The phase's name and start; the largest figures shown so far (never shown going back).
+    tally: Tally,
     phase: Mutex<Option<(String, Instant)>>,
     shown: Mutex<(u64, u64, f64)>,
 }
@@ -78,20 +65,7 @@ struct Reading {
 }
 
 impl Live {
-    fn reset(&self, phase: &str, chunks: usize, est: u64) {
-        for c in [
-            &self.done_chunks,
-            &self.done_rows,
-            &self.done_bytes,
-            &self.done_est,
-            &self.flow_rows,
-            &self.flow_bytes,
-            &self.flow_est,
-        ] {
-            c.store(0, Ordering::Relaxed);
-        }
-        self.chunks.store(chunks as u64, Ordering::Relaxed);
-        self.est_total.store(est.max(1), Ordering::Relaxed);
+    fn reset(&self, phase: &str) {
         if let Ok(mut p) = self.phase.lock() {
             *p = Some((phase.to_string(), Instant::now()));
         }
@@ -102,23 +76,17 @@ impl Live {
 
     fn read(&self) -> Option<Reading> {
         let (phase, start) = self.phase.lock().ok()?.clone()?;
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let rows = load(&self.done_rows) + load(&self.flow_rows);
-        let bytes = load(&self.done_bytes) + load(&self.flow_bytes);
-        // A chunk under way counts up to its share of the estimate, no further.
-        let moved = load(&self.done_est) + load(&self.flow_bytes).min(load(&self.flow_est));
-        let fraction = (moved as f64 / load(&self.est_total) as f64).min(1.0);
+        let f = self.tally.figures();
         let (rows, bytes, fraction) = {
             let mut s = self.shown.lock().ok()?;
-            *s = (s.0.max(rows), s.1.max(bytes), s.2.max(fraction));
+            *s = (s.0.max(f.rows), s.1.max(f.bytes), s.2.max(f.fraction));
             *s
         };
         let secs = start.elapsed().as_secs_f64().max(0.001);
         let eta = (fraction > 0.01).then(|| Duration::from_secs_f64(secs / fraction - secs));
-        let finishing = self.finishing.lock().ok()?.clone();
-        let streaming: Vec<String> = self.streaming.lock().ok()?.keys().cloned().collect();
-        let now = if !finishing.is_empty() {
-            format!("finishing: {}", few(&finishing))
+        let streaming: Vec<String> = f.streaming().into_iter().map(str::to_string).collect();
+        let now = if !f.finishing.is_empty() {
+            format!("finishing: {}", few(&f.finishing))
         } else if !streaming.is_empty() {
             format!("now: {}", few(&streaming))
         } else {
@@ -126,7 +94,7 @@ impl Live {
         };
         Some(Reading {
             phase,
-            chunks: (load(&self.done_chunks), load(&self.chunks)),
+            chunks: (f.chunks_done, f.chunks_total),
             rows,
             bytes,
             rate: (bytes as f64 / secs) as u64,
@@ -239,7 +207,8 @@ fn line(r: &Reading) -> String {
 
 impl Progress for Display {
     fn planned(&self, phase: &str, chunks: usize, est_bytes: u64) {
-        self.live.reset(phase, chunks, est_bytes);
+        self.live.tally.planned(phase, chunks, est_bytes);
+        self.live.reset(phase);
         match self.style {
             Style::Bar => {
                 if let Ok(mut b) = self.bar.lock() {
@@ -265,12 +234,12 @@ impl Progress for Display {
         self.start_ticker();
     }
 
-    fn chunk_done(&self, _table: &QualName, rows: u64, bytes: u64, est: u64) {
-        let l = &self.live;
-        l.done_rows.fetch_add(rows, Ordering::Relaxed);
-        l.done_bytes.fetch_add(bytes, Ordering::Relaxed);
-        l.done_est.fetch_add(est, Ordering::Relaxed);
-        l.done_chunks.fetch_add(1, Ordering::Relaxed);
+    fn table_planned(&self, table: &QualName, chunks: usize) {
+        self.live.tally.table_planned(table, chunks);
+    }
+
+    fn chunk_done(&self, table: &QualName, rows: u64, bytes: u64, est: u64) {
+        self.live.tally.chunk_done(table, rows, bytes, est);
     }
 
     fn note(&self, message: &str) {
@@ -281,46 +250,19 @@ impl Progress for Display {
     }
 
     fn stream_started(&self, table: &QualName, est_bytes: u64) {
-        self.live.flow_est.fetch_add(est_bytes, Ordering::Relaxed);
-        if let Ok(mut s) = self.live.streaming.lock() {
-            *s.entry(table.to_string()).or_default() += 1;
-        }
+        self.live.tally.stream_started(table, est_bytes);
     }
 
     fn streamed(&self, rows: u64, bytes: u64) {
-        self.live.flow_rows.fetch_add(rows, Ordering::Relaxed);
-        self.live.flow_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.live.tally.streamed(rows, bytes);
     }
 
     fn stream_ended(&self, table: &QualName, rows: u64, bytes: u64, est_bytes: u64) {
-        let l = &self.live;
-        let take = |c: &AtomicU64, n: u64| {
-            let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                Some(v.saturating_sub(n))
-            });
-        };
-        take(&l.flow_rows, rows);
-        take(&l.flow_bytes, bytes);
-        take(&l.flow_est, est_bytes);
-        if let Ok(mut s) = l.streaming.lock() {
-            let name = table.to_string();
-            if let Some(n) = s.get_mut(&name) {
-                *n -= 1;
-                if *n == 0 {
-                    s.remove(&name);
-                }
-            }
-        }
+        self.live.tally.stream_ended(table, rows, bytes, est_bytes);
     }
 
     fn activity(&self, what: &str, running: bool) {
-        if let Ok(mut f) = self.live.finishing.lock() {
-            if running {
-                f.push(what.to_string());
-            } else if let Some(i) = f.iter().position(|w| w == what) {
-                f.remove(i);
-            }
-        }
+        self.live.tally.activity(what, running);
     }
 }
 
@@ -343,7 +285,8 @@ mod tests {
     #[test]
     fn a_chunk_under_way_moves_the_figures_and_its_end_never_takes_them_back() {
         let d = Display::new(Style::Lines);
-        d.live.reset("sync", 2, 1000);
+        d.live.tally.planned("sync", 2, 1000);
+        d.live.reset("sync");
         let t = QualName::new("app", "orders");
         d.stream_started(&t, 500);
         d.streamed(10, 200);

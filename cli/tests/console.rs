@@ -1,7 +1,8 @@
 //! `dbsync console` as a person's browser meets it, over real HTTP against the real binary
 //! and two real databases: the token and origin checks, a bad request named by its field, a
-//! sync started from it whose progress moves while it runs and whose target ends identical,
-//! and a cancelled one.
+//! dry run, a sync started from it whose progress moves while it runs and whose target ends
+//! identical, a cancelled one, and one whose console was killed under it. Every answer of
+//! its API is held to docs/openapi.yaml: the page speaks one JSON to both backends.
 
 use dbsync_tests::Pair;
 use serde_json::{json, Value};
@@ -15,7 +16,7 @@ struct Console {
     child: Child,
     base: String,
     token: String,
-    _state: tempdir::Dir,
+    state: std::sync::Arc<tempdir::Dir>,
 }
 
 mod tempdir {
@@ -38,7 +39,11 @@ mod tempdir {
 
 impl Console {
     fn start(p: &Pair, hint: &str) -> Console {
-        let state = tempdir::Dir::new(hint);
+        Console::on(p, std::sync::Arc::new(tempdir::Dir::new(hint)))
+    }
+
+    /// A console keeping its jobs in `state` (a second console over the first one's jobs).
+    fn on(p: &Pair, state: std::sync::Arc<tempdir::Dir>) -> Console {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dbsync"))
             .args(["console", "--listen", "127.0.0.1:0", "--state-dir"])
             .arg(&state.0)
@@ -62,7 +67,7 @@ impl Console {
             child,
             base: base.to_string(),
             token: token.to_string(),
-            _state: state,
+            state,
         }
     }
 
@@ -99,9 +104,14 @@ impl Console {
         (status, body)
     }
 
+    /// A call of the console's API (`/api/ROUTE`), its answer held to the API's document.
     fn api(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         let (status, text) = self.call(method, path, &[("x-dbsync-token", &self.token)], body);
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let answer = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let route = path.trim_start_matches("/api");
+        let route = route.split('?').next().unwrap_or(route);
+        dbsync_tests::openapi::assert_answer(method, route, status, &answer);
+        (status, answer)
     }
 
     /// Polls the job until it is not running, returning every progress seen on the way.
@@ -154,11 +164,14 @@ async fn the_console_answers_only_requests_with_its_token_and_from_its_own_page(
     assert!(page.contains("<title>dbsync console</title>"));
     let (status, dbs) = c.api("GET", "/api/databases", None);
     assert_eq!(status, 200);
-    let shown = dbs.to_string();
-    assert!(
-        shown.contains("\"src\"") && shown.contains("\"dst\""),
-        "{shown}"
-    );
+    let names: Vec<&str> = dbs["databases"]
+        .as_array()
+        .expect("databases")
+        .iter()
+        .filter_map(|d| d["secret"].as_str())
+        .collect();
+    assert_eq!(names, ["dst", "src"]);
+    assert!(!dbs.to_string().contains("password"), "{dbs}");
 }
 
 #[tokio::test]
@@ -184,7 +197,11 @@ async fn a_bad_request_is_refused_naming_the_field_it_concerns() {
         ),
         (
             json!({"source_secret": "src", "target_secret": "dst", "analyze": "maybe"}),
-            "request",
+            "analyze",
+        ),
+        (
+            json!({"source_secret": "src", "target_secret": "dst", "concurrency": "four"}),
+            "concurrency",
         ),
         (
             json!({"source_secret": "src", "target_secret": "dst", "page_rows": 10}),
@@ -195,17 +212,50 @@ async fn a_bad_request_is_refused_naming_the_field_it_concerns() {
             "chunk_size",
         ),
     ] {
-        let (status, answer) = c.api("POST", "/api/syncs", Some(&body));
-        assert_eq!(status, 400, "{body}: {answer}");
-        if field != "request" {
+        for dry in ["", "?dry_run=true"] {
+            let (status, answer) = c.api("POST", &format!("/api/syncs{dry}"), Some(&body));
+            assert_eq!(status, 400, "{body}: {answer}");
             assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
+            assert!(answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()));
         }
-        assert!(answer["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()));
     }
     let (_, jobs) = c.api("GET", "/api/syncs", None);
-    assert_eq!(jobs, json!([]), "nothing started");
+    assert_eq!(jobs, json!({"jobs": []}), "nothing started");
+}
+
+#[tokio::test]
+async fn a_dry_run_lists_what_the_target_would_have_emptied_and_changes_nothing() {
+    let p = Pair::new("console_dry").await;
+    p.both("CREATE TABLE parent (id int PRIMARY KEY); CREATE TABLE child (id int PRIMARY KEY, p int REFERENCES parent)")
+        .await;
+    p.source("INSERT INTO parent VALUES (1); INSERT INTO child VALUES (1, 1)")
+        .await;
+    p.target("INSERT INTO parent VALUES (7)").await;
+    let c = Console::start(&p, "dry");
+    let (status, answer) = c.api(
+        "POST",
+        "/api/syncs?dry_run=true",
+        Some(&json!({"source_secret": "src", "target_secret": "dst"})),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["findings"]["tables"],
+        json!(["public.parent", "public.child"]),
+        "load order: {answer}"
+    );
+    assert_eq!(
+        dbsync_tests::scalar(
+            &p.target_url,
+            "SELECT string_agg(id::text, ',') FROM parent"
+        )
+        .await,
+        "7",
+        "the dry run changed nothing"
+    );
+    let (_, jobs) = c.api("GET", "/api/syncs", None);
+    assert_eq!(jobs, json!({"jobs": []}), "a dry run is not a job");
 }
 
 #[tokio::test]
@@ -232,13 +282,17 @@ async fn a_sync_started_from_the_console_moves_its_progress_and_ends_identical()
         bytes.len() >= 3,
         "the progress moved while it ran: {bytes:?}"
     );
-    assert!(
-        job["progress"]["tables"]["public.items"]["rows"].as_u64() == Some(400_000),
+    assert_eq!(
+        job["tables"],
+        json!([{"table": "public.items", "state": "loaded", "rows": 400_000,
+                "bytes": job["tables"][0]["bytes"], "chunks_done": job["progress"]["chunks_total"],
+                "chunks_total": job["progress"]["chunks_total"]}]),
         "{job}"
     );
+    assert_eq!(job["progress"]["percent"], 100.0);
     p.assert_identical().await;
     let (_, jobs) = c.api("GET", "/api/syncs", None);
-    assert_eq!(jobs[0]["job_id"], id.as_str());
+    assert_eq!(jobs["jobs"][0]["job_id"], id.as_str());
 }
 
 #[tokio::test]
@@ -267,6 +321,46 @@ async fn a_cancelled_sync_stops_and_reads_cancelled() {
     );
     let (status, _) = c.api("POST", &format!("/api/syncs/{id}/retry"), None);
     assert_eq!(status, 202, "a cancelled job can be started again");
+    let (job, _) = c.wait(&id);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    p.assert_identical().await;
+}
+
+#[tokio::test]
+async fn a_job_whose_console_was_killed_reads_interrupted_and_a_retry_resumes_it() {
+    let p = Pair::new("console_restart").await;
+    p.both("CREATE TABLE items (id int PRIMARY KEY, pad text)")
+        .await;
+    p.source("INSERT INTO items SELECT g, repeat('x', 500) FROM generate_series(1, 600000) g")
+        .await;
+    let mut c = Console::start(&p, "restart");
+    let (_, job) = c.api(
+        "POST",
+        "/api/syncs",
+        Some(&json!({"source_secret": "src", "target_secret": "dst", "chunk_size": "4MiB"})),
+    );
+    let id = job["job_id"].as_str().expect("job id").to_string();
+    // Killed (SIGKILL) once some chunks are in: nothing is put back.
+    let started = Instant::now();
+    loop {
+        let (_, j) = c.api("GET", &format!("/api/syncs/{id}"), None);
+        if j["progress"]["chunks_done"].as_u64() > Some(2) || j["status"] != "running" {
+            assert_eq!(j["status"], "running", "killed mid-job: {j}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{j}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.child.kill().expect("kill the console");
+    c.child.wait().expect("reap");
+    let state = c.state.clone();
+    drop(c);
+    let c = Console::on(&p, state);
+    let (_, j) = c.api("GET", &format!("/api/syncs/{id}"), None);
+    assert_eq!(j["status"], "failed", "{j}");
+    assert_eq!(j["error"]["name"], "DbsyncInterrupted", "{j}");
+    let (status, r) = c.api("POST", &format!("/api/syncs/{id}/retry"), None);
+    assert_eq!((status, &r["retries"]), (202, &json!(1)), "{r}");
     let (job, _) = c.wait(&id);
     assert_eq!(job["status"], "succeeded", "{job}");
     p.assert_identical().await;

@@ -1,7 +1,8 @@
 //! `dbsync console`: the web page that drives dbsync, served on loopback with a token.
 
+use crate::args::ProtectedArg;
 use crate::console::jobs::Jobs;
-use crate::console::Console;
+use crate::console::{Backend, Console};
 use crate::output::Output;
 use anyhow::Context;
 use dbsync_core::pg::conn::ConnSpec;
@@ -22,6 +23,14 @@ pub struct Args {
     /// Where job records are kept (they survive a restart of the console).
     #[arg(long, env = "DBSYNC_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub protected: ProtectedArg,
+    /// Drive the deployed service instead: its API's stage URL
+    /// (https://ID.execute-api.REGION.amazonaws.com/v1). Each call is signed with your AWS
+    /// credentials (the standard chain: AWS_PROFILE, environment, SSO, role); databases are
+    /// the deployment's secrets and jobs run in AWS.
+    #[arg(long, env = "DBSYNC_API_URL", conflicts_with_all = ["databases", "state_dir"])]
+    pub api: Option<String>,
 }
 
 fn databases(list: &[String]) -> dbsync_core::Result<BTreeMap<String, ConnSpec>> {
@@ -57,8 +66,21 @@ pub async fn exec(a: Args, _out: Output) -> anyhow::Result<()> {
             .unwrap_or_else(|| PathBuf::from("."))
             .join(".local/state/dbsync/console"),
     };
-    let jobs = Jobs::open(state.clone(), databases(&a.databases)?)
-        .with_context(|| format!("opening the console's state directory {}", state.display()))?;
+    let backend = match &a.api {
+        Some(url) => Backend::Cloud(Box::new(
+            dbsync_core::cloud::remote::RemoteApi::new(url, &Default::default()).await?,
+        )),
+        None => Backend::Local(std::sync::Arc::new(
+            Jobs::open(
+                state.clone(),
+                databases(&a.databases)?,
+                a.protected.patterns.clone(),
+            )
+            .with_context(|| {
+                format!("opening the console's state directory {}", state.display())
+            })?,
+        )),
+    };
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("listening on {}", a.listen))?;
@@ -69,7 +91,7 @@ pub async fn exec(a: Args, _out: Output) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout();
     writeln!(stdout, "dbsync console: {origin}/?token={token}")?;
     stdout.flush()?;
-    let app = Console::new(jobs, token, origin).router();
+    let app = Console::new(backend, token, origin).router();
     axum::serve(listener, app)
         .await
         .context("serving the console")?;

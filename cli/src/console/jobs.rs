@@ -1,22 +1,24 @@
 //! The console's local jobs: each sync runs in this process with the command line's
-//! pipeline, its record (request, status, live progress, result or error) kept in memory and
+//! pipeline, its record (request, status, live figures, report or error) kept in memory and
 //! written to `<state dir>/jobs/<id>.json` at every change of status, so a restarted console
-//! lists them again; one that was running when the console stopped reads `interrupted`, and
-//! starting it again resumes it as `dbsync sync` would.
+//! lists them again; one that was running when the console stopped reads as failed with
+//! `DbsyncInterrupted`, and retrying it resumes it as `dbsync sync` would. Jobs are shown as
+//! the API shows its own ([`Jobs::view`]: docs/openapi.yaml's `Job`).
 
-use dbsync_core::cloud::api::request;
-use dbsync_core::model::ident::QualName;
+use dbsync_core::cloud::api::view::estimates;
+use dbsync_core::cloud::api::{request, ApiError};
 use dbsync_core::model::options::{Mode, Spelling};
-use dbsync_core::model::scope::Scope;
+use dbsync_core::model::scope::{glob, Scope};
 use dbsync_core::pg::conn::ConnSpec;
 use dbsync_core::pipeline::interrupt::Interrupt;
-use dbsync_core::pipeline::progress::Progress;
-use dbsync_core::pipeline::{self, Options};
+use dbsync_core::pipeline::progress::NoProgress;
+use dbsync_core::pipeline::tally::{Figures, Tally};
+use dbsync_core::pipeline::{self, DryRun, Options};
+use dbsync_core::Error;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -25,7 +27,7 @@ use std::time::SystemTime;
 /// this console.
 pub use dbsync_core::cloud::api::request::SyncRequest as SyncAsk;
 
-/// A job's state.
+/// A job's state as recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -33,26 +35,26 @@ pub enum Status {
     Succeeded,
     Failed,
     Cancelled,
-    /// The console stopped while it ran; starting it again resumes it.
+    /// The console stopped while it ran; retrying it resumes it.
     Interrupted,
 }
 
-/// A job as the pages read it.
+/// A job as kept under the state directory.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobRecord {
     pub job_id: String,
     pub status: Status,
     pub request: SyncAsk,
-    /// A dry run: checks everything against the target and changes nothing.
-    #[serde(default)]
-    pub dry_run: bool,
     pub started_at: String,
     #[serde(default)]
     pub finished_at: Option<String>,
-    /// Live figures while it runs, the last ones after.
+    /// How many times it was started again.
     #[serde(default)]
-    pub progress: Value,
-    /// The sync's report (per table, rows, bytes) once it succeeded; a dry run's findings.
+    pub retries: u64,
+    /// The last figures (while it runs, its [`Tally`] has the live ones).
+    #[serde(default)]
+    pub figures: Figures,
+    /// The sync's report (per table, rows, bytes) once it succeeded.
     #[serde(default)]
     pub result: Option<Value>,
     /// `{"name", "message"}` once it failed.
@@ -64,12 +66,14 @@ pub struct JobRecord {
 pub struct Jobs {
     dir: PathBuf,
     databases: BTreeMap<String, ConnSpec>,
+    /// Targets never loaded (`--protected`, DBSYNC_PROTECTED_TARGETS): names or endpoints.
+    protected: Vec<String>,
     jobs: Mutex<BTreeMap<String, Running>>,
 }
 
 struct Running {
     record: JobRecord,
-    live: Option<Arc<Live>>,
+    live: Option<Arc<Tally>>,
     interrupt: Interrupt,
 }
 
@@ -77,9 +81,21 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
+/// A refusal, answered as the API answers its own (status, name, message, field).
+pub type Refusal = ApiError;
+
+/// A 409 about job `id`, as the API words its own.
+fn conflict(message: String) -> Refusal {
+    ApiError::new(409, Error::config("job", message))
+}
+
 impl Jobs {
     /// The jobs under `dir` (made if missing); those recorded running are interrupted now.
-    pub fn open(dir: PathBuf, databases: BTreeMap<String, ConnSpec>) -> anyhow::Result<Self> {
+    pub fn open(
+        dir: PathBuf,
+        databases: BTreeMap<String, ConnSpec>,
+        protected: Vec<String>,
+    ) -> anyhow::Result<Self> {
         let jobs_dir = dir.join("jobs");
         std::fs::create_dir_all(&jobs_dir)?;
         let mut jobs = BTreeMap::new();
@@ -107,6 +123,7 @@ impl Jobs {
         let me = Jobs {
             dir: jobs_dir,
             databases,
+            protected,
             jobs: Mutex::new(jobs),
         };
         // Only the records whose status changed are written again.
@@ -116,14 +133,40 @@ impl Jobs {
         Ok(me)
     }
 
-    /// The databases, by name, with their redacted endpoints (never a password).
+    fn is_protected(&self, name: &str, spec: &ConnSpec) -> bool {
+        let identity = spec.identity();
+        self.protected
+            .iter()
+            .any(|p| glob(p, name) || glob(p, &identity))
+    }
+
+    fn uses(&self, name: &str, spec: &ConnSpec) -> Value {
+        let protected = self.is_protected(name, spec);
+        json!({ "source_allowed": true, "target_allowed": !protected, "protected": protected })
+    }
+
+    /// A database by name, with what it may be used as.
+    pub fn database(&self, name: &str) -> dbsync_core::Result<(ConnSpec, Value)> {
+        let spec = self.databases.get(name).ok_or_else(|| {
+            Error::config(
+                "secret",
+                format!("{name:?} is not a database this console knows"),
+            )
+        })?;
+        Ok((spec.clone(), self.uses(name, spec)))
+    }
+
+    /// The databases as the API's `GET /databases` lists its secrets: name, endpoint (never
+    /// a password) and what each may be used as.
     pub fn databases(&self) -> Value {
-        Value::Array(
-            self.databases
-                .iter()
-                .map(|(name, spec)| json!({ "name": name, "endpoint": spec.redacted() }))
-                .collect(),
-        )
+        let list: Vec<Value> = self
+            .databases
+            .iter()
+            .map(|(name, spec)| {
+                json!({ "secret": name, "endpoint": spec.identity(), "uses": self.uses(name, spec) })
+            })
+            .collect();
+        json!({ "prefix": "", "databases": list, "other_secrets": [] })
     }
 
     fn save(&self, r: &JobRecord) {
@@ -132,69 +175,155 @@ impl Jobs {
         }
     }
 
-    /// Every job, newest first, with its live figures.
-    pub fn list(&self) -> Vec<JobRecord> {
+    /// Every job, newest first, as the API shows jobs.
+    pub fn list(&self, limit: usize) -> Vec<Value> {
         let Ok(jobs) = self.jobs.lock() else {
             return Vec::new();
         };
-        let mut out: Vec<JobRecord> = jobs.values().map(Running::view).collect();
-        out.sort_by(|a, b| b.started_at.cmp(&a.started_at));
-        out
+        let mut all: Vec<&Running> = jobs.values().collect();
+        all.sort_by(|a, b| b.record.started_at.cmp(&a.record.started_at));
+        all.into_iter().take(limit).map(|r| self.view(r)).collect()
     }
 
-    /// One job.
-    pub fn get(&self, id: &str) -> Option<JobRecord> {
-        self.jobs.lock().ok()?.get(id).map(Running::view)
+    /// One job as the API shows it.
+    pub fn get(&self, id: &str) -> Option<Value> {
+        let jobs = self.jobs.lock().ok()?;
+        jobs.get(id).map(|r| self.view(r))
+    }
+
+    /// The API's `Job` of a record: status, phase, progress with rate-based estimate,
+    /// current table, and (the local backend's own) each table's figures.
+    fn view(&self, r: &Running) -> Value {
+        let rec = &r.record;
+        let f = r
+            .live
+            .as_ref()
+            .map_or_else(|| rec.figures.clone(), |l| l.figures());
+        let running = rec.status == Status::Running;
+        let updated = rec.finished_at.clone().unwrap_or_else(now);
+        let (eta, duration) = estimates(&rec.started_at, &updated, running, f.percent());
+        let error = match rec.status {
+            Status::Running | Status::Succeeded => None,
+            Status::Interrupted => Some(json!({
+                "name": "DbsyncInterrupted",
+                "message": "the console stopped while this job ran; retry resumes it",
+            })),
+            _ => rec.error.clone(),
+        };
+        let status = word(rec.status);
+        let phase = match () {
+            _ if !running => "done",
+            _ if !f.finishing.is_empty() => "finalizing",
+            _ if !f.planned => "planning",
+            _ => "importing",
+        };
+        let target = rec
+            .request
+            .target_secret
+            .as_deref()
+            .and_then(|t| self.databases.get(t))
+            .map(ConnSpec::identity);
+        let tables: Vec<Value> = f
+            .tables
+            .iter()
+            .map(|(t, x)| {
+                json!({
+                    "table": t, "state": x.state(), "rows": x.rows, "bytes": x.bytes,
+                    "chunks_done": x.chunks_done, "chunks_total": x.chunks_total,
+                })
+            })
+            .collect();
+        let percent = if rec.status == Status::Succeeded {
+            100.0
+        } else {
+            f.percent()
+        };
+        json!({
+            "job_id": rec.job_id,
+            "kind": "sync",
+            "status": status,
+            "phase": phase,
+            "request": rec.request,
+            "target": target,
+            "created_at": rec.started_at,
+            "updated_at": updated,
+            "current_table": f.current_table(),
+            "tables_done": f.tables_done(),
+            "tables_total": f.tables.len(),
+            "estimated_duration_seconds": duration,
+            "retries": rec.retries,
+            "backup_job_id": null,
+            "progress": {
+                "chunks_done": f.chunks_done, "chunks_total": f.chunks_total,
+                "parts_done": f.chunks_done, "parts_total": f.chunks_total,
+                "rows": f.rows, "bytes": f.bytes, "percent": percent, "eta_seconds": eta,
+            },
+            "error": error,
+            "links": { "self": format!("/syncs/{}", rec.job_id), "execution": null, "console": null },
+            "tables": tables,
+            "finishing": f.finishing,
+        })
+    }
+
+    /// Checks `ask` against the target as a start would and answers what the load would do
+    /// to it, changing nothing.
+    pub async fn dry_run(&self, ask: &SyncAsk) -> Result<DryRun, Refusal> {
+        let (source, target, mut opts) = self.resolve(ask)?;
+        opts.dry_run = true;
+        let report = pipeline::sync(&source, &target, &opts, Arc::new(NoProgress)).await?;
+        Ok(report.dry_run.unwrap_or_default())
     }
 
     /// Checks `ask` and starts it; a bad request is refused naming its field.
-    pub fn start(
-        self: &Arc<Self>,
-        ask: SyncAsk,
-        dry_run: bool,
-    ) -> Result<JobRecord, (String, String)> {
-        let (source, target, mut opts) = self.resolve(&ask)?;
-        opts.dry_run = dry_run;
+    pub fn start(self: &Arc<Self>, ask: SyncAsk) -> Result<String, Refusal> {
+        let (source, target, opts) = self.resolve(&ask)?;
         let job_id = uuid::Uuid::new_v4().to_string();
-        self.launch(job_id, ask, source, target, opts)
+        self.launch(job_id.clone(), ask, 0, source, target, opts)?;
+        Ok(job_id)
     }
 
     /// Starts a failed, cancelled or interrupted job again under its id: the target's ledger
-    /// resumes what it had loaded.
-    pub fn retry(self: &Arc<Self>, id: &str) -> Result<JobRecord, (String, String)> {
-        let (ask, dry_run) = match self.get(id) {
-            Some(r) if r.status != Status::Running && r.status != Status::Succeeded => {
-                (r.request, r.dry_run)
+    /// resumes what it had loaded. Answers how many times it was retried.
+    pub fn retry(self: &Arc<Self>, id: &str) -> Result<u64, Refusal> {
+        let (ask, retries) = match self.jobs.lock().ok().and_then(|j| {
+            j.get(id)
+                .map(|r| (r.record.status, r.record.request.clone(), r.record.retries))
+        }) {
+            Some((s @ (Status::Running | Status::Succeeded), ..)) => {
+                return Err(conflict(format!(
+                    "job {id} is {}: only a failed or cancelled job is retried",
+                    word(s)
+                )))
             }
-            Some(_) => return Err(("job".into(), format!("job {id} is running or succeeded"))),
-            None => return Err(("job".into(), format!("no job {id}"))),
+            Some((_, ask, retries)) => (ask, retries + 1),
+            None => return Err(Error::NoSuchJob(id.to_string()).into()),
         };
-        let (source, target, mut opts) = self.resolve(&ask)?;
-        opts.dry_run = dry_run;
-        self.launch(id.to_string(), ask, source, target, opts)
+        let (source, target, opts) = self.resolve(&ask)?;
+        self.launch(id.to_string(), ask, retries, source, target, opts)?;
+        Ok(retries)
     }
 
     /// Asks a running job to stop; it puts back what it took away (an atomic one rolls back).
-    pub fn cancel(&self, id: &str) -> bool {
-        match self
+    pub fn cancel(&self, id: &str) -> Result<(), Refusal> {
+        let found = self
             .jobs
             .lock()
             .ok()
-            .and_then(|j| j.get(id).map(|r| (r.record.status, r.interrupt.clone())))
-        {
+            .and_then(|j| j.get(id).map(|r| (r.record.status, r.interrupt.clone())));
+        match found {
             Some((Status::Running, i)) => {
                 i.fire("cancel");
-                true
+                Ok(())
             }
-            _ => false,
+            Some((s, _)) => Err(conflict(format!("job {id} is {}, not running", word(s)))),
+            None => Err(Error::NoSuchJob(id.to_string()).into()),
         }
     }
 
-    fn resolve(&self, ask: &SyncAsk) -> Result<(ConnSpec, ConnSpec, Options), (String, String)> {
-        let bad = |field: &str, m: String| (field.to_string(), m);
+    fn resolve(&self, ask: &SyncAsk) -> dbsync_core::Result<(ConnSpec, ConnSpec, Options)> {
         let db = |field: &str, name: &str| {
             self.databases.get(name).cloned().ok_or_else(|| {
-                bad(
+                Error::config(
                     field,
                     format!("{name:?} is not a database this console knows"),
                 )
@@ -204,24 +333,24 @@ impl Jobs {
         let target_name = ask.target_secret.as_deref().unwrap_or_default();
         let target = db("target_secret", target_name)?;
         if ask.source_secret == target_name {
-            return Err(bad(
+            return Err(Error::config(
                 "target_secret",
-                "is the source; pick another database".into(),
+                "is the source; pick another database",
             ));
         }
         if let Some(field) = cloud_only(ask) {
-            return Err(bad(
+            return Err(Error::config(
                 field,
-                "is a setting of the deployed service; the local console does not take it".into(),
+                "is a setting of the deployed service; the local console does not take it",
             ));
         }
         let scope = Scope {
             allow_empty_patterns: ask.allow_empty_patterns,
             ..Scope::from_lists(&ask.schemas, &ask.tables, &ask.exclude)
-                .map_err(|e| bad("tables", e.to_string()))?
+                .map_err(|e| Error::config("tables", e.to_string()))?
         };
         // The API's own reading of the field, so both backends take the same sizes.
-        let chunk_bytes = request::chunk_bytes(ask).map_err(field_of)?;
+        let chunk_bytes = request::chunk_bytes(ask)?;
         let opts = Options {
             scope,
             chunk_bytes,
@@ -230,12 +359,17 @@ impl Jobs {
             analyze: ask.analyze,
             atomic: ask.atomic,
             create_schema: ask.create_schema,
+            protected: self.protected.clone(),
             interrupt: Interrupt::default(),
             ..Options::default()
         };
-        opts.choices(false)
-            .check(Spelling::Field)
-            .map_err(field_of)?;
+        if self.is_protected(target_name, &target) {
+            return Err(Error::Protected(format!(
+                "target {target_name} ({}) is protected; the console never loads it",
+                target.identity()
+            )));
+        }
+        opts.choices(false).check(Spelling::Field)?;
         Ok((source, target, opts))
     }
 
@@ -243,19 +377,20 @@ impl Jobs {
         self: &Arc<Self>,
         job_id: String,
         ask: SyncAsk,
+        retries: u64,
         source: ConnSpec,
         target: ConnSpec,
         opts: Options,
-    ) -> Result<JobRecord, (String, String)> {
-        let live = Arc::new(Live::default());
+    ) -> Result<(), Refusal> {
+        let live = Arc::new(Tally::default());
         let record = JobRecord {
             job_id: job_id.clone(),
             status: Status::Running,
             request: ask,
-            dry_run: opts.dry_run,
             started_at: now(),
             finished_at: None,
-            progress: Value::Null,
+            retries,
+            figures: Figures::default(),
             result: None,
             error: None,
         };
@@ -263,7 +398,7 @@ impl Jobs {
             let mut jobs = self
                 .jobs
                 .lock()
-                .map_err(|_| ("job".to_string(), "the job list is unavailable".to_string()))?;
+                .map_err(|_| Error::Internal("the job list is unavailable".into()))?;
             jobs.insert(
                 job_id.clone(),
                 Running {
@@ -279,30 +414,28 @@ impl Jobs {
             let outcome = pipeline::sync(&source, &target, &opts, live.clone()).await;
             me.finish(&job_id, outcome, &opts.interrupt);
         });
-        Ok(record)
+        Ok(())
     }
 
-    fn finish(
-        &self,
-        id: &str,
-        outcome: dbsync_core::Result<pipeline::LoadReport>,
-        interrupt: &Interrupt,
-    ) {
+    fn finish(&self, id: &str, outcome: dbsync_core::Result<pipeline::LoadReport>, i: &Interrupt) {
         let Ok(mut jobs) = self.jobs.lock() else {
             return;
         };
         let Some(r) = jobs.get_mut(id) else {
             return;
         };
-        r.record.progress = r.live.as_ref().map(|l| l.view()).unwrap_or(Value::Null);
+        if let Some(l) = &r.live {
+            r.record.figures = l.figures();
+        }
         r.record.finished_at = Some(now());
         match outcome {
             Ok(report) => {
                 r.record.status = Status::Succeeded;
                 r.record.result = serde_json::to_value(&report).ok();
+                r.record.error = None;
             }
             Err(e) => {
-                r.record.status = if interrupt.fired().is_some() {
+                r.record.status = if i.fired().is_some() {
                     Status::Cancelled
                 } else {
                     Status::Failed
@@ -317,11 +450,13 @@ impl Jobs {
     }
 }
 
-/// A refusal as the page shows it: the field a setting error names, and its message.
-fn field_of(e: dbsync_core::Error) -> (String, String) {
-    match e {
-        dbsync_core::Error::Config { setting, message } => (setting, message),
-        e => ("request".into(), e.to_string()),
+/// A status in the API's words.
+fn word(s: Status) -> &'static str {
+    match s {
+        Status::Running => "running",
+        Status::Succeeded => "succeeded",
+        Status::Cancelled => "cancelled",
+        Status::Failed | Status::Interrupted => "failed",
     }
 }
 
@@ -348,126 +483,4 @@ fn cloud_only(ask: &SyncAsk) -> Option<&'static str> {
     ]
     .into_iter()
     .find_map(|(field, given)| given.then_some(field))
-}
-
-impl Running {
-    fn view(&self) -> JobRecord {
-        let mut r = self.record.clone();
-        if let Some(l) = &self.live {
-            r.progress = l.view();
-        }
-        r
-    }
-}
-
-/// A running job's figures, kept by the pipeline's progress events: rows and bytes as they
-/// stream, chunks done, the tables streaming now and the finishing statement under way.
-#[derive(Default)]
-pub struct Live {
-    phase: Mutex<String>,
-    chunks: AtomicU64,
-    est_total: AtomicU64,
-    done_chunks: AtomicU64,
-    done_est: AtomicU64,
-    done_rows: AtomicU64,
-    done_bytes: AtomicU64,
-    flow_rows: AtomicU64,
-    flow_bytes: AtomicU64,
-    flow_est: AtomicU64,
-    tables: Mutex<BTreeMap<String, TableFigures>>,
-    finishing: Mutex<Vec<String>>,
-}
-
-/// One table's figures.
-#[derive(Default, Clone, Serialize)]
-struct TableFigures {
-    streaming: usize,
-    chunks_done: u64,
-    rows: u64,
-    bytes: u64,
-}
-
-impl Live {
-    fn view(&self) -> Value {
-        let total = self.est_total.load(Ordering::Relaxed).max(1);
-        let done =
-            self.done_est.load(Ordering::Relaxed) + self.flow_est.load(Ordering::Relaxed) / 2;
-        let percent = (done as f64 / total as f64 * 100.0).min(100.0);
-        let tables = self.tables.lock().map(|t| t.clone()).unwrap_or_default();
-        json!({
-            "phase": self.phase.lock().map(|p| p.clone()).unwrap_or_default(),
-            "chunks_total": self.chunks.load(Ordering::Relaxed),
-            "chunks_done": self.done_chunks.load(Ordering::Relaxed),
-            "rows": self.done_rows.load(Ordering::Relaxed) + self.flow_rows.load(Ordering::Relaxed),
-            "bytes": self.done_bytes.load(Ordering::Relaxed) + self.flow_bytes.load(Ordering::Relaxed),
-            "percent": (percent * 10.0).round() / 10.0,
-            "tables": tables,
-            "finishing": self.finishing.lock().map(|f| f.clone()).unwrap_or_default(),
-        })
-    }
-
-    fn table(&self, t: &QualName, f: impl FnOnce(&mut TableFigures)) {
-        if let Ok(mut m) = self.tables.lock() {
-            f(m.entry(t.to_string()).or_default());
-        }
-    }
-}
-
-impl Progress for Live {
-    fn planned(&self, phase: &str, chunks: usize, est_bytes: u64) {
-        if let Ok(mut p) = self.phase.lock() {
-            *p = phase.to_string();
-        }
-        self.chunks.store(chunks as u64, Ordering::Relaxed);
-        self.est_total.store(est_bytes, Ordering::Relaxed);
-    }
-
-    fn chunk_done(&self, table: &QualName, rows: u64, bytes: u64, est_bytes: u64) {
-        self.done_chunks.fetch_add(1, Ordering::Relaxed);
-        self.done_est.fetch_add(est_bytes, Ordering::Relaxed);
-        self.done_rows.fetch_add(rows, Ordering::Relaxed);
-        self.done_bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.table(table, |f| {
-            f.chunks_done += 1;
-            f.rows += rows;
-            f.bytes += bytes;
-        });
-    }
-
-    fn note(&self, _message: &str) {}
-
-    fn stream_started(&self, table: &QualName, est_bytes: u64) {
-        self.flow_est.fetch_add(est_bytes, Ordering::Relaxed);
-        self.table(table, |f| f.streaming += 1);
-    }
-
-    fn streamed(&self, rows: u64, bytes: u64) {
-        self.flow_rows.fetch_add(rows, Ordering::Relaxed);
-        self.flow_bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    // A stream's figures are taken back when it ends: chunk_done counts a loaded chunk once,
-    // so a retried one is not counted twice.
-    fn stream_ended(&self, table: &QualName, rows: u64, bytes: u64, est_bytes: u64) {
-        for (c, n) in [
-            (&self.flow_est, est_bytes),
-            (&self.flow_rows, rows),
-            (&self.flow_bytes, bytes),
-        ] {
-            let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                Some(v.saturating_sub(n))
-            });
-        }
-        self.table(table, |f| f.streaming = f.streaming.saturating_sub(1));
-    }
-
-    fn activity(&self, what: &str, running: bool) {
-        if let Ok(mut f) = self.finishing.lock() {
-            if running {
-                f.push(what.to_string());
-            } else if let Some(i) = f.iter().position(|w| w == what) {
-                f.remove(i);
-            }
-        }
-    }
 }

@@ -1,20 +1,27 @@
-//! `dbsync console`: a web page to drive dbsync (databases, a new-sync form with its dry run,
-//! the job list, a job's live progress with cancel and retry), served on loopback only. Every
-//! request carries the random token the console printed (header `x-dbsync-token`, or
-//! `?token=` for the page and its event stream), and a request from another site's page (an
-//! `Origin` that is not the console's) is refused, so other local users and web pages cannot
-//! drive it. Jobs run in this process ([`jobs`]); the page is embedded in the binary.
+//! `dbsync console`: a web page to drive dbsync (databases with a connection test, a new-sync
+//! form with its dry run, the job list, a job's live progress with cancel and retry), served
+//! on loopback only. Every request carries the random token the console printed (header
+//! `x-dbsync-token`, or `?token=` for the page and its event stream), and a request from
+//! another site's page (an `Origin` that is not the console's) is refused, so other local
+//! users and web pages cannot drive it.
+//!
+//! The page speaks the API's JSON (docs/openapi.yaml) under `/api`, to one of two backends:
+//! local ([`jobs`], jobs run in this process) or cloud (the deployed API, each call signed
+//! with the user's AWS credentials by [`RemoteApi`]). The page is embedded in the binary.
 
 pub mod jobs;
+mod local;
 
 use axum::extract::{Path, Query, Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get};
 use axum::{Json, Router};
-use jobs::{Jobs, Status, SyncAsk};
+use dbsync_core::cloud::api::Reply;
+use dbsync_core::cloud::remote::RemoteApi;
+use jobs::Jobs;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -23,19 +30,99 @@ use std::time::Duration;
 
 const PAGE: &str = include_str!("page.html");
 
+/// How often a job's page is sent its job while it runs.
+const PUSH_EVERY: Duration = Duration::from_millis(1000);
+
+/// Where the page's API calls go.
+pub enum Backend {
+    /// Jobs run in this process.
+    Local(Arc<Jobs>),
+    /// The deployed API, signed with the user's credentials.
+    Cloud(Box<RemoteApi>),
+}
+
+impl Backend {
+    /// Answers `method path` (an API route: `/syncs/ID`) as the API does.
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        query: &HashMap<String, String>,
+        body: &[u8],
+    ) -> Reply {
+        match self {
+            Backend::Local(jobs) => local::call(jobs, method, path, query, body).await,
+            Backend::Cloud(api) => {
+                let mut target = path.to_string();
+                let q: Vec<String> = query
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "token")
+                    .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+                    .collect();
+                if !q.is_empty() {
+                    target = format!("{target}?{}", q.join("&"));
+                }
+                match api.call(method, &target, body).await {
+                    Ok(a) => Reply::ok(a.status, api_body(a.status, &a.body)),
+                    Err(e) => Reply::ok(
+                        502,
+                        json!({ "error": { "name": e.name(), "message": e.to_string() } }),
+                    ),
+                }
+            }
+        }
+    }
+
+    fn describe(&self) -> Value {
+        match self {
+            Backend::Local(_) => json!({ "backend": "local", "api": null }),
+            Backend::Cloud(api) => json!({ "backend": "cloud", "api": api.base() }),
+        }
+    }
+}
+
+/// The deployed API's body; API Gateway's own refusals (`{"message": ...}` for a bad
+/// signature or a missing permission) put in the API's error shape.
+fn api_body(status: u16, body: &[u8]) -> Value {
+    let v: Value = serde_json::from_slice(body).unwrap_or_else(
+        |_| json!({ "message": String::from_utf8_lossy(body).chars().take(500).collect::<String>() }),
+    );
+    if status >= 400 && v.get("error").is_none() {
+        let name = if status == 403 {
+            "DbsyncForbidden"
+        } else {
+            "DbsyncApi"
+        };
+        let message = v["message"].as_str().unwrap_or("the API refused the call");
+        return json!({ "error": { "name": name, "message": format!("the API answered {status}: {message}") } });
+    }
+    v
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct Console {
-    jobs: Arc<Jobs>,
+    backend: Arc<Backend>,
     token: Arc<String>,
     /// `http://127.0.0.1:PORT`: the only Origin a browser may send.
     origin: Arc<String>,
 }
 
 impl Console {
-    pub fn new(jobs: Jobs, token: String, origin: String) -> Self {
+    pub fn new(backend: Backend, token: String, origin: String) -> Self {
         Console {
-            jobs: Arc::new(jobs),
+            backend: Arc::new(backend),
             token: Arc::new(token),
             origin: Arc::new(origin),
         }
@@ -45,20 +132,18 @@ impl Console {
     pub fn router(self) -> Router {
         Router::new()
             .route("/", get(page))
-            .route("/api/databases", get(databases))
-            .route("/api/syncs", get(list).post(start))
-            .route("/api/syncs/{id}", get(one).delete(cancel))
-            .route("/api/syncs/{id}/retry", post(retry))
+            .route("/api/console", get(describe))
             .route("/api/syncs/{id}/events", get(events))
+            .route("/api/{*rest}", any(api))
             .layer(middleware::from_fn_with_state(self.clone(), guard))
             .with_state(self)
     }
 }
 
-fn refuse(status: StatusCode, name: &str, field: Option<&str>, message: &str) -> Response {
+fn refuse(status: StatusCode, name: &str, message: &str) -> Response {
     (
         status,
-        Json(json!({ "error": { "name": name, "field": field, "message": message } })),
+        Json(json!({ "error": { "name": name, "message": message } })),
     )
         .into_response()
 }
@@ -72,7 +157,6 @@ async fn guard(State(c): State<Console>, req: Request, next: Next) -> Response {
             return refuse(
                 StatusCode::FORBIDDEN,
                 "DbsyncForbidden",
-                None,
                 "requests from another site's page are refused",
             );
         }
@@ -91,7 +175,6 @@ async fn guard(State(c): State<Console>, req: Request, next: Next) -> Response {
         _ => refuse(
             StatusCode::UNAUTHORIZED,
             "DbsyncUnauthorized",
-            None,
             "open the address dbsync console printed: it holds the token",
         ),
     }
@@ -101,86 +184,29 @@ async fn page() -> Html<&'static str> {
     Html(PAGE)
 }
 
-async fn databases(State(c): State<Console>) -> Json<Value> {
-    Json(c.jobs.databases())
+async fn describe(State(c): State<Console>) -> Json<Value> {
+    Json(c.backend.describe())
 }
 
-async fn list(State(c): State<Console>) -> Json<Value> {
-    Json(json!(c.jobs.list()))
+fn answer(r: Reply) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    (status, Json(r.body)).into_response()
 }
 
-async fn one(State(c): State<Console>, Path(id): Path<String>) -> Response {
-    match c.jobs.get(&id) {
-        Some(j) => Json(j).into_response(),
-        None => refuse(
-            StatusCode::NOT_FOUND,
-            "DbsyncNoSuchJob",
-            None,
-            &format!("no job {id}"),
-        ),
-    }
-}
-
-async fn start(
+/// Every API route, answered by the backend.
+async fn api(
     State(c): State<Console>,
-    Query(q): Query<HashMap<String, String>>,
+    method: Method,
+    Path(rest): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> Response {
-    let ask: SyncAsk = match serde_json::from_slice(&body) {
-        Ok(a) => a,
-        Err(e) => {
-            let message = e.to_string();
-            // serde names an unknown or mistyped field in its message.
-            let field = message
-                .split('`')
-                .nth(1)
-                .map(str::to_string)
-                .unwrap_or_else(|| "request".into());
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "DbsyncConfig",
-                Some(&field),
-                &message,
-            );
-        }
-    };
-    let dry_run = q.get("dry_run").is_some_and(|v| v == "true");
-    match c.jobs.start(ask, dry_run) {
-        Ok(j) => (StatusCode::ACCEPTED, Json(j)).into_response(),
-        Err((field, message)) => refuse(
-            StatusCode::BAD_REQUEST,
-            "DbsyncConfig",
-            Some(&field),
-            &message,
-        ),
-    }
+    let path = format!("/{rest}");
+    answer(c.backend.call(method.as_str(), &path, &query, &body).await)
 }
 
-async fn retry(State(c): State<Console>, Path(id): Path<String>) -> Response {
-    match c.jobs.retry(&id) {
-        Ok(j) => (StatusCode::ACCEPTED, Json(j)).into_response(),
-        Err((_, message)) => refuse(StatusCode::CONFLICT, "DbsyncConflict", None, &message),
-    }
-}
-
-async fn cancel(State(c): State<Console>, Path(id): Path<String>) -> Response {
-    if c.jobs.cancel(&id) {
-        (
-            StatusCode::ACCEPTED,
-            Json(json!({ "job_id": id, "cancelling": true })),
-        )
-            .into_response()
-    } else {
-        refuse(
-            StatusCode::CONFLICT,
-            "DbsyncConflict",
-            None,
-            &format!("job {id} is not running"),
-        )
-    }
-}
-
-/// The job, pushed every second until it ends (server-sent events), so the page never reloads.
+/// The job, pushed every second until it ends (server-sent events), so the page never
+/// reloads; in cloud mode each push is one `GET /syncs/{id}` of the API.
 async fn events(
     State(c): State<Console>,
     Path(id): Path<String>,
@@ -191,13 +217,20 @@ async fn events(
                 return None;
             }
             if n > 0 {
-                tokio::time::sleep(Duration::from_millis(1000)).await;
+                tokio::time::sleep(PUSH_EVERY).await;
             }
-            let job = c.jobs.get(&id);
-            let done = job.as_ref().is_none_or(|j| j.status != Status::Running);
-            let data = serde_json::to_string(&job).unwrap_or_else(|_| "null".into());
+            let r = c
+                .backend
+                .call("GET", &format!("/syncs/{id}"), &HashMap::new(), &[])
+                .await;
+            let running = matches!(r.body["status"].as_str(), Some("running" | "queued"));
+            // An unanswered poll (the API unreachable for a moment) is sent too; the page says
+            // so and the stream goes on.
+            let done = r.status == 404 || (r.status == 200 && !running);
+            let name = if r.status == 200 { "job" } else { "trouble" };
+            let data = r.body.to_string();
             Some((
-                Ok(Event::default().event("job").data(data)),
+                Ok(Event::default().event(name).data(data)),
                 (c, id, n + 1, done),
             ))
         });

@@ -7,5 +7,6 @@ pub mod api;
 pub mod holder;
 pub mod jobstore;
 pub mod lambda;
+pub mod remote;
 pub mod secrets;
 pub mod steps;

@@ -3,6 +3,7 @@
 //! a job (catalog + order + chunks). Pure data.
 
 use crate::model::catalog::{Catalog, ForeignKey};
+use crate::model::ident::QualName;
 use serde::{Deserialize, Serialize};
 
 /// Default chunk size: about 256 MB of table on disk per chunk.
@@ -101,6 +102,22 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Each table in scope with its number of chunks, in table order.
+    pub fn chunks_per_table(&self) -> Vec<(&QualName, usize)> {
+        let mut n = vec![0usize; self.catalog.tables.len()];
+        for c in &self.chunks {
+            if let Some(k) = n.get_mut(c.table) {
+                *k += 1;
+            }
+        }
+        self.catalog
+            .tables
+            .iter()
+            .zip(n)
+            .map(|(t, k)| (&t.name, k))
+            .collect()
+    }
+
     /// Chunk indexes of one FK level.
     pub fn chunks_of_level(&self, level: usize) -> Vec<&Chunk> {
         self.chunks

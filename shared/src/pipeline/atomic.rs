@@ -76,7 +76,7 @@ pub async fn sync_atomic(
         sequences: cat.sequences.len(),
         ..Default::default()
     };
-    progress.planned("sync", plan.chunks.len(), cat.total_bytes());
+    crate::pipeline::progress::planned(&*progress, "sync", &plan);
     let reader = snapshot::join_snapshot(source, &snapshot, &app_name(&job_id, "read")).await?;
     let mut seqs = cat.sequences.clone();
     catalog::read_sequence_values(&src_coord, Role::Source, &mut seqs).await?;

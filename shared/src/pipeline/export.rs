@@ -143,7 +143,7 @@ pub async fn export(
     } = open_source(source, opts, opts.export_sizing()).await?;
     let plan = Arc::new(plan);
     let planned_ms = started.elapsed().as_millis() as u64;
-    progress.planned("export", plan.chunks.len(), plan.catalog.total_bytes());
+    crate::pipeline::progress::planned(&*progress, "export", &plan);
     let n = opts.workers.clamp(1, plan.chunks.len().max(1));
     let mut workers = Vec::with_capacity(n);
     for _ in 0..n {

@@ -20,6 +20,7 @@ pub mod relay;
 pub mod segment;
 pub mod shadow;
 pub mod sync;
+pub mod tally;
 pub mod target;
 pub mod undo;
 pub mod verify;

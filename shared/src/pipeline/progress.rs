@@ -13,6 +13,8 @@ use bytes::Bytes;
 pub trait Progress: Send + Sync {
     /// Work is about to start: `chunks` units covering about `est_bytes` on disk.
     fn planned(&self, phase: &str, chunks: usize, est_bytes: u64);
+    /// A table of the plan and how many chunks it has (after [`Progress::planned`]).
+    fn table_planned(&self, _table: &QualName, _chunks: usize) {}
     /// One chunk finished: its rows, COPY-text bytes and share of the on-disk estimate.
     fn chunk_done(&self, table: &QualName, rows: u64, bytes: u64, est_bytes: u64);
     /// A phase-level message (plain text, no data).
@@ -28,6 +30,14 @@ pub trait Progress: Send + Sync {
     /// A finishing statement starts (`running`) or ends: `what` says what it does
     /// ("rebuilding index i on t", "analyzing t").
     fn activity(&self, _what: &str, _running: bool) {}
+}
+
+/// Says [`Progress::planned`] and then [`Progress::table_planned`] of each table of `plan`.
+pub fn planned(progress: &dyn Progress, phase: &str, plan: &crate::model::chunk::Plan) {
+    progress.planned(phase, plan.chunks.len(), plan.catalog.total_bytes());
+    for (table, chunks) in plan.chunks_per_table() {
+        progress.table_planned(table, chunks);
+    }
 }
 
 /// Discards everything.

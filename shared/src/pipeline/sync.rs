@@ -218,7 +218,7 @@ pub async fn sync(
     };
     let tj = start_load(checked, &spec, false).await?;
     let prepare_ms = ms() - plan_ms;
-    progress.planned("sync", plan.chunks.len(), cat.total_bytes());
+    crate::pipeline::progress::planned(&*progress, "sync", &plan);
     // Workers get their own application name: the coordinator ("src") holds the snapshot.
     let again = Arc::new(Reconnect {
         source: Some(source.clone()),

@@ -51,50 +51,10 @@ impl Api<'_> {
     }
 
     /// `POST /connections/test`: connects with the secret's credentials and reports the
-    /// server, TLS and what the role lacks for each use. An unreachable database is an answer
-    /// (`reachable: false` with the error), not a failure of the call.
+    /// server, TLS and what the role lacks for each use ([`test_connection`]).
     pub async fn test_connection(&self, secret: &str) -> ApiResult<Value> {
         let spec = self.resolve(secret).await?;
-        let mut answer = json!({
-            "secret": secret,
-            "endpoint": spec.identity(),
-            "uses": self.uses(secret, &spec),
-        });
-        let connected = tokio::time::timeout(
-            TEST_TIMEOUT,
-            spec.connect(Role::Target, "dbsync-connection-test"),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(Error::Connect {
-                role: Role::Target,
-                endpoint: spec.identity(),
-                message: format!("no answer within {} s", TEST_TIMEOUT.as_secs()),
-                source: None,
-            })
-        });
-        // Once connected, an error is about the server, not whether it answers.
-        let probed = match connected {
-            Ok(client) => {
-                answer["reachable"] = json!(true);
-                crate::pg::probe::probe(&client).await
-            }
-            Err(e) => {
-                answer["reachable"] = json!(false);
-                Err(e)
-            }
-        };
-        match probed {
-            Ok(p) => {
-                if let (Value::Object(a), Ok(Value::Object(p))) =
-                    (&mut answer, serde_json::to_value(&p))
-                {
-                    a.extend(p);
-                }
-            }
-            Err(e) => answer["error"] = json!({ "name": e.name(), "message": e.to_string() }),
-        }
-        Ok(answer)
+        Ok(test_connection(secret, &spec, self.uses(secret, &spec)).await)
     }
 
     /// `GET /databases`: the secrets under the deployment's prefix that describe a database,
@@ -116,4 +76,50 @@ impl Api<'_> {
         }
         Ok(json!({ "prefix": prefix, "databases": databases, "other_secrets": others }))
     }
+}
+
+/// Connects to `spec` (named `secret`, allowed `uses`) and reports the server, TLS and what
+/// the role lacks for each use. An unreachable database is an answer (`reachable: false`
+/// with the error), not a failure. The local console tests its databases with it too.
+pub async fn test_connection(secret: &str, spec: &ConnSpec, uses: Value) -> Value {
+    let mut answer = json!({
+        "secret": secret,
+        "endpoint": spec.identity(),
+        "uses": uses,
+    });
+    let connected = tokio::time::timeout(
+        TEST_TIMEOUT,
+        spec.connect(Role::Target, "dbsync-connection-test"),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(Error::Connect {
+            role: Role::Target,
+            endpoint: spec.identity(),
+            message: format!("no answer within {} s", TEST_TIMEOUT.as_secs()),
+            source: None,
+        })
+    });
+    // Once connected, an error is about the server, not whether it answers.
+    let probed = match connected {
+        Ok(client) => {
+            answer["reachable"] = json!(true);
+            crate::pg::probe::probe(&client).await
+        }
+        Err(e) => {
+            answer["reachable"] = json!(false);
+            Err(e)
+        }
+    };
+    match probed {
+        Ok(p) => {
+            if let (Value::Object(a), Ok(Value::Object(p))) =
+                (&mut answer, serde_json::to_value(&p))
+            {
+                a.extend(p);
+            }
+        }
+        Err(e) => answer["error"] = json!({ "name": e.name(), "message": e.to_string() }),
+    }
+    answer
 }

@@ -7,7 +7,8 @@
 //! job id. Every call returns its result or an [`ApiError`]; only [`Api::handle`], the HTTP
 //! edge, turns that into a response.
 
-mod connections;
+pub mod body;
+pub mod connections;
 mod estimate;
 mod launch;
 pub mod reply;

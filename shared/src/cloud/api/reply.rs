@@ -66,9 +66,14 @@ impl ApiError {
 
     /// The answer at the HTTP edge.
     pub fn into_reply(self) -> Reply {
+        let mut error = json!({ "name": self.failure.name(), "message": self.failure.to_string() });
+        // The request field a refusal concerns, for a form to show the message beside it.
+        if let Failure::Core(Error::Config { setting, .. }) = &self.failure {
+            error["field"] = json!(setting);
+        }
         Reply {
             status: self.status,
-            body: json!({ "error": { "name": self.failure.name(), "message": self.failure.to_string() } }),
+            body: json!({ "error": error }),
         }
     }
 }

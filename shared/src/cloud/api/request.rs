@@ -200,6 +200,14 @@ pub struct ScheduledSync {
 
 /// Parses and checks a request body without touching anything: a 400 names the field.
 pub fn parse_request(body: &[u8], settings: &ApiSettings) -> Result<SyncRequest> {
+    let req = read_request(body)?;
+    check_request(&req, settings)?;
+    Ok(req)
+}
+
+/// Reads a request body as a [`SyncRequest`] (no deployment rules applied): a mistake names
+/// the field it is in (`analyze`, an unknown `tablez`), else `request body`.
+pub fn read_request(body: &[u8]) -> Result<SyncRequest> {
     let bad = |m: String| Error::config("request body", m);
     if body.len() > MAX_BODY_BYTES {
         return Err(bad(format!(
@@ -213,10 +221,7 @@ pub fn parse_request(body: &[u8], settings: &ApiSettings) -> Result<SyncRequest>
                 .into(),
         ));
     }
-    let req: SyncRequest = serde_json::from_slice(body)
-        .map_err(|e| bad(format!("is not a valid sync request: {e}")))?;
-    check_request(&req, settings)?;
-    Ok(req)
+    super::body::read_json(body, "request body", "is not a valid sync request")
 }
 
 /// What a load `from` an earlier export may not say, because the export decided it.

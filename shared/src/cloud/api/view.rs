@@ -21,9 +21,9 @@ pub fn links(job_id: &str, execution_arn: &str) -> Value {
     })
 }
 
-/// Seconds from the job's creation to `until` (RFC 3339), or to now.
-fn seconds_since_start(j: &JobRecord, until: Option<&str>) -> Option<f64> {
-    let start = humantime::parse_rfc3339(&j.created_at).ok()?;
+/// Seconds from `created_at` to `until` (RFC 3339), or to now.
+fn seconds_between(created_at: &str, until: Option<&str>) -> Option<f64> {
+    let start = humantime::parse_rfc3339(created_at).ok()?;
     let end = match until {
         Some(u) => humantime::parse_rfc3339(u).ok()?,
         None => std::time::SystemTime::now(),
@@ -31,15 +31,21 @@ fn seconds_since_start(j: &JobRecord, until: Option<&str>) -> Option<f64> {
     end.duration_since(start).ok().map(|d| d.as_secs_f64())
 }
 
-/// Seconds left and the whole job's estimated duration: extrapolated from the progress so
-/// far while it runs (none before 0.5 % is done), the duration it took once it ended.
-fn estimates(j: &JobRecord, pct: f64) -> (Option<u64>, Option<u64>) {
-    let running = matches!(j.status, JobStatus::Queued | JobStatus::Running);
+/// Seconds left and the whole job's estimated duration of a job created at `created_at`
+/// (RFC 3339) and `pct` done: extrapolated from the progress so far while it runs (none
+/// before 0.5 % is done), the duration it took (to `updated_at`) once it ended. The local
+/// console's jobs are estimated the same way.
+pub fn estimates(
+    created_at: &str,
+    updated_at: &str,
+    running: bool,
+    pct: f64,
+) -> (Option<u64>, Option<u64>) {
     if !running {
-        let took = seconds_since_start(j, Some(&j.updated_at)).map(|s| s.round() as u64);
+        let took = seconds_between(created_at, Some(updated_at)).map(|s| s.round() as u64);
         return (None, took);
     }
-    match seconds_since_start(j, None) {
+    match seconds_between(created_at, None) {
         Some(e) if pct > 0.5 => {
             let total = e * 100.0 / pct;
             (
@@ -54,7 +60,8 @@ fn estimates(j: &JobRecord, pct: f64) -> (Option<u64>, Option<u64>) {
 /// A job as the API shows it: no secrets (the record never holds any).
 pub fn job_view(j: &JobRecord, execution_arn: &str) -> Value {
     let pct = j.progress_pct();
-    let (eta, duration) = estimates(j, pct);
+    let running = matches!(j.status, JobStatus::Queued | JobStatus::Running);
+    let (eta, duration) = estimates(&j.created_at, &j.updated_at, running, pct);
     json!({
         "job_id": j.job_id,
         "kind": j.kind,
