@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs PostgreSQL, moto, cargo-lambda and the
-# validators if they are missing, starts two throwaway clusters (source on 55442, target on
-# 55443) and the version matrix's (one per major, 13 to 18), the AWS emulator (55500) with its
-# Lambda invoke gateway (55501) and the function binaries (55509), validates the template and state machine, runs every test against them.
+# The whole test suite, from a fresh machine: installs PostgreSQL, moto, cargo-lambda, the
+# validators and Chromium with chromedriver if they are missing, starts two throwaway clusters
+# (source on 55442, target on 55443) and the version matrix's (one per major, 13 to 18), the
+# AWS emulator (55500) with its Lambda invoke gateway (55501, which also fronts the API at
+# /execute-api) and the function binaries (55509), validates the template and state machine,
+# runs every test against them. The console's browser tests leave screenshots of each page in
+# target/tmp/console-screenshots/.
 # Idempotent: run it as often as you like; clusters are reused between runs (CI stops them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +45,15 @@ fi
 scripts/lambda.sh up 55509 "http://127.0.0.1:$DBSYNC_TEST_MOTO_PORT"
 export DBSYNC_TEST_LAMBDA_GATEWAY=http://127.0.0.1:55501
 export DBSYNC_TEST_AWS_ENDPOINT="http://127.0.0.1:$DBSYNC_TEST_MOTO_PORT"
+
+# The console's browser tests (cli/tests/browser.rs): Debian's Chromium and its WebDriver.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "test.sh: installing chromium and chromium-driver (the console's browser tests)" >&2
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+    || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q chromium chromium-driver >/dev/null; }
+fi
 
 # Static checks of the deployment: the SAM template (cfn-lint, sam validate --lint) and the
 # state machine (asl-validator). Names and substitutions are checked by the Rust tests.

@@ -4,137 +4,12 @@
 //! identical, a cancelled one, and one whose console was killed under it. Every answer of
 //! its API is held to docs/openapi.yaml: the page speaks one JSON to both backends.
 
+mod support;
+
 use dbsync_tests::Pair;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A console on a free port over the two databases of `p` (named `src` and `dst`).
-struct Console {
-    child: Child,
-    base: String,
-    token: String,
-    state: std::sync::Arc<tempdir::Dir>,
-}
-
-mod tempdir {
-    /// A directory removed when dropped.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new(hint: &str) -> Self {
-            let d = std::env::temp_dir().join(format!("dbsync-{hint}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&d);
-            std::fs::create_dir_all(&d).expect("state dir");
-            Dir(d)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-impl Console {
-    fn start(p: &Pair, hint: &str) -> Console {
-        Console::on(p, std::sync::Arc::new(tempdir::Dir::new(hint)))
-    }
-
-    /// A console keeping its jobs in `state` (a second console over the first one's jobs).
-    fn on(p: &Pair, state: std::sync::Arc<tempdir::Dir>) -> Console {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dbsync"))
-            .args(["console", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(&state.0)
-            .args(["--database", &format!("src={}", p.source_url)])
-            .args(["--database", &format!("dst={}", p.target_url)])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the console");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the console prints its address");
-        let url = line
-            .trim()
-            .strip_prefix("dbsync console: ")
-            .expect("an address")
-            .to_string();
-        let (base, token) = url.split_once("/?token=").expect("a token in the address");
-        Console {
-            child,
-            base: base.to_string(),
-            token: token.to_string(),
-            state,
-        }
-    }
-
-    /// One HTTP/1.1 request; the status and the body.
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<&Value>,
-    ) -> (u16, String) {
-        let host = self.base.trim_start_matches("http://");
-        let mut s = TcpStream::connect(host).expect("connect to the console");
-        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("content-type: application/json\r\n\r\n");
-        req.push_str(&body);
-        s.write_all(req.as_bytes()).expect("send");
-        let mut out = String::new();
-        s.read_to_string(&mut out).expect("read");
-        let status = out
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = out
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        (status, body)
-    }
-
-    /// A call of the console's API (`/api/ROUTE`), its answer held to the API's document.
-    fn api(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let (status, text) = self.call(method, path, &[("x-dbsync-token", &self.token)], body);
-        let answer = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let route = path.trim_start_matches("/api");
-        let route = route.split('?').next().unwrap_or(route);
-        dbsync_tests::openapi::assert_answer(method, route, status, &answer);
-        (status, answer)
-    }
-
-    /// Polls the job until it is not running, returning every progress seen on the way.
-    fn wait(&self, id: &str) -> (Value, Vec<Value>) {
-        let started = Instant::now();
-        let mut seen = Vec::new();
-        loop {
-            let (_, job) = self.api("GET", &format!("/api/syncs/{id}"), None);
-            seen.push(job["progress"].clone());
-            if job["status"] != "running" || started.elapsed() > Duration::from_secs(240) {
-                return (job, seen);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Console {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::Console;
 
 #[tokio::test]
 async fn the_console_answers_only_requests_with_its_token_and_from_its_own_page() {
@@ -364,4 +239,65 @@ async fn a_job_whose_console_was_killed_reads_interrupted_and_a_retry_resumes_it
     let (job, _) = c.wait(&id);
     assert_eq!(job["status"], "succeeded", "{job}");
     p.assert_identical().await;
+}
+
+#[tokio::test]
+async fn the_cloud_console_drives_the_deployed_api_with_signed_calls_to_an_identical_target() {
+    let p = Pair::new("console_cloud").await;
+    p.both("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        .await;
+    p.source("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 20000) g")
+        .await;
+    let d = dbsync_tests::cloud::deploy(&p).await;
+    let c = Console::cloud("test");
+    let (status, dbs) = c.api("GET", "/api/databases", None);
+    assert_eq!(status, 200, "{dbs}");
+    assert!(dbs.to_string().contains(&d.target_secret), "{dbs}");
+    let ask = json!({
+        "source_secret": d.source_secret, "target_secret": d.target_secret,
+        "chunk_size": "64KiB", "concurrency": 2, "snapshot_window_seconds": 300,
+    });
+    let (status, dry) = c.api("POST", "/api/syncs?dry_run=true", Some(&ask));
+    assert_eq!(status, 200, "{dry}");
+    assert!(dry["estimate"]["chunks"].as_u64() > Some(0), "{dry}");
+    // The API's own refusal, through the proxy, names the field.
+    let mut bad = ask.clone();
+    bad["chunk_size"] = json!(100);
+    let (status, refused) = c.api("POST", "/api/syncs", Some(&bad));
+    assert_eq!(
+        (status, &refused["error"]["field"]),
+        (400, &json!("chunk_size")),
+        "{refused}"
+    );
+    let (status, started) = c.api("POST", "/api/syncs", Some(&ask));
+    assert_eq!(status, 202, "{started}");
+    let id = started["job_id"].as_str().expect("job id");
+    let pushed = c.events(id);
+    let last = pushed.last().expect("a job pushed");
+    assert_eq!(last["status"], "succeeded", "{last}");
+    assert!(
+        last["links"]["console"]
+            .as_str()
+            .is_some_and(|l| l.contains(id)),
+        "{last}"
+    );
+    p.assert_identical().await;
+    // Signed with the wrong secret key, every call is refused by the API's front door (API
+    // Gateway's IAM check, before the API: its answer is not one the document lists).
+    let wrong = Console::cloud("not-the-key");
+    let (status, text) = wrong.call(
+        "GET",
+        "/api/databases",
+        &[("x-dbsync-token", &wrong.token)],
+        None,
+    );
+    let refused: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(status, 403, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("signature")),
+        "{refused}"
+    );
+    assert_eq!(refused["error"]["name"], "DbsyncForbidden", "{refused}");
 }

@@ -4,6 +4,7 @@
 //! The fingerprint uses its own pinned settings, independent of the core's, so a core that
 //! lost precision in transit could not hide it.
 
+pub mod cloud;
 pub mod openapi;
 
 use dbsync_core::cloud::steps::JobPlace;

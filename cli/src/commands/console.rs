@@ -25,6 +25,10 @@ pub struct Args {
     pub state_dir: Option<PathBuf>,
     #[command(flatten)]
     pub protected: ProtectedArg,
+    /// The token the page's address carries (default: a new random one at each start). Fix
+    /// it to keep open pages working across a restart; treat it as a password.
+    #[arg(long, env = "DBSYNC_CONSOLE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Drive the deployed service instead: its API's stage URL
     /// (https://ID.execute-api.REGION.amazonaws.com/v1). Each call is signed with your AWS
     /// credentials (the standard chain: AWS_PROFILE, environment, SSO, role); databases are
@@ -85,7 +89,17 @@ pub async fn exec(a: Args, _out: Output) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", a.listen))?;
     let addr = listener.local_addr()?;
-    let token = uuid::Uuid::new_v4().simple().to_string();
+    let token = match a.token.filter(|t| !t.trim().is_empty()) {
+        Some(t) if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
+            return Err(dbsync_core::Error::config(
+                "--token",
+                "give at least 16 letters, digits or '-'",
+            )
+            .into())
+        }
+        Some(t) => t,
+        None => uuid::Uuid::new_v4().simple().to_string(),
+    };
     let origin = format!("http://{addr}");
     // The address with its token is the console's one key: printed once, on stdout.
     let mut stdout = std::io::stdout();

@@ -21,62 +21,7 @@ mod loads;
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const BUCKET: &str = "dbsync-e2e";
-const JOB_TABLE: &str = "dbsync-e2e-jobs";
-const STATE_MACHINE: &str = "dbsync-e2e-sync";
-const ACCOUNT: &str = "123456789012";
-
-/// The functions the state machine's `${...FunctionArn}` substitutions name.
-const FUNCTIONS: &[(&str, &str)] = &[
-    ("HoldSnapshotFunctionArn", "hold-snapshot"),
-    ("PlanFunctionArn", "plan"),
-    ("ExportChunkFunctionArn", "export-chunk"),
-    ("AssembleFunctionArn", "assemble"),
-    ("WriteDumpFunctionArn", "write-dump"),
-    ("PrepareFunctionArn", "prepare"),
-    ("ImportPartFunctionArn", "import-part"),
-    ("FinalizeFunctionArn", "finalize"),
-    ("FailFunctionArn", "fail"),
-];
-
-/// The definition as deployed, with the function ARNs of the local functions and retry
-/// intervals and waits cut to a second (the emulator waits them out in real time).
-pub fn local_definition() -> String {
-    let mut text = include_str!("../../../statemachine/sync.asl.json").to_string();
-    for (var, function) in FUNCTIONS {
-        text = text.replace(
-            &format!("${{{var}}}"),
-            &format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{function}"),
-        );
-    }
-    text = text.replace("${DataBucketName}", BUCKET);
-    let mut v: Value = serde_json::from_str(&text).expect("the definition is JSON");
-    fn shorten(v: &mut Value) {
-        match v {
-            Value::Object(m) => {
-                if m.get("Type") == Some(&json!("Wait")) {
-                    m.insert("Seconds".into(), json!(1));
-                }
-                if let Some(Value::Array(retries)) = m.get_mut("Retry") {
-                    for r in retries {
-                        r["IntervalSeconds"] = json!(1);
-                        // Waiting for a connection lease is how the flow works, not a fault.
-                        if r["ErrorEquals"][0] != "DbsyncConnectionsBusy" {
-                            r["MaxAttempts"] = json!(1);
-                        } else {
-                            r["MaxDelaySeconds"] = json!(2);
-                        }
-                    }
-                }
-                m.values_mut().for_each(shorten);
-            }
-            Value::Array(a) => a.iter_mut().for_each(shorten),
-            _ => {}
-        }
-    }
-    shorten(&mut v);
-    v.to_string()
-}
+use dbsync_tests::cloud::{ACCOUNT, BUCKET, STATE_MACHINE};
 
 /// Everything one end-to-end test needs.
 struct Cloud {
@@ -100,63 +45,18 @@ impl Cloud {
         // VACUUM too: an autovacuum between two plans would add the free-space and visibility
         // maps to the tables' sizes, and a test that prices one job twice would see it move.
         pair.source("VACUUM ANALYZE").await;
-        let env = dbsync_core::cloud::lambda::FunctionEnv::from_lookup(&|k| match k {
-            "DBSYNC_BUCKET" => Some(BUCKET.into()),
-            "DBSYNC_JOB_TABLE" => Some(JOB_TABLE.into()),
-            _ => None,
-        })
-        .expect("env");
-        let clients =
-            dbsync_core::cloud::lambda::Clients::new(env, &dbsync_tests::aws_settings()).await;
-        let _ = clients.s3.create_bucket().bucket(BUCKET).send().await;
-        let _ = dbsync_core::cloud::jobstore::DynamoJobStore::create_table(
-            &clients.dynamodb,
-            JOB_TABLE,
-        )
-        .await;
-        let sfn = clients.sfn.clone();
-        let arn = format!("arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:{STATE_MACHINE}");
-        // Always the definition of this checkout (moto's UpdateStateMachine leaves executions
-        // on the old one).
-        let _ = sfn
-            .delete_state_machine()
-            .state_machine_arn(&arn)
-            .send()
-            .await;
-        sfn.create_state_machine()
-            .name(STATE_MACHINE)
-            .definition(local_definition())
-            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/dbsync-e2e"))
-            .send()
-            .await
-            .expect("create the state machine");
-        let source_secret = format!("e2e/{}/source", pair.name);
-        let target_secret = format!("e2e/{}/target", pair.name);
-        let cloud = Cloud {
+        let d = dbsync_tests::cloud::deploy(&pair).await;
+        Cloud {
             pair,
-            sfn,
-            clients,
-            source_secret,
-            target_secret,
-        };
-        cloud
-            .secret(&cloud.source_secret, &cloud.pair.source_url)
-            .await;
-        cloud
-            .secret(&cloud.target_secret, &cloud.pair.target_url)
-            .await;
-        cloud
+            sfn: d.sfn,
+            clients: d.clients,
+            source_secret: d.source_secret,
+            target_secret: d.target_secret,
+        }
     }
 
     async fn secret(&self, id: &str, url: &str) {
-        self.clients
-            .secrets
-            .create_secret()
-            .name(id)
-            .secret_string(json!({ "url": url }).to_string())
-            .send()
-            .await
-            .expect("secret");
+        dbsync_tests::cloud::secret(&self.clients, id, url).await;
     }
 
     /// Sends an API Gateway request to the api function; returns status and JSON body.
