@@ -12,6 +12,8 @@
 #                                           # and pg_dump/pg_restore 18 with --statistics
 #   BENCH_RUNS=3 scripts/bench.sh         # median of 3 runs, paths alternating within each run
 #
+# Last, the changed-only refresh after four kinds of change to the source (path_refresh).
+#
 # Paths, each into a target holding the previous path's copy and timed with the TRUNCATE it
 # needs: pg_dump -Fd -j2 -Z1 + TRUNCATE + pg_restore -j2 --data-only --disable-triggers (and
 # each alone, against dbsync export and dbsync import alone); two parallel psql pipes of
@@ -231,6 +233,31 @@ path_sync() {
   done
 }
 
+# The nightly refresh (dbsync sync --changed-only) on a target that holds an identical copy,
+# after each change to the source (untimed): (c) nothing changed; (a) 1% of pgbench_accounts
+# updated in its newest keys plus 0.5% new rows; (b) 1% updated scattered uniformly; (d) 30%
+# updated. Against the full `dbsync sync` of the same run (sync_on) and dump+restore+analyze.
+path_refresh() {
+  local n case sql
+  n=$(psqlc "$SRC" -Atc "SELECT max(aid) FROM pgbench_accounts")
+  for case in c a b d; do
+    case $case in
+      c) sql="SELECT 1" ;;
+      a) sql="UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid > $n - $n / 200;
+              INSERT INTO pgbench_accounts SELECT g, 1, 0, '' FROM generate_series($n + 1, $n + $n / 200) g" ;;
+      b) sql="UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 100 = 7" ;;
+      d) sql="UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 10 < 3" ;;
+    esac
+    psqlc "$SRC" -c "$sql" >/dev/null
+    n=$(psqlc "$SRC" -Atc "SELECT max(aid) FROM pgbench_accounts")
+    settle
+    timed "$DBSYNC" sync -q --jobs "$JOBS" --changed-only --source "$SRC" --target "$DST"
+    record "refresh_$case" "$wall" "$rss"
+    verify "dbsync sync --changed-only (case $case)"
+    echo "  dbsync sync --changed-only, case $case: ${wall}s"
+  done
+}
+
 path_export_import() {
   rm -rf "$work/export"
   settle
@@ -255,6 +282,7 @@ for run in $(seq "$RUNS"); do
   path_pgcopydb
   path_sync
   path_export_import
+  path_refresh
 done
 
 W() { printf '%s\n' ${WALLS[$1]} | median; }
@@ -296,4 +324,9 @@ row "dbsync import --jobs $JOBS" import_on pg_restore
 row "pg_restore -j$JOBS --data-only + vacuumdb --analyze-only" pg_restore_analyze pg_restore_analyze
 row "dbsync import --jobs $JOBS (both ANALYZE)" import_on pg_restore_analyze
 row "dbsync import --jobs $JOBS --analyze off" import_off pg_restore
+row "refresh (c) nothing changed" refresh_c sync_on
+row "refresh (a) 1% newest keys + 0.5% inserts" refresh_a sync_on
+row "refresh (a) 1% newest keys + 0.5% inserts" refresh_a dump_restore_analyze
+row "refresh (b) 1% scattered" refresh_b sync_on
+row "refresh (d) 30% changed" refresh_d sync_on
 [ -z "$pgcopydb_why" ] || echo "(pgcopydb left out: $pgcopydb_why)"

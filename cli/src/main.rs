@@ -128,7 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
-    use dbsync_core::model::options::SYNC_SETTINGS;
+    use dbsync_core::model::settings::SYNC_SETTINGS;
     use std::collections::BTreeSet;
 
     #[test]
@@ -147,7 +147,7 @@ mod tests {
             .collect();
         assert_eq!(
             flags, listed,
-            "dbsync sync against model::options::SYNC_SETTINGS"
+            "dbsync sync against model::settings::SYNC_SETTINGS"
         );
     }
 }

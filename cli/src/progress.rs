@@ -275,3 +275,39 @@ pub fn count(n: u64, thing: &str) -> String {
         format!("{n} {thing}s")
     }
 }
+
+/// A changed-only refresh, per table: what differed and what was (or would be) replaced.
+pub fn render_refresh(r: &dbsync_core::plan::refresh::RefreshReport, dry_run: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let verb = if dry_run { "would replace" } else { "replaced" };
+    let _ = writeln!(
+        out,
+        "{}: {} of {} compared on both sides differ{}",
+        if dry_run { "dry run" } else { "changed only" },
+        r.ranges_differing,
+        count(r.ranges_compared as u64, "range"),
+        if dry_run { "; nothing was changed" } else { "" }
+    );
+    if r.full_sync {
+        let _ = writeln!(
+            out,
+            "most of the data differs: {} a full sync instead",
+            if dry_run { "would run" } else { "ran" }
+        );
+    }
+    for t in &r.tables {
+        let what = match t.action {
+            "unchanged" => "unchanged".to_string(),
+            "whole" => format!("{verb} whole ({} rows)", t.rows),
+            _ => format!(
+                "{verb} {} of {} ({} rows)",
+                t.differing,
+                count(t.ranges as u64, "range"),
+                t.rows
+            ),
+        };
+        let _ = writeln!(out, "  {}: {what}", t.table);
+    }
+    out
+}

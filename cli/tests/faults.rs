@@ -404,3 +404,60 @@ async fn a_damaged_export_is_refused_by_check_import_and_its_dry_run_before_the_
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn kill_9_mid_refresh_loses_no_row_of_a_range_and_running_it_again_ends_identical() {
+    let p = pair("fault_refresh").await;
+    let (src, tgt) = (p.source_url.clone(), p.target_url.clone());
+    run_ok(&["sync", "--source", &src, "--target", &tgt]);
+    p.source("UPDATE big SET v = v || '+' WHERE id <= 150000; DELETE FROM other WHERE id % 7 = 0")
+        .await;
+    let refresh = [
+        "sync",
+        "--source",
+        &src,
+        "--target",
+        &tgt,
+        "--changed-only",
+        "--changed-max-share",
+        "1",
+        "--chunk-size",
+        "64kB",
+        "--jobs",
+        "1",
+    ];
+    // Killed once some ranges are replaced and others not yet.
+    let mut child: Child = dbsync(&refresh).spawn().expect("start dbsync");
+    let replaced = "SELECT count(*)::text FROM big WHERE v LIKE '%+'";
+    let started = std::time::Instant::now();
+    while dbsync_tests::scalar(&tgt, replaced).await == "0" {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "no range replaced in 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let _ = Command::new("sh")
+        .args(["-c", &format!("kill -KILL {}", child.id())])
+        .status();
+    assert_eq!(
+        child.wait().expect("wait").code(),
+        None,
+        "killed mid-refresh"
+    );
+    let done: u64 = dbsync_tests::scalar(&tgt, replaced)
+        .await
+        .parse()
+        .expect("count");
+    assert!(done < 150_000, "some ranges replaced, not all: {done}");
+    // Each range is replaced in one transaction: a killed one leaves its old rows, never a
+    // range deleted and not yet loaded.
+    assert_eq!(
+        dbsync_tests::scalar(&tgt, "SELECT count(*)::text FROM big").await,
+        "300000",
+        "no row of a range lost"
+    );
+    run_ok(&refresh);
+    p.assert_identical().await;
+    assert_eq!(counts(&src).await, counts(&tgt).await);
+}

@@ -10,6 +10,7 @@ mod e2e;
 mod errors;
 mod exact;
 mod jobstore;
+mod refresh;
 mod resume;
 mod rules;
 mod s3;

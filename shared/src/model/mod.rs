@@ -12,5 +12,6 @@ pub mod part;
 pub mod restore;
 pub mod rules;
 pub mod scope;
+pub mod settings;
 pub mod size;
 pub mod verify;

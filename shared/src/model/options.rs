@@ -139,6 +139,8 @@ pub struct LoadChoices {
     pub dry_run: bool,
     /// `sync --via`: through parts, export then import.
     pub via: bool,
+    /// `sync --changed-only`: only the key ranges that differ are replaced.
+    pub changed_only: bool,
 }
 
 /// How a surface spells a setting: the command line's flags or the request's fields.
@@ -160,289 +162,119 @@ impl Spelling {
     }
 }
 
+/// Why a load setting is refused on a job that loads no target.
+const NO_TARGET: &str =
+    "is about the target a job loads; an export-only job loads none (name a target, or leave it out)";
+
 impl LoadChoices {
-    /// Refuses a combination that cannot work, naming the setting as `spelling` spells it.
+    /// Refuses a combination that cannot work, naming the setting as `spelling` spells it:
+    /// the first of its rules that applies.
     pub fn check(&self, spelling: Spelling) -> crate::error::Result<()> {
+        let mut rules = self.rules(spelling);
+        rules.extend(self.changed_rules(spelling));
+        match rules.into_iter().find(|(refused, ..)| *refused) {
+            Some((_, setting, message)) => {
+                Err(crate::error::Error::config(spelling.name(setting), message))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The rules of `--changed-only`.
+    fn changed_rules(&self, spelling: Spelling) -> Vec<(bool, &'static str, String)> {
         let n = |s: &str| spelling.name(s);
-        let refuse =
-            |setting: &str, message: String| Err(crate::error::Error::config(n(setting), message));
-        for (given, setting) in [
-            (self.atomic, "atomic"),
-            (self.create_schema, "create_schema"),
-            (self.backup, "backup"),
-        ] {
-            if given && !self.loads_target {
-                return refuse(
-                    setting,
-                    "is about the target a job loads; an export-only job loads none (name a target, or leave it out)".into(),
-                );
-            }
-        }
-        if self.create_schema && self.atomic {
-            return refuse(
-                "create_schema",
-                format!(
-                    "cannot be combined with {}: create the schema with a first sync, then use {}",
-                    n("atomic"),
-                    n("atomic")
+        let with = |other: &str, why: &str| format!("cannot be combined with {}{why}", n(other));
+        let (changed, via) = (self.changed_only, self.via);
+        vec![
+            (
+                changed && self.atomic,
+                "atomic",
+                with(
+                    "changed_only",
+                    ": it replaces each range in a transaction of its own",
                 ),
-            );
-        }
-        if self.backup && self.atomic {
-            return refuse(
+            ),
+            (
+                changed && self.create_schema,
+                "create_schema",
+                with(
+                    "changed_only",
+                    ": it compares tables the target has; sync once first",
+                ),
+            ),
+            (
+                changed && self.backup,
                 "backup",
-                format!(
-                    "cannot be combined with {} (which keeps the old data until the commit)",
-                    n("atomic")
+                with(
+                    "changed_only",
+                    ": it changes only what differs; back up with dbsync export",
                 ),
-            );
-        }
-        if self.create_schema && self.dry_run {
-            return refuse(
+            ),
+            (
+                changed && via,
+                "via",
+                with("changed_only", ": it reads both sides directly"),
+            ),
+        ]
+    }
+
+    /// Each combination rule: whether these choices break it, the setting it names, why.
+    fn rules(&self, spelling: Spelling) -> Vec<(bool, &'static str, String)> {
+        let n = |s: &str| spelling.name(s);
+        let with = |other: &str, why: &str| format!("cannot be combined with {}{why}", n(other));
+        let via = self.via;
+        vec![
+            (
+                self.atomic && !self.loads_target,
+                "atomic",
+                NO_TARGET.into(),
+            ),
+            (
+                self.create_schema && !self.loads_target,
                 "create_schema",
-                format!(
-                    "cannot be combined with {} (a dry run checks the target's existing tables)",
-                    n("dry_run")
-                ),
-            );
-        }
-        if self.via {
-            for (given, setting, why) in [
-                (
-                    self.create_schema,
-                    "create_schema",
-                    " (the import has only the manifest); sync directly",
-                ),
-                (self.dry_run, "dry_run", ""),
-                (
-                    self.atomic,
+                NO_TARGET.into(),
+            ),
+            (
+                self.backup && !self.loads_target,
+                "backup",
+                NO_TARGET.into(),
+            ),
+            (
+                self.create_schema && self.atomic,
+                "create_schema",
+                with(
                     "atomic",
-                    " (an atomic sync streams in one transaction)",
+                    &format!(
+                        ": create the schema with a first sync, then use {}",
+                        n("atomic")
+                    ),
                 ),
-            ] {
-                if given {
-                    return refuse(
-                        setting,
-                        format!("cannot be combined with {}{why}", n("via")),
-                    );
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Where each setting of a sync appears: its flag on `dbsync sync` (or another command), its
-/// field in the API's request, its field in the state machine's input, one name throughout
-/// where it is the same thing. A row with a blank says why the setting is not there; tests
-/// read the command line, the request and the execution input against this table, so a
-/// setting added to one and not the others (or renamed on the way) fails them.
-pub const SYNC_SETTINGS: &[Setting] = &[
-    s(
-        "source",
-        Some("source"),
-        Some("source_secret"),
-        Some("source_secret"),
-        "a URL on the command line; a Secrets Manager id in the service",
-    ),
-    s(
-        "target",
-        Some("target"),
-        Some("target_secret"),
-        Some("target_secret"),
-        "a URL on the command line; a Secrets Manager id in the service",
-    ),
-    same("schemas", "scope"),
-    same("tables", "scope"),
-    same("exclude", "scope"),
-    same("allow_empty_patterns", "scope"),
-    s(
-        "chunk_size",
-        Some("chunk_size"),
-        Some("chunk_size"),
-        Some("chunk_bytes"),
-        "the execution input holds the size resolved to bytes",
-    ),
-    s(
-        "workers",
-        Some("jobs"),
-        Some("concurrency"),
-        Some("concurrency"),
-        "local connections per side (pg_dump's -j); in the service, Lambdas at once",
-    ),
-    same("keep_indexes", "keep_indexes"),
-    same("analyze", "analyze"),
-    same("atomic", "atomic"),
-    same("create_schema", "create_schema"),
-    s(
-        "backup",
-        Some("backup"),
-        Some("backup"),
-        Some("backup_job_id"),
-        "a location on the command line; the service picks the S3 place (a job of its own)",
-    ),
-    s(
-        "rules",
-        Some("rules"),
-        Some("rules"),
-        Some("rules"),
-        "a file on the command line; the file's JSON in a request",
-    ),
-    s(
-        "rules_key",
-        None,
-        Some("rules_key_secret"),
-        Some("rules_key_secret"),
-        "DBSYNC_RULES_KEY in the environment, never a flag (so never in ps)",
-    ),
-    s(
-        "from",
-        None,
-        Some("from"),
-        Some("data_job_id"),
-        "dbsync import --from; in the execution the job whose parts load (a retry's too)",
-    ),
-    s(
-        "mode",
-        None,
-        Some("mode"),
-        Some("mode"),
-        "commands of their own: dbsync sync, export, dump",
-    ),
-    s(
-        "consistency",
-        None,
-        Some("consistency"),
-        Some("consistency"),
-        "one machine holds one snapshot throughout; the service relays it",
-    ),
-    s(
-        "snapshot_window_seconds",
-        None,
-        Some("snapshot_window_seconds"),
-        Some("snapshot_window_seconds"),
-        "the service's snapshot relay",
-    ),
-    s(
-        "export_budget_seconds",
-        None,
-        Some("export_budget_seconds"),
-        Some("export_budget_seconds"),
-        "Lambda time limits",
-    ),
-    s(
-        "finalize_budget_seconds",
-        None,
-        Some("finalize_budget_seconds"),
-        Some("finalize_budget_seconds"),
-        "Lambda time limits",
-    ),
-    s(
-        "page_rows",
-        None,
-        Some("page_rows"),
-        Some("page_rows"),
-        "the service's keyset pages; a local sync streams each chunk whole",
-    ),
-    s(
-        "source_connections",
-        None,
-        Some("source_connections"),
-        Some("source_connections"),
-        "connection leases shared by the service's jobs",
-    ),
-    s(
-        "protected",
-        Some("protected"),
-        None,
-        None,
-        "a deployment setting of the service (DBSYNC_PROTECTED_TARGETS), never a request's",
-    ),
-    s(
-        "dry_run",
-        Some("dry_run"),
-        None,
-        None,
-        "POST /syncs?dry_run=true, a query parameter; nothing starts",
-    ),
-    s(
-        "verify",
-        Some("verify"),
-        None,
-        None,
-        "the service's loads check rows and checksums per part; dbsync verify compares",
-    ),
-    s(
-        "via",
-        Some("via"),
-        None,
-        None,
-        "the service always goes through S3 parts",
-    ),
-    s(
-        "force",
-        Some("force"),
-        None,
-        None,
-        "the service's parts go under the job's own id",
-    ),
-    s(
-        "atomic_max_size",
-        Some("atomic_max_size"),
-        None,
-        None,
-        "the service's cap is fixed (8 GiB: the swap is one Finalize invocation)",
-    ),
-    s("job_id", None, None, Some("job_id"), "made by the service"),
-    s(
-        "lock_key",
-        None,
-        None,
-        Some("lock_key"),
-        "made by the service",
-    ),
-];
-
-/// One row of [`SYNC_SETTINGS`].
-#[derive(Debug, Clone, Copy)]
-pub struct Setting {
-    /// The setting's one name.
-    pub name: &'static str,
-    /// `dbsync sync --<flag>` (underscores for dashes).
-    pub cli: Option<&'static str>,
-    /// The API request's field.
-    pub request: Option<&'static str>,
-    /// The state machine input's field.
-    pub execution: Option<&'static str>,
-    /// Why a blank is blank, or why the names differ.
-    pub why: &'static str,
-}
-
-const fn s(
-    name: &'static str,
-    cli: Option<&'static str>,
-    request: Option<&'static str>,
-    execution: Option<&'static str>,
-    why: &'static str,
-) -> Setting {
-    Setting {
-        name,
-        cli,
-        request,
-        execution,
-        why,
-    }
-}
-
-/// A setting under one name on the command line and in the request (`execution`: its field
-/// there, `scope` for the table patterns the execution carries as one scope).
-const fn same(name: &'static str, execution: &'static str) -> Setting {
-    Setting {
-        name,
-        cli: Some(name),
-        request: Some(name),
-        execution: Some(execution),
-        why: "",
+            ),
+            (
+                self.backup && self.atomic,
+                "backup",
+                with("atomic", " (which keeps the old data until the commit)"),
+            ),
+            (
+                self.create_schema && self.dry_run,
+                "create_schema",
+                with(
+                    "dry_run",
+                    " (a dry run checks the target's existing tables)",
+                ),
+            ),
+            (
+                via && self.create_schema,
+                "create_schema",
+                with("via", " (the import has only the manifest); sync directly"),
+            ),
+            (via && self.dry_run, "dry_run", with("via", "")),
+            (
+                via && self.atomic,
+                "atomic",
+                with("via", " (an atomic sync streams in one transaction)"),
+            ),
+        ]
     }
 }
 
@@ -533,6 +365,24 @@ mod tests {
                 "backup",
                 "loads none",
             ),
+            (
+                LoadChoices {
+                    changed_only: true,
+                    atomic: true,
+                    ..sync
+                },
+                "atomic",
+                "changed_only",
+            ),
+            (
+                LoadChoices {
+                    changed_only: true,
+                    create_schema: true,
+                    ..sync
+                },
+                "create_schema",
+                "changed_only",
+            ),
         ];
         for (c, setting, other) in cases {
             let flag = refused(c, Spelling::Flag).unwrap_or_default();
@@ -557,24 +407,5 @@ mod tests {
         }
         .check(Spelling::Field)
         .is_ok());
-    }
-
-    #[test]
-    fn every_setting_has_one_name_or_says_why_not() {
-        let mut names = std::collections::BTreeSet::new();
-        for st in SYNC_SETTINGS {
-            assert!(names.insert(st.name), "{} listed twice", st.name);
-            let shown = [st.cli, st.request, st.execution];
-            let blank = shown.iter().any(Option::is_none);
-            let renamed = shown
-                .iter()
-                .flatten()
-                .any(|n| *n != st.name && *n != "scope");
-            assert!(
-                !(blank || renamed) || !st.why.is_empty(),
-                "{} is missing or renamed somewhere without a reason",
-                st.name
-            );
-        }
     }
 }

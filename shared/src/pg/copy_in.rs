@@ -86,6 +86,61 @@ pub async fn load_part(
     Ok(LoadOutcome::Loaded(stats))
 }
 
+/// Replaces the rows of `table` that `condition` selects (all of them without one) by the
+/// rows of `source`, in one transaction in replica mode (no foreign-key or user trigger
+/// fires: the rows that reference these are replaced to the same snapshot), so the target
+/// never holds the range half-replaced. The changed-only refresh's unit of work. Returns
+/// what was sent.
+pub async fn replace_rows(
+    client: &mut (impl GenericClient + Send + Sync),
+    table: &Table,
+    condition: Option<&str>,
+    source: &mut dyn ByteSource,
+    subject: &str,
+) -> Result<PartStats> {
+    let ctx = |what: &str| format!("{what} {subject}");
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| Error::pg(Role::Target, ctx("starting the replacement of"), e))?;
+    let name = table.name.sql();
+    tx.batch_execute("SET LOCAL session_replication_role = replica")
+        .await
+        .map_err(|e| Error::pg(Role::Target, ctx("starting the replacement of"), e))?;
+    // A whole table nothing else references is emptied by TRUNCATE (its rows then go in
+    // frozen, as a sole part's do); else, and for a range, by DELETE.
+    let truncated = condition.is_none() && empty_again(&tx, table, subject).await?;
+    if !truncated {
+        let delete = match condition {
+            Some(c) => format!("DELETE FROM ONLY {name} WHERE {c}"),
+            None => format!("DELETE FROM ONLY {name}"),
+        };
+        tx.batch_execute(&delete)
+            .await
+            .map_err(|e| Error::pg(Role::Target, ctx("deleting the old rows of"), e))?;
+    }
+    let (server_rows, tally) = if table.copy_columns().next().is_none() {
+        insert_empty_rows(&tx, table, source, subject).await?
+    } else {
+        copy_rows(&tx, table, source, subject, truncated).await?
+    };
+    let stats = tally.finish();
+    if server_rows != stats.rows {
+        return Err(Error::PartCorrupt {
+            table: table.name.to_string(),
+            part: subject.to_string(),
+            detail: format!(
+                "the target counted {server_rows} rows but {} lines were sent",
+                stats.rows
+            ),
+        });
+    }
+    tx.commit()
+        .await
+        .map_err(|e| Error::pg(Role::Target, ctx("committing"), e))?;
+    Ok(stats)
+}
+
 /// Small rows are sent in batches of about this many bytes.
 const BATCH: usize = 256 * 1024;
 /// A large row is sent this many bytes at a time.

@@ -16,6 +16,7 @@ pub mod ledger_owner;
 pub mod pgfiles;
 pub mod preflight;
 pub mod probe;
+pub mod refresh;
 pub mod rules;
 pub mod sample;
 pub mod script;

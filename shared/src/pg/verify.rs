@@ -12,6 +12,23 @@ use tokio_postgres::Client;
 /// `exported`: over the rows and values its export produces (the source side of a table
 /// with data rules), not the stored ones.
 pub fn fingerprint_sql(table: &Table, columns: &[&str], exported: bool) -> String {
+    let (row, filter) = row_and_filter(table, columns, exported, None);
+    format!(
+        "SELECT count(*)::int8, coalesce(sum(('x' || left(md5(ROW({row})::text), 16))::bit(64)::int8::numeric), 0)::text
+           FROM ONLY {}{filter}",
+        table.name.sql()
+    )
+}
+
+/// A fingerprint's row expression (the copied columns in `columns` order; `exported`: as
+/// the export computes them) and its `WHERE` clause: `condition` and, when `exported`, the
+/// table's row filter.
+pub fn row_and_filter(
+    table: &Table,
+    columns: &[&str],
+    exported: bool,
+    condition: Option<&str>,
+) -> (String, String) {
     let row = columns
         .iter()
         .map(|c| {
@@ -23,15 +40,17 @@ pub fn fingerprint_sql(table: &Table, columns: &[&str], exported: bool) -> Strin
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let filter = slice::row_condition(table)
-        .filter(|_| exported)
-        .map(|c| format!(" WHERE {c}"))
-        .unwrap_or_default();
-    format!(
-        "SELECT count(*)::int8, coalesce(sum(('x' || left(md5(ROW({row})::text), 16))::bit(64)::int8::numeric), 0)::text
-           FROM ONLY {}{filter}",
-        table.name.sql()
-    )
+    let conds: Vec<String> = condition
+        .map(str::to_string)
+        .into_iter()
+        .chain(slice::row_condition(table).filter(|_| exported))
+        .collect();
+    let filter = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    (row, filter)
 }
 
 /// Has the source plan a table's data rules (a filter that does not parse, a constant that

@@ -16,6 +16,7 @@ pub mod interrupt;
 pub mod load;
 pub mod planning;
 pub mod progress;
+pub mod refresh;
 pub mod relay;
 pub mod segment;
 pub mod shadow;
@@ -94,6 +95,9 @@ pub struct Options {
     pub protected: Vec<String>,
     /// Import: read and check every part before the target changes (`--check-parts`).
     pub check_parts: PartCheck,
+    /// Sync: copy only the key ranges that differ (`--changed-only`), replacing a table
+    /// whole when more than this share of its ranges differ ([`refresh`]).
+    pub changed_only: Option<f64>,
 }
 
 impl Options {
@@ -127,6 +131,7 @@ impl Options {
             backup: self.backup.is_some(),
             dry_run: self.dry_run,
             via,
+            changed_only: self.changed_only.is_some(),
         }
     }
 
@@ -171,6 +176,7 @@ impl Default for Options {
             snapshot_relay: None,
             protected: Vec::new(),
             check_parts: PartCheck::Auto,
+            changed_only: None,
         }
     }
 }
@@ -210,6 +216,9 @@ pub struct LoadReport {
     /// The backup `--backup` took.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup: Option<backup::BackupInfo>,
+    /// What a changed-only refresh compared and replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<crate::plan::refresh::RefreshReport>,
     /// Each table's rows, bytes and time, in the plan's order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_table: Vec<TableSummary>,

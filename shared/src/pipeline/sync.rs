@@ -17,6 +17,7 @@ use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::load::{run_waves, LoadFns, LoadItem};
 use crate::pipeline::planning::{chunk_context, open_source, OpenedSource};
 use crate::pipeline::progress::{Meter, Metered, Progress};
+use crate::pipeline::refresh::{self, Refreshed};
 use crate::pipeline::target::{
     check_target, dry_run_report, guarded, start_load, sync_spec, Reconnect, TargetJob,
 };
@@ -24,6 +25,7 @@ use crate::pipeline::verify::compare_tables;
 use crate::pipeline::workers::{app_name, open_workers, SyncWorker};
 use crate::pipeline::{LoadReport, Options};
 use crate::plan::{chunks, load};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_postgres::Client;
@@ -172,6 +174,26 @@ async fn verify_loaded(
     .into_result()
 }
 
+/// `--changed-only`: the refresh's report (break), or (continue) what a refresh found that
+/// hands over to the full sync because most of the data changed; nothing without the flag.
+async fn try_refresh(
+    source: &ConnSpec,
+    target: &ConnSpec,
+    opts: &Options,
+    progress: &Arc<dyn Progress>,
+) -> Result<ControlFlow<LoadReport, Option<crate::plan::refresh::RefreshReport>>> {
+    let Some(max_share) = opts.changed_only else {
+        return Ok(ControlFlow::Continue(None));
+    };
+    match refresh::refresh(source, target, opts, max_share, progress.clone()).await? {
+        Refreshed::Done(report) => Ok(ControlFlow::Break(*report)),
+        Refreshed::FullSync(found) => {
+            progress.note("most of the data differs: running a full sync instead");
+            Ok(ControlFlow::Continue(Some(found)))
+        }
+    }
+}
+
 /// `dbsync sync`.
 pub async fn sync(
     source: &ConnSpec,
@@ -179,11 +201,32 @@ pub async fn sync(
     opts: &Options,
     progress: Arc<dyn Progress>,
 ) -> Result<LoadReport> {
+    let started = Instant::now();
     opts.check_combinations()?;
     opts.check_target_allowed(target)?;
+    let fell_back = match try_refresh(source, target, opts, &progress).await? {
+        ControlFlow::Break(report) => return Ok(report),
+        ControlFlow::Continue(found) => found,
+    };
     if opts.atomic {
         return crate::pipeline::atomic::sync_atomic(source, target, opts, progress).await;
     }
+    let mut report = stream(source, target, opts, progress).await?;
+    if fell_back.is_some() {
+        // The comparison that decided on the full sync is part of its time.
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+    }
+    report.refresh = fell_back;
+    Ok(report)
+}
+
+/// The streaming sync: one snapshot, worker pairs, the target's load through the ledger.
+async fn stream(
+    source: &ConnSpec,
+    target: &ConnSpec,
+    opts: &Options,
+    progress: Arc<dyn Progress>,
+) -> Result<LoadReport> {
     let started = Instant::now();
     let ms = || started.elapsed().as_millis() as u64;
     let OpenedSource {

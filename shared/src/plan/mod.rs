@@ -11,5 +11,6 @@ pub mod ddl;
 pub mod format;
 pub mod load;
 pub mod order;
+pub mod refresh;
 pub mod rules;
 pub mod stats;

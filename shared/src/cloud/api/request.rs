@@ -408,7 +408,7 @@ pub enum ApiOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::options::SYNC_SETTINGS;
+    use crate::model::settings::SYNC_SETTINGS;
     use std::collections::BTreeSet;
 
     fn keys(v: Value) -> BTreeSet<String> {
@@ -429,7 +429,7 @@ mod tests {
             .collect();
         assert_eq!(
             fields, listed,
-            "SyncRequest against model::options::SYNC_SETTINGS"
+            "SyncRequest against model::settings::SYNC_SETTINGS"
         );
         let sample: ExecutionInput =
             serde_json::from_str(include_str!("../../../../events/execution.json"))
@@ -441,7 +441,7 @@ mod tests {
             .collect();
         assert_eq!(
             fields, listed,
-            "ExecutionInput against model::options::SYNC_SETTINGS"
+            "ExecutionInput against model::settings::SYNC_SETTINGS"
         );
     }
 

@@ -1,0 +1,255 @@
+//! Where each setting of a sync appears under one name: its flag on `dbsync sync`, its field
+//! in the API's request and in the state machine's input ([`SYNC_SETTINGS`]). Tests read the
+//! command line, the request and the execution input against this table.
+
+/// Where each setting of a sync appears: its flag on `dbsync sync` (or another command), its
+/// field in the API's request, its field in the state machine's input, one name throughout
+/// where it is the same thing. A row with a blank says why the setting is not there; tests
+/// read the command line, the request and the execution input against this table, so a
+/// setting added to one and not the others (or renamed on the way) fails them.
+pub const SYNC_SETTINGS: &[Setting] = &[
+    s(
+        "source",
+        Some("source"),
+        Some("source_secret"),
+        Some("source_secret"),
+        "a URL on the command line; a Secrets Manager id in the service",
+    ),
+    s(
+        "target",
+        Some("target"),
+        Some("target_secret"),
+        Some("target_secret"),
+        "a URL on the command line; a Secrets Manager id in the service",
+    ),
+    same("schemas", "scope"),
+    same("tables", "scope"),
+    same("exclude", "scope"),
+    same("allow_empty_patterns", "scope"),
+    s(
+        "chunk_size",
+        Some("chunk_size"),
+        Some("chunk_size"),
+        Some("chunk_bytes"),
+        "the execution input holds the size resolved to bytes",
+    ),
+    s(
+        "workers",
+        Some("jobs"),
+        Some("concurrency"),
+        Some("concurrency"),
+        "local connections per side (pg_dump's -j); in the service, Lambdas at once",
+    ),
+    same("keep_indexes", "keep_indexes"),
+    same("analyze", "analyze"),
+    same("atomic", "atomic"),
+    same("create_schema", "create_schema"),
+    s(
+        "backup",
+        Some("backup"),
+        Some("backup"),
+        Some("backup_job_id"),
+        "a location on the command line; the service picks the S3 place (a job of its own)",
+    ),
+    s(
+        "rules",
+        Some("rules"),
+        Some("rules"),
+        Some("rules"),
+        "a file on the command line; the file's JSON in a request",
+    ),
+    s(
+        "rules_key",
+        None,
+        Some("rules_key_secret"),
+        Some("rules_key_secret"),
+        "DBSYNC_RULES_KEY in the environment, never a flag (so never in ps)",
+    ),
+    s(
+        "from",
+        None,
+        Some("from"),
+        Some("data_job_id"),
+        "dbsync import --from; in the execution the job whose parts load (a retry's too)",
+    ),
+    s(
+        "mode",
+        None,
+        Some("mode"),
+        Some("mode"),
+        "commands of their own: dbsync sync, export, dump",
+    ),
+    s(
+        "consistency",
+        None,
+        Some("consistency"),
+        Some("consistency"),
+        "one machine holds one snapshot throughout; the service relays it",
+    ),
+    s(
+        "snapshot_window_seconds",
+        None,
+        Some("snapshot_window_seconds"),
+        Some("snapshot_window_seconds"),
+        "the service's snapshot relay",
+    ),
+    s(
+        "export_budget_seconds",
+        None,
+        Some("export_budget_seconds"),
+        Some("export_budget_seconds"),
+        "Lambda time limits",
+    ),
+    s(
+        "finalize_budget_seconds",
+        None,
+        Some("finalize_budget_seconds"),
+        Some("finalize_budget_seconds"),
+        "Lambda time limits",
+    ),
+    s(
+        "page_rows",
+        None,
+        Some("page_rows"),
+        Some("page_rows"),
+        "the service's keyset pages; a local sync streams each chunk whole",
+    ),
+    s(
+        "source_connections",
+        None,
+        Some("source_connections"),
+        Some("source_connections"),
+        "connection leases shared by the service's jobs",
+    ),
+    s(
+        "protected",
+        Some("protected"),
+        None,
+        None,
+        "a deployment setting of the service (DBSYNC_PROTECTED_TARGETS), never a request's",
+    ),
+    s(
+        "dry_run",
+        Some("dry_run"),
+        None,
+        None,
+        "POST /syncs?dry_run=true, a query parameter; nothing starts",
+    ),
+    s(
+        "verify",
+        Some("verify"),
+        None,
+        None,
+        "the service's loads check rows and checksums per part; dbsync verify compares",
+    ),
+    s(
+        "via",
+        Some("via"),
+        None,
+        None,
+        "the service always goes through S3 parts",
+    ),
+    s(
+        "force",
+        Some("force"),
+        None,
+        None,
+        "the service's parts go under the job's own id",
+    ),
+    s(
+        "atomic_max_size",
+        Some("atomic_max_size"),
+        None,
+        None,
+        "the service's cap is fixed (8 GiB: the swap is one Finalize invocation)",
+    ),
+    s(
+        "changed_only",
+        Some("changed_only"),
+        None,
+        None,
+        "the local refresh; the service's (\"mode\": \"refresh\") is not built yet",
+    ),
+    s(
+        "changed_max_share",
+        Some("changed_max_share"),
+        None,
+        None,
+        "the local refresh's fallback to a whole table",
+    ),
+    s("job_id", None, None, Some("job_id"), "made by the service"),
+    s(
+        "lock_key",
+        None,
+        None,
+        Some("lock_key"),
+        "made by the service",
+    ),
+];
+
+/// One row of [`SYNC_SETTINGS`].
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The setting's one name.
+    pub name: &'static str,
+    /// `dbsync sync --<flag>` (underscores for dashes).
+    pub cli: Option<&'static str>,
+    /// The API request's field.
+    pub request: Option<&'static str>,
+    /// The state machine input's field.
+    pub execution: Option<&'static str>,
+    /// Why a blank is blank, or why the names differ.
+    pub why: &'static str,
+}
+
+const fn s(
+    name: &'static str,
+    cli: Option<&'static str>,
+    request: Option<&'static str>,
+    execution: Option<&'static str>,
+    why: &'static str,
+) -> Setting {
+    Setting {
+        name,
+        cli,
+        request,
+        execution,
+        why,
+    }
+}
+
+/// A setting under one name on the command line and in the request (`execution`: its field
+/// there, `scope` for the table patterns the execution carries as one scope).
+const fn same(name: &'static str, execution: &'static str) -> Setting {
+    Setting {
+        name,
+        cli: Some(name),
+        request: Some(name),
+        execution: Some(execution),
+        why: "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_has_one_name_or_says_why_not() {
+        let mut names = std::collections::BTreeSet::new();
+        for st in SYNC_SETTINGS {
+            assert!(names.insert(st.name), "{} listed twice", st.name);
+            let shown = [st.cli, st.request, st.execution];
+            let blank = shown.iter().any(Option::is_none);
+            let renamed = shown
+                .iter()
+                .flatten()
+                .any(|n| *n != st.name && *n != "scope");
+            assert!(
+                !(blank || renamed) || !st.why.is_empty(),
+                "{} is missing or renamed somewhere without a reason",
+                st.name
+            );
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! `dbsync sync --changed-only`: the nightly refresh that copies only what changed. In one
+//! source snapshot, every key range of the plan is fingerprinted on both sides (rows and a
+//! sum of each row's 64-bit hash, the same expression on both); ranges that match are left
+//! alone, each range that differs is replaced in one target transaction (DELETE of the range,
+//! COPY of the source's rows, in replica mode), so the target never holds a range half
+//! replaced and a run killed at any point is finished by running it again. A table without a
+//! key is compared whole; a table where more than `max_share` of the ranges differ, or
+//! whose ranges cannot be replaced one by one (a unique value that moved between ranges), is
+//! replaced whole in one transaction. Indexes, keys and foreign keys stay in place; only the
+//! tables that changed are analyzed; sequences are set as a sync sets them.
+
+use crate::error::{Error, Result, Role};
+use crate::model::chunk::{ChunkRange, Plan};
+use crate::model::part::CopyFormat;
+use crate::model::verify::{compare_sequences, VerifyReport};
+use crate::pg::conn::ConnSpec;
+use crate::pg::copy_out::CopyOutSource;
+use crate::pg::{catalog, copy_in, refresh as sql, slice};
+use crate::pipeline::planning::{open_source, OpenedSource};
+use crate::pipeline::progress::{Meter, Metered, Progress};
+use crate::pipeline::target::{check_target, sync_spec, CheckedTarget, Reconnect};
+use crate::pipeline::verify::compare_tables;
+use crate::pipeline::workers::{app_name, open_workers, run_pool, SyncWorker};
+use crate::pipeline::{LoadReport, Options};
+use crate::plan::chunks::Sizing;
+use crate::plan::refresh::{
+    decide, mostly_changed, sample, units, Compared, RefreshReport, Unit, FULL_SYNC_SHARE,
+};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_postgres::Client;
+
+/// Fingerprints one unit on both sides of a worker pair.
+async fn compare(
+    w: SyncWorker,
+    plan: Arc<Plan>,
+    units: Arc<Vec<Unit>>,
+    i: usize,
+) -> (SyncWorker, Result<Compared>) {
+    let r = async {
+        let u = &units[i];
+        let t = &plan.catalog.tables[u.table];
+        let cols: Vec<&str> = t.copy_columns().map(|c| c.name.as_str()).collect();
+        let cond = slice::range_condition(t.key.as_ref(), &u.range);
+        let what = u.what(&plan);
+        let (s, d) = tokio::try_join!(
+            sql::range_fingerprint(&w.src, Role::Source, t, &cols, cond.as_deref(), &what),
+            sql::range_fingerprint(&w.tgt, Role::Target, t, &cols, cond.as_deref(), &what)
+        )?;
+        Ok(Compared {
+            unit: i,
+            differs: s != d,
+            source_rows: s.rows.max(0) as u64,
+        })
+    }
+    .await;
+    (w, r)
+}
+
+/// How a replacement went: done, or refused by a unique value another range still holds.
+enum Replaced {
+    Done(u64, u64),
+    /// The table of the range.
+    UniqueClash(usize),
+}
+
+async fn replace(
+    mut w: SyncWorker,
+    plan: Arc<Plan>,
+    unit: Unit,
+    format: CopyFormat,
+    progress: Arc<dyn Progress>,
+) -> (SyncWorker, Result<Replaced>) {
+    let r = async {
+        let t = &plan.catalog.tables[unit.table];
+        let what = unit.what(&plan);
+        let cond = slice::range_condition(t.key.as_ref(), &unit.range);
+        let mut src =
+            CopyOutSource::start_as(&w.src, t, &unit.range, format, format!("copying {what}"))
+                .await?;
+        let meter = Meter {
+            progress: progress.as_ref(),
+            table: &t.name,
+            est_bytes: 0,
+        };
+        let mut src = Metered::new(&mut src, meter);
+        match copy_in::replace_rows(&mut w.tgt, t, cond.as_deref(), &mut src, &what).await {
+            Ok(stats) => {
+                progress.chunk_done(&t.name, stats.rows, stats.bytes, 0);
+                Ok(Replaced::Done(stats.rows, stats.bytes))
+            }
+            // A unique value that moved between two ranges: one range's insert meets the
+            // other's old row (or both wait on each other, a deadlock). Its table goes whole.
+            Err(e) if matches!(e.sqlstate(), Some("23505" | "40P01")) && cond.is_some() => {
+                Ok(Replaced::UniqueClash(unit.table))
+            }
+            Err(e) => Err(e),
+        }
+    }
+    .await;
+    (w, r)
+}
+
+/// What the comparing works with.
+struct Comparing<'a> {
+    plan: &'a Arc<Plan>,
+    units: &'a Arc<Vec<Unit>>,
+    interrupt: &'a crate::pipeline::interrupt::Interrupt,
+}
+
+/// Whether most of the data is to be replaced whole: a full sync does that faster
+/// (TRUNCATE, indexes rebuilt after, every chunk in parallel), so the refresh becomes one.
+fn mostly_whole(plan: &Plan, todo: &[Unit]) -> bool {
+    let whole_bytes: i64 = todo
+        .iter()
+        .filter(|u| matches!(u.range, ChunkRange::Whole))
+        .map(|u| plan.catalog.tables[u.table].bytes.max(0))
+        .sum();
+    whole_bytes as f64 > FULL_SYNC_SHARE * plan.catalog.total_bytes().max(1) as f64
+}
+
+impl Comparing<'_> {
+    /// A sample of each table of many ranges first: one where most differ is replaced whole
+    /// without comparing the rest (those tables are returned); then the rest.
+    async fn compare_all(
+        &self,
+        workers: Vec<SyncWorker>,
+        max_share: f64,
+    ) -> Result<(Vec<SyncWorker>, Vec<Compared>, BTreeSet<usize>)> {
+        let (first, rest) = sample(self.units);
+        let (workers, mut found) = self.run(workers, first).await?;
+        let early = mostly_changed(self.units, &found, max_share);
+        let rest: Vec<usize> = rest
+            .into_iter()
+            .filter(|&i| !early.contains(&self.units[i].table))
+            .collect();
+        let (workers, more) = self.run(workers, rest).await?;
+        found.extend(more);
+        Ok((workers, found, early))
+    }
+
+    /// Compares the units `which` on the workers.
+    async fn run(
+        &self,
+        workers: Vec<SyncWorker>,
+        which: Vec<usize>,
+    ) -> Result<(Vec<SyncWorker>, Vec<Compared>)> {
+        let (plan, units) = (self.plan.clone(), self.units.clone());
+        run_pool(workers, which, self.interrupt, move |w, i| {
+            compare(w, plan.clone(), units.clone(), i)
+        })
+        .await
+    }
+}
+
+/// What the replacement phase works with.
+struct Replacing<'a> {
+    plan: &'a Arc<Plan>,
+    formats: Arc<Vec<CopyFormat>>,
+    opts: &'a Options,
+    progress: Arc<dyn Progress>,
+}
+
+/// Replaces `todo` on the workers; answers the tables a moved unique value kept from being
+/// replaced range by range.
+async fn replace_all(
+    r: &Replacing<'_>,
+    workers: Vec<SyncWorker>,
+    todo: Vec<Unit>,
+    load: &mut LoadReport,
+) -> Result<(Vec<SyncWorker>, Vec<usize>)> {
+    let (plan, formats, shown) = (r.plan.clone(), r.formats.clone(), r.progress.clone());
+    let (workers, done) = run_pool(workers, todo, &r.opts.interrupt, move |w, u: Unit| {
+        let format = formats.get(u.table).copied().unwrap_or_default();
+        replace(w, plan.clone(), u, format, shown.clone())
+    })
+    .await?;
+    let mut clashed: Vec<usize> = Vec::new();
+    for r in &done {
+        match r {
+            Replaced::Done(rows, bytes) => {
+                load.rows += rows;
+                load.bytes += bytes;
+                load.parts_loaded += 1;
+            }
+            Replaced::UniqueClash(t) if !clashed.contains(t) => clashed.push(*t),
+            Replaced::UniqueClash(_) => {}
+        }
+    }
+    Ok((workers, clashed))
+}
+
+/// `--verify` after a refresh: every table and sequence against the snapshot the workers
+/// still read.
+async fn verify_refreshed(
+    workers: Vec<SyncWorker>,
+    plan: &Arc<Plan>,
+    target: &Client,
+    seqs: &[crate::model::catalog::Sequence],
+    interrupt: &crate::pipeline::interrupt::Interrupt,
+) -> Result<VerifyReport> {
+    let (_, tables) = compare_tables(workers, plan.clone(), interrupt).await?;
+    let mut tseqs = seqs.to_vec();
+    catalog::read_sequence_values(target, Role::Target, &mut tseqs).await?;
+    VerifyReport {
+        tables,
+        sequence_differences: compare_sequences(seqs, &tseqs),
+    }
+    .into_result()
+}
+
+/// ANALYZE of the tables whose rows changed, shown as a finishing step.
+async fn analyze_changed(
+    plan: &Plan,
+    report: &RefreshReport,
+    target: &Client,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let changed: Vec<_> = report
+        .tables
+        .iter()
+        .filter(|t| t.action != "unchanged")
+        .filter_map(|t| {
+            plan.catalog
+                .tables
+                .iter()
+                .find(|x| x.name.to_string() == t.table)
+        })
+        .collect();
+    for t in &changed {
+        progress.activity(&format!("analyzing {}", t.name), true);
+    }
+    sql::analyze(target, &changed).await?;
+    for t in &changed {
+        progress.activity(&format!("analyzing {}", t.name), false);
+    }
+    Ok(())
+}
+
+/// The sessions and findings the end of a refresh works with.
+struct Ends<'a> {
+    /// The source coordinator, in the snapshot.
+    source: &'a Client,
+    /// The target coordinator.
+    target: &'a Client,
+    report: &'a RefreshReport,
+}
+
+/// Sequences to the snapshot's state, statistics for the tables that changed, and
+/// `--verify`.
+async fn finish(
+    r: &Replacing<'_>,
+    ends: Ends<'_>,
+    workers: Vec<SyncWorker>,
+    load: &mut LoadReport,
+) -> Result<()> {
+    let mut seqs = r.plan.catalog.sequences.clone();
+    catalog::read_sequence_values(ends.source, Role::Source, &mut seqs).await?;
+    sql::set_sequences(ends.target, &seqs).await?;
+    load.sequences = seqs.len();
+    if r.opts.analyze != crate::pipeline::Analyze::Off {
+        analyze_changed(r.plan, ends.report, ends.target, r.progress.as_ref()).await?;
+    }
+    if r.opts.verify {
+        r.progress
+            .note("verifying every table against the snapshot");
+        let v = verify_refreshed(workers, r.plan, ends.target, &seqs, &r.opts.interrupt);
+        load.verify = Some(v.await?);
+    }
+    Ok(())
+}
+
+/// The largest range a refresh compares: small ranges cost a few more queries to compare
+/// and let a change replace little.
+pub const RANGE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Ranges by key, of at most `--chunk-size` and [`RANGE_BYTES`].
+fn refresh_sizing(opts: &Options) -> Sizing {
+    Sizing {
+        chunk_bytes: opts.chunk_bytes.min(RANGE_BYTES),
+        workers: 0,
+        by_heap: false,
+    }
+}
+
+/// Both sides of a refresh, opened and checked.
+struct Opened {
+    job_id: String,
+    /// The source coordinator, holding the snapshot.
+    src_coord: Client,
+    plan: Arc<Plan>,
+    /// The target, checked as a sync checks it, its lock held.
+    checked: CheckedTarget,
+    again: Arc<Reconnect>,
+}
+
+/// Opens the source's snapshot and plan (split by key) and checks the target as a sync
+/// does; refuses a target where replica mode is not allowed.
+async fn open_both(source: &ConnSpec, target: &ConnSpec, opts: &Options) -> Result<Opened> {
+    let OpenedSource {
+        job_id,
+        app,
+        coord: src_coord,
+        snapshot,
+        plan,
+    } = open_source(source, opts, refresh_sizing(opts)).await?;
+    let plan = Arc::new(plan);
+    let spec = sync_spec(&plan, target, &job_id, &app, opts, &src_coord);
+    // The same checks as a sync (columns, types, the same database, the target lock held).
+    let checked = check_target(&spec).await?;
+    if !checked.replica {
+        return Err(Error::config(
+            "changed_only",
+            "replaces ranges with foreign keys and triggers in place, which needs \
+             session_replication_role = replica on the target (a superuser, or on PostgreSQL 15+ \
+             GRANT SET ON PARAMETER session_replication_role); run a full sync instead",
+        ));
+    }
+    let again = Arc::new(Reconnect {
+        source: Some(source.clone()),
+        target: target.clone(),
+        snapshot,
+        read_app: app_name(&job_id, "read"),
+        job_id: job_id.clone(),
+        replica: true,
+    });
+    Ok(Opened {
+        job_id,
+        src_coord,
+        plan,
+        checked,
+        again,
+    })
+}
+
+/// How a refresh ended.
+pub enum Refreshed {
+    /// Done (or, in a dry run, found).
+    Done(Box<LoadReport>),
+    /// Most of the data differs: the caller runs a full sync, with this report.
+    FullSync(RefreshReport),
+}
+
+/// `dbsync sync --changed-only`.
+pub async fn refresh(
+    source: &ConnSpec,
+    target: &ConnSpec,
+    opts: &Options,
+    max_share: f64,
+    progress: Arc<dyn Progress>,
+) -> Result<Refreshed> {
+    let started = Instant::now();
+    let Opened {
+        job_id,
+        src_coord,
+        plan,
+        checked,
+        again,
+    } = open_both(source, target, opts).await?;
+    let units = Arc::new(units(&plan));
+    let n = opts.workers.clamp(1, units.len().max(1));
+    let workers = open_workers(n, "opening worker sessions", || again.sync_worker()).await?;
+    progress.planned("compare", units.len(), plan.catalog.total_bytes());
+    let c = Comparing {
+        plan: &plan,
+        units: &units,
+        interrupt: &opts.interrupt,
+    };
+    let (workers, found, early) = c.compare_all(workers, max_share).await?;
+    let (mut report, todo) = decide(&plan, &units, &found, &early, max_share);
+    report.full_sync = mostly_whole(&plan, &todo);
+    if report.full_sync && !opts.dry_run {
+        // The target lock and the snapshot are let go: the sync takes its own.
+        drop((workers, checked, src_coord));
+        return Ok(Refreshed::FullSync(report));
+    }
+    let mut load = LoadReport {
+        job_id: job_id.clone(),
+        tables: plan.catalog.tables.len(),
+        ..Default::default()
+    };
+    if !opts.dry_run && !report.full_sync {
+        progress.planned("refresh", todo.len(), 0);
+        let r = Replacing {
+            plan: &plan,
+            formats: Arc::new(checked.formats.clone()),
+            opts,
+            progress: progress.clone(),
+        };
+        let (mut workers, clashed) = replace_all(&r, workers, todo, &mut load).await?;
+        if !clashed.is_empty() {
+            // A unique value moved between ranges: those tables go whole, one transaction each.
+            let whole = clashed.iter().map(|&table| Unit {
+                table,
+                range: ChunkRange::Whole,
+            });
+            for t in report.tables.iter_mut() {
+                if clashed
+                    .iter()
+                    .any(|&i| plan.catalog.tables[i].name.to_string() == t.table)
+                {
+                    t.action = "whole";
+                }
+            }
+            (workers, _) = replace_all(&r, workers, whole.collect(), &mut load).await?;
+        }
+        let ends = Ends {
+            source: &src_coord,
+            target: &checked.coord,
+            report: &report,
+        };
+        finish(&r, ends, workers, &mut load).await?;
+    }
+    load.refresh = Some(report);
+    load.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(Refreshed::Done(Box::new(load)))
+}

@@ -1,0 +1,178 @@
+//! `dbsync sync --changed-only`: after a first full sync and changes at the source, only the
+//! key ranges that differ are replaced (a table without a key, or one whose ranges cannot be
+//! replaced one by one, whole), tables that did not change are not written at all, and the
+//! target ends identical to the source.
+
+use super::*;
+
+const EXTRA: &str = "
+CREATE TABLE app.big (id int PRIMARY KEY, v text, at timestamptz);
+CREATE TABLE app.swap (id int PRIMARY KEY, u int UNIQUE, pad text);
+";
+
+const EXTRA_DATA: &str = "
+INSERT INTO app.big SELECT g, repeat(md5(g::text), 3), '2026-01-01'::timestamptz + g * interval '1 minute'
+  FROM generate_series(1, 20000) g;
+INSERT INTO app.swap SELECT g, g, repeat('s', 100) FROM generate_series(1, 3000) g;
+ANALYZE;
+";
+
+/// The adversarial fixture plus two tables of many ranges, synced once in full.
+async fn synced(hint: &str) -> Pair {
+    let p = adversarial(hint).await;
+    p.both(EXTRA).await;
+    p.source(EXTRA_DATA).await;
+    sync(&p, &tiny_chunks()).await.expect("first sync");
+    p.assert_identical().await;
+    p
+}
+
+fn changed_only() -> Options {
+    Options {
+        changed_only: Some(0.5),
+        ..tiny_chunks()
+    }
+}
+
+/// The newest transaction that wrote a row of `table` in the target.
+async fn last_writer(p: &Pair, table: &str) -> String {
+    dbsync_tests::scalar(
+        &p.target_url,
+        &format!("SELECT coalesce(max(xmin::text::bigint), 0)::text FROM {table}"),
+    )
+    .await
+}
+
+fn outcome<'a>(
+    r: &'a dbsync_core::plan::refresh::RefreshReport,
+    table: &str,
+) -> &'a dbsync_core::plan::refresh::TableRefresh {
+    r.tables
+        .iter()
+        .find(|t| t.table == table)
+        .unwrap_or_else(|| panic!("{table} in {r:?}"))
+}
+
+#[tokio::test]
+async fn a_refresh_replaces_only_the_ranges_that_differ_and_ends_identical() {
+    let p = synced("refresh_ranges").await;
+    let untouched = last_writer(&p, "app.all_types").await;
+    // Clustered updates, new keys past the end, two deletes; a unique value moved between
+    // two ranges; a row more in a table without a key.
+    p.source(
+        "UPDATE app.big SET v = 'changed ' || id WHERE id BETWEEN 100 AND 103;
+         INSERT INTO app.big SELECT g, 'new', now() FROM generate_series(20001, 20040) g;
+         DELETE FROM app.big WHERE id IN (9000, 9001);
+         UPDATE app.swap SET u = -1 WHERE id = 5;
+         UPDATE app.swap SET u = 5 WHERE id = 2900;
+         UPDATE app.swap SET u = 2900 WHERE id = 5;
+         INSERT INTO app.no_key VALUES (424242, 'one more');
+         SELECT setval('app.serial_tbl_id_seq', 9999);",
+    )
+    .await;
+    let report = sync(&p, &changed_only()).await.expect("refresh");
+    p.assert_identical().await;
+    let r = report.refresh.expect("a refresh report");
+    let big = outcome(&r, "app.big");
+    assert_eq!(big.action, "ranges", "{r:?}");
+    assert!(
+        big.differing >= 2 && big.differing * 4 < big.ranges,
+        "a few of many ranges: {big:?}"
+    );
+    assert_eq!(
+        outcome(&r, "app.swap").action,
+        "whole",
+        "a unique value moved: {r:?}"
+    );
+    assert_eq!(outcome(&r, "app.no_key").action, "whole", "{r:?}");
+    assert_eq!(outcome(&r, "app.all_types").action, "unchanged", "{r:?}");
+    assert_eq!(
+        last_writer(&p, "app.all_types").await,
+        untouched,
+        "a table that did not change is not written"
+    );
+    assert!(
+        report.rows < 20_000,
+        "far fewer rows than a full copy: {}",
+        report.rows
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_of_the_refresh_says_what_differs_and_changes_nothing() {
+    let p = synced("refresh_dry").await;
+    p.source("UPDATE app.big SET v = 'changed' WHERE id = 7")
+        .await;
+    let before = dbsync_tests::fingerprint(&p.target_url).await;
+    let opts = Options {
+        dry_run: true,
+        ..changed_only()
+    };
+    let r = sync(&p, &opts)
+        .await
+        .expect("dry run")
+        .refresh
+        .expect("report");
+    assert_eq!(dbsync_tests::fingerprint(&p.target_url).await, before);
+    let big = outcome(&r, "app.big");
+    assert_eq!((big.action, big.differing), ("ranges", 1), "{r:?}");
+    assert_eq!(r.ranges_differing, 1, "{r:?}");
+}
+
+#[tokio::test]
+async fn a_refresh_with_nothing_changed_replaces_nothing_and_writes_no_table() {
+    let p = synced("refresh_none").await;
+    let before = last_writer(&p, "app.big").await;
+    let report = sync(&p, &changed_only()).await.expect("refresh");
+    let r = report.refresh.expect("report");
+    assert_eq!(r.ranges_differing, 0, "{r:?}");
+    assert!(r.tables.iter().all(|t| t.action == "unchanged"), "{r:?}");
+    assert_eq!((report.parts_loaded, report.rows), (0, 0));
+    assert_eq!(last_writer(&p, "app.big").await, before);
+    p.assert_identical().await;
+}
+
+#[tokio::test]
+async fn a_refresh_where_most_of_the_data_changed_decides_early_to_run_a_full_sync() {
+    let p = synced("refresh_most").await;
+    p.source("UPDATE app.big SET v = 'changed ' || id WHERE id % 10 < 3")
+        .await;
+    let report = sync(&p, &changed_only()).await.expect("refresh");
+    let r = report.refresh.expect("report");
+    assert!(r.full_sync, "{r:?}");
+    let big = outcome(&r, "app.big");
+    assert_eq!(big.action, "whole", "{r:?}");
+    assert!(
+        big.compared * 4 < big.ranges,
+        "decided on a sample of app.big's ranges: {big:?}"
+    );
+    p.assert_identical().await;
+}
+
+#[tokio::test]
+async fn changed_only_refuses_what_it_cannot_do_naming_the_flags() {
+    let p = synced("refresh_refuse").await;
+    for (opts, setting) in [
+        (
+            Options {
+                atomic: true,
+                ..changed_only()
+            },
+            "atomic",
+        ),
+        (
+            Options {
+                create_schema: true,
+                ..changed_only()
+            },
+            "create_schema",
+        ),
+    ] {
+        let err = sync(&p, &opts).await.expect_err("refused");
+        let flag = format!("--{}", setting.replace('_', "-"));
+        assert!(
+            err.to_string().contains(&flag) && err.to_string().contains("--changed-only"),
+            "{err}"
+        );
+    }
+}
