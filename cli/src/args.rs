@@ -95,13 +95,19 @@ impl RulesArg {
             |m: String| dbsync_core::Error::config("--rules", format!("{}: {m}", path.display()));
         let text = std::fs::read_to_string(path).map_err(|e| at(e.to_string()))?;
         let file = RulesFile::parse(&text).map_err(at)?;
-        let key = std::env::var("DBSYNC_RULES_KEY").unwrap_or_default();
-        if key.is_empty() {
-            return Ok((Some(file), source));
-        }
-        dbsync_core::model::rules::check_key(key.as_bytes(), "DBSYNC_RULES_KEY")?;
-        Ok((Some(file), source.with_rules_key(key.as_bytes())))
+        Ok((Some(file), with_rules_key(source)?))
     }
+}
+
+/// `source` with the rules' hash key of DBSYNC_RULES_KEY (read from the environment only:
+/// never a flag, so never in `ps`), when it is set.
+pub fn with_rules_key(source: ConnSpec) -> dbsync_core::Result<ConnSpec> {
+    let key = std::env::var("DBSYNC_RULES_KEY").unwrap_or_default();
+    if key.is_empty() {
+        return Ok(source);
+    }
+    dbsync_core::model::rules::check_key(key.as_bytes(), "DBSYNC_RULES_KEY")?;
+    Ok(source.with_rules_key(key.as_bytes()))
 }
 
 #[derive(Args)]

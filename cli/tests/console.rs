@@ -83,6 +83,10 @@ async fn a_bad_request_is_refused_naming_the_field_it_concerns() {
             "page_rows",
         ),
         (
+            json!({"source_secret": "src", "target_secret": "dst", "rules": {"tablez": {}}}),
+            "rules",
+        ),
+        (
             json!({"source_secret": "src", "target_secret": "dst", "chunk_size": 100}),
             "chunk_size",
         ),
@@ -300,4 +304,31 @@ async fn the_cloud_console_drives_the_deployed_api_with_signed_calls_to_an_ident
         "{refused}"
     );
     assert_eq!(refused["error"]["name"], "DbsyncForbidden", "{refused}");
+}
+
+#[tokio::test]
+async fn a_sync_with_data_rules_from_the_console_copies_only_what_they_keep() {
+    let p = Pair::new("console_rules").await;
+    p.both("CREATE TABLE people (id int PRIMARY KEY, region text, note text)")
+        .await;
+    p.source("INSERT INTO people SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, 'secret ' || g FROM generate_series(1, 100) g")
+        .await;
+    let c = Console::start(&p, "rules");
+    let rules = json!({"tables": {"public.people": {"where": "region = 'eu'", "columns": {"note": "null"}}}});
+    let (status, job) = c.api(
+        "POST",
+        "/api/syncs",
+        Some(&json!({"source_secret": "src", "target_secret": "dst", "rules": rules})),
+    );
+    assert_eq!(status, 202, "{job}");
+    let (job, _) = c.wait(job["job_id"].as_str().expect("job id"));
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(
+        dbsync_tests::scalar(
+            &p.target_url,
+            "SELECT count(*) || ' ' || count(note) || ' ' || bool_and(region = 'eu') FROM people"
+        )
+        .await,
+        "50 0 true"
+    );
 }

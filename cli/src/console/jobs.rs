@@ -7,8 +7,10 @@
 
 use dbsync_core::cloud::api::view::estimates;
 use dbsync_core::cloud::api::{request, ApiError};
-use dbsync_core::model::options::{Mode, Spelling};
+use dbsync_core::model::options::Spelling;
+use dbsync_core::model::rules::RulesFile;
 use dbsync_core::model::scope::{glob, Scope};
+use dbsync_core::model::settings::first_given;
 use dbsync_core::pg::conn::ConnSpec;
 use dbsync_core::pipeline::interrupt::Interrupt;
 use dbsync_core::pipeline::progress::NoProgress;
@@ -329,7 +331,7 @@ impl Jobs {
                 )
             })
         };
-        let source = db("source_secret", &ask.source_secret)?;
+        let (rules, source) = rules(ask, db("source_secret", &ask.source_secret)?)?;
         let target_name = ask.target_secret.as_deref().unwrap_or_default();
         let target = db("target_secret", target_name)?;
         if ask.source_secret == target_name {
@@ -360,6 +362,7 @@ impl Jobs {
             atomic: ask.atomic,
             create_schema: ask.create_schema,
             protected: self.protected.clone(),
+            rules,
             interrupt: Interrupt::default(),
             ..Options::default()
         };
@@ -450,6 +453,17 @@ impl Jobs {
     }
 }
 
+/// The request's data rules (the JSON of a `--rules` file), and the source whose sessions
+/// hold their hash key: DBSYNC_RULES_KEY of the console's environment, as the command
+/// line reads it (the request's `rules_key_secret` is the service's).
+fn rules(ask: &SyncAsk, source: ConnSpec) -> dbsync_core::Result<(Option<RulesFile>, ConnSpec)> {
+    let Some(v) = &ask.rules else {
+        return Ok((None, source));
+    };
+    let file = RulesFile::parse(&v.to_string()).map_err(|m| Error::config("rules", m))?;
+    Ok((Some(file), crate::args::with_rules_key(source)?))
+}
+
 /// A status in the API's words.
 fn word(s: Status) -> &'static str {
     match s {
@@ -462,25 +476,6 @@ fn word(s: Status) -> &'static str {
 
 /// The first request field only the deployed service takes, if `ask` gives one.
 fn cloud_only(ask: &SyncAsk) -> Option<&'static str> {
-    [
-        ("from", ask.from.is_some()),
-        ("mode", ask.mode != Mode::Sync),
-        ("backup", ask.backup),
-        ("consistency", ask.consistency != Default::default()),
-        (
-            "snapshot_window_seconds",
-            ask.snapshot_window_seconds.is_some(),
-        ),
-        ("export_budget_seconds", ask.export_budget_seconds.is_some()),
-        (
-            "finalize_budget_seconds",
-            ask.finalize_budget_seconds.is_some(),
-        ),
-        ("page_rows", ask.page_rows.is_some()),
-        ("source_connections", ask.source_connections.is_some()),
-        ("rules", ask.rules.is_some()),
-        ("rules_key_secret", ask.rules_key_secret.is_some()),
-    ]
-    .into_iter()
-    .find_map(|(field, given)| given.then_some(field))
+    let given = request::given_fields(ask);
+    first_given(|s| s.service_only, |f| given.contains(f))
 }

@@ -150,8 +150,13 @@ impl Console {
         );
         s.write_all(req.as_bytes()).expect("send");
         let mut pushed = Vec::new();
+        let started = Instant::now();
         for line in BufReader::new(s).lines() {
             let Ok(line) = line else { break };
+            // A job that never ends fails the test (its last push shows where it stood).
+            if started.elapsed() > Duration::from_secs(300) {
+                break;
+            }
             if let Some(data) = line.strip_prefix("data: ") {
                 let job: Value = serde_json::from_str(data).expect("a job");
                 let running = job["status"] == "running" || job["status"] == "queued";

@@ -14,7 +14,8 @@ pub const SYNC_SETTINGS: &[Setting] = &[
         Some("source_secret"),
         Some("source_secret"),
         "a URL on the command line; a Secrets Manager id in the service",
-    ),
+    )
+    .export_decides(),
     s(
         "target",
         Some("target"),
@@ -22,17 +23,18 @@ pub const SYNC_SETTINGS: &[Setting] = &[
         Some("target_secret"),
         "a URL on the command line; a Secrets Manager id in the service",
     ),
-    same("schemas", "scope"),
-    same("tables", "scope"),
-    same("exclude", "scope"),
-    same("allow_empty_patterns", "scope"),
+    same("schemas", "scope").export_decides(),
+    same("tables", "scope").export_decides(),
+    same("exclude", "scope").export_decides(),
+    same("allow_empty_patterns", "scope").export_decides(),
     s(
         "chunk_size",
         Some("chunk_size"),
         Some("chunk_size"),
         Some("chunk_bytes"),
         "the execution input holds the size resolved to bytes",
-    ),
+    )
+    .export_decides(),
     s(
         "workers",
         Some("jobs"),
@@ -50,21 +52,24 @@ pub const SYNC_SETTINGS: &[Setting] = &[
         Some("backup"),
         Some("backup_job_id"),
         "a location on the command line; the service picks the S3 place (a job of its own)",
-    ),
+    )
+    .service_only(),
     s(
         "rules",
         Some("rules"),
         Some("rules"),
         Some("rules"),
         "a file on the command line; the file's JSON in a request",
-    ),
+    )
+    .export_decides(),
     s(
         "rules_key",
         None,
         Some("rules_key_secret"),
         Some("rules_key_secret"),
         "DBSYNC_RULES_KEY in the environment, never a flag (so never in ps)",
-    ),
+    )
+    .export_decides(),
     s(
         "from",
         None,
@@ -85,21 +90,24 @@ pub const SYNC_SETTINGS: &[Setting] = &[
         Some("consistency"),
         Some("consistency"),
         "one machine holds one snapshot throughout; the service relays it",
-    ),
+    )
+    .export_decides(),
     s(
         "snapshot_window_seconds",
         None,
         Some("snapshot_window_seconds"),
         Some("snapshot_window_seconds"),
         "the service's snapshot relay",
-    ),
+    )
+    .export_decides(),
     s(
         "export_budget_seconds",
         None,
         Some("export_budget_seconds"),
         Some("export_budget_seconds"),
         "Lambda time limits",
-    ),
+    )
+    .export_decides(),
     s(
         "finalize_budget_seconds",
         None,
@@ -113,14 +121,16 @@ pub const SYNC_SETTINGS: &[Setting] = &[
         Some("page_rows"),
         Some("page_rows"),
         "the service's keyset pages; a local sync streams each chunk whole",
-    ),
+    )
+    .export_decides(),
     s(
         "source_connections",
         None,
         Some("source_connections"),
         Some("source_connections"),
         "connection leases shared by the service's jobs",
-    ),
+    )
+    .export_decides(),
     s(
         "protected",
         Some("protected"),
@@ -200,6 +210,11 @@ pub struct Setting {
     pub execution: Option<&'static str>,
     /// Why a blank is blank, or why the names differ.
     pub why: &'static str,
+    /// The deployed service only: the local console refuses the request field (settings
+    /// without a flag are, and those marked [`Setting::service_only`]).
+    pub service_only: bool,
+    /// A load `from` an earlier export may not give it: the export decided it.
+    pub export_decides: bool,
 }
 
 const fn s(
@@ -215,24 +230,65 @@ const fn s(
         request,
         execution,
         why,
+        service_only: cli.is_none() && request.is_some(),
+        export_decides: false,
     }
 }
 
 /// A setting under one name on the command line and in the request (`execution`: its field
 /// there, `scope` for the table patterns the execution carries as one scope).
 const fn same(name: &'static str, execution: &'static str) -> Setting {
-    Setting {
-        name,
-        cli: Some(name),
-        request: Some(name),
-        execution: Some(execution),
-        why: "",
+    s(name, Some(name), Some(name), Some(execution), "")
+}
+
+impl Setting {
+    /// Marked as the deployed service's only (a flag of its own exists, the request's form
+    /// needs the service: a backup's S3 place).
+    const fn service_only(self) -> Setting {
+        Setting {
+            service_only: true,
+            ..self
+        }
     }
+
+    /// Marked as decided by an export (a load `from` it may not give it).
+    const fn export_decides(self) -> Setting {
+        Setting {
+            export_decides: true,
+            ..self
+        }
+    }
+}
+
+/// The first setting `marked` picks whose request field `given` says a request gives: its
+/// request field.
+pub fn first_given(
+    marked: impl Fn(&Setting) -> bool,
+    given: impl Fn(&str) -> bool,
+) -> Option<&'static str> {
+    SYNC_SETTINGS
+        .iter()
+        .filter(|s| marked(s))
+        .filter_map(|s| s.request)
+        .find(|f| given(f))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_only_and_export_decided_settings_are_request_fields() {
+        for st in SYNC_SETTINGS {
+            if st.service_only || st.export_decides {
+                assert!(st.request.is_some(), "{} has no request field", st.name);
+            }
+        }
+        let given = |f: &str| f == "page_rows" || f == "tables";
+        assert_eq!(first_given(|s| s.service_only, given), Some("page_rows"));
+        assert_eq!(first_given(|s| s.export_decides, given), Some("tables"));
+        assert_eq!(first_given(|s| s.service_only, |_| false), None);
+    }
 
     #[test]
     fn every_setting_has_one_name_or_says_why_not() {

@@ -9,6 +9,7 @@ use crate::model::manifest::Consistency;
 pub use crate::model::options::{Analyze, Mode};
 use crate::model::options::{LoadChoices, Spelling};
 use crate::model::scope::Scope;
+use crate::model::settings::first_given;
 use crate::model::size::parse_size;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// What a sync request may say. Unknown fields are refused, so a misspelt option never
 /// silently falls back to a default.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRequest {
     /// Secrets Manager id of the source's credentials (none with `from`: the export's).
@@ -224,32 +225,31 @@ pub fn read_request(body: &[u8]) -> Result<SyncRequest> {
     super::body::read_json(body, "request body", "is not a valid sync request")
 }
 
-/// What a load `from` an earlier export may not say, because the export decided it.
+/// The fields `req` gives: those whose value is not the one an absent field takes.
+pub fn given_fields(req: &SyncRequest) -> std::collections::BTreeSet<String> {
+    let (Ok(Value::Object(given)), Ok(Value::Object(absent))) = (
+        serde_json::to_value(req),
+        serde_json::to_value(SyncRequest::default()),
+    ) else {
+        return Default::default();
+    };
+    given
+        .into_iter()
+        .filter(|(k, v)| absent.get(k) != Some(v))
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// What a load `from` an earlier export may not say, because the export decided it
+/// ([`Setting::export_decides`](crate::model::settings::Setting)).
 fn check_from(req: &SyncRequest, from: &str) -> Result<()> {
     if from.trim().is_empty() {
         return Err(Error::config("from", "is empty; name an export's job id"));
     }
-    let given = [
-        ("source_secret", !req.source_secret.is_empty()),
-        ("schemas", !req.schemas.is_empty()),
-        ("tables", !req.tables.is_empty()),
-        ("exclude", !req.exclude.is_empty()),
-        ("allow_empty_patterns", req.allow_empty_patterns),
-        ("chunk_size", req.chunk_size.is_some()),
-        ("consistency", req.consistency != Consistency::default()),
-        (
-            "snapshot_window_seconds",
-            req.snapshot_window_seconds.is_some(),
-        ),
-        ("export_budget_seconds", req.export_budget_seconds.is_some()),
-        ("page_rows", req.page_rows.is_some()),
-        ("source_connections", req.source_connections.is_some()),
-        ("rules", req.rules.is_some()),
-        ("rules_key_secret", req.rules_key_secret.is_some()),
-    ];
-    if let Some((field, _)) = given.iter().find(|(_, g)| *g) {
+    let given = given_fields(req);
+    if let Some(field) = first_given(|s| s.export_decides, |f| given.contains(f)) {
         return Err(Error::config(
-            *field,
+            field,
             format!("is decided by the export {from}; leave it out of a load \"from\" an export"),
         ));
     }
