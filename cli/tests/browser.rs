@@ -76,6 +76,15 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{selector}: {e}"))
     }
 
+    /// Clicks the element `selector` finds (waiting for it).
+    async fn click(&self, selector: &str) {
+        self.css(selector)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("clicking {selector}: {e}"));
+    }
+
     async fn text(&self, selector: &str) -> String {
         self.css(selector).await.text().await.expect("text")
     }
@@ -156,7 +165,7 @@ async fn a_person_dry_runs_and_starts_a_sync_in_the_browser_and_watches_it_reach
         .expect("chunk size");
     b.shot("new-sync").await;
 
-    b.css("#dry").await.click().await.expect("dry run");
+    b.click("#dry").await;
     b.css("#dry-title").await;
     let findings = b.text("#dry-out").await;
     assert!(
@@ -165,11 +174,7 @@ async fn a_person_dry_runs_and_starts_a_sync_in_the_browser_and_watches_it_reach
     );
     b.shot("dry-run").await;
     // The dry run's tables are a picker: unticking one leaves it out.
-    b.css("#picker input[value='public.notes']")
-        .await
-        .click()
-        .await
-        .expect("untick");
+    b.click("#picker input[value='public.notes']").await;
     assert_eq!(
         b.css("#exclude")
             .await
@@ -178,11 +183,7 @@ async fn a_person_dry_runs_and_starts_a_sync_in_the_browser_and_watches_it_reach
             .expect("exclude"),
         Some("public.notes".into())
     );
-    b.css("#picker input[value='public.notes']")
-        .await
-        .click()
-        .await
-        .expect("tick");
+    b.click("#picker input[value='public.notes']").await;
     assert_eq!(
         b.css("#exclude")
             .await
@@ -199,7 +200,7 @@ async fn a_person_dry_runs_and_starts_a_sync_in_the_browser_and_watches_it_reach
 
     // A mark on the page: still there at the end means it never reloaded.
     b.js("window.__kept = 42; return null").await;
-    b.css("#go").await.click().await.expect("start");
+    b.click("#go").await;
     let mut values = Vec::<String>::new();
     let started = Instant::now();
     loop {
@@ -258,16 +259,8 @@ async fn a_person_dry_runs_and_starts_a_sync_in_the_browser_and_watches_it_reach
     )
     .await;
     b.shot("jobs").await;
-    b.css("#nav-databases")
-        .await
-        .click()
-        .await
-        .expect("databases");
-    b.css("button[data-test='0']")
-        .await
-        .click()
-        .await
-        .expect("test connection");
+    b.click("#nav-databases").await;
+    b.click("button[data-test='0']").await;
     b.until_text(
         "#db-test",
         |t| t.contains("reachable"),
@@ -293,7 +286,7 @@ async fn a_bad_setting_shows_on_its_field_and_a_cancelled_sync_reads_cancelled()
         .send_keys("100")
         .await
         .expect("chunk size");
-    b.css("#go").await.click().await.expect("start");
+    b.click("#go").await;
     let shown = b
         .until_text(
             "[data-for=chunk_size]",
@@ -315,11 +308,11 @@ async fn a_bad_setting_shows_on_its_field_and_a_cancelled_sync_reads_cancelled()
     b.shot("bad-setting").await;
 
     b.css("#chunk_size").await.clear().await.expect("clear");
-    b.css("#atomic").await.click().await.expect("atomic");
-    b.css("#go").await.click().await.expect("start");
+    b.click("#atomic").await;
+    b.click("#go").await;
     b.until_text("#job-status", |t| t == "running", Duration::from_secs(20))
         .await;
-    b.css("#cancel").await.click().await.expect("cancel");
+    b.click("#cancel").await;
     b.until_text("#job-status", |t| t == "cancelled", Duration::from_secs(60))
         .await;
     assert!(b.text("#job-error").await.contains("cancel"));

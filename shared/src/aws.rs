@@ -63,7 +63,7 @@ pub async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
 }
 
 /// The message of the innermost error in `err`'s chain of causes (empty when it has none).
-fn root_cause<'a>(err: &'a (dyn std::error::Error + 'a)) -> String {
+pub(crate) fn root_cause<'a>(err: &'a (dyn std::error::Error + 'a)) -> String {
     let mut cur = err.source();
     let mut last = String::new();
     while let Some(e) = cur {

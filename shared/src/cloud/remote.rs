@@ -122,7 +122,10 @@ impl RemoteApi {
         let resp = tokio::time::timeout(Duration::from_secs(30), self.client.request(req))
             .await
             .map_err(|_| fail("no answer within 30 s".into()))?
-            .map_err(|e| fail(format!("{e}: {}", root(&e))))?;
+            .map_err(|e| match crate::aws::root_cause(&e) {
+                root if root.is_empty() => fail(e.to_string()),
+                root => fail(format!("{e}: {root}")),
+            })?;
         let status = resp.status().as_u16();
         let body = resp
             .into_body()
@@ -132,15 +135,6 @@ impl RemoteApi {
             .to_bytes();
         Ok(Answer { status, body })
     }
-}
-
-/// The innermost cause's message (hyper's own says only "client error (Connect)").
-fn root(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur: &dyn std::error::Error = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 /// The region in an `execute-api` host (`ID.execute-api.REGION.amazonaws.com`).

@@ -52,24 +52,14 @@ pub async fn load_part(
             .map_err(|e| Error::pg(Role::Target, ctx("releasing"), e))?;
         return Ok(LoadOutcome::AlreadyLoaded);
     }
-    let (server_rows, tally) = if table.copy_columns().next().is_none() {
-        insert_empty_rows(&tx, table, source, &subject).await?
-    } else {
-        let freeze = how.sole && empty_again(&tx, table, &subject).await?;
-        copy_rows(&tx, table, source, &subject, freeze).await?
-    };
-    let stats = tally.finish();
+    let has_columns = table.copy_columns().next().is_some();
+    let freeze = how.sole && has_columns && empty_again(&tx, table, &subject).await?;
+    let stats = rows_in(&tx, table, source, (part_id, &subject), freeze).await?;
     let corrupt = |detail: String| Error::PartCorrupt {
         table: table.name.to_string(),
         part: part_id.to_string(),
         detail,
     };
-    if server_rows != stats.rows {
-        return Err(corrupt(format!(
-            "the target counted {server_rows} rows but {} lines were sent",
-            stats.rows
-        )));
-    }
     if let Some(exp) = expected {
         if exp.sha256 != stats.sha256 || exp.rows != stats.rows || exp.bytes != stats.bytes {
             // Returning drops the transaction: nothing of this part stays in the target.
@@ -119,25 +109,39 @@ pub async fn replace_rows(
             .await
             .map_err(|e| Error::pg(Role::Target, ctx("deleting the old rows of"), e))?;
     }
+    let stats = rows_in(&tx, table, source, (subject, subject), truncated).await?;
+    tx.commit()
+        .await
+        .map_err(|e| Error::pg(Role::Target, ctx("committing"), e))?;
+    Ok(stats)
+}
+
+/// Sends `source`'s rows into `table` in `tx` (COPY, `FREEZE` when `freeze`; a table without
+/// copied columns gets rows of defaults) and checks the server counted every line sent.
+/// `(part, subject)`: the part an error names, and what the statements' errors say.
+async fn rows_in(
+    tx: &Transaction<'_>,
+    table: &Table,
+    source: &mut dyn ByteSource,
+    (part, subject): (&str, &str),
+    freeze: bool,
+) -> Result<PartStats> {
     let (server_rows, tally) = if table.copy_columns().next().is_none() {
-        insert_empty_rows(&tx, table, source, subject).await?
+        insert_empty_rows(tx, table, source, subject).await?
     } else {
-        copy_rows(&tx, table, source, subject, truncated).await?
+        copy_rows(tx, table, source, subject, freeze).await?
     };
     let stats = tally.finish();
     if server_rows != stats.rows {
         return Err(Error::PartCorrupt {
             table: table.name.to_string(),
-            part: subject.to_string(),
+            part: part.to_string(),
             detail: format!(
                 "the target counted {server_rows} rows but {} lines were sent",
                 stats.rows
             ),
         });
     }
-    tx.commit()
-        .await
-        .map_err(|e| Error::pg(Role::Target, ctx("committing"), e))?;
     Ok(stats)
 }
 

@@ -1,11 +1,9 @@
-//! The changed-only refresh's statements: a key range's fingerprint, computed the same way on
-//! both sides, and what the target needs after its ranges were replaced (sequences set to
-//! the source's, ANALYZE of the tables that changed). The replacement itself is
-//! [`crate::pg::copy_in::replace_rows`].
+//! The changed-only refresh's comparison: a key range's fingerprint, computed the same way on
+//! both sides. The replacement is [`crate::pg::copy_in::replace_rows`]; sequences and ANALYZE
+//! after it are [`crate::pg::steps`]'.
 
 use crate::error::{Error, Result, Role};
-use crate::model::catalog::{Sequence, Table};
-use crate::model::ident::quote_literal;
+use crate::model::catalog::Table;
 use crate::model::verify::Fingerprint;
 use crate::pg::verify;
 use tokio_postgres::Client;
@@ -48,32 +46,4 @@ pub async fn range_fingerprint(
         rows: row.get(0),
         checksum: row.get(1),
     })
-}
-
-/// Sets each sequence of `seqs` to the state read from the source.
-pub async fn set_sequences(client: &Client, seqs: &[Sequence]) -> Result<()> {
-    for s in seqs {
-        let sql = format!(
-            "SELECT pg_catalog.setval({}::regclass, {}, {})",
-            quote_literal(&s.name.sql()),
-            s.last_value,
-            s.is_called
-        );
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(|e| Error::pg(Role::Target, format!("setting sequence {}", s.name), e))?;
-    }
-    Ok(())
-}
-
-/// ANALYZE of `tables` (those whose rows changed).
-pub async fn analyze(client: &Client, tables: &[&Table]) -> Result<()> {
-    for t in tables {
-        client
-            .batch_execute(&format!("ANALYZE {}", t.name.sql()))
-            .await
-            .map_err(|e| Error::pg(Role::Target, format!("analyzing {}", t.name), e))?;
-    }
-    Ok(())
 }

@@ -76,10 +76,7 @@ pub fn table_steps(restore: &Restore, table: &QualName) -> Vec<Step> {
                 format!("copying the statistics of {table}"),
                 crate::pg::stats::restore_sql(copy),
             ),
-            None => Step::new(
-                format!("analyzing {table}"),
-                format!("ANALYZE {}", table.sql()),
-            ),
+            None => analyze(table),
         });
     }
     // A key from the table to itself depends on no other table's rows: it is re-added and
@@ -122,6 +119,27 @@ fn validate_fk(fk: &ForeignKey) -> Step {
     )
 }
 
+/// `ANALYZE` of `table`.
+pub fn analyze(table: &QualName) -> Step {
+    Step::new(
+        format!("analyzing {table}"),
+        format!("ANALYZE {}", table.sql()),
+    )
+}
+
+/// Sets sequence `s` to the state read from the source.
+pub fn set_sequence(s: &Sequence) -> Step {
+    Step::new(
+        format!("setting sequence {}", s.name),
+        format!(
+            "SELECT pg_catalog.setval({}::regclass, {}, {})",
+            quote_literal(&s.name.sql()),
+            s.last_value,
+            s.is_called
+        ),
+    )
+}
+
 /// The end of a job, after every table's [`table_steps`]; groups run one after the other:
 /// re-add dropped foreign keys as NOT VALID (serial: the two keys of a cycle lock both tables
 /// in opposite orders and would deadlock); validate them (parallel); re-enable triggers and
@@ -131,17 +149,7 @@ pub fn finalize_steps(restore: &Restore, sequences: &[Sequence]) -> Vec<StepGrou
     add.extend(readd_checks(restore));
     let validate = restore.fks.iter().map(validate_fk).collect();
     let mut last: Vec<Step> = enable_triggers(restore).collect();
-    last.extend(sequences.iter().map(|s| {
-        Step::new(
-            format!("setting sequence {}", s.name),
-            format!(
-                "SELECT pg_catalog.setval({}::regclass, {}, {})",
-                quote_literal(&s.name.sql()),
-                s.last_value,
-                s.is_called
-            ),
-        )
-    }));
+    last.extend(sequences.iter().map(set_sequence));
     let group = |parallel, steps| StepGroup { parallel, steps };
     vec![group(false, add), group(true, validate), group(false, last)]
 }

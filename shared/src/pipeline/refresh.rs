@@ -12,14 +12,13 @@
 use crate::error::{Error, Result, Role};
 use crate::model::chunk::{ChunkRange, Plan};
 use crate::model::part::CopyFormat;
-use crate::model::verify::{compare_sequences, VerifyReport};
 use crate::pg::conn::ConnSpec;
 use crate::pg::copy_out::CopyOutSource;
-use crate::pg::{catalog, copy_in, refresh as sql, slice};
+use crate::pg::{catalog, copy_in, refresh as sql, slice, steps};
 use crate::pipeline::planning::{open_source, OpenedSource};
 use crate::pipeline::progress::{Meter, Metered, Progress};
 use crate::pipeline::target::{check_target, sync_spec, CheckedTarget, Reconnect};
-use crate::pipeline::verify::compare_tables;
+use crate::pipeline::verify::verify_against_snapshot;
 use crate::pipeline::workers::{app_name, open_workers, run_pool, SyncWorker};
 use crate::pipeline::{LoadReport, Options};
 use crate::plan::chunks::Sizing;
@@ -191,25 +190,6 @@ async fn replace_all(
     Ok((workers, clashed))
 }
 
-/// `--verify` after a refresh: every table and sequence against the snapshot the workers
-/// still read.
-async fn verify_refreshed(
-    workers: Vec<SyncWorker>,
-    plan: &Arc<Plan>,
-    target: &Client,
-    seqs: &[crate::model::catalog::Sequence],
-    interrupt: &crate::pipeline::interrupt::Interrupt,
-) -> Result<VerifyReport> {
-    let (_, tables) = compare_tables(workers, plan.clone(), interrupt).await?;
-    let mut tseqs = seqs.to_vec();
-    catalog::read_sequence_values(target, Role::Target, &mut tseqs).await?;
-    VerifyReport {
-        tables,
-        sequence_differences: compare_sequences(seqs, &tseqs),
-    }
-    .into_result()
-}
-
 /// ANALYZE of the tables whose rows changed, shown as a finishing step.
 async fn analyze_changed(
     plan: &Plan,
@@ -228,12 +208,10 @@ async fn analyze_changed(
                 .find(|x| x.name.to_string() == t.table)
         })
         .collect();
-    for t in &changed {
-        progress.activity(&format!("analyzing {}", t.name), true);
-    }
-    sql::analyze(target, &changed).await?;
-    for t in &changed {
-        progress.activity(&format!("analyzing {}", t.name), false);
+    for step in changed.iter().map(|t| steps::analyze(&t.name)) {
+        progress.activity(&step.what, true);
+        step.run(target).await?;
+        progress.activity(&step.what, false);
     }
     Ok(())
 }
@@ -257,7 +235,8 @@ async fn finish(
 ) -> Result<()> {
     let mut seqs = r.plan.catalog.sequences.clone();
     catalog::read_sequence_values(ends.source, Role::Source, &mut seqs).await?;
-    sql::set_sequences(ends.target, &seqs).await?;
+    let set: Vec<_> = seqs.iter().map(steps::set_sequence).collect();
+    steps::run_steps(ends.target, &set).await?;
     load.sequences = seqs.len();
     if r.opts.analyze != crate::pipeline::Analyze::Off {
         analyze_changed(r.plan, ends.report, ends.target, r.progress.as_ref()).await?;
@@ -265,7 +244,13 @@ async fn finish(
     if r.opts.verify {
         r.progress
             .note("verifying every table against the snapshot");
-        let v = verify_refreshed(workers, r.plan, ends.target, &seqs, &r.opts.interrupt);
+        let v = verify_against_snapshot(
+            workers,
+            r.plan.clone(),
+            ends.target,
+            &seqs,
+            &r.opts.interrupt,
+        );
         load.verify = Some(v.await?);
     }
     Ok(())

@@ -6,7 +6,6 @@ use crate::error::{Result, Role};
 use crate::model::catalog::Sequence;
 use crate::model::chunk::{Chunk, Plan};
 use crate::model::part::CopyFormat;
-use crate::model::verify::{compare_sequences, VerifyReport};
 use crate::pg::conn::ConnSpec;
 use crate::pg::copy_out::CopyOutSource;
 use crate::pg::{catalog, copy_in};
@@ -21,7 +20,7 @@ use crate::pipeline::refresh::{self, Refreshed};
 use crate::pipeline::target::{
     check_target, dry_run_report, guarded, start_load, sync_spec, Reconnect, TargetJob,
 };
-use crate::pipeline::verify::compare_tables;
+use crate::pipeline::verify::verify_against_snapshot;
 use crate::pipeline::workers::{app_name, open_workers, SyncWorker};
 use crate::pipeline::{LoadReport, Options};
 use crate::plan::{chunks, load};
@@ -156,24 +155,6 @@ async fn load_and_finish(
     Ok((workers, seqs))
 }
 
-/// `--verify`: every table compared on the worker pairs, which still read the job's
-/// snapshot, and every sequence.
-async fn verify_loaded(
-    workers: Vec<SyncWorker>,
-    plan: &Arc<Plan>,
-    tj: &TargetJob,
-    seqs: &[Sequence],
-) -> Result<VerifyReport> {
-    let (_, cmp) = compare_tables(workers, plan.clone(), &Interrupt::default()).await?;
-    let mut tseqs = seqs.to_vec();
-    catalog::read_sequence_values(&tj.coord, Role::Target, &mut tseqs).await?;
-    VerifyReport {
-        tables: cmp,
-        sequence_differences: compare_sequences(seqs, &tseqs),
-    }
-    .into_result()
-}
-
 /// `--changed-only`: the refresh's report (break), or (continue) what a refresh found that
 /// hands over to the full sync because most of the data changed; nothing without the flag.
 async fn try_refresh(
@@ -288,7 +269,9 @@ async fn stream(
         rows = report.rows, bytes = report.bytes, plan_ms, prepare_ms, loaded_ms, "sync loaded");
     if opts.verify {
         progress.note("verifying every table against the snapshot");
-        report.verify = Some(verify_loaded(workers, &plan, &tj, &seqs).await?);
+        let none = Interrupt::default();
+        let v = verify_against_snapshot(workers, plan.clone(), &tj.coord, &seqs, &none);
+        report.verify = Some(v.await?);
     }
     report.elapsed_ms = ms();
     Ok(report)

@@ -14,6 +14,7 @@ use crate::pipeline::workers::{run_pool, SyncWorker};
 use crate::pipeline::Options;
 use crate::plan::compat;
 use std::sync::Arc;
+use tokio_postgres::Client;
 
 /// Fingerprints every table of `plan` on both sides of each worker pair.
 pub async fn compare_tables(
@@ -45,6 +46,25 @@ pub async fn compare_tables(
     .await?;
     cmp.sort_by(|a, b| a.table.cmp(&b.table));
     Ok((w, cmp))
+}
+
+/// `--verify` after a load: every table compared on the worker pairs, which still read the
+/// job's snapshot, and every sequence as read from `seqs` against `target`.
+pub async fn verify_against_snapshot(
+    workers: Vec<SyncWorker>,
+    plan: Arc<Plan>,
+    target: &Client,
+    seqs: &[Sequence],
+    interrupt: &Interrupt,
+) -> Result<VerifyReport> {
+    let (_, tables) = compare_tables(workers, plan, interrupt).await?;
+    let mut tseqs = seqs.to_vec();
+    catalog::read_sequence_values(target, Role::Target, &mut tseqs).await?;
+    VerifyReport {
+        tables,
+        sequence_differences: compare_sequences(seqs, &tseqs),
+    }
+    .into_result()
 }
 
 /// `dbsync verify`: compares the live source and target table by table.
