@@ -18,6 +18,29 @@ fn text(b: &[u8]) -> String {
 }
 
 #[test]
+fn a_changed_max_share_outside_0_to_1_names_the_flag_and_the_value_and_exits_1() {
+    let o = dbsync(
+        &[
+            "sync",
+            "--source",
+            "postgresql://h/a",
+            "--target",
+            "postgresql://h/b",
+            "--changed-only",
+            "--changed-max-share",
+            "1.5",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let e = text(&o.stderr);
+    assert!(
+        e.contains("error[DbsyncConfig]") && e.contains("--changed-max-share") && e.contains("1.5"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_bad_chunk_size_names_the_flag_and_the_value_and_exits_1() {
     let o = dbsync(
         &[
