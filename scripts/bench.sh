@@ -11,6 +11,8 @@
 #                                           # copied (dbsync's default there) vs ANALYZE vs none,
 #                                           # and pg_dump/pg_restore 18 with --statistics
 #   BENCH_RUNS=3 scripts/bench.sh         # median of 3 runs, paths alternating within each run
+#   BENCH_PATHS="sync refresh" scripts/bench.sh  # some paths only (dump_restore dump_restore_stats
+#                                         # pipe pgcopydb sync export_import refresh)
 #
 # Last, the changed-only refresh after four kinds of change to the source (path_refresh).
 #
@@ -35,6 +37,8 @@ if [ "$PROFILE" = both ]; then
   exit
 fi
 RUNS=${BENCH_RUNS:-1}
+# BENCH_PATHS="sync refresh": only those paths (ratios against a path left out are not printed).
+PATHS=${BENCH_PATHS:-dump_restore dump_restore_stats pipe pgcopydb sync export_import refresh}
 JOBS=${BENCH_JOBS:-2}
 DATASET=${BENCH_DATASET:-$repo/../shared/bench/dataset.sql}
 case $PROFILE in
@@ -276,19 +280,13 @@ echo "profile $PROFILE: $settings"
 echo "database: $db_mb MB; $JOBS jobs; $RUNS run(s), paths alternating"
 for run in $(seq "$RUNS"); do
   echo "run $run"
-  path_dump_restore
-  path_dump_restore_stats
-  path_pipe
-  path_pgcopydb
-  path_sync
-  path_export_import
-  path_refresh
+  for path in $PATHS; do "path_$path"; done
 done
 
 W() { printf '%s\n' ${WALLS[$1]} | median; }
 R() { printf '%s\n' ${RSSS[$1]} | median; }
 row() { # label key baseline-key
-  [ -n "${WALLS[$2]:-}" ] || return 0
+  [ -n "${WALLS[$2]:-}" ] && [ -n "${WALLS[$3]:-}" ] || return 0
   awk -v l="$1" -v w="$(W "$2")" -v r="$(R "$2")" -v mb="$db_mb" -v b="$(W "$3")" -v bn="$3" \
     'BEGIN { printf "| %-52s | %7.1f s | %5.0f | %7.1f MiB | %5.2fx vs %s |\n", l, w, mb / w, r / 1024, b / w, bn }'
 }

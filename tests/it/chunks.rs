@@ -134,11 +134,17 @@ async fn sampled_bounds_of_a_large_table_follow_key_order_not_text_order() {
     for t in &cat.tables {
         let mut big = t.clone();
         // Pretend the table is huge so the sampling path runs.
-        big.est_rows = dbsync_core::pg::sample::EXACT_SAMPLE_ROWS * 10;
+        big.est_rows = dbsync_core::plan::chunks::EXACT_KEYS_UP_TO * 10;
         let key = big.key.clone().expect("key");
-        let bounds = dbsync_core::pipeline::planning::key_bounds(&src, &big, &key, 20)
-            .await
-            .expect("sample");
+        let bounds = dbsync_core::pipeline::planning::key_bounds(
+            &src,
+            &big,
+            &key,
+            20,
+            dbsync_core::plan::chunks::EXACT_KEYS_UP_TO,
+        )
+        .await
+        .expect("sample");
         assert!(bounds.len() >= 10, "{}: {} bounds", t.name, bounds.len());
         let ints: Option<Vec<i64>> = bounds.iter().map(|b| b[0].parse().ok()).collect();
         match ints {

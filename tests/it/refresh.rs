@@ -176,3 +176,127 @@ async fn changed_only_refuses_what_it_cannot_do_naming_the_flags() {
         );
     }
 }
+
+/// Fingerprints `table` (as the catalog reads it) as the refresh does, every column hashed
+/// as its type allows.
+async fn range_hash(c: &tokio_postgres::Client, table: &str) -> String {
+    use dbsync_core::pg::refresh::{range_fingerprint_sql, ColumnHash, HashedColumn, RowHash};
+    let catalog =
+        dbsync_core::pg::catalog::load(c, dbsync_core::error::Role::Source, &Default::default())
+            .await
+            .expect("catalog");
+    let t = catalog
+        .tables
+        .iter()
+        .find(|t| t.name.to_string() == format!("public.{table}"))
+        .expect("the case's table");
+    let how: Vec<HashedColumn> = t
+        .copy_columns()
+        .map(|c| HashedColumn {
+            name: &c.name,
+            how: ColumnHash::of(&c.type_name, true),
+            not_null: c.not_null,
+        })
+        .collect();
+    let sql = range_fingerprint_sql(t, &RowHash::new(t, &how, false), None);
+    let row = c.query_one(sql.as_str(), &[]).await.expect(&sql);
+    format!("{} {}", row.get::<_, i64>(0), row.get::<_, String>(1))
+}
+
+/// Column names and types, the rows of one table, the rows of the other.
+type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+
+#[tokio::test]
+async fn the_refresh_fingerprint_tells_apart_values_that_a_types_own_hash_or_equality_would_not() {
+    let p = Pair::new("refresh_hash").await;
+    let c = dbsync_tests::client(&p.source_url).await;
+    // (column types, rows of one table, rows of the other): each pair differs in its text
+    // form only where a value's hash or equality would call them the same.
+    let cases: &[Case] = &[
+        (&[("a", "integer")], "(NULL)", "(0)"),
+        (&[("a", "smallint")], "(NULL)", "(0)"),
+        (&[("a", "bigint")], "(0)", "(4294967297)"),
+        (&[("a", "text")], "(NULL)", "('')"),
+        (&[("a", "text")], "('a')", "('a ')"),
+        (&[("a", "character varying(5)")], "(NULL)", "('')"),
+        (&[("a", "boolean")], "(NULL)", "(false)"),
+        (&[("a", "character(4)")], "('ab')", "('abc')"),
+        (&[("a", "character(4)")], "(NULL)", "('')"),
+        (
+            &[("a", "uuid")],
+            "(NULL)",
+            "('00000000-0000-0000-0000-000000000000')",
+        ),
+        (&[("a", "numeric")], "(1.0)", "(1.00)"),
+        (&[("a", "double precision")], "(0)", "('-0')"),
+        (&[("a", "jsonb")], "('{\"x\": 1.0}')", "('{\"x\": 1.00}')"),
+        (
+            &[("a", "timestamp without time zone")],
+            "('2026-01-01')",
+            "('2026-01-01 00:00:00.000001')",
+        ),
+        (&[("a", "integer"), ("b", "integer")], "(1, 2)", "(2, 1)"),
+        (
+            &[("a", "integer"), ("b", "text")],
+            "(1, NULL)",
+            "(NULL, '1')",
+        ),
+        (
+            &[("a", "integer"), ("b", "integer")],
+            "(1, 10), (2, 20)",
+            "(1, 20), (2, 10)",
+        ),
+        (
+            &[("a", "text"), ("b", "text")],
+            "('ab', 'c')",
+            "('a', 'bc')",
+        ),
+        (&[("a", "integer")], "(1), (1)", "(1)"),
+        // NOT NULL columns skip the NULL marker.
+        (
+            &[("a", "integer NOT NULL"), ("b", "integer NOT NULL")],
+            "(1, 2)",
+            "(2, 1)",
+        ),
+        (
+            &[("a", "text NOT NULL"), ("b", "text NOT NULL")],
+            "('ab', 'c')",
+            "('a', 'bc')",
+        ),
+        (
+            &[("a", "bigint NOT NULL"), ("b", "bigint NOT NULL")],
+            "(1, 2)",
+            "(2, 1)",
+        ),
+        (
+            &[("a", "character(3) NOT NULL"), ("b", "uuid NOT NULL")],
+            "('a', '00000000-0000-0000-0000-000000000001')",
+            "('b', '00000000-0000-0000-0000-000000000001')",
+        ),
+    ];
+    for (i, (cols, one, other)) in cases.iter().enumerate() {
+        let defs: Vec<String> = cols.iter().map(|(n, t)| format!("{n} {t}")).collect();
+        let mut hashes = Vec::new();
+        for (side, rows) in [("a", one), ("b", other), ("c", one)] {
+            let name = format!("h{i}_{side}");
+            c.batch_execute(&format!(
+                "CREATE TABLE {name} ({}); INSERT INTO {name} VALUES {rows};",
+                defs.join(", ")
+            ))
+            .await
+            .expect("case table");
+            hashes.push(range_hash(&c, &name).await);
+        }
+        assert_ne!(hashes[0], hashes[1], "{cols:?}: {one} against {other}");
+        assert_eq!(hashes[0], hashes[2], "{cols:?}: {one} against itself");
+    }
+    // A column whose collation calls 'a' and 'A' equal still hashes their bytes.
+    c.batch_execute(
+        "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+         CREATE TABLE ci_a (a text COLLATE ci); INSERT INTO ci_a VALUES ('a');
+         CREATE TABLE ci_b (a text COLLATE ci); INSERT INTO ci_b VALUES ('A');",
+    )
+    .await
+    .expect("a case-insensitive column");
+    assert_ne!(range_hash(&c, "ci_a").await, range_hash(&c, "ci_b").await);
+}

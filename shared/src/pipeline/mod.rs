@@ -142,6 +142,7 @@ impl Options {
             chunk_bytes: self.chunk_bytes,
             workers: self.workers,
             by_heap: true,
+            exact_keys_up_to: crate::plan::chunks::EXACT_KEYS_UP_TO,
         }
     }
 

@@ -93,7 +93,8 @@ pub async fn build_plan(client: &Client, scope: &Scope, sizing: Sizing) -> Resul
         let ranges = if n <= 1 {
             vec![ChunkRange::Whole]
         } else if let (Some(key), false) = (&t.key, by_heap) {
-            chunks::key_ranges(&key_bounds(client, t, key, n - 1).await?)
+            let bounds = key_bounds(client, t, key, n - 1, sizing.exact_keys_up_to).await?;
+            chunks::key_ranges(&bounds)
         } else {
             chunks::ctid_ranges(t.pages.max(0) as u64, n)
         };
@@ -148,8 +149,9 @@ pub async fn key_bounds(
     table: &Table,
     key: &Key,
     want: usize,
+    exact_up_to: i64,
 ) -> Result<Vec<Vec<String>>> {
-    let sample = sample::sample_keys(client, Role::Source, table, key, want).await?;
+    let sample = sample::sample_keys(client, Role::Source, table, key, want, exact_up_to).await?;
     Ok(chunks::pick_quantiles(sample, want))
 }
 

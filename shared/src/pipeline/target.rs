@@ -113,6 +113,8 @@ pub struct CheckedTarget {
     /// The COPY format of each table, indexed like the source tables, for a streaming sync:
     /// binary where the column types allow it on both sides, else text. Empty for an import.
     pub formats: Vec<CopyFormat>,
+    /// The target's own description of each table, indexed like the source tables.
+    pub target_tables: Vec<Option<Table>>,
 }
 
 /// The target side of a load, started.
@@ -191,8 +193,24 @@ pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
         take.fks.extend(keys.outward);
         take.unenforced = keys.inside;
     }
-    // Parts are text (an import lists no formats); only a streaming sync may go binary.
-    let formats = match spec.source_app {
+    Ok(CheckedTarget {
+        coord,
+        order,
+        take,
+        replica,
+        formats: formats(spec, &tcat),
+        target_tables: spec
+            .tables
+            .iter()
+            .map(|t| tcat.table(&t.name).cloned())
+            .collect(),
+    })
+}
+
+/// The COPY format of each table. Parts are text (an import lists no formats); only a
+/// streaming sync may go binary.
+fn formats(spec: &LoadSpec<'_>, tcat: &Catalog) -> Vec<CopyFormat> {
+    match spec.source_app {
         Some(_) => spec
             .tables
             .iter()
@@ -202,17 +220,9 @@ pub async fn check_target(spec: &LoadSpec<'_>) -> Result<CheckedTarget> {
             })
             .collect(),
         None => Vec::new(),
-    };
-    Ok(CheckedTarget {
-        coord,
-        order,
-        take,
-        replica,
-        formats,
-    })
+    }
 }
 
-/// The tables whose statistics are restored from the source instead of analyzed: on a
 /// Starts `spec`'s job afresh in `client` (a session, or the --atomic transaction): the
 /// tables in scope emptied, `take` taken away, the job recorded.
 pub(crate) async fn start_new(
@@ -232,6 +242,7 @@ pub(crate) async fn start_new(
     start::start_job(client, job).await
 }
 
+/// The tables whose statistics are restored from the source instead of analyzed: on a
 /// PostgreSQL 18+ target, with `--analyze copy`, where `plan::stats` finds columns to copy.
 fn stats_copies(spec: &LoadSpec<'_>, tcat: &Catalog) -> Vec<StatsCopy> {
     if !spec.analyze.copies() || tcat.server.version_num < stats::RESTORE_VERSION {
@@ -298,6 +309,7 @@ pub async fn start_load(
         take,
         replica,
         formats,
+        ..
     } = checked;
     ledger::ensure(&mut coord).await?;
     if restart {

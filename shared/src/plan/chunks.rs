@@ -18,6 +18,9 @@ pub const CHUNKS_PER_WORKER: u64 = 1;
 /// Balancing never makes chunks smaller than this: each chunk costs a transaction, a COPY
 /// statement and two ledger rows.
 pub const MIN_BALANCED_CHUNK: u64 = 16 * 1024 * 1024;
+/// Tables of up to this many (estimated) rows get exact key quantiles by default; larger
+/// ones are block-sampled (`TABLESAMPLE SYSTEM`).
+pub const EXACT_KEYS_UP_TO: i64 = 2_000_000;
 /// The first server version with TID range scans (a CTID range reads only its own pages).
 pub const TID_RANGE_SCAN_VERSION: i32 = 140000;
 
@@ -33,6 +36,9 @@ pub struct Sizing {
     /// chunk (a sync); a TID range scan reads only its pages and needs no key sample. Jobs
     /// whose chunks resume by key or read their own snapshots (exports) split by key.
     pub by_heap: bool,
+    /// Up to how many rows a table's key ranges come from exact quantiles (a read of its
+    /// whole key) rather than a block sample: ranges of equal size.
+    pub exact_keys_up_to: i64,
 }
 
 impl Sizing {
@@ -42,6 +48,7 @@ impl Sizing {
             chunk_bytes,
             workers: 0,
             by_heap: false,
+            exact_keys_up_to: EXACT_KEYS_UP_TO,
         }
     }
 
@@ -136,6 +143,7 @@ mod tests {
             chunk_bytes: 256 * mib,
             workers: 2,
             by_heap: true,
+            exact_keys_up_to: EXACT_KEYS_UP_TO,
         };
         assert_eq!(s.chunk_bytes_for(256 * mib), 128 * mib);
         assert_eq!(s.chunk_bytes_for(10 * mib), MIN_BALANCED_CHUNK);

@@ -111,7 +111,7 @@ const SAMPLE_ABOVE: usize = 16;
 pub const FULL_SYNC_SHARE: f64 = 0.5;
 
 /// The units compared first (about eight of each table with more than [`SAMPLE_ABOVE`]
-/// ranges, every unit of the others) and the rest.
+/// ranges) and the rest (the other units of those tables, every unit of the others).
 pub fn sample(units: &[Unit]) -> (Vec<usize>, Vec<usize>) {
     let mut per_table: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, u) in units.iter().enumerate() {
@@ -119,11 +119,11 @@ pub fn sample(units: &[Unit]) -> (Vec<usize>, Vec<usize>) {
     }
     let (mut first, mut rest) = (Vec::new(), Vec::new());
     for idx in per_table.values() {
-        let step = if idx.len() > SAMPLE_ABOVE {
-            idx.len() / 8
-        } else {
-            1
-        };
+        if idx.len() <= SAMPLE_ABOVE {
+            rest.extend(idx);
+            continue;
+        }
+        let step = idx.len() / 8;
         for (k, &i) in idx.iter().enumerate() {
             if k % step == 0 {
                 first.push(i);

@@ -9,12 +9,15 @@
 //! replaced whole in one transaction. Indexes, keys and foreign keys stay in place; only the
 //! tables that changed are analyzed; sequences are set as a sync sets them.
 
-use crate::error::{Error, Result, Role};
+mod compare;
+
+use crate::error::Role;
+use crate::error::{Error, Result};
 use crate::model::chunk::{ChunkRange, Plan};
 use crate::model::part::CopyFormat;
 use crate::pg::conn::ConnSpec;
 use crate::pg::copy_out::CopyOutSource;
-use crate::pg::{catalog, copy_in, refresh as sql, slice, steps};
+use crate::pg::{catalog, copy_in, slice, steps};
 use crate::pipeline::planning::{open_source, OpenedSource};
 use crate::pipeline::progress::{Meter, Metered, Progress};
 use crate::pipeline::target::{check_target, sync_spec, CheckedTarget, Reconnect};
@@ -22,40 +25,11 @@ use crate::pipeline::verify::verify_against_snapshot;
 use crate::pipeline::workers::{app_name, open_workers, run_pool, SyncWorker};
 use crate::pipeline::{LoadReport, Options};
 use crate::plan::chunks::Sizing;
-use crate::plan::refresh::{
-    decide, mostly_changed, sample, units, Compared, RefreshReport, Unit, FULL_SYNC_SHARE,
-};
-use std::collections::BTreeSet;
+use crate::plan::refresh::{decide, units, RefreshReport, Unit};
+use compare::{mostly_whole, Comparing, Hashes};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_postgres::Client;
-
-/// Fingerprints one unit on both sides of a worker pair.
-async fn compare(
-    w: SyncWorker,
-    plan: Arc<Plan>,
-    units: Arc<Vec<Unit>>,
-    i: usize,
-) -> (SyncWorker, Result<Compared>) {
-    let r = async {
-        let u = &units[i];
-        let t = &plan.catalog.tables[u.table];
-        let cols: Vec<&str> = t.copy_columns().map(|c| c.name.as_str()).collect();
-        let cond = slice::range_condition(t.key.as_ref(), &u.range);
-        let what = u.what(&plan);
-        let (s, d) = tokio::try_join!(
-            sql::range_fingerprint(&w.src, Role::Source, t, &cols, cond.as_deref(), &what),
-            sql::range_fingerprint(&w.tgt, Role::Target, t, &cols, cond.as_deref(), &what)
-        )?;
-        Ok(Compared {
-            unit: i,
-            differs: s != d,
-            source_rows: s.rows.max(0) as u64,
-        })
-    }
-    .await;
-    (w, r)
-}
 
 /// How a replacement went: done, or refused by a unique value another range still holds.
 enum Replaced {
@@ -99,58 +73,6 @@ async fn replace(
     }
     .await;
     (w, r)
-}
-
-/// What the comparing works with.
-struct Comparing<'a> {
-    plan: &'a Arc<Plan>,
-    units: &'a Arc<Vec<Unit>>,
-    interrupt: &'a crate::pipeline::interrupt::Interrupt,
-}
-
-/// Whether most of the data is to be replaced whole: a full sync does that faster
-/// (TRUNCATE, indexes rebuilt after, every chunk in parallel), so the refresh becomes one.
-fn mostly_whole(plan: &Plan, todo: &[Unit]) -> bool {
-    let whole_bytes: i64 = todo
-        .iter()
-        .filter(|u| matches!(u.range, ChunkRange::Whole))
-        .map(|u| plan.catalog.tables[u.table].bytes.max(0))
-        .sum();
-    whole_bytes as f64 > FULL_SYNC_SHARE * plan.catalog.total_bytes().max(1) as f64
-}
-
-impl Comparing<'_> {
-    /// A sample of each table of many ranges first: one where most differ is replaced whole
-    /// without comparing the rest (those tables are returned); then the rest.
-    async fn compare_all(
-        &self,
-        workers: Vec<SyncWorker>,
-        max_share: f64,
-    ) -> Result<(Vec<SyncWorker>, Vec<Compared>, BTreeSet<usize>)> {
-        let (first, rest) = sample(self.units);
-        let (workers, mut found) = self.run(workers, first).await?;
-        let early = mostly_changed(self.units, &found, max_share);
-        let rest: Vec<usize> = rest
-            .into_iter()
-            .filter(|&i| !early.contains(&self.units[i].table))
-            .collect();
-        let (workers, more) = self.run(workers, rest).await?;
-        found.extend(more);
-        Ok((workers, found, early))
-    }
-
-    /// Compares the units `which` on the workers.
-    async fn run(
-        &self,
-        workers: Vec<SyncWorker>,
-        which: Vec<usize>,
-    ) -> Result<(Vec<SyncWorker>, Vec<Compared>)> {
-        let (plan, units) = (self.plan.clone(), self.units.clone());
-        run_pool(workers, which, self.interrupt, move |w, i| {
-            compare(w, plan.clone(), units.clone(), i)
-        })
-        .await
-    }
 }
 
 /// What the replacement phase works with.
@@ -260,12 +182,18 @@ async fn finish(
 /// and let a change replace little.
 pub const RANGE_BYTES: u64 = 8 * 1024 * 1024;
 
+/// Up to how many rows a refresh cuts a table's ranges from exact key quantiles: above,
+/// from a block sample (ranges of unequal size cost nothing here; a read of the whole key
+/// costs a third of comparing `pgbench_accounts`).
+const REFRESH_EXACT_KEYS_UP_TO: i64 = 100_000;
+
 /// Ranges by key, of at most `--chunk-size` and [`RANGE_BYTES`].
 fn refresh_sizing(opts: &Options) -> Sizing {
     Sizing {
         chunk_bytes: opts.chunk_bytes.min(RANGE_BYTES),
         workers: 0,
         by_heap: false,
+        exact_keys_up_to: REFRESH_EXACT_KEYS_UP_TO,
     }
 }
 
@@ -349,10 +277,11 @@ pub async fn refresh(
     progress.planned("compare", units.len(), plan.catalog.total_bytes());
     let c = Comparing {
         plan: &plan,
+        hashes: Arc::new(Hashes::new(&plan, &checked.target_tables)),
         units: &units,
         interrupt: &opts.interrupt,
     };
-    let (workers, found, early) = c.compare_all(workers, max_share).await?;
+    let (workers, found, early) = c.compare_all(workers, max_share, !opts.dry_run).await?;
     let (mut report, todo) = decide(&plan, &units, &found, &early, max_share);
     report.full_sync = mostly_whole(&plan, &todo);
     if report.full_sync && !opts.dry_run {

@@ -1,0 +1,246 @@
+//! The refresh's comparison: every unit fingerprinted on both sides at once, a sample of
+//! each table of many ranges first (a table where most of it differs is decided whole
+//! without reading the rest), then the rest: the ranges of a table whose key allows it in
+//! one scan per side (`pg::refresh::table_fingerprints_sql`), the others range by range.
+
+use crate::error::{Result, Role};
+use crate::model::catalog::Table;
+use crate::model::chunk::{ChunkRange, Plan};
+use crate::model::verify::Fingerprint;
+use crate::pg::{refresh as sql, slice};
+use crate::pipeline::interrupt::Interrupt;
+use crate::pipeline::workers::{run_pool, SyncWorker};
+use crate::plan::refresh::{mostly_changed, sample, Compared, Unit, FULL_SYNC_SHARE};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Each table's row hash on the source (over what its export produces) and on the target.
+pub(super) struct Hashes(Vec<(sql::RowHash, sql::RowHash)>);
+
+impl Hashes {
+    /// A column is hashed by its own type's function where the target's column has the
+    /// very same type and no data rule rewrites it, else through its text form.
+    pub(super) fn new(plan: &Plan, targets: &[Option<Table>]) -> Hashes {
+        let pairs = plan.catalog.tables.iter().enumerate().map(|(i, t)| {
+            let tt = targets.get(i).and_then(Option::as_ref);
+            let cols: Vec<sql::HashedColumn> = t
+                .copy_columns()
+                .map(|c| {
+                    let theirs = tt.and_then(|tt| tt.columns.iter().find(|x| x.name == c.name));
+                    let same = theirs.is_some_and(|x| x.type_name == c.type_name);
+                    let ruled = t
+                        .rules
+                        .as_ref()
+                        .is_some_and(|r| r.columns.contains_key(&c.name));
+                    sql::HashedColumn {
+                        name: &c.name,
+                        how: sql::ColumnHash::of(&c.type_name, same && !ruled),
+                        // A masked value may be NULL where the stored one is not.
+                        not_null: c.not_null && !ruled && theirs.is_some_and(|x| x.not_null),
+                    }
+                })
+                .collect();
+            (
+                sql::RowHash::new(t, &cols, true),
+                sql::RowHash::new(t, &cols, false),
+            )
+        });
+        Hashes(pairs.collect())
+    }
+}
+
+/// One comparison: a unit, or every range of a table in one scan per side.
+enum Work {
+    Unit(usize),
+    /// The table's units in key order and the scan's SQL on the source and the target.
+    Table(Vec<usize>, String, String),
+}
+
+/// Fingerprints one unit on both sides of a worker pair.
+async fn compare_unit(
+    w: &SyncWorker,
+    plan: &Plan,
+    hashes: &Hashes,
+    units: &[Unit],
+    i: usize,
+) -> Result<Compared> {
+    let u = &units[i];
+    let t = &plan.catalog.tables[u.table];
+    let (src_row, tgt_row) = &hashes.0[u.table];
+    let cond = slice::range_condition(t.key.as_ref(), &u.range);
+    let what = u.what(plan);
+    let (s, d) = tokio::try_join!(
+        sql::range_fingerprint(&w.src, Role::Source, t, src_row, cond.as_deref(), &what),
+        sql::range_fingerprint(&w.tgt, Role::Target, t, tgt_row, cond.as_deref(), &what)
+    )?;
+    Ok(Compared {
+        unit: i,
+        differs: s != d,
+        source_rows: s.rows.max(0) as u64,
+    })
+}
+
+/// Fingerprints every range of a table in one scan on each side of a worker pair.
+async fn compare_table(
+    w: &SyncWorker,
+    plan: &Plan,
+    ids: &[usize],
+    (src_sql, tgt_sql): (&str, &str),
+    units: &[Unit],
+) -> Result<Vec<Compared>> {
+    let what = format!("table {}", plan.catalog.tables[units[ids[0]].table].name);
+    let (s, d) = tokio::try_join!(
+        sql::table_fingerprints(&w.src, Role::Source, src_sql, &what),
+        sql::table_fingerprints(&w.tgt, Role::Target, tgt_sql, &what)
+    )?;
+    let none = Fingerprint {
+        rows: 0,
+        checksum: "0".into(),
+    };
+    Ok(ids
+        .iter()
+        .enumerate()
+        .map(|(at, &unit)| {
+            let (s, d) = (s.get(&at).unwrap_or(&none), d.get(&at).unwrap_or(&none));
+            Compared {
+                unit,
+                differs: s != d,
+                source_rows: s.rows.max(0) as u64,
+            }
+        })
+        .collect())
+}
+
+async fn compare(
+    w: SyncWorker,
+    plan: Arc<Plan>,
+    hashes: Arc<Hashes>,
+    units: Arc<Vec<Unit>>,
+    work: Work,
+) -> (SyncWorker, Result<Vec<Compared>>) {
+    let r = match &work {
+        Work::Unit(i) => compare_unit(&w, &plan, &hashes, &units, *i)
+            .await
+            .map(|c| vec![c]),
+        Work::Table(ids, s, t) => compare_table(&w, &plan, ids, (s, t), &units).await,
+    };
+    (w, r)
+}
+
+/// Whether most of the data is to be replaced whole: a full sync does that faster
+/// (TRUNCATE, indexes rebuilt after, every chunk in parallel), so the refresh becomes one.
+pub(super) fn mostly_whole(plan: &Plan, todo: &[Unit]) -> bool {
+    let whole_bytes: i64 = todo
+        .iter()
+        .filter(|u| matches!(u.range, ChunkRange::Whole))
+        .map(|u| plan.catalog.tables[u.table].bytes.max(0))
+        .sum();
+    whole_bytes as f64 > FULL_SYNC_SHARE * plan.catalog.total_bytes().max(1) as f64
+}
+
+/// The lower bounds of a table's ranges after the first, when `ids` are contiguous key
+/// ranges in key order (each starts where the one before ends).
+fn thresholds(units: &[Unit], ids: &[usize]) -> Option<Vec<Vec<String>>> {
+    let mut out = Vec::new();
+    for pair in ids.windows(2) {
+        let (ChunkRange::Key { upper, .. }, ChunkRange::Key { lower, .. }) =
+            (&units[pair[0]].range, &units[pair[1]].range)
+        else {
+            return None;
+        };
+        match (upper, lower) {
+            (Some(u), Some(l)) if u == l => out.push(l.clone()),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// What the comparing works with.
+pub(super) struct Comparing<'a> {
+    pub plan: &'a Arc<Plan>,
+    pub hashes: Arc<Hashes>,
+    pub units: &'a Arc<Vec<Unit>>,
+    pub interrupt: &'a Interrupt,
+}
+
+impl Comparing<'_> {
+    /// A sample of each table of many ranges first: one where most differ is replaced whole
+    /// without comparing the rest (those tables are returned); then the rest, unless those
+    /// tables are most of the data and `settle_early`: the refresh is a full sync then, and
+    /// comparing the other tables would only delay it.
+    pub(super) async fn compare_all(
+        &self,
+        workers: Vec<SyncWorker>,
+        max_share: f64,
+        settle_early: bool,
+    ) -> Result<(Vec<SyncWorker>, Vec<Compared>, BTreeSet<usize>)> {
+        let (first, rest) = sample(self.units);
+        let first = first.into_iter().map(Work::Unit).collect();
+        let (workers, mut found) = self.run(workers, first).await?;
+        let early = mostly_changed(self.units, &found, max_share);
+        let whole: Vec<Unit> = early
+            .iter()
+            .map(|&table| Unit {
+                table,
+                range: ChunkRange::Whole,
+            })
+            .collect();
+        if settle_early && mostly_whole(self.plan, &whole) {
+            return Ok((workers, found, early));
+        }
+        let rest: Vec<usize> = rest
+            .into_iter()
+            .filter(|&i| !early.contains(&self.units[i].table))
+            .collect();
+        let (workers, more) = self.run(workers, self.works(&rest)).await?;
+        let done: BTreeSet<usize> = found.iter().map(|c| c.unit).collect();
+        // A table's scan answers for its sampled ranges too: those are counted once.
+        found.extend(more.into_iter().filter(|c| !done.contains(&c.unit)));
+        Ok((workers, found, early))
+    }
+
+    /// The comparisons of the units `rest`: one scan per table where its key allows and it
+    /// has more than one range, else one per unit.
+    fn works(&self, rest: &[usize]) -> Vec<Work> {
+        let mut by_table: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for &i in rest {
+            by_table.entry(self.units[i].table).or_default().push(i);
+        }
+        let mut out = Vec::new();
+        for (table, mine) in by_table {
+            let all: Vec<usize> = (0..self.units.len())
+                .filter(|&i| self.units[i].table == table)
+                .collect();
+            let t = &self.plan.catalog.tables[table];
+            let (src_row, tgt_row) = &self.hashes.0[table];
+            let scan = thresholds(self.units, &all)
+                .filter(|_| all.len() > 1)
+                .and_then(|th| {
+                    let s = sql::table_fingerprints_sql(t, src_row, &th)?;
+                    let d = sql::table_fingerprints_sql(t, tgt_row, &th)?;
+                    Some(Work::Table(all, s, d))
+                });
+            match scan {
+                Some(w) => out.push(w),
+                None => out.extend(mine.into_iter().map(Work::Unit)),
+            }
+        }
+        out
+    }
+
+    /// Compares `works` on the workers.
+    async fn run(
+        &self,
+        workers: Vec<SyncWorker>,
+        works: Vec<Work>,
+    ) -> Result<(Vec<SyncWorker>, Vec<Compared>)> {
+        let (plan, units) = (self.plan.clone(), self.units.clone());
+        let hashes = self.hashes.clone();
+        let (workers, found) = run_pool(workers, works, self.interrupt, move |w, work| {
+            compare(w, plan.clone(), hashes.clone(), units.clone(), work)
+        })
+        .await?;
+        Ok((workers, found.into_iter().flatten().collect()))
+    }
+}
