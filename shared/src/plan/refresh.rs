@@ -110,8 +110,12 @@ const SAMPLE_ABOVE: usize = 16;
 /// Above this share of the data to replace whole, the refresh is a full sync instead.
 pub const FULL_SYNC_SHARE: f64 = 0.5;
 
-/// The units compared first (about eight of each table with more than [`SAMPLE_ABOVE`]
-/// ranges) and the rest (the other units of those tables, every unit of the others).
+/// Ranges of a table compared first: few enough that the sample costs little next to a
+/// full sync (it runs before one when most ranges differ), enough to tell "most differ".
+const SAMPLED: usize = 6;
+
+/// The units compared first ([`SAMPLED`] of each table with more than [`SAMPLE_ABOVE`]
+/// ranges, evenly spread) and the rest (the other units of those tables, every unit of the others).
 pub fn sample(units: &[Unit]) -> (Vec<usize>, Vec<usize>) {
     let mut per_table: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, u) in units.iter().enumerate() {
@@ -123,9 +127,9 @@ pub fn sample(units: &[Unit]) -> (Vec<usize>, Vec<usize>) {
             rest.extend(idx);
             continue;
         }
-        let step = idx.len() / 8;
+        let picked: BTreeSet<usize> = (0..SAMPLED).map(|k| k * idx.len() / SAMPLED).collect();
         for (k, &i) in idx.iter().enumerate() {
-            if k % step == 0 {
+            if picked.contains(&k) {
                 first.push(i);
             } else {
                 rest.push(i);
@@ -204,4 +208,70 @@ pub fn decide(
         });
     }
     (report, todo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_range(i: usize) -> ChunkRange {
+        ChunkRange::Key {
+            lower: (i > 0).then(|| vec![(i * 10).to_string()]),
+            upper: Some(vec![((i + 1) * 10).to_string()]),
+        }
+    }
+
+    /// Table 0 has `big` ranges, table 1 `small`.
+    fn two_tables(big: usize, small: usize) -> Vec<Unit> {
+        (0..big)
+            .map(|i| (0, i))
+            .chain((0..small).map(|i| (1, i)))
+            .map(|(table, i)| Unit {
+                table,
+                range: key_range(i),
+            })
+            .collect()
+    }
+
+    fn found(which: &[usize], differing: impl Fn(usize) -> bool) -> Vec<Compared> {
+        which
+            .iter()
+            .map(|&unit| Compared {
+                unit,
+                differs: differing(unit),
+                source_rows: 1,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_sample_is_a_few_evenly_spread_ranges_of_each_table_of_many() {
+        let units = two_tables(300, 5);
+        let (first, rest) = sample(&units);
+        assert_eq!(first, vec![0, 50, 100, 150, 200, 250]);
+        assert_eq!(first.len() + rest.len(), units.len());
+        assert!((300..305).all(|i| rest.contains(&i)), "small tables wait");
+        let (first, _) = sample(&two_tables(17, 0));
+        assert_eq!(first.len(), SAMPLED);
+        let (first, rest) = sample(&two_tables(SAMPLE_ABOVE, 0));
+        assert!(first.is_empty() && rest.len() == SAMPLE_ABOVE);
+    }
+
+    #[test]
+    fn a_table_is_mostly_changed_when_more_than_the_share_of_its_sample_differs() {
+        let units = two_tables(300, 5);
+        let (first, _) = sample(&units);
+        let all = found(&first, |_| true);
+        assert_eq!(mostly_changed(&units, &all, 0.5), BTreeSet::from([0]));
+        let half = found(&first, |u| u < 150);
+        assert!(
+            mostly_changed(&units, &half, 0.5).is_empty(),
+            "3 of 6 is not more than half"
+        );
+        let small = found(&[300, 301, 302, 303, 304], |_| true);
+        assert!(
+            mostly_changed(&units, &small, 0.5).is_empty(),
+            "never from a small table"
+        );
+    }
 }
