@@ -103,6 +103,12 @@ async fn sync_reads_its_urls_from_environment_twins_and_verify_agrees() {
         "{}",
         text(&v.stderr)
     );
+    // It names the row.
+    assert!(
+        text(&v.stderr).contains("first differing keys: (id)=(7): differs"),
+        "{}",
+        text(&v.stderr)
+    );
 }
 
 #[test]

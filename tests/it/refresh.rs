@@ -300,3 +300,60 @@ async fn the_refresh_fingerprint_tells_apart_values_that_a_types_own_hash_or_equ
     .expect("a case-insensitive column");
     assert_ne!(range_hash(&c, "ci_a").await, range_hash(&c, "ci_b").await);
 }
+
+#[tokio::test]
+async fn verify_names_the_first_keys_whose_rows_differ_whatever_the_key() {
+    let p = Pair::new("verify_keys").await;
+    p.both(
+        "CREATE TABLE ints (id int PRIMARY KEY, v text);
+         CREATE TABLE texts (code text PRIMARY KEY, v int);
+         CREATE TABLE pairs (a int, b text, v int, PRIMARY KEY (a, b));",
+    )
+    .await;
+    p.source(
+        "INSERT INTO ints SELECT g, 'v' || g FROM generate_series(1, 50000) g;
+         INSERT INTO texts SELECT 'k' || g, g FROM generate_series(1, 3000) g;
+         INSERT INTO pairs SELECT g % 7, 'b' || g, g FROM generate_series(1, 3000) g;
+         ANALYZE;",
+    )
+    .await;
+    sync(&p, &tiny_chunks()).await.expect("first sync");
+    p.target(
+        "UPDATE ints SET v = 'changed' WHERE id = 40001;
+         DELETE FROM ints WHERE id = 40007;
+         INSERT INTO ints VALUES (0, 'extra');
+         UPDATE texts SET v = NULL WHERE code = 'k2500';
+         UPDATE pairs SET v = -1 WHERE a = 3 AND b = 'b10';",
+    )
+    .await;
+    let opts = Options::default();
+    let r = dbsync_core::pipeline::verify::verify(&p.source_spec(), &p.target_spec(), &opts)
+        .await
+        .expect("verify runs");
+    let keys = |t: &str| {
+        r.tables
+            .iter()
+            .find(|c| c.table == t)
+            .map(|c| c.differing_keys.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        keys("public.ints"),
+        vec![
+            "(id)=(0): only on the target",
+            "(id)=(40001): differs",
+            "(id)=(40007): missing on the target",
+        ],
+        "{r:?}"
+    );
+    assert_eq!(
+        keys("public.texts"),
+        vec!["(code)=(k2500): differs"],
+        "{r:?}"
+    );
+    assert_eq!(
+        keys("public.pairs"),
+        vec!["(a, b)=(3, b10): differs"],
+        "{r:?}"
+    );
+}

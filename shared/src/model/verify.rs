@@ -24,6 +24,10 @@ pub struct TableComparison {
     pub source: Fingerprint,
     /// Target side.
     pub target: Fingerprint,
+    /// The first keys whose rows differ (`dbsync verify`, keyed tables), each as
+    /// `(columns)=(values): differs | missing on the target | only on the target`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differing_keys: Vec<String>,
 }
 
 impl TableComparison {
@@ -50,8 +54,12 @@ impl VerifyReport {
             .iter()
             .filter(|t| !t.matches())
             .map(|t| {
+                let keys = match t.differing_keys.as_slice() {
+                    [] => String::new(),
+                    k => format!("; first differing keys: {}", k.join("; ")),
+                };
                 format!(
-                    "table {}: source {} rows (checksum {}), target {} rows (checksum {})",
+                    "table {}: source {} rows (checksum {}), target {} rows (checksum {}){keys}",
                     t.table, t.source.rows, t.source.checksum, t.target.rows, t.target.checksum
                 )
             })

@@ -141,6 +141,31 @@ pub struct HashedColumn<'a> {
     pub not_null: bool,
 }
 
+/// A table's row hash on the source (over what its export produces) and on the target
+/// (`theirs`: the target's own description of it). A column is hashed by its own type's
+/// function where the target's column has the very same type and no data rule rewrites
+/// it, else through its text form.
+pub fn row_hashes(t: &Table, theirs: Option<&Table>) -> (RowHash, RowHash) {
+    let cols: Vec<HashedColumn> = t
+        .copy_columns()
+        .map(|c| {
+            let other = theirs.and_then(|tt| tt.columns.iter().find(|x| x.name == c.name));
+            let same = other.is_some_and(|x| x.type_name == c.type_name);
+            let ruled = t
+                .rules
+                .as_ref()
+                .is_some_and(|r| r.columns.contains_key(&c.name));
+            HashedColumn {
+                name: &c.name,
+                how: ColumnHash::of(&c.type_name, same && !ruled),
+                // A masked value may be NULL where the stored one is not.
+                not_null: c.not_null && !ruled && other.is_some_and(|x| x.not_null),
+            }
+        })
+        .collect();
+    (RowHash::new(t, &cols, true), RowHash::new(t, &cols, false))
+}
+
 /// The `WHERE` of a fingerprint: `condition` and the row filter.
 fn where_clause(row: &RowHash, condition: Option<&str>) -> String {
     let conds: Vec<&str> = condition.into_iter().chain(row.filter.as_deref()).collect();
@@ -248,4 +273,37 @@ pub async fn range_fingerprint(
         rows: got.get(0),
         checksum: got.get(1),
     })
+}
+
+/// The SQL listing the rows of `table` that `condition` selects: each row's key (its text
+/// form, columns joined with ", ") and [`RowHash`], in key order.
+pub fn range_rows_sql(table: &Table, row: &RowHash, condition: Option<&str>) -> Option<String> {
+    let key = table.key.as_ref()?;
+    let parts: Vec<String> = key
+        .columns
+        .iter()
+        .map(|c| format!("{}::text", quote_ident(&c.name)))
+        .collect();
+    Some(format!(
+        "SELECT concat_ws(', ', {}), {} FROM ONLY {}{} ORDER BY {}",
+        parts.join(", "),
+        row.expr,
+        table.name.sql(),
+        where_clause(row, condition),
+        slice::key_order_by(key, None)
+    ))
+}
+
+/// Runs [`range_rows_sql`]: each row's key and hash, in key order.
+pub async fn range_rows(
+    client: &Client,
+    role: Role,
+    sql: &str,
+    what: &str,
+) -> Result<Vec<(String, i64)>> {
+    let rows = client
+        .query(sql, &[])
+        .await
+        .map_err(|e| Error::pg(role, format!("listing the rows of {what}"), e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

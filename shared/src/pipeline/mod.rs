@@ -8,6 +8,7 @@
 pub mod atomic;
 pub mod backup;
 pub mod bootstrap;
+pub mod diff_keys;
 pub mod dump;
 pub mod export;
 pub mod finish;

@@ -2,12 +2,13 @@
 //! both sides, in parallel on worker pairs, and every sequence's state.
 
 use crate::error::{Error, Result, Role};
-use crate::model::catalog::Sequence;
+use crate::model::catalog::{Catalog, Sequence};
 use crate::model::chunk::{FkOrder, Plan};
 use crate::model::scope::Scope;
 use crate::model::verify::{compare_sequences, TableComparison, VerifyReport};
 use crate::pg::conn::ConnSpec;
 use crate::pg::{catalog, verify};
+use crate::pipeline::diff_keys::first_differing_keys;
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::planning::{apply_rules, check_patterns, scope_text};
 use crate::pipeline::workers::{run_pool, SyncWorker};
@@ -37,6 +38,7 @@ pub async fn compare_tables(
                     table: t.name.to_string(),
                     source: s,
                     target: d,
+                    differing_keys: Vec::new(),
                 })
             }
             .await;
@@ -114,9 +116,34 @@ pub async fn verify(source: &ConnSpec, target: &ConnSpec, opts: &Options) -> Res
         chunks: vec![],
         chunk_bytes: 0,
     });
-    let (_, tables) = compare_tables(workers, plan, &opts.interrupt).await?;
+    let (workers, mut tables) = compare_tables(workers, plan.clone(), &opts.interrupt).await?;
+    name_differing_keys(&workers, &plan, &tcat, &mut tables).await?;
     Ok(VerifyReport {
         tables,
         sequence_differences,
     })
+}
+
+/// Names the first differing keys of each keyed table whose checksums differ.
+async fn name_differing_keys(
+    workers: &[SyncWorker],
+    plan: &Plan,
+    tcat: &Catalog,
+    tables: &mut [TableComparison],
+) -> Result<()> {
+    let Some(w) = workers.first() else {
+        return Ok(());
+    };
+    for cmp in tables.iter_mut().filter(|c| !c.matches()) {
+        let Some(t) = plan
+            .catalog
+            .tables
+            .iter()
+            .find(|t| t.name.to_string() == cmp.table)
+        else {
+            continue;
+        };
+        cmp.differing_keys = first_differing_keys(w, t, tcat.table(&t.name)).await?;
+    }
+    Ok(())
 }

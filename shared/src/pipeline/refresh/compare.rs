@@ -18,33 +18,13 @@ use std::sync::Arc;
 pub(super) struct Hashes(Vec<(sql::RowHash, sql::RowHash)>);
 
 impl Hashes {
-    /// A column is hashed by its own type's function where the target's column has the
-    /// very same type and no data rule rewrites it, else through its text form.
     pub(super) fn new(plan: &Plan, targets: &[Option<Table>]) -> Hashes {
-        let pairs = plan.catalog.tables.iter().enumerate().map(|(i, t)| {
-            let tt = targets.get(i).and_then(Option::as_ref);
-            let cols: Vec<sql::HashedColumn> = t
-                .copy_columns()
-                .map(|c| {
-                    let theirs = tt.and_then(|tt| tt.columns.iter().find(|x| x.name == c.name));
-                    let same = theirs.is_some_and(|x| x.type_name == c.type_name);
-                    let ruled = t
-                        .rules
-                        .as_ref()
-                        .is_some_and(|r| r.columns.contains_key(&c.name));
-                    sql::HashedColumn {
-                        name: &c.name,
-                        how: sql::ColumnHash::of(&c.type_name, same && !ruled),
-                        // A masked value may be NULL where the stored one is not.
-                        not_null: c.not_null && !ruled && theirs.is_some_and(|x| x.not_null),
-                    }
-                })
-                .collect();
-            (
-                sql::RowHash::new(t, &cols, true),
-                sql::RowHash::new(t, &cols, false),
-            )
-        });
+        let pairs = plan
+            .catalog
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| sql::row_hashes(t, targets.get(i).and_then(Option::as_ref)));
         Hashes(pairs.collect())
     }
 }
