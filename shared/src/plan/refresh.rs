@@ -68,6 +68,28 @@ fn describe(r: &ChunkRange) -> String {
     }
 }
 
+/// Autovacuum's default `autovacuum_analyze_scale_factor` and `_threshold`: a refreshed
+/// table whose replaced rows stay under this share of it keeps its statistics (they still
+/// describe it; autovacuum analyzes it when its own count of changed rows says so).
+const ANALYZE_SHARE: f64 = 0.1;
+const ANALYZE_ROWS: f64 = 50.0;
+
+impl TableRefresh {
+    /// Whether the refresh analyzes the table after it (`always`: `--analyze on`): when it
+    /// was replaced whole, never analyzed, or more of it was replaced than autovacuum
+    /// would let pass. An ANALYZE samples the whole table: on the 2 GB table it costs more
+    /// than replacing the 1.5 % of it that changed.
+    pub fn needs_analyze(&self, est_rows: i64, always: bool) -> bool {
+        match self.action {
+            "unchanged" => false,
+            "ranges" if !always && est_rows > 0 => {
+                self.rows as f64 > ANALYZE_ROWS + ANALYZE_SHARE * est_rows as f64
+            }
+            _ => true,
+        }
+    }
+}
+
 /// What a comparison found.
 pub struct Compared {
     pub unit: usize,
@@ -242,6 +264,24 @@ mod tests {
                 source_rows: 1,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_table_is_analyzed_after_a_refresh_only_when_much_of_it_was_replaced() {
+        let t = |action, rows| TableRefresh {
+            action,
+            rows,
+            ..Default::default()
+        };
+        assert!(!t("unchanged", 0).needs_analyze(1000, true));
+        assert!(t("whole", 10).needs_analyze(1000, false));
+        assert!(
+            !t("ranges", 150).needs_analyze(1000, false),
+            "under 50 + 10 %"
+        );
+        assert!(t("ranges", 151).needs_analyze(1000, false));
+        assert!(t("ranges", 1).needs_analyze(1000, true), "--analyze on");
+        assert!(t("ranges", 1).needs_analyze(-1, false), "never analyzed");
     }
 
     #[test]

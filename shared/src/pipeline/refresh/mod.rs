@@ -118,16 +118,18 @@ async fn analyze_changed(
     report: &RefreshReport,
     target: &Client,
     progress: &dyn Progress,
+    always: bool,
 ) -> Result<()> {
     let changed: Vec<_> = report
         .tables
         .iter()
-        .filter(|t| t.action != "unchanged")
         .filter_map(|t| {
-            plan.catalog
+            let found = plan
+                .catalog
                 .tables
                 .iter()
-                .find(|x| x.name.to_string() == t.table)
+                .find(|x| x.name.to_string() == t.table)?;
+            t.needs_analyze(found.est_rows, always).then_some(found)
         })
         .collect();
     for step in changed.iter().map(|t| steps::analyze(&t.name)) {
@@ -160,8 +162,16 @@ async fn finish(
     let set: Vec<_> = seqs.iter().map(steps::set_sequence).collect();
     steps::run_steps(ends.target, &set).await?;
     load.sequences = seqs.len();
-    if r.opts.analyze != crate::pipeline::Analyze::Off {
-        analyze_changed(r.plan, ends.report, ends.target, r.progress.as_ref()).await?;
+    if r.opts.analyze.runs() {
+        let always = r.opts.analyze == crate::pipeline::Analyze::On;
+        analyze_changed(
+            r.plan,
+            ends.report,
+            ends.target,
+            r.progress.as_ref(),
+            always,
+        )
+        .await?;
     }
     if r.opts.verify {
         r.progress
