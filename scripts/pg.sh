@@ -188,11 +188,18 @@ CONF
   if as_pg "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     return 0
   fi
-  if ! as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-p $port" start >/dev/null; then
-    echo "pg.sh: cluster $name did not start on port $port; the end of $dir/server.log:" >&2
-    tail -n 5 "$dir/server.log" >&2
-    return 1
-  fi
+  # A port taken for a moment (another process's outgoing connection) is waited out.
+  local try
+  for try in 1 2 3 4 5; do
+    if as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-p $port" start >/dev/null 2>&1; then
+      return 0
+    fi
+    tail -n 5 "$dir/server.log" | grep -q "Address already in use" || break
+    sleep "$try"
+  done
+  echo "pg.sh: cluster $name did not start on port $port; the end of $dir/server.log:" >&2
+  tail -n 5 "$dir/server.log" >&2
+  return 1
 }
 
 # Drops the databases whose names start with PREFIX on the cluster at PORT (what earlier test

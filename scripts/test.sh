@@ -13,6 +13,15 @@ export PATH="$HOME/.cargo/bin:$PATH"
 command -v cargo >/dev/null || { echo "test.sh: cargo (Rust toolchain) is required" >&2; exit 1; }
 
 scripts/pg.sh install
+# The tests' fixed ports (clusters 55442-55478, the emulator 55500-55509) lie in Linux's
+# ephemeral range: a test's outgoing connection could take one just as a cluster starts on
+# it ("could not bind ... Address already in use"). Reserved where we may (root); pg.sh also
+# retries a start that met a taken port.
+reserved=/proc/sys/net/ipv4/ip_local_reserved_ports
+if [ -w "$reserved" ] && ! grep -q '55440-55520' "$reserved"; then
+  cur=$(cat "$reserved")
+  echo "${cur:+$cur,}55440-55520" >"$reserved" 2>/dev/null || true
+fi
 scripts/pg.sh up test-source "${DBSYNC_TEST_SOURCE_PORT:=55442}"
 scripts/pg.sh up test-target "${DBSYNC_TEST_TARGET_PORT:=55443}"
 # Each test makes its own database pair and leaves it for inspection; the previous run's go now.
