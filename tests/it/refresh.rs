@@ -357,3 +357,37 @@ async fn verify_names_the_first_keys_whose_rows_differ_whatever_the_key() {
         "{r:?}"
     );
 }
+
+#[tokio::test]
+async fn a_refresh_as_a_role_that_may_not_set_replica_mode_is_refused_and_changes_nothing() {
+    let p = Pair::new("refresh_replica").await;
+    p.both("CREATE TABLE items (id int PRIMARY KEY, v text)")
+        .await;
+    p.source("INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 2000) g")
+        .await;
+    // A role that owns the table but may not set session_replication_role: a full sync
+    // loads with its triggers disabled instead; a refresh needs replica mode.
+    let role = format!("owner_{}", &p.name[p.name.len() - 8..]);
+    p.target(&format!(
+        "CREATE ROLE {role} LOGIN; GRANT CREATE ON DATABASE {db} TO {role};
+         ALTER TABLE items OWNER TO {role};",
+        db = p.name
+    ))
+    .await;
+    let target = target_as(&p, &role);
+    sync_to(&p, &target, &tiny_chunks())
+        .await
+        .expect("a full sync as the table's owner");
+    p.source("UPDATE items SET v = 'changed' WHERE id = 7")
+        .await;
+    let before = dbsync_tests::fingerprint(&p.target_url).await;
+    let err = sync_to(&p, &target, &changed_only())
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("changed_only") && text.contains("session_replication_role"),
+        "{text}"
+    );
+    assert_eq!(before, dbsync_tests::fingerprint(&p.target_url).await);
+}
