@@ -15,11 +15,10 @@
 //! (1.0 and 1.00 hash alike), floats (-0 and 0), jsonb (numbers compared by value).
 
 use crate::error::{Error, Result, Role};
-use crate::model::catalog::{KeyKind, Table};
+use crate::model::catalog::{KeyColumn, KeyKind, Table};
 use crate::model::ident::{quote_ident, quote_literal};
 use crate::model::verify::Fingerprint;
 use crate::pg::slice;
-use std::collections::BTreeMap;
 use tokio_postgres::Client;
 
 /// How one column enters a row's hash.
@@ -67,17 +66,24 @@ impl ColumnHash {
     /// are prefixed (`v...` for a value, `n` for NULL). A column NOT NULL on both sides
     /// skips that (a third of the work on `pgbench_accounts`).
     fn sql(self, value: &str, seed: &str, not_null: bool) -> String {
-        let (f, arg) = match self {
-            ColumnHash::Int2 => ("hashint2extended", value.to_string()),
-            ColumnHash::Int4 => ("hashint4extended", value.to_string()),
-            ColumnHash::Bool => ("hashint4extended", format!("{value}::int4")),
-            ColumnHash::Text => ("hashtextextended", format!("{value}::text COLLATE \"C\"")),
-            ColumnHash::Bpchar => ("hashbpcharextended", format!("{value} COLLATE \"C\"")),
-            ColumnHash::Uuid => ("uuid_hash_extended", value.to_string()),
-            ColumnHash::AsText if not_null => (
-                "hashtextextended",
-                format!("({value})::text COLLATE \"C\""),
+        // The hash function, the value NULL stands in as (with the seed's bit flipped), and
+        // how a value becomes its argument.
+        let (f, zero, arg): (&str, &str, fn(&str) -> String) = match self {
+            ColumnHash::Int2 => ("hashint2extended", "0::int2", |v| v.to_string()),
+            ColumnHash::Int4 => ("hashint4extended", "0", |v| v.to_string()),
+            ColumnHash::Bool => ("hashint4extended", "false", |v| format!("{v}::int4")),
+            ColumnHash::Text => ("hashtextextended", "''", |v| {
+                format!("{v}::text COLLATE \"C\"")
+            }),
+            ColumnHash::Bpchar => ("hashbpcharextended", "''", |v| format!("{v} COLLATE \"C\"")),
+            ColumnHash::Uuid => (
+                "uuid_hash_extended",
+                "'00000000-0000-0000-0000-000000000000'::uuid",
+                |v| v.to_string(),
             ),
+            ColumnHash::AsText if not_null => ("hashtextextended", "", |v| {
+                format!("({v})::text COLLATE \"C\"")
+            }),
             ColumnHash::AsText => {
                 return format!(
                     "pg_catalog.hashtextextended(coalesce('v' || ({value})::text, 'n') COLLATE \"C\", {seed})"
@@ -85,21 +91,12 @@ impl ColumnHash {
             }
         };
         if not_null {
-            return format!("pg_catalog.{f}({arg}, {seed})");
+            return format!("pg_catalog.{f}({}, {seed})", arg(value));
         }
-        let zero = match self {
-            ColumnHash::Int2 => "0::int2",
-            ColumnHash::Int4 | ColumnHash::Bool => "0",
-            ColumnHash::Uuid => "'00000000-0000-0000-0000-000000000000'::uuid",
-            _ => "''",
-        };
-        let arg = match self {
-            ColumnHash::Bool => format!("coalesce({value}, false)::int4"),
-            ColumnHash::Text => format!("coalesce({value}::text, '') COLLATE \"C\""),
-            ColumnHash::Bpchar => format!("coalesce({value}, '') COLLATE \"C\""),
-            _ => format!("coalesce({value}, {zero})"),
-        };
-        format!("pg_catalog.{f}({arg}, ({seed}) # ({value} IS NULL)::int4::int8)")
+        format!(
+            "pg_catalog.{f}({}, ({seed}) # ({value} IS NULL)::int4::int8)",
+            arg(&format!("coalesce({value}, {zero})"))
+        )
     }
 }
 
@@ -168,12 +165,7 @@ pub fn row_hashes(t: &Table, theirs: Option<&Table>) -> (RowHash, RowHash) {
 
 /// The `WHERE` of a fingerprint: `condition` and the row filter.
 fn where_clause(row: &RowHash, condition: Option<&str>) -> String {
-    let conds: Vec<&str> = condition.into_iter().chain(row.filter.as_deref()).collect();
-    if conds.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conds.join(" AND "))
-    }
+    slice::and_all([condition.map(str::to_string), row.filter.clone()])
 }
 
 /// The SQL of a key range's fingerprint for the changed-only refresh: rows and an
@@ -201,13 +193,7 @@ pub fn table_fingerprints_sql(
     row: &RowHash,
     thresholds: &[Vec<String>],
 ) -> Option<String> {
-    let key = table.key.as_ref()?;
-    let [col] = key.columns.as_slice() else {
-        return None;
-    };
-    if col.kind == KeyKind::Text || thresholds.is_empty() {
-        return None;
-    }
+    let col = one_scan_key(table, thresholds)?;
     let bounds: Vec<String> = thresholds
         .iter()
         .map(|b| {
@@ -230,33 +216,93 @@ pub fn table_fingerprints_sql(
     ))
 }
 
-/// Fingerprints every key range of `table` in one scan ([`table_fingerprints_sql`], which
-/// gives the SQL): per range position, its fingerprint; a range without rows is absent.
-pub async fn table_fingerprints(
+/// The key column `table`'s ranges with `thresholds` are compared by in one scan
+/// ([`table_fingerprints_sql`]), if they can be.
+fn one_scan_key<'a>(table: &'a Table, thresholds: &[Vec<String>]) -> Option<&'a KeyColumn> {
+    match table.key.as_ref()?.columns.as_slice() {
+        [col] if col.kind != KeyKind::Text && !thresholds.is_empty() => Some(col),
+        _ => None,
+    }
+}
+
+/// Whether `table`'s ranges with `thresholds` can be compared in one scan per side.
+pub fn one_scan(table: &Table, thresholds: &[Vec<String>]) -> bool {
+    one_scan_key(table, thresholds).is_some()
+}
+
+/// One side's fingerprint of every range ([`table_fingerprints_sql`]), `ranges` of them in
+/// key order (a range without rows has the empty fingerprint).
+async fn scan_fingerprints(
     client: &Client,
     role: Role,
     sql: &str,
+    ranges: usize,
     what: &str,
-) -> Result<BTreeMap<usize, Fingerprint>> {
+) -> Result<Vec<Fingerprint>> {
     let rows = client
         .query(sql, &[])
         .await
         .map_err(|e| Error::pg(role, format!("checksumming {what}"), e))?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let at: i32 = r.get(0);
-            let fp = Fingerprint {
+    let mut out = vec![
+        Fingerprint {
+            rows: 0,
+            checksum: "0".into(),
+        };
+        ranges
+    ];
+    for r in &rows {
+        let at: i32 = r.get(0);
+        if let Some(slot) = out.get_mut(at.max(0) as usize) {
+            *slot = Fingerprint {
                 rows: r.get(1),
                 checksum: r.get(2),
             };
-            (at.max(0) as usize, fp)
-        })
-        .collect())
+        }
+    }
+    Ok(out)
+}
+
+/// The fingerprints of every key range of `table` on the source (`src`) and the target
+/// (`tgt`) at once, one scan per side, in key order; None where its key does not allow
+/// that ([`one_scan`]). `rows`: the table's row hash on each side ([`row_hashes`]).
+pub async fn table_fingerprints(
+    (src, tgt): (&Client, &Client),
+    table: &Table,
+    rows: &(RowHash, RowHash),
+    thresholds: &[Vec<String>],
+    what: &str,
+) -> Result<Option<(Vec<Fingerprint>, Vec<Fingerprint>)>> {
+    let (Some(s), Some(t)) = (
+        table_fingerprints_sql(table, &rows.0, thresholds),
+        table_fingerprints_sql(table, &rows.1, thresholds),
+    ) else {
+        return Ok(None);
+    };
+    let n = thresholds.len() + 1;
+    let both = tokio::try_join!(
+        scan_fingerprints(src, Role::Source, &s, n, what),
+        scan_fingerprints(tgt, Role::Target, &t, n, what)
+    )?;
+    Ok(Some(both))
+}
+
+/// The fingerprints of the rows of `table` that `condition` selects on the source and the
+/// target at once ([`range_fingerprint_sql`]).
+pub async fn range_fingerprints(
+    (src, tgt): (&Client, &Client),
+    table: &Table,
+    rows: &(RowHash, RowHash),
+    condition: Option<&str>,
+    what: &str,
+) -> Result<(Fingerprint, Fingerprint)> {
+    tokio::try_join!(
+        range_fingerprint(src, Role::Source, table, &rows.0, condition, what),
+        range_fingerprint(tgt, Role::Target, table, &rows.1, condition, what)
+    )
 }
 
 /// Fingerprints the rows of `table` that `condition` selects ([`range_fingerprint_sql`]).
-pub async fn range_fingerprint(
+async fn range_fingerprint(
     client: &Client,
     role: Role,
     table: &Table,

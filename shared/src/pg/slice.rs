@@ -140,7 +140,7 @@ pub fn rules_check_sql(table: &Table) -> String {
     )
 }
 
-fn and_all(conds: impl IntoIterator<Item = Option<String>>) -> String {
+pub(crate) fn and_all(conds: impl IntoIterator<Item = Option<String>>) -> String {
     let c: Vec<String> = conds.into_iter().flatten().collect();
     if c.is_empty() {
         String::new()

@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 /// `exported`: over the rows and values its export produces (the source side of a table
 /// with data rules), not the stored ones.
 pub fn fingerprint_sql(table: &Table, columns: &[&str], exported: bool) -> String {
-    let (row, filter) = row_and_filter(table, columns, exported, None);
+    let (row, filter) = row_and_filter(table, columns, exported);
     format!(
         "SELECT count(*)::int8, coalesce(sum(('x' || left(md5(ROW({row})::text), 16))::bit(64)::int8::numeric), 0)::text
            FROM ONLY {}{filter}",
@@ -21,14 +21,8 @@ pub fn fingerprint_sql(table: &Table, columns: &[&str], exported: bool) -> Strin
 }
 
 /// A fingerprint's row expression (the copied columns in `columns` order; `exported`: as
-/// the export computes them) and its `WHERE` clause: `condition` and, when `exported`, the
-/// table's row filter.
-pub fn row_and_filter(
-    table: &Table,
-    columns: &[&str],
-    exported: bool,
-    condition: Option<&str>,
-) -> (String, String) {
+/// the export computes them) and its `WHERE` clause: when `exported`, the table's row filter.
+fn row_and_filter(table: &Table, columns: &[&str], exported: bool) -> (String, String) {
     let row = columns
         .iter()
         .map(|c| {
@@ -40,16 +34,7 @@ pub fn row_and_filter(
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let conds: Vec<String> = condition
-        .map(str::to_string)
-        .into_iter()
-        .chain(slice::row_condition(table).filter(|_| exported))
-        .collect();
-    let filter = if conds.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conds.join(" AND "))
-    };
+    let filter = slice::and_all([slice::row_condition(table).filter(|_| exported)]);
     (row, filter)
 }
 

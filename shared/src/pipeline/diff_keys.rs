@@ -32,44 +32,20 @@ pub async fn first_differing_keys(
     let bounds = key_bounds(&w.src, table, key, RANGES - 1, EXACT_KEYS_UP_TO / 20).await?;
     let ranges = key_ranges(&bounds);
     let what = format!("table {}", table.name);
-    let scanned = match (
-        sql::table_fingerprints_sql(table, &rows.0, &bounds),
-        sql::table_fingerprints_sql(table, &rows.1, &bounds),
-    ) {
-        (Some(s), Some(t)) => Some(tokio::try_join!(
-            sql::table_fingerprints(&w.src, Role::Source, &s, &what),
-            sql::table_fingerprints(&w.tgt, Role::Target, &t, &what)
-        )?),
-        _ => None,
-    };
+    let both = (&w.src, &w.tgt);
+    let scanned = sql::table_fingerprints(both, table, &rows, &bounds, &what).await?;
     let names: Vec<&str> = key.columns.iter().map(|c| c.name.as_str()).collect();
     let mut out = Vec::new();
     for (at, range) in ranges.iter().enumerate() {
         if out.len() >= SHOWN {
             break;
         }
-        let cond = slice::range_condition(Some(key), range);
         let differs = match &scanned {
-            Some((s, t)) => s.get(&at) != t.get(&at),
+            Some((s, t)) => s.get(at) != t.get(at),
             None => {
-                let (s, t) = tokio::try_join!(
-                    sql::range_fingerprint(
-                        &w.src,
-                        Role::Source,
-                        table,
-                        &rows.0,
-                        cond.as_deref(),
-                        &what
-                    ),
-                    sql::range_fingerprint(
-                        &w.tgt,
-                        Role::Target,
-                        table,
-                        &rows.1,
-                        cond.as_deref(),
-                        &what
-                    )
-                )?;
+                let cond = slice::range_condition(Some(key), range);
+                let (s, t) =
+                    sql::range_fingerprints(both, table, &rows, cond.as_deref(), &what).await?;
                 s != t
             }
         };

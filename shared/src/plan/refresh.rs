@@ -161,6 +161,16 @@ pub fn sample(units: &[Unit]) -> (Vec<usize>, Vec<usize>) {
     (first, rest)
 }
 
+/// Whether `tables`, replaced whole, are most of the data: a full sync does that faster
+/// (TRUNCATE, indexes rebuilt after, every chunk in parallel), so the refresh becomes one.
+pub fn most_of_the_data(plan: &Plan, tables: impl IntoIterator<Item = usize>) -> bool {
+    let bytes: i64 = tables
+        .into_iter()
+        .map(|t| plan.catalog.tables[t].bytes.max(0))
+        .sum();
+    bytes as f64 > FULL_SYNC_SHARE * plan.catalog.total_bytes().max(1) as f64
+}
+
 /// Tables of many ranges whose sample differs in more than `max_share` of it.
 pub fn mostly_changed(units: &[Unit], found: &[Compared], max_share: f64) -> BTreeSet<usize> {
     let mut seen: BTreeMap<usize, (usize, usize, usize)> = BTreeMap::new();

@@ -3,14 +3,13 @@
 //! without reading the rest), then the rest: the ranges of a table whose key allows it in
 //! one scan per side (`pg::refresh::table_fingerprints_sql`), the others range by range.
 
-use crate::error::{Result, Role};
+use crate::error::Result;
 use crate::model::catalog::Table;
 use crate::model::chunk::{ChunkRange, Plan};
-use crate::model::verify::Fingerprint;
 use crate::pg::{refresh as sql, slice};
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::workers::{run_pool, SyncWorker};
-use crate::plan::refresh::{mostly_changed, sample, Compared, Unit, FULL_SYNC_SHARE};
+use crate::plan::refresh::{most_of_the_data, mostly_changed, sample, Compared, Unit};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -32,8 +31,8 @@ impl Hashes {
 /// One comparison: a unit, or every range of a table in one scan per side.
 enum Work {
     Unit(usize),
-    /// The table's units in key order and the scan's SQL on the source and the target.
-    Table(Vec<usize>, String, String),
+    /// The table's units in key order and the lower bounds of all but the first.
+    Table(Vec<usize>, Vec<Vec<String>>),
 }
 
 /// Fingerprints one unit on both sides of a worker pair.
@@ -46,13 +45,11 @@ async fn compare_unit(
 ) -> Result<Compared> {
     let u = &units[i];
     let t = &plan.catalog.tables[u.table];
-    let (src_row, tgt_row) = &hashes.0[u.table];
     let cond = slice::range_condition(t.key.as_ref(), &u.range);
-    let what = u.what(plan);
-    let (s, d) = tokio::try_join!(
-        sql::range_fingerprint(&w.src, Role::Source, t, src_row, cond.as_deref(), &what),
-        sql::range_fingerprint(&w.tgt, Role::Target, t, tgt_row, cond.as_deref(), &what)
-    )?;
+    let both = (&w.src, &w.tgt);
+    let (s, d) =
+        sql::range_fingerprints(both, t, &hashes.0[u.table], cond.as_deref(), &u.what(plan))
+            .await?;
     Ok(Compared {
         unit: i,
         differs: s != d,
@@ -64,29 +61,31 @@ async fn compare_unit(
 async fn compare_table(
     w: &SyncWorker,
     plan: &Plan,
-    ids: &[usize],
-    (src_sql, tgt_sql): (&str, &str),
+    hashes: &Hashes,
     units: &[Unit],
+    (ids, thresholds): (&[usize], &[Vec<String>]),
 ) -> Result<Vec<Compared>> {
-    let what = format!("table {}", plan.catalog.tables[units[ids[0]].table].name);
-    let (s, d) = tokio::try_join!(
-        sql::table_fingerprints(&w.src, Role::Source, src_sql, &what),
-        sql::table_fingerprints(&w.tgt, Role::Target, tgt_sql, &what)
-    )?;
-    let none = Fingerprint {
-        rows: 0,
-        checksum: "0".into(),
+    let table = units[ids[0]].table;
+    let t = &plan.catalog.tables[table];
+    let what = format!("table {}", t.name);
+    let both = (&w.src, &w.tgt);
+    let Some((s, d)) =
+        sql::table_fingerprints(both, t, &hashes.0[table], thresholds, &what).await?
+    else {
+        // Only tables whose key allows one scan are handed here; range by range otherwise.
+        let mut out = Vec::with_capacity(ids.len());
+        for &i in ids {
+            out.push(compare_unit(w, plan, hashes, units, i).await?);
+        }
+        return Ok(out);
     };
     Ok(ids
         .iter()
-        .enumerate()
-        .map(|(at, &unit)| {
-            let (s, d) = (s.get(&at).unwrap_or(&none), d.get(&at).unwrap_or(&none));
-            Compared {
-                unit,
-                differs: s != d,
-                source_rows: s.rows.max(0) as u64,
-            }
+        .zip(s.iter().zip(&d))
+        .map(|(&unit, (s, d))| Compared {
+            unit,
+            differs: s != d,
+            source_rows: s.rows.max(0) as u64,
         })
         .collect())
 }
@@ -102,20 +101,9 @@ async fn compare(
         Work::Unit(i) => compare_unit(&w, &plan, &hashes, &units, *i)
             .await
             .map(|c| vec![c]),
-        Work::Table(ids, s, t) => compare_table(&w, &plan, ids, (s, t), &units).await,
+        Work::Table(ids, th) => compare_table(&w, &plan, &hashes, &units, (ids, th)).await,
     };
     (w, r)
-}
-
-/// Whether most of the data is to be replaced whole: a full sync does that faster
-/// (TRUNCATE, indexes rebuilt after, every chunk in parallel), so the refresh becomes one.
-pub(super) fn mostly_whole(plan: &Plan, todo: &[Unit]) -> bool {
-    let whole_bytes: i64 = todo
-        .iter()
-        .filter(|u| matches!(u.range, ChunkRange::Whole))
-        .map(|u| plan.catalog.tables[u.table].bytes.max(0))
-        .sum();
-    whole_bytes as f64 > FULL_SYNC_SHARE * plan.catalog.total_bytes().max(1) as f64
 }
 
 /// The lower bounds of a table's ranges after the first, when `ids` are contiguous key
@@ -159,14 +147,7 @@ impl Comparing<'_> {
         let first = first.into_iter().map(Work::Unit).collect();
         let (workers, mut found) = self.run(workers, first).await?;
         let early = mostly_changed(self.units, &found, max_share);
-        let whole: Vec<Unit> = early
-            .iter()
-            .map(|&table| Unit {
-                table,
-                range: ChunkRange::Whole,
-            })
-            .collect();
-        if settle_early && mostly_whole(self.plan, &whole) {
+        if settle_early && most_of_the_data(self.plan, early.iter().copied()) {
             return Ok((workers, found, early));
         }
         let rest: Vec<usize> = rest
@@ -183,26 +164,20 @@ impl Comparing<'_> {
     /// The comparisons of the units `rest`: one scan per table where its key allows and it
     /// has more than one range, else one per unit.
     fn works(&self, rest: &[usize]) -> Vec<Work> {
-        let mut by_table: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        let mut all: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, u) in self.units.iter().enumerate() {
+            all.entry(u.table).or_default().push(i);
+        }
+        let mut mine: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for &i in rest {
-            by_table.entry(self.units[i].table).or_default().push(i);
+            mine.entry(self.units[i].table).or_default().push(i);
         }
         let mut out = Vec::new();
-        for (table, mine) in by_table {
-            let all: Vec<usize> = (0..self.units.len())
-                .filter(|&i| self.units[i].table == table)
-                .collect();
+        for (table, mine) in mine {
+            let all = all.remove(&table).unwrap_or_default();
             let t = &self.plan.catalog.tables[table];
-            let (src_row, tgt_row) = &self.hashes.0[table];
-            let scan = thresholds(self.units, &all)
-                .filter(|_| all.len() > 1)
-                .and_then(|th| {
-                    let s = sql::table_fingerprints_sql(t, src_row, &th)?;
-                    let d = sql::table_fingerprints_sql(t, tgt_row, &th)?;
-                    Some(Work::Table(all, s, d))
-                });
-            match scan {
-                Some(w) => out.push(w),
+            match thresholds(self.units, &all).filter(|th| sql::one_scan(t, th)) {
+                Some(th) => out.push(Work::Table(all, th)),
                 None => out.extend(mine.into_iter().map(Work::Unit)),
             }
         }

@@ -25,8 +25,8 @@ use crate::pipeline::verify::verify_against_snapshot;
 use crate::pipeline::workers::{app_name, open_workers, run_pool, SyncWorker};
 use crate::pipeline::{LoadReport, Options};
 use crate::plan::chunks::Sizing;
-use crate::plan::refresh::{decide, units, RefreshReport, Unit};
-use compare::{mostly_whole, Comparing, Hashes};
+use crate::plan::refresh::{decide, most_of_the_data, units, RefreshReport, Unit};
+use compare::{Comparing, Hashes};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_postgres::Client;
@@ -293,7 +293,8 @@ pub async fn refresh(
     };
     let (workers, found, early) = c.compare_all(workers, max_share, !opts.dry_run).await?;
     let (mut report, todo) = decide(&plan, &units, &found, &early, max_share);
-    report.full_sync = mostly_whole(&plan, &todo);
+    let whole = todo.iter().filter(|u| matches!(u.range, ChunkRange::Whole));
+    report.full_sync = most_of_the_data(&plan, whole.map(|u| u.table));
     if report.full_sync && !opts.dry_run {
         // The target lock and the snapshot are let go: the sync takes its own.
         drop((workers, checked, src_coord));
