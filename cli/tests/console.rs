@@ -175,6 +175,36 @@ async fn a_sync_started_from_the_console_moves_its_progress_and_ends_identical()
 }
 
 #[tokio::test]
+async fn a_refresh_started_from_the_console_replaces_only_the_ranges_that_changed() {
+    let p = Pair::new("console_refresh").await;
+    p.both("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        .await;
+    let data = "INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 50000) g";
+    p.source(data).await;
+    p.target(data).await;
+    p.source("UPDATE items SET name = 'changed' WHERE id > 49990")
+        .await;
+    let c = Console::start(&p, "refresh");
+    // Small ranges: the table is many of them.
+    let refresh = json!({"source_secret": "src", "target_secret": "dst", "mode": "refresh",
+                         "chunk_size": "64KiB"});
+    let mut atomic = refresh.clone();
+    atomic["atomic"] = json!(true);
+    let (status, answer) = c.api("POST", "/api/syncs", Some(&atomic));
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["field"], "atomic", "{answer}");
+    let (status, job) = c.api("POST", "/api/syncs", Some(&refresh));
+    assert_eq!(status, 202, "{job}");
+    let id = job["job_id"].as_str().expect("job id").to_string();
+    let (job, _) = c.wait(&id);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    p.assert_identical().await;
+    assert_eq!(job["kind"], "refresh", "{job}");
+    let rows = job["progress"]["rows"].as_u64().unwrap_or(u64::MAX);
+    assert!(rows < 5_000, "only the changed ranges were copied: {job}");
+}
+
+#[tokio::test]
 async fn a_cancelled_sync_stops_and_reads_cancelled() {
     let p = Pair::new("console_cancel").await;
     p.both("CREATE TABLE items (id int PRIMARY KEY, pad text)")

@@ -185,6 +185,18 @@ pub enum Error {
     /// poisoned); never the user's input.
     #[error("internal error: {0}; please report it")]
     Internal(String),
+    /// A refresh could not replace a span of a table, nor the table whole: its rows' unique
+    /// values clashed with another invocation's replacement of the same rows. Every range
+    /// replaced is whole; run again, the span compares equal or replaces what is left.
+    #[error("refreshing {span}: a unique value of {table} clashed ({message}); the ranges replaced so far are whole, the rest is left as it was")]
+    RangeClash {
+        /// The table.
+        table: String,
+        /// The span's label.
+        span: String,
+        /// The server's error.
+        message: String,
+    },
     /// An export is not whole: parts the manifest lists are missing or of another size, or
     /// the manifest contradicts itself. Found before anything in the target changes.
     #[error("the export at {location} is not whole; nothing was changed:\n  - {}", .problems.join("\n  - "))]
@@ -253,6 +265,7 @@ impl Error {
         ("DbsyncProtected", false),
         ("DbsyncInterrupted", false),
         ("DbsyncInternal", false),
+        ("DbsyncRangeClash", true),
     ];
 
     /// The stable names, in [`Error::KINDS`]'s order.
@@ -293,6 +306,7 @@ impl Error {
             Error::Protected(_) => "DbsyncProtected",
             Error::Interrupted(_) => "DbsyncInterrupted",
             Error::Internal(_) => "DbsyncInternal",
+            Error::RangeClash { .. } => "DbsyncRangeClash",
         }
     }
 
@@ -418,6 +432,11 @@ mod tests {
             Error::Protected("p".into()),
             Error::Interrupted("SIGINT".into()),
             Error::Internal("i".into()),
+            Error::RangeClash {
+                table: "t".into(),
+                span: "t ranges 1-2 of 9".into(),
+                message: "m".into(),
+            },
         ];
         let names: std::collections::BTreeSet<_> = samples.iter().map(|e| e.name()).collect();
         let listed: std::collections::BTreeSet<_> = Error::names().collect();

@@ -253,3 +253,43 @@ fn the_checker_finds_an_answer_that_breaks_the_document() {
         "{text}"
     );
 }
+
+#[test]
+fn the_nightly_schedule_s_input_is_a_request_the_api_accepts_in_each_mode_it_allows() {
+    let input = TEMPLATE
+        .split("Input: !Sub >-\n")
+        .nth(1)
+        .expect("the schedule has an input");
+    let text: String = input
+        .lines()
+        .take_while(|l| l.starts_with("              "))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let modes = TEMPLATE
+        .split("  ScheduleMode:\n")
+        .nth(1)
+        .and_then(|b| {
+            b.lines()
+                .find_map(|l| l.trim().strip_prefix("AllowedValues: "))
+        })
+        .expect("ScheduleMode's allowed values");
+    let settings = dbsync_core::cloud::api::ApiSettings::from_lookup(&|k| match k {
+        "DBSYNC_STATE_MACHINE_ARN" => Some("arn:aws:states:eu-west-1:1:stateMachine:s".into()),
+        _ => None,
+    })
+    .expect("settings");
+    for mode in modes.trim_matches(['[', ']']).split(", ") {
+        let filled = text
+            .replace("${AWS::StackName}", "dbsync")
+            .replace("${ScheduleSourceSecret}", "dbsync/production")
+            .replace("${ScheduleTargetSecret}", "dbsync/staging")
+            .replace("${ScheduleConcurrency}", "8")
+            .replace("${ScheduleMode}", mode);
+        let event: dbsync_core::cloud::api::request::ScheduledSync =
+            serde_json::from_str(&filled).unwrap_or_else(|e| panic!("{filled}: {e}"));
+        let body = event.request.to_string();
+        let req = dbsync_core::cloud::api::request::parse_request(body.as_bytes(), &settings)
+            .unwrap_or_else(|e| panic!("mode {mode}: {e}"));
+        assert_eq!(req.mode.as_str(), mode);
+    }
+}

@@ -5,16 +5,30 @@
 
 use super::*;
 
-const EXTRA: &str = "
+pub(crate) const EXTRA: &str = "
 CREATE TABLE app.big (id int PRIMARY KEY, v text, at timestamptz);
 CREATE TABLE app.swap (id int PRIMARY KEY, u int UNIQUE, pad text);
 ";
 
-const EXTRA_DATA: &str = "
+pub(crate) const EXTRA_DATA: &str = "
 INSERT INTO app.big SELECT g, repeat(md5(g::text), 3), '2026-01-01'::timestamptz + g * interval '1 minute'
   FROM generate_series(1, 20000) g;
 INSERT INTO app.swap SELECT g, g, repeat('s', 100) FROM generate_series(1, 3000) g;
 ANALYZE;
+";
+
+/// A night's changes at the source: clustered updates, new keys past the end, two deletes; a
+/// unique value swapped between two rows far apart (no order of their ranges' replacements
+/// resolves it); a row more in a table without a key; a sequence moved.
+pub(crate) const CHANGES: &str = "
+UPDATE app.big SET v = 'changed ' || id WHERE id BETWEEN 100 AND 103;
+INSERT INTO app.big SELECT g, 'new', now() FROM generate_series(20001, 20040) g;
+DELETE FROM app.big WHERE id IN (9000, 9001);
+UPDATE app.swap SET u = -1 WHERE id = 5;
+UPDATE app.swap SET u = 5 WHERE id = 2900;
+UPDATE app.swap SET u = 2900 WHERE id = 5;
+INSERT INTO app.no_key VALUES (424242, 'one more');
+SELECT setval('app.serial_tbl_id_seq', 9999);
 ";
 
 /// The adversarial fixture plus two tables of many ranges, synced once in full.
@@ -57,19 +71,7 @@ fn outcome<'a>(
 async fn a_refresh_replaces_only_the_ranges_that_differ_and_ends_identical() {
     let p = synced("refresh_ranges").await;
     let untouched = last_writer(&p, "app.all_types").await;
-    // Clustered updates, new keys past the end, two deletes; a unique value moved between
-    // two ranges; a row more in a table without a key.
-    p.source(
-        "UPDATE app.big SET v = 'changed ' || id WHERE id BETWEEN 100 AND 103;
-         INSERT INTO app.big SELECT g, 'new', now() FROM generate_series(20001, 20040) g;
-         DELETE FROM app.big WHERE id IN (9000, 9001);
-         UPDATE app.swap SET u = -1 WHERE id = 5;
-         UPDATE app.swap SET u = 5 WHERE id = 2900;
-         UPDATE app.swap SET u = 2900 WHERE id = 5;
-         INSERT INTO app.no_key VALUES (424242, 'one more');
-         SELECT setval('app.serial_tbl_id_seq', 9999);",
-    )
-    .await;
+    p.source(CHANGES).await;
     let report = sync(&p, &changed_only()).await.expect("refresh");
     p.assert_identical().await;
     let r = report.refresh.expect("a refresh report");

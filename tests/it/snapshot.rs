@@ -148,6 +148,7 @@ async fn after_the_window_per_chunk_consistency_reads_a_snapshot_of_its_own_and_
         item: items[0].clone(),
         segment: 0,
         resume: None,
+        pending: None,
         tuning: Default::default(),
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -630,6 +630,7 @@ pub async fn export_items(
             item,
             segment: 0,
             resume: None,
+            pending: None,
             tuning: Default::default(),
         };
         loop {

@@ -67,7 +67,7 @@ fn serverless_cost(a: &Args, mode: Mode, plan: &Plan) -> anyhow::Result<cost::Co
     let kind = match mode {
         Mode::Export => cost::JobKind::Export,
         Mode::Dump => cost::JobKind::Dump,
-        Mode::Sync => cost::JobKind::Sync,
+        Mode::Sync | Mode::Refresh => cost::JobKind::Sync,
     };
     let rates = cost::Rates::from_lookup(&|k| std::env::var(k).ok())?;
     let work = cost::Workload {

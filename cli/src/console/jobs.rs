@@ -7,7 +7,7 @@
 
 use dbsync_core::cloud::api::view::estimates;
 use dbsync_core::cloud::api::{request, ApiError};
-use dbsync_core::model::options::Spelling;
+use dbsync_core::model::options::{Mode, Spelling};
 use dbsync_core::model::rules::RulesFile;
 use dbsync_core::model::scope::{glob, Scope};
 use dbsync_core::model::settings::first_given;
@@ -16,6 +16,7 @@ use dbsync_core::pipeline::interrupt::Interrupt;
 use dbsync_core::pipeline::progress::NoProgress;
 use dbsync_core::pipeline::tally::{Figures, Tally};
 use dbsync_core::pipeline::{self, DryRun, Options};
+use dbsync_core::plan::refresh::DEFAULT_MAX_SHARE;
 use dbsync_core::Error;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -242,7 +243,7 @@ impl Jobs {
         };
         json!({
             "job_id": rec.job_id,
-            "kind": "sync",
+            "kind": if r.record.request.mode == Mode::Refresh { "refresh" } else { "sync" },
             "status": status,
             "phase": phase,
             "request": rec.request,
@@ -361,6 +362,7 @@ impl Jobs {
             analyze: ask.analyze,
             atomic: ask.atomic,
             create_schema: ask.create_schema,
+            changed_only: (ask.mode == Mode::Refresh).then_some(DEFAULT_MAX_SHARE),
             protected: self.protected.clone(),
             rules,
             interrupt: Interrupt::default(),
@@ -476,6 +478,10 @@ fn word(s: Status) -> &'static str {
 
 /// The first request field only the deployed service takes, if `ask` gives one.
 fn cloud_only(ask: &SyncAsk) -> Option<&'static str> {
-    let given = request::given_fields(ask);
+    let mut given = request::given_fields(ask);
+    // The one mode a local sync has besides its own: the refresh (sync --changed-only).
+    if ask.mode == Mode::Refresh {
+        given.remove("mode");
+    }
     first_given(|s| s.service_only, |f| given.contains(f))
 }

@@ -3,11 +3,13 @@
 use dbsync_core::cloud::lambda::{Clients, FunctionError};
 use dbsync_core::cloud::steps::JobPlace;
 use dbsync_core::cloud::steps::{self, AssembleEvent, AssembleOutput};
+use dbsync_core::model::options::Mode;
 use dbsync_core::parts::PartStore;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Resolves the source's secret and writes the manifest.
+/// Resolves the source's secret and writes the manifest (a refresh: checks every span
+/// finished and records the sequences).
 pub async fn handle(
     clients: Arc<Clients>,
     event: AssembleEvent,
@@ -15,6 +17,19 @@ pub async fn handle(
 ) -> Result<AssembleOutput, FunctionError> {
     let source = dbsync_core::cloud::secrets::fetch(&clients.secrets, &event.source_secret).await?;
     let store = clients.store_for(&event.job_id)?;
+    if event.mode == Mode::Refresh {
+        let place = JobPlace {
+            store: &store,
+            jobs: &clients.jobs(),
+        };
+        let done = steps::assemble_refresh(&source, place, &event.job_id).await?;
+        return Ok(AssembleOutput {
+            job_id: event.job_id,
+            tables: done.tables,
+            parts: 0,
+            manifest: store.location(steps::refresh::REFRESHED_KEY),
+        });
+    }
     let m = steps::assemble_job(
         &source,
         JobPlace {

@@ -3,6 +3,7 @@
 use dbsync_core::cloud::lambda::{Clients, FunctionError};
 use dbsync_core::cloud::steps::JobPlace;
 use dbsync_core::cloud::steps::{self, FinalizeEvent, FinalizeOutput};
+use dbsync_core::model::options::Mode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,15 @@ pub async fn handle(
     };
     let target = dbsync_core::cloud::secrets::fetch(&clients.secrets, target_secret).await?;
     let store = clients.store_for(steps::data_job(&event.job_id, &event.data_job_id))?;
+    if event.mode == Mode::Refresh {
+        let place = JobPlace {
+            store: &store,
+            jobs: &clients.jobs(),
+        };
+        let lock = event.lock_key.as_deref();
+        steps::finish_refresh(&target, place, &event.job_id, lock, event.analyze).await?;
+        return Ok(FinalizeOutput::done());
+    }
     Ok(steps::finalize_job(
         &target,
         JobPlace {

@@ -3,6 +3,7 @@
 use dbsync_core::cloud::lambda::{Clients, FunctionError};
 use dbsync_core::cloud::steps::JobPlace;
 use dbsync_core::cloud::steps::{self, PlanEvent, PlanOutput};
+use dbsync_core::model::options::Mode;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,6 +26,15 @@ pub async fn handle(
         None => steps::await_snapshot(&clients.jobs(), &event.job_id, deadline).await?,
     };
     let rules = event.rules_file()?;
+    // A refresh checks the target and plans spans to compare with it.
+    let refresh_target_secret = match event.mode {
+        Mode::Refresh => event.target_secret.clone(),
+        _ => None,
+    };
+    let target = match &refresh_target_secret {
+        Some(t) => Some(dbsync_core::cloud::secrets::fetch(&clients.secrets, t).await?),
+        None => None,
+    };
     let summary = steps::plan_job(
         &source,
         &snapshot,
@@ -40,6 +50,7 @@ pub async fn handle(
                 .unwrap_or(dbsync_core::model::chunk::DEFAULT_CHUNK_BYTES),
             rules: rules.as_ref(),
             create_schema: event.create_schema,
+            refresh: target.as_ref(),
         },
     )
     .await?;
@@ -58,6 +69,7 @@ pub async fn handle(
         items_bucket: clients.env.bucket.clone(),
         items_key,
         connection_limit: Some(connection_limit),
+        refresh_target_secret,
     })
 }
 

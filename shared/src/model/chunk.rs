@@ -102,6 +102,36 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan of `tables` on a PostgreSQL 15 source, no keys between them, no chunks, for
+    /// tests of the pure layers.
+    #[cfg(test)]
+    pub fn for_tests(tables: Vec<crate::model::catalog::Table>) -> Plan {
+        use crate::model::catalog::{Catalog, ServerInfo};
+        Plan {
+            catalog: Catalog {
+                server: ServerInfo {
+                    version: "15".into(),
+                    version_num: 150000,
+                    database: "d".into(),
+                    encoding: "UTF8".into(),
+                },
+                tables,
+                foreign_keys: vec![],
+                sequences: vec![],
+                not_valid_checks: vec![],
+                skipped: vec![],
+                enums: vec![],
+                unmatched_patterns: vec![],
+            },
+            order: FkOrder {
+                levels: vec![],
+                cyclic: vec![],
+            },
+            chunks: vec![],
+            chunk_bytes: 1,
+        }
+    }
+
     /// Each table in scope with its number of chunks, in table order.
     pub fn chunks_per_table(&self) -> Vec<(&QualName, usize)> {
         let mut n = vec![0usize; self.catalog.tables.len()];

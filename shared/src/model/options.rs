@@ -99,12 +99,25 @@ pub enum Mode {
     Export,
     /// Export (or take an earlier export) and write it as one psql-restorable script.
     Dump,
+    /// Compare the source's key ranges with the target's and replace only those that differ
+    /// (`dbsync sync --changed-only`).
+    Refresh,
 }
 
 impl Mode {
     /// Whether the job loads a target.
     pub fn loads(&self) -> bool {
-        *self == Mode::Sync
+        matches!(self, Mode::Sync | Mode::Refresh)
+    }
+
+    /// The request's spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Mode::Sync => "sync",
+            Mode::Export => "export",
+            Mode::Dump => "dump",
+            Mode::Refresh => "refresh",
+        }
     }
 }
 
@@ -116,8 +129,9 @@ impl TryFrom<String> for Mode {
             "sync" => Ok(Mode::Sync),
             "export" => Ok(Mode::Export),
             "dump" => Ok(Mode::Dump),
+            "refresh" => Ok(Mode::Refresh),
             _ => Err(format!(
-                "mode {s:?} is not one of \"sync\", \"export\", \"dump\""
+                "mode {s:?} is not one of \"sync\", \"export\", \"dump\", \"refresh\""
             )),
         }
     }
@@ -182,8 +196,12 @@ impl LoadChoices {
 
     /// The rules of `--changed-only`.
     fn changed_rules(&self, spelling: Spelling) -> Vec<(bool, &'static str, String)> {
-        let n = |s: &str| spelling.name(s);
-        let with = |other: &str, why: &str| format!("cannot be combined with {}{why}", n(other));
+        // The request says it as a mode of its own.
+        let refresh = match spelling {
+            Spelling::Flag => spelling.name("changed_only"),
+            Spelling::Field => "mode \"refresh\"".to_string(),
+        };
+        let with = |_: &str, why: &str| format!("cannot be combined with {refresh}{why}");
         let (changed, via) = (self.changed_only, self.via);
         vec![
             (
@@ -392,6 +410,11 @@ mod tests {
             );
             let field = refused(c, Spelling::Field).unwrap_or_default();
             assert!(field.starts_with(&format!("setting {setting}:")), "{field}");
+            // The request says --changed-only as a mode.
+            let other = match other {
+                "changed_only" => "mode \"refresh\"",
+                o => o,
+            };
             assert!(field.contains(other), "{field}");
         }
         assert!(LoadChoices {

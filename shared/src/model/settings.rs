@@ -82,7 +82,7 @@ pub const SYNC_SETTINGS: &[Setting] = &[
         None,
         Some("mode"),
         Some("mode"),
-        "commands of their own: dbsync sync, export, dump",
+        "commands of their own: dbsync sync, export, dump (refresh: sync --changed-only)",
     ),
     s(
         "consistency",
@@ -176,16 +176,17 @@ pub const SYNC_SETTINGS: &[Setting] = &[
     s(
         "changed_only",
         Some("changed_only"),
-        None,
-        None,
-        "the local refresh; the service's (\"mode\": \"refresh\") is not built yet",
+        Some("mode"),
+        Some("mode"),
+        "the request's and the execution's \"mode\": \"refresh\"",
     ),
     s(
         "changed_max_share",
         Some("changed_max_share"),
         None,
         None,
-        "the local refresh's fallback to a whole table",
+        "the local refresh's fallback to a whole table; the service replaces a span at once \
+         past half of it",
     ),
     s("job_id", None, None, Some("job_id"), "made by the service"),
     s(

@@ -192,6 +192,7 @@ pub fn table_fingerprints_sql(
     table: &Table,
     row: &RowHash,
     thresholds: &[Vec<String>],
+    condition: Option<&str>,
 ) -> Option<String> {
     let col = one_scan_key(table, thresholds)?;
     let bounds: Vec<String> = thresholds
@@ -212,7 +213,7 @@ pub fn table_fingerprints_sql(
         bounds.join(", "),
         row.expr,
         table.name.sql(),
-        where_clause(row, None)
+        where_clause(row, condition)
     ))
 }
 
@@ -262,19 +263,19 @@ async fn scan_fingerprints(
     Ok(out)
 }
 
-/// The fingerprints of every key range of `table` on the source (`src`) and the target
-/// (`tgt`) at once, one scan per side, in key order; None where its key does not allow
-/// that ([`one_scan`]). `rows`: the table's row hash on each side ([`row_hashes`]).
+/// The fingerprints of every key range of `table` (of the rows `condition` selects: a span
+/// of its ranges) on the source (`src`) and the target (`tgt`) at once, one scan per side,
+/// in key order; None where its key does not allow that ([`one_scan`]). `rows`: the table's row hash on each side ([`row_hashes`]).
 pub async fn table_fingerprints(
     (src, tgt): (&Client, &Client),
     table: &Table,
     rows: &(RowHash, RowHash),
-    thresholds: &[Vec<String>],
+    (thresholds, condition): (&[Vec<String>], Option<&str>),
     what: &str,
 ) -> Result<Option<(Vec<Fingerprint>, Vec<Fingerprint>)>> {
     let (Some(s), Some(t)) = (
-        table_fingerprints_sql(table, &rows.0, thresholds),
-        table_fingerprints_sql(table, &rows.1, thresholds),
+        table_fingerprints_sql(table, &rows.0, thresholds, condition),
+        table_fingerprints_sql(table, &rows.1, thresholds, condition),
     ) else {
         return Ok(None);
     };

@@ -33,7 +33,7 @@ pub async fn first_differing_keys(
     let ranges = key_ranges(&bounds);
     let what = format!("table {}", table.name);
     let both = (&w.src, &w.tgt);
-    let scanned = sql::table_fingerprints(both, table, &rows, &bounds, &what).await?;
+    let scanned = sql::table_fingerprints(both, table, &rows, (&bounds, None), &what).await?;
     let names: Vec<&str> = key.columns.iter().map(|c| c.name.as_str()).collect();
     let mut out = Vec::new();
     for (at, range) in ranges.iter().enumerate() {

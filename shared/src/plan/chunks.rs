@@ -162,27 +162,12 @@ mod tests {
 
     #[test]
     fn a_tables_chunk_shares_add_up_to_its_size_whatever_the_chunk_count() {
-        use crate::model::catalog::{Catalog, ServerInfo, Table};
+        use crate::model::catalog::Table;
         use crate::model::chunk::FkOrder;
         let mut t = Table::for_tests("app", "t");
         t.bytes = 1_000_003;
         for n in 1..=7 {
             let plan = Plan {
-                catalog: Catalog {
-                    server: ServerInfo {
-                        version: "15".into(),
-                        version_num: 150000,
-                        database: "d".into(),
-                        encoding: "UTF8".into(),
-                    },
-                    tables: vec![t.clone()],
-                    foreign_keys: vec![],
-                    sequences: vec![],
-                    not_valid_checks: vec![],
-                    skipped: vec![],
-                    enums: vec![],
-                    unmatched_patterns: vec![],
-                },
                 order: FkOrder {
                     levels: vec![0],
                     cyclic: vec![],
@@ -194,7 +179,7 @@ mod tests {
                         range: ChunkRange::Whole,
                     })
                     .collect(),
-                chunk_bytes: 1,
+                ..Plan::for_tests(vec![t.clone()])
             };
             let shares: Vec<u64> = plan
                 .chunks

@@ -3,8 +3,10 @@
 //! whose ranges differ, and what each table gets (left alone, ranges replaced, replaced
 //! whole), reported per table. `pipeline::refresh` runs them.
 
+use crate::model::catalog::Table;
 use crate::model::chunk::{ChunkRange, Plan};
-use serde::Serialize;
+use crate::model::part::CopyFormat;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The share of a table's ranges that may differ before it is replaced whole, by default.
@@ -242,6 +244,152 @@ pub fn decide(
     (report, todo)
 }
 
+/// The lower bounds of `ranges` after the first, when they are contiguous key ranges in
+/// key order (each starts where the one before ends): what a one-scan comparison buckets by.
+pub fn bounds_between<'a>(
+    ranges: impl IntoIterator<Item = &'a ChunkRange>,
+) -> Option<Vec<Vec<String>>> {
+    let ranges: Vec<&ChunkRange> = ranges.into_iter().collect();
+    let mut out = Vec::new();
+    for pair in ranges.windows(2) {
+        let (ChunkRange::Key { upper, .. }, ChunkRange::Key { lower, .. }) = (pair[0], pair[1])
+        else {
+            return None;
+        };
+        match (upper, lower) {
+            (Some(u), Some(l)) if u == l => out.push(l.clone()),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// A run of one table's refresh units that one serverless invocation compares and replaces
+/// (the local refresh compares a table's units on a pool of workers instead).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    /// The table's index in the plan.
+    pub table: usize,
+    /// Its units' ranges, in key order (one `Whole` for a table compared whole).
+    pub ranges: Vec<ChunkRange>,
+}
+
+impl Span {
+    /// All of the span as one range: from its first range's lower bound to its last's upper.
+    pub fn all(&self) -> ChunkRange {
+        match (self.ranges.first(), self.ranges.last()) {
+            (Some(ChunkRange::Key { lower, .. }), Some(ChunkRange::Key { upper, .. })) => {
+                ChunkRange::Key {
+                    lower: lower.clone(),
+                    upper: upper.clone(),
+                }
+            }
+            _ => ChunkRange::Whole,
+        }
+    }
+
+    /// `schema.table ranges a-b of n` (the execution view's label), or `schema.table`.
+    pub fn label(&self, plan: &Plan, first: usize, of: usize) -> String {
+        let t = &plan.catalog.tables[self.table].name;
+        match self.all() {
+            ChunkRange::Whole => t.to_string(),
+            _ => format!(
+                "{t} ranges {}-{} of {of}",
+                first + 1,
+                first + self.ranges.len()
+            ),
+        }
+    }
+}
+
+/// The spans of `plan`: each table's units in runs of at most `per_span` (a key range each;
+/// a table compared whole is one span), each with its first unit's position in the table
+/// and the table's number of units.
+pub fn spans(plan: &Plan, per_span: usize) -> Vec<(Span, usize, usize)> {
+    let mut by_table: BTreeMap<usize, Vec<ChunkRange>> = BTreeMap::new();
+    for u in units(plan) {
+        by_table.entry(u.table).or_default().push(u.range);
+    }
+    let mut out = Vec::new();
+    for (table, ranges) in by_table {
+        let of = ranges.len();
+        for (k, run) in ranges.chunks(per_span.max(1)).enumerate() {
+            let span = Span {
+                table,
+                ranges: run.to_vec(),
+            };
+            out.push((span, k * per_span.max(1), of));
+        }
+    }
+    out
+}
+
+/// The service's range size and ranges per span for spans of `chunk_bytes`: ranges of a
+/// sixteenth of it, at most `range_bytes` (so a span is at least 16 ranges: a change
+/// replaces little of it, and small test chunks still make spans of many ranges).
+pub fn span_sizes(chunk_bytes: u64, range_bytes: u64) -> (u64, usize) {
+    let range = (chunk_bytes / 16).clamp(1, range_bytes.max(1));
+    (range, (chunk_bytes / range).max(1) as usize)
+}
+
+/// Whether a span whose `differing` of `ranges` differ is replaced all at once (one
+/// transaction; DELETE and COPY of the span) rather than range by range.
+pub fn span_mostly_changed(differing: usize, ranges: usize, max_share: f64) -> bool {
+    differing > 1 && differing as f64 > max_share * ranges as f64
+}
+
+/// What a serverless refresh's plan step hands every span's invocation, beside the plan:
+/// the target as checked, so no invocation reads its catalog again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshSetup {
+    /// The target's own description of each table, indexed like the plan's.
+    pub target_tables: Vec<Option<Table>>,
+    /// Each table's COPY format from source to target.
+    pub formats: Vec<CopyFormat>,
+    /// A span with more than this share of its ranges differing is replaced at once.
+    pub max_share: f64,
+    /// The spans, in the order of the chunk list's items.
+    pub spans: Vec<Span>,
+}
+
+/// What one span's invocations found and did, summed ([`report_of_spans`]'s input).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpanTotals {
+    pub compared: usize,
+    pub differing: usize,
+    /// Source rows copied into the target.
+    pub rows: u64,
+    /// The whole table was replaced (a unique value swapped with a range outside the span).
+    #[serde(default)]
+    pub whole_table: bool,
+}
+
+/// The service's refresh, per table, from its spans' totals (`done[i]` for `spans[i]`).
+pub fn report_of_spans(plan: &Plan, spans: &[Span], done: &[SpanTotals]) -> RefreshReport {
+    let mut report = RefreshReport::default();
+    let mut by_table: BTreeMap<usize, (TableRefresh, bool)> = BTreeMap::new();
+    for (span, d) in spans.iter().zip(done) {
+        let (t, keyless) = by_table.entry(span.table).or_default();
+        t.ranges += span.ranges.len();
+        t.compared += d.compared;
+        t.differing += d.differing;
+        t.rows += d.rows;
+        *keyless |= matches!(span.all(), ChunkRange::Whole) || d.whole_table;
+        report.ranges_compared += d.compared;
+        report.ranges_differing += d.differing;
+    }
+    for (ti, (mut t, keyless)) in by_table {
+        t.table = plan.catalog.tables[ti].name.to_string();
+        t.action = match () {
+            _ if t.differing == 0 => "unchanged",
+            _ if keyless => "whole",
+            _ => "ranges",
+        };
+        report.tables.push(t);
+    }
+    report
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,5 +471,88 @@ mod tests {
             mostly_changed(&units, &small, 0.5).is_empty(),
             "never from a small table"
         );
+    }
+
+    #[test]
+    fn a_span_is_a_run_of_one_table_s_ranges_and_all_of_it_is_one_range() {
+        let ranges: Vec<ChunkRange> = (0..5).map(key_range).collect();
+        assert_eq!(
+            bounds_between(&ranges),
+            Some((1..5).map(|i| vec![(i * 10).to_string()]).collect())
+        );
+        let gap = [key_range(0), key_range(2)];
+        assert_eq!(bounds_between(&gap), None, "not contiguous");
+        let span = Span {
+            table: 0,
+            ranges: ranges[1..3].to_vec(),
+        };
+        assert_eq!(
+            span.all(),
+            ChunkRange::Key {
+                lower: Some(vec!["10".into()]),
+                upper: Some(vec!["30".into()]),
+            }
+        );
+        let first = Span {
+            table: 0,
+            ranges: ranges[..2].to_vec(),
+        };
+        assert!(matches!(first.all(), ChunkRange::Key { lower: None, .. }));
+        assert!(span_mostly_changed(3, 4, 0.5));
+        assert!(
+            !span_mostly_changed(2, 4, 0.5),
+            "half is not more than half"
+        );
+        assert!(
+            !span_mostly_changed(1, 1, 0.5),
+            "one range is replaced as itself"
+        );
+        let mib = 1 << 20;
+        assert_eq!(span_sizes(256 * mib, 8 * mib), (8 * mib, 32));
+        assert_eq!(span_sizes(64 * 1024, 8 * mib), (4096, 16));
+    }
+
+    #[test]
+    fn the_service_s_report_sums_each_table_s_spans() {
+        let plan = Plan::for_tests(vec![
+            Table::for_tests("app", "a"),
+            Table::for_tests("app", "b"),
+        ]);
+        let spans = [
+            Span {
+                table: 0,
+                ranges: (0..3).map(key_range).collect(),
+            },
+            Span {
+                table: 0,
+                ranges: (3..5).map(key_range).collect(),
+            },
+            Span {
+                table: 1,
+                ranges: vec![ChunkRange::Whole],
+            },
+        ];
+        let d = |compared, differing, rows| SpanTotals {
+            compared,
+            differing,
+            rows,
+            whole_table: false,
+        };
+        let r = report_of_spans(&plan, &spans, &[d(3, 1, 10), d(2, 0, 0), d(1, 1, 7)]);
+        assert_eq!((r.ranges_compared, r.ranges_differing), (6, 2));
+        let a = &r.tables[0];
+        assert_eq!(
+            (a.ranges, a.differing, a.rows, a.action),
+            (5, 1, 10, "ranges")
+        );
+        assert_eq!((r.tables[1].action, r.tables[1].rows), ("whole", 7));
+        let swapped = SpanTotals {
+            whole_table: true,
+            ..d(2, 1, 9)
+        };
+        let r = report_of_spans(&plan, &spans[1..2], &[swapped]);
+        assert_eq!(r.tables[0].action, "whole", "a unique value swapped");
+        let none = report_of_spans(&plan, &spans[1..2], &[d(2, 0, 0)]);
+        assert_eq!(none.tables[0].action, "unchanged");
     }
 }

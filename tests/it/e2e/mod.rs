@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 mod connections;
 mod dump;
 mod loads;
+mod refresh;
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 

@@ -195,6 +195,7 @@ impl Api<'_> {
             (_, Some(_)) => IMPORT_KIND,
             (Mode::Sync, None) => "sync",
             (Mode::Export, None) => "export",
+            (Mode::Refresh, None) => "refresh",
         };
         let record = JobRecord::new(&job_id, kind, request, lock_key.clone());
         let started = match &input.backup_job_id {
@@ -313,6 +314,10 @@ impl Api<'_> {
             (_, Mode::Export | Mode::Dump) => Err(conflict(
                 "job",
                 format!("job {} is an export or a dump; start a new one (its snapshot is gone)", job.job_id),
+            )),
+            (_, Mode::Refresh) => Err(conflict(
+                "job",
+                format!("job {} is a refresh; start a new one: it compares again and replaces only what still differs (every range it replaced was one transaction)", job.job_id),
             )),
             (None, Mode::Sync) => Err(conflict(
                 "job",

@@ -4,7 +4,10 @@
 use super::{read_plan, JobPlace, PartResult};
 use crate::cloud::jobstore::{now_rfc3339, JobChange, Phase};
 use crate::error::{Error, Result, Role};
+use crate::model::catalog::Sequence;
+use crate::model::chunk::Plan;
 use crate::model::manifest::{self, Manifest};
+use crate::model::options::Mode;
 use crate::pg::catalog::read_sequence_values;
 use crate::pg::conn::ConnSpec;
 use crate::pipeline::{assemble_manifest, ManifestHeader};
@@ -43,17 +46,7 @@ pub async fn assemble_job(
         .filter(|c| !complete.contains(&(c.table, c.seq)))
         .map(|c| format!("{} #{}", plan.catalog.tables[c.table].name, c.seq))
         .collect();
-    if !missing.is_empty() {
-        return Err(Error::Incomplete {
-            job: job_id.to_string(),
-            missing,
-        });
-    }
-    let client = source
-        .connect(Role::Source, &format!("dbsync-{job_id}-asm"))
-        .await?;
-    let mut sequences = plan.catalog.sequences.clone();
-    read_sequence_values(&client, Role::Source, &mut sequences).await?;
+    let sequences = sequences_once_complete(source, job_id, &plan, missing).await?;
     let n_parts = parts.len() as u64;
     let header = ManifestHeader {
         job_id: job_id.to_string(),
@@ -80,6 +73,28 @@ pub async fn assemble_job(
     Ok(m)
 }
 
+/// The plan's sequences with the source's values, read once every chunk is done (so never
+/// behind the data the exports read); refused while `missing` names chunks not done.
+pub(super) async fn sequences_once_complete(
+    source: &ConnSpec,
+    job_id: &str,
+    plan: &Plan,
+    missing: Vec<String>,
+) -> Result<Vec<Sequence>> {
+    if !missing.is_empty() {
+        return Err(Error::Incomplete {
+            job: job_id.to_string(),
+            missing,
+        });
+    }
+    let client = source
+        .connect(Role::Source, &format!("dbsync-{job_id}-asm"))
+        .await?;
+    let mut sequences = plan.catalog.sequences.clone();
+    read_sequence_values(&client, Role::Source, &mut sequences).await?;
+    Ok(sequences)
+}
+
 /// The assemble function's input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssembleEvent {
@@ -89,6 +104,9 @@ pub struct AssembleEvent {
     pub source_secret: String,
     /// The snapshot the exports read, recorded in the manifest.
     pub snapshot: String,
+    /// `refresh`: the spans' results are checked instead of parts, no manifest written.
+    #[serde(default)]
+    pub mode: Mode,
 }
 
 /// The assemble function's output.

@@ -27,6 +27,10 @@ pub struct ExportStep {
     /// Where the previous invocation stopped.
     #[serde(default)]
     pub resume: Option<Resume>,
+    /// A refresh's span: the positions of the ranges an earlier invocation found differing
+    /// and left to replace (absent: compare the span first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Vec<usize>>,
     /// How much each invocation does, and what it may read.
     #[serde(flatten, default)]
     pub tuning: ExportTuning,
@@ -101,7 +105,7 @@ async fn record_part(
 /// A source session in the job's snapshot, under the id its holders hold now (they relay it;
 /// `snapshot`, the plan's, when the record has none); with per-chunk consistency, once that
 /// is gone, in a snapshot of its own (returned, to be recorded on the part).
-async fn open_reader(
+pub(super) async fn open_reader(
     source: &ConnSpec,
     snapshot: &str,
     jobs: &dyn JobStore,
@@ -134,8 +138,22 @@ pub async fn export_step(
     deadline: Instant,
     compress_level: u32,
 ) -> Result<ExportStepResult> {
+    let work = export_segment_of(source, snapshot, place, step, deadline, compress_level);
+    with_lease(source, place, step, deadline, work).await
+}
+
+/// Runs `work` (a step reading the source) holding one of the source's connection leases
+/// when the step has a connection limit ([`Error::ConnectionsBusy`] when none is free),
+/// given back however it ends.
+pub(super) async fn with_lease<T>(
+    source: &ConnSpec,
+    place: JobPlace<'_>,
+    step: &ExportStep,
+    deadline: Instant,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     let Some(limit) = step.tuning.connection_limit else {
-        return export_segment_of(source, snapshot, place, step, deadline, compress_level).await;
+        return work.await;
     };
     let endpoint = source.identity();
     let holder = step.item.lease_holder(step.segment);
@@ -147,7 +165,7 @@ pub async fn export_step(
     {
         return Err(Error::ConnectionsBusy { endpoint, limit });
     }
-    let done = export_segment_of(source, snapshot, place, step, deadline, compress_level).await;
+    let done = work.await;
     if let Err(e) = place.jobs.release_lease(&endpoint, &holder).await {
         tracing::warn!(endpoint = %endpoint, holder = %holder, error = %e,
             "could not give the connection lease back; it expires by itself");
@@ -221,6 +239,7 @@ async fn export_segment_of(
             item: step.item.clone(),
             segment: step.segment + 1,
             resume: seg.resume,
+            pending: None,
             tuning: step.tuning.clone(),
         },
         part_id,
@@ -241,6 +260,10 @@ pub struct ExportChunkEvent {
     /// Secrets Manager id of the data rules' hash key, when the job has hash rules.
     #[serde(default)]
     pub rules_key_secret: Option<String>,
+    /// A refresh (`"mode": "refresh"`): the target's secret id; the item is a span to
+    /// compare with the target and replace where it differs, no part is written.
+    #[serde(default)]
+    pub refresh_target_secret: Option<String>,
     /// The chunk and where to continue.
     #[serde(flatten)]
     pub step: ExportStep,
@@ -256,6 +279,9 @@ pub struct ExportChunkOutput {
     /// Passed through for the next invocation.
     #[serde(default)]
     pub rules_key_secret: Option<String>,
+    /// Passed through for the next invocation.
+    #[serde(default)]
+    pub refresh_target_secret: Option<String>,
     /// What this invocation did, and the next step.
     #[serde(flatten)]
     pub result: ExportStepResult,

@@ -5,6 +5,7 @@
 use super::{job_manifest, JobPlace};
 use crate::cloud::jobstore::{JobChange, JobStatus, JobStore, Phase};
 use crate::error::{Error, Result, Role};
+use crate::model::options::{Analyze, Mode};
 use crate::pg::conn::ConnSpec;
 use crate::pg::ledger;
 use crate::pipeline::{finalize_import_until, Finished};
@@ -117,6 +118,13 @@ pub struct FinalizeEvent {
     /// invocation's own limit less its margin). Small values force continuations.
     #[serde(default)]
     pub budget_seconds: Option<u64>,
+    /// `refresh`: sequences set and the tables that changed analyzed; no ledger to check.
+    #[serde(default)]
+    pub mode: Mode,
+    /// How a refresh's changed tables get statistics (a load's were decided by its prepare
+    /// step).
+    #[serde(default)]
+    pub analyze: Analyze,
 }
 
 /// The finalize function's output (the state's `$.finalized`): whether the job is finished,

@@ -21,6 +21,7 @@ pub mod hold;
 pub mod import;
 pub mod plan;
 pub mod prepare;
+pub mod refresh;
 
 pub use assemble::{assemble_job, AssembleEvent, AssembleOutput};
 pub use dump::{write_dump, WriteDumpEvent, DUMP_KEY};
@@ -33,6 +34,7 @@ pub use hold::{HoldSnapshotEvent, HoldSnapshotOutput};
 pub use import::{import_step, ImportPartEvent, ImportPartOutput};
 pub use plan::{await_snapshot, plan_job, PlanEvent, PlanOutput, PlanScope, PlanSummary};
 pub use prepare::{prepare, PrepareEvent, PrepareOutput, WaveRef};
+pub use refresh::{assemble_refresh, finish_refresh, refresh_step};
 
 /// Where a job's state lives between invocations: its folder in the part store and its
 /// record in the job store.
@@ -74,14 +76,15 @@ pub struct PartResult {
     pub last: bool,
 }
 
-/// One item of the export Map: a chunk to export, labelled for the console.
+/// One item of the export Map: a chunk to export (in a refresh, a span to compare and
+/// replace), labelled for the console.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkItem {
     /// The job.
     pub job_id: String,
     /// Table index in the plan.
     pub table: usize,
-    /// Chunk position within the table.
+    /// Chunk position within the table (in a refresh, the span's position in the job's).
     pub chunk: usize,
     /// `schema.table #n`, shown in the execution view.
     pub label: String,

@@ -1,15 +1,18 @@
 //! The plan step: the job planned inside the held snapshot (waited for when the holder
 //! publishes it beside this step), the plan and the labelled chunk list written to the store.
 
+use super::refresh::refresh_items;
 use super::{to_json, ChunkItem, JobPlace, CHUNKS_KEY, PLAN_KEY, SCHEMA_KEY};
 use crate::cloud::jobstore::{JobChange, JobStatus, JobStore, Phase};
 use crate::error::{Error, Result, Role};
+use crate::model::options::Mode;
 use crate::model::rules::RulesFile;
 use crate::model::scope::Scope;
 use crate::pg::conn::ConnSpec;
 use crate::pg::snapshot::join_snapshot;
 use crate::pipeline::build_plan;
 use crate::pipeline::planning::apply_rules;
+use crate::pipeline::refresh::span_sizing;
 use crate::plan::chunks::Sizing;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -26,6 +29,9 @@ pub struct PlanScope<'a> {
     /// Also read what creating the tables would take, for the prepare step
     /// (`create_schema`).
     pub create_schema: bool,
+    /// A refresh of this target: ranges of at most 8 MiB in spans of `chunk_bytes`
+    /// ([`span_sizing`]), the target checked, the chunk list one item per span.
+    pub refresh: Option<&'a ConnSpec>,
 }
 
 impl<'a> PlanScope<'a> {
@@ -36,6 +42,7 @@ impl<'a> PlanScope<'a> {
             chunk_bytes,
             rules: None,
             create_schema: false,
+            refresh: None,
         }
     }
 }
@@ -64,8 +71,13 @@ pub async fn plan_job(
     what: PlanScope<'_>,
 ) -> Result<PlanSummary> {
     let JobPlace { store, jobs } = place;
-    let client = join_snapshot(source, snapshot, &format!("dbsync-{job_id}-plan")).await?;
-    let mut plan = build_plan(&client, what.scope, Sizing::fixed(what.chunk_bytes)).await?;
+    let app = format!("dbsync-{job_id}-plan");
+    let client = join_snapshot(source, snapshot, &app).await?;
+    let sizing = match what.refresh {
+        Some(_) => span_sizing(what.chunk_bytes),
+        None => Sizing::fixed(what.chunk_bytes),
+    };
+    let mut plan = build_plan(&client, what.scope, sizing).await?;
     apply_rules(
         &client,
         &mut plan.catalog,
@@ -78,22 +90,28 @@ pub async fn plan_job(
         store.put(SCHEMA_KEY, &to_json(&schema)).await?;
     }
     store.put(PLAN_KEY, &to_json(&plan)).await?;
-    let items: Vec<ChunkItem> = plan
-        .chunks
-        .iter()
-        .map(|c| ChunkItem {
-            job_id: job_id.to_string(),
-            table: c.table,
-            chunk: c.seq,
-            label: format!("{} #{}", plan.catalog.tables[c.table].name, c.seq),
-        })
-        .collect();
+    let items: Vec<ChunkItem> = match what.refresh {
+        Some(target) => {
+            let on = (&client, app.as_str());
+            refresh_items(on, target, &plan, (store, job_id), what.chunk_bytes).await?
+        }
+        None => plan
+            .chunks
+            .iter()
+            .map(|c| ChunkItem {
+                job_id: job_id.to_string(),
+                table: c.table,
+                chunk: c.seq,
+                label: format!("{} #{}", plan.catalog.tables[c.table].name, c.seq),
+            })
+            .collect(),
+    };
     store.put(CHUNKS_KEY, &to_json(&items)).await?;
     jobs.update(
         job_id,
         JobChange {
             phase: Some(Phase::Exporting),
-            totals: Some((plan.chunks.len() as u64, 0)),
+            totals: Some((items.len() as u64, 0)),
             tables_total: Some(plan.catalog.tables.len() as u64),
             ..Default::default()
         },
@@ -101,7 +119,7 @@ pub async fn plan_job(
     .await?;
     Ok(PlanSummary {
         tables: plan.catalog.tables.len(),
-        chunks: plan.chunks.len(),
+        chunks: items.len(),
         chunks_key: CHUNKS_KEY.to_string(),
         connection_limit: crate::pg::catalog::connection_limit(&client, Role::Source).await?,
     })
@@ -167,6 +185,13 @@ pub struct PlanEvent {
     /// The request's cap on this job's chunk exports at once on the source (`source_connections`).
     #[serde(default)]
     pub source_connections: Option<u32>,
+    /// `refresh`: plan the spans of a refresh of the target (`target_secret`) instead of
+    /// chunks to export.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Secrets Manager id of the target's credentials (a refresh's; ignored otherwise).
+    #[serde(default)]
+    pub target_secret: Option<String>,
 }
 
 impl PlanEvent {
@@ -206,4 +231,8 @@ pub struct PlanOutput {
     /// Chunk exports the source takes at once, all jobs together (the leases' cap).
     #[serde(default)]
     pub connection_limit: Option<u32>,
+    /// A refresh: the target's secret id, for every span's invocation (null otherwise: the
+    /// items are chunks to export).
+    #[serde(default)]
+    pub refresh_target_secret: Option<String>,
 }

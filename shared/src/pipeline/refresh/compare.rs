@@ -5,11 +5,13 @@
 
 use crate::error::Result;
 use crate::model::catalog::Table;
-use crate::model::chunk::{ChunkRange, Plan};
+use crate::model::chunk::Plan;
 use crate::pg::{refresh as sql, slice};
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::workers::{run_pool, SyncWorker};
-use crate::plan::refresh::{most_of_the_data, mostly_changed, sample, Compared, Unit};
+use crate::plan::refresh::{
+    bounds_between, most_of_the_data, mostly_changed, sample, Compared, Unit,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -70,7 +72,7 @@ async fn compare_table(
     let what = format!("table {}", t.name);
     let both = (&w.src, &w.tgt);
     let Some((s, d)) =
-        sql::table_fingerprints(both, t, &hashes.0[table], thresholds, &what).await?
+        sql::table_fingerprints(both, t, &hashes.0[table], (thresholds, None), &what).await?
     else {
         // Only tables whose key allows one scan are handed here; range by range otherwise.
         let mut out = Vec::with_capacity(ids.len());
@@ -107,21 +109,9 @@ async fn compare(
 }
 
 /// The lower bounds of a table's ranges after the first, when `ids` are contiguous key
-/// ranges in key order (each starts where the one before ends).
+/// ranges in key order.
 fn thresholds(units: &[Unit], ids: &[usize]) -> Option<Vec<Vec<String>>> {
-    let mut out = Vec::new();
-    for pair in ids.windows(2) {
-        let (ChunkRange::Key { upper, .. }, ChunkRange::Key { lower, .. }) =
-            (&units[pair[0]].range, &units[pair[1]].range)
-        else {
-            return None;
-        };
-        match (upper, lower) {
-            (Some(u), Some(l)) if u == l => out.push(l.clone()),
-            _ => return None,
-        }
-    }
-    Some(out)
+    bounds_between(ids.iter().map(|&i| &units[i].range))
 }
 
 /// What the comparing works with.

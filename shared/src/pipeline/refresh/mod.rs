@@ -10,9 +10,11 @@
 //! tables that changed are analyzed; sequences are set as a sync sets them.
 
 mod compare;
+pub mod span;
 
 use crate::error::Role;
 use crate::error::{Error, Result};
+use crate::model::catalog::Sequence;
 use crate::model::chunk::{ChunkRange, Plan};
 use crate::model::part::CopyFormat;
 use crate::pg::conn::ConnSpec;
@@ -20,12 +22,14 @@ use crate::pg::copy_out::CopyOutSource;
 use crate::pg::{catalog, copy_in, slice, steps};
 use crate::pipeline::planning::{open_source, OpenedSource};
 use crate::pipeline::progress::{Meter, Metered, Progress};
-use crate::pipeline::target::{check_target, sync_spec, CheckedTarget, Reconnect};
+use crate::pipeline::target::{check_target, sync_spec, CheckedTarget, LoadSpec, Reconnect};
 use crate::pipeline::verify::verify_against_snapshot;
 use crate::pipeline::workers::{app_name, open_workers, run_pool, SyncWorker};
-use crate::pipeline::{LoadReport, Options};
+use crate::pipeline::{Analyze, LoadReport, Options};
 use crate::plan::chunks::Sizing;
-use crate::plan::refresh::{decide, most_of_the_data, units, RefreshReport, Unit};
+use crate::plan::refresh::{
+    decide, most_of_the_data, span_sizes, spans, units, RefreshReport, RefreshSetup, Span, Unit,
+};
 use compare::{Comparing, Hashes};
 use std::sync::Arc;
 use std::time::Instant;
@@ -63,16 +67,19 @@ async fn replace(
                 progress.chunk_done(&t.name, stats.rows, stats.bytes, 0);
                 Ok(Replaced::Done(stats.rows, stats.bytes))
             }
-            // A unique value that moved between two ranges: one range's insert meets the
-            // other's old row (or both wait on each other, a deadlock). Its table goes whole.
-            Err(e) if matches!(e.sqlstate(), Some("23505" | "40P01")) && cond.is_some() => {
-                Ok(Replaced::UniqueClash(unit.table))
-            }
+            // Its table goes whole.
+            Err(e) if moved_unique(&e) && cond.is_some() => Ok(Replaced::UniqueClash(unit.table)),
             Err(e) => Err(e),
         }
     }
     .await;
     (w, r)
+}
+
+/// Whether a replacement failed on a unique value that moved between two ranges: one
+/// range's insert meets the other's old row (or both wait on each other, a deadlock).
+fn moved_unique(e: &Error) -> bool {
+    matches!(e.sqlstate(), Some("23505" | "40P01"))
 }
 
 /// What the replacement phase works with.
@@ -140,6 +147,23 @@ async fn analyze_changed(
     Ok(())
 }
 
+/// The end of a refresh on the `target`: sequences set to `seqs` (the snapshot's values),
+/// statistics for the tables of `plan` the `report` says changed (as `analyze` says).
+pub async fn settle(
+    target: &Client,
+    (plan, report): (&Plan, &RefreshReport),
+    seqs: &[Sequence],
+    analyze: Analyze,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let set: Vec<_> = seqs.iter().map(steps::set_sequence).collect();
+    steps::run_steps(target, &set).await?;
+    if analyze.runs() {
+        analyze_changed(plan, report, target, progress, analyze == Analyze::On).await?;
+    }
+    Ok(())
+}
+
 /// The sessions and findings the end of a refresh works with.
 struct Ends<'a> {
     /// The source coordinator, in the snapshot.
@@ -159,20 +183,16 @@ async fn finish(
 ) -> Result<()> {
     let mut seqs = r.plan.catalog.sequences.clone();
     catalog::read_sequence_values(ends.source, Role::Source, &mut seqs).await?;
-    let set: Vec<_> = seqs.iter().map(steps::set_sequence).collect();
-    steps::run_steps(ends.target, &set).await?;
+    let found = (r.plan.as_ref(), ends.report);
+    settle(
+        ends.target,
+        found,
+        &seqs,
+        r.opts.analyze,
+        r.progress.as_ref(),
+    )
+    .await?;
     load.sequences = seqs.len();
-    if r.opts.analyze.runs() {
-        let always = r.opts.analyze == crate::pipeline::Analyze::On;
-        analyze_changed(
-            r.plan,
-            ends.report,
-            ends.target,
-            r.progress.as_ref(),
-            always,
-        )
-        .await?;
-    }
     if r.opts.verify {
         r.progress
             .note("verifying every table against the snapshot");
@@ -197,14 +217,59 @@ pub const RANGE_BYTES: u64 = 8 * 1024 * 1024;
 /// costs a third of comparing `pgbench_accounts`).
 const REFRESH_EXACT_KEYS_UP_TO: i64 = 100_000;
 
-/// Ranges by key, of at most `--chunk-size` and [`RANGE_BYTES`].
-fn refresh_sizing(opts: &Options) -> Sizing {
+/// Ranges by key, of at most `chunk_bytes` and [`RANGE_BYTES`].
+pub fn refresh_sizing(chunk_bytes: u64) -> Sizing {
     Sizing {
-        chunk_bytes: opts.chunk_bytes.min(RANGE_BYTES),
+        chunk_bytes: chunk_bytes.min(RANGE_BYTES),
         workers: 0,
         by_heap: false,
         exact_keys_up_to: REFRESH_EXACT_KEYS_UP_TO,
     }
+}
+
+/// The same checks as a sync (columns, types, the same database, the target lock held),
+/// and a target where replica mode is not allowed refused (`setting`: how the surface
+/// names the refresh).
+async fn check_for_refresh(spec: &LoadSpec<'_>, setting: &str) -> Result<CheckedTarget> {
+    let checked = check_target(spec).await?;
+    if !checked.replica {
+        return Err(Error::config(
+            setting,
+            "replaces ranges with foreign keys and triggers in place, which needs \
+             session_replication_role = replica on the target (a superuser, or on PostgreSQL 15+ \
+             GRANT SET ON PARAMETER session_replication_role); run a full sync instead",
+        ));
+    }
+    Ok(checked)
+}
+
+/// The service's refresh, before any span runs: `target` checked for a refresh of `plan`
+/// (planned with [`span_sizing`]) as [`refresh`] checks it (`reader`, named `app`, reads
+/// the job's snapshot), and what every span's invocation needs of it; spans of up to
+/// `chunk_bytes` of ranges.
+pub async fn set_up_spans(
+    (reader, app): (&Client, &str),
+    target: &ConnSpec,
+    plan: &Plan,
+    job_id: &str,
+    chunk_bytes: u64,
+) -> Result<(RefreshSetup, Vec<(Span, usize, usize)>)> {
+    let opts = Options::default();
+    let spec = sync_spec(plan, target, job_id, app, &opts, reader);
+    let checked = check_for_refresh(&spec, "mode").await?;
+    let spans = spans(plan, span_sizes(chunk_bytes, RANGE_BYTES).1);
+    let setup = RefreshSetup {
+        target_tables: checked.target_tables,
+        formats: checked.formats,
+        max_share: crate::plan::refresh::DEFAULT_MAX_SHARE,
+        spans: spans.iter().map(|(s, ..)| s.clone()).collect(),
+    };
+    Ok((setup, spans))
+}
+
+/// How the service's refresh plans ranges for spans of `chunk_bytes` ([`span_sizes`]).
+pub fn span_sizing(chunk_bytes: u64) -> Sizing {
+    refresh_sizing(span_sizes(chunk_bytes, RANGE_BYTES).0)
 }
 
 /// Both sides of a refresh, opened and checked.
@@ -227,19 +292,10 @@ async fn open_both(source: &ConnSpec, target: &ConnSpec, opts: &Options) -> Resu
         coord: src_coord,
         snapshot,
         plan,
-    } = open_source(source, opts, refresh_sizing(opts)).await?;
+    } = open_source(source, opts, refresh_sizing(opts.chunk_bytes)).await?;
     let plan = Arc::new(plan);
     let spec = sync_spec(&plan, target, &job_id, &app, opts, &src_coord);
-    // The same checks as a sync (columns, types, the same database, the target lock held).
-    let checked = check_target(&spec).await?;
-    if !checked.replica {
-        return Err(Error::config(
-            "changed_only",
-            "replaces ranges with foreign keys and triggers in place, which needs \
-             session_replication_role = replica on the target (a superuser, or on PostgreSQL 15+ \
-             GRANT SET ON PARAMETER session_replication_role); run a full sync instead",
-        ));
-    }
+    let checked = check_for_refresh(&spec, "changed_only").await?;
     let again = Arc::new(Reconnect {
         source: Some(source.clone()),
         target: target.clone(),

@@ -1,0 +1,189 @@
+//! One serverless invocation's share of a refresh: a span of one table's key ranges (or a
+//! table compared whole), fingerprinted on both sides in the job's snapshot (one scan per
+//! side where the key allows), each range that differs replaced in one target transaction,
+//! the span at once when most of it differs or a unique value moved between its ranges
+//! (the whole table when the value moved from, or swapped with, a range outside the span).
+//! Ranges left when the invocation's time runs out are handed to the next one (the
+//! comparison is not repeated); a span run again from the start finds the ranges already
+//! replaced equal, so a retry after a kill replaces nothing twice.
+
+use super::moved_unique;
+use crate::error::{Error, Result};
+use crate::model::chunk::{ChunkRange, Plan};
+use crate::pg::copy_out::CopyOutSource;
+use crate::pg::{copy_in, refresh as sql, slice};
+use crate::plan::refresh::{bounds_between, span_mostly_changed, RefreshSetup, Span};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+use tokio_postgres::Client;
+
+/// One invocation's work on a span.
+pub struct SpanJob<'a> {
+    pub plan: &'a Plan,
+    pub setup: &'a RefreshSetup,
+    pub span: &'a Span,
+    /// The span's label, for messages.
+    pub label: &'a str,
+    /// Positions of the ranges an earlier invocation found differing and left to replace;
+    /// None: compare first.
+    pub pending: Option<Vec<usize>>,
+    /// Replace no further range once this has passed (at least one is replaced per call).
+    pub deadline: Instant,
+}
+
+/// What an invocation did on its span.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpanOutcome {
+    /// Ranges compared by this invocation (0 when it continued an earlier one's).
+    pub compared: usize,
+    /// Ranges found differing by this invocation.
+    pub differing: usize,
+    /// Ranges replaced (the span at once counts its every range).
+    pub replaced: usize,
+    /// Source rows and bytes copied into the target.
+    pub rows: u64,
+    pub bytes: u64,
+    /// The span was replaced at once.
+    pub whole: bool,
+    /// The whole table was (a unique value moved from, or swapped with, a range outside
+    /// the span).
+    #[serde(default)]
+    pub whole_table: bool,
+    /// Positions still to replace: another invocation continues with them.
+    pub pending: Vec<usize>,
+}
+
+/// Compares (unless continuing) and replaces the span's differing ranges, `src` reading
+/// the job's snapshot, `tgt` the target.
+pub async fn refresh_span(src: &Client, tgt: &mut Client, job: SpanJob<'_>) -> Result<SpanOutcome> {
+    let mut out = SpanOutcome::default();
+    let todo = match job.pending.clone() {
+        Some(p) => p,
+        None => {
+            let d = differing(src, tgt, &job).await?;
+            out.compared = job.span.ranges.len();
+            out.differing = d.len();
+            d
+        }
+    };
+    let n = job.span.ranges.len();
+    if span_mostly_changed(todo.len(), n, job.setup.max_share) {
+        return replace_all_at_once(src, tgt, &job, out).await;
+    }
+    let mut clashed = Vec::new();
+    for (k, &i) in todo.iter().enumerate() {
+        if k > 0 && Instant::now() >= job.deadline {
+            out.pending = todo[k..].to_vec();
+            out.pending.extend(&clashed);
+            return Ok(out);
+        }
+        match replace(src, tgt, &job, &job.span.ranges[i]).await {
+            Ok((rows, bytes)) => {
+                out.replaced += 1;
+                out.rows += rows;
+                out.bytes += bytes;
+            }
+            Err(e) if moved_unique(&e) => clashed.push(i),
+            Err(e) => return Err(e),
+        }
+    }
+    if clashed.is_empty() {
+        return Ok(out);
+    }
+    // A unique value moved between ranges of the span: replaced together, the old rows
+    // are gone before the new ones go in.
+    replace_all_at_once(src, tgt, &job, out).await
+}
+
+/// Replaces the whole span in one transaction. A unique value that still clashes moved from
+/// a range outside the span not replaced yet (or is swapped with one, which no order of
+/// ranges resolves): the whole table then, in one transaction. What clashes even so met
+/// another invocation's replacement of the same rows: run again, it finds them equal
+/// ([`Error::RangeClash`], retried).
+async fn replace_all_at_once(
+    src: &Client,
+    tgt: &mut Client,
+    job: &SpanJob<'_>,
+    mut out: SpanOutcome,
+) -> Result<SpanOutcome> {
+    let mut tried = Vec::new();
+    for range in [job.span.all(), ChunkRange::Whole] {
+        if tried.contains(&range) {
+            continue;
+        }
+        match replace(src, tgt, job, &range).await {
+            Ok((rows, bytes)) => {
+                out.whole = true;
+                out.whole_table = range == ChunkRange::Whole;
+                out.replaced = job.span.ranges.len();
+                out.rows = rows;
+                out.bytes = bytes;
+                out.pending.clear();
+                return Ok(out);
+            }
+            Err(e) if moved_unique(&e) => tried.push(range),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::RangeClash {
+        table: job.plan.catalog.tables[job.span.table].name.to_string(),
+        span: job.label.to_string(),
+        message: "another invocation is replacing the same rows".into(),
+    })
+}
+
+/// The positions of the span's ranges whose fingerprints differ.
+async fn differing(src: &Client, tgt: &Client, job: &SpanJob<'_>) -> Result<Vec<usize>> {
+    let t = &job.plan.catalog.tables[job.span.table];
+    let rows = sql::row_hashes(
+        t,
+        job.setup
+            .target_tables
+            .get(job.span.table)
+            .and_then(Option::as_ref),
+    );
+    let both = (src, tgt);
+    let what = job.label;
+    let ranges = &job.span.ranges;
+    let scan = bounds_between(ranges).filter(|b| sql::one_scan(t, b));
+    if let Some(bounds) = scan {
+        let cond = slice::range_condition(t.key.as_ref(), &job.span.all());
+        let found = sql::table_fingerprints(both, t, &rows, (&bounds, cond.as_deref()), what);
+        if let Some((s, d)) = found.await? {
+            return Ok((0..ranges.len())
+                .filter(|&i| s.get(i) != d.get(i))
+                .collect());
+        }
+    }
+    let mut out = Vec::new();
+    for (i, r) in ranges.iter().enumerate() {
+        let cond = slice::range_condition(t.key.as_ref(), r);
+        let (s, d) = sql::range_fingerprints(both, t, &rows, cond.as_deref(), what).await?;
+        if s != d {
+            out.push(i);
+        }
+    }
+    Ok(out)
+}
+
+/// Replaces `range` of the span's table in one target transaction: rows and bytes copied.
+async fn replace(
+    src: &Client,
+    tgt: &mut Client,
+    job: &SpanJob<'_>,
+    range: &ChunkRange,
+) -> Result<(u64, u64)> {
+    let t = &job.plan.catalog.tables[job.span.table];
+    let format = job
+        .setup
+        .formats
+        .get(job.span.table)
+        .copied()
+        .unwrap_or_default();
+    let what = job.label;
+    let cond = slice::range_condition(t.key.as_ref(), range);
+    let mut from =
+        CopyOutSource::start_as(src, t, range, format, format!("copying {what}")).await?;
+    let stats = copy_in::replace_rows(tgt, t, cond.as_deref(), &mut from, what).await?;
+    Ok((stats.rows, stats.bytes))
+}
