@@ -98,6 +98,46 @@ async fn a_refresh_replaces_only_the_ranges_that_differ_and_ends_identical() {
         "far fewer rows than a full copy: {}",
         report.rows
     );
+    // The target's ledger holds the refresh, done, and each range it replaced once, with
+    // the rows it copied.
+    let ledger = dbsync_tests::scalar(
+        &p.target_url,
+        &format!(
+            "SELECT j.kind || ' ' || j.state || ' ' || count(p.*) || ' ' || coalesce(sum(p.rows), 0)
+               FROM dbsync.jobs j LEFT JOIN dbsync.parts p USING (job_id)
+              WHERE j.job_id = '{}' GROUP BY j.kind, j.state",
+            report.job_id
+        ),
+    )
+    .await;
+    assert_eq!(
+        ledger,
+        format!("refresh done {} {}", report.parts_loaded, report.rows)
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_is_refused_on_a_target_whose_unfinished_load_took_things_away() {
+    let p = synced("refresh_unfinished").await;
+    p.source("UPDATE app.big SET v = 'changed' WHERE id = 7")
+        .await;
+    // A sync that died after disabling a table's triggers: only finishing it puts them back.
+    p.target(
+        r#"INSERT INTO dbsync.jobs (job_id, kind, state, restore)
+           VALUES ('crashed-sync', 'sync', 'loading',
+                   '{"triggers": [{"schema": "app", "name": "with_trigger"}]}')"#,
+    )
+    .await;
+    let before = dbsync_tests::fingerprint(&p.target_url).await;
+    let err = sync(&p, &changed_only())
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("changed_only") && err.contains("crashed-sync"),
+        "{err}"
+    );
+    assert_eq!(dbsync_tests::fingerprint(&p.target_url).await, before);
 }
 
 #[tokio::test]

@@ -68,6 +68,17 @@ pub struct ShadowJob {
 }
 
 impl Restore {
+    /// Whether the target lacks something until this is put back: keys, indexes, triggers
+    /// or checks taken away, or foreign keys left unenforced.
+    pub fn holds_anything_back(&self) -> bool {
+        !(self.fks.is_empty()
+            && self.indexes.is_empty()
+            && self.keys.is_empty()
+            && self.triggers.is_empty()
+            && self.checks.is_empty()
+            && self.unenforced.is_empty())
+    }
+
     /// Adds what `other` holds that this does not.
     pub fn merge(&mut self, other: Restore) {
         fn add<T: PartialEq>(into: &mut Vec<T>, from: Vec<T>) {

@@ -79,14 +79,15 @@ pub async fn load_part(
 /// Replaces the rows of `table` that `condition` selects (all of them without one) by the
 /// rows of `source`, in one transaction in replica mode (no foreign-key or user trigger
 /// fires: the rows that reference these are replaced to the same snapshot), so the target
-/// never holds the range half-replaced. The changed-only refresh's unit of work. Returns
-/// what was sent.
+/// never holds the range half-replaced, and recorded in the ledger under `job_id` and
+/// `subject` (the range's description) in the same transaction. The changed-only refresh's
+/// unit of work. Returns what was sent.
 pub async fn replace_rows(
     client: &mut (impl GenericClient + Send + Sync),
     table: &Table,
     condition: Option<&str>,
     source: &mut dyn ByteSource,
-    subject: &str,
+    (subject, job_id): (&str, &str),
 ) -> Result<PartStats> {
     let ctx = |what: &str| format!("{what} {subject}");
     let tx = client
@@ -110,6 +111,7 @@ pub async fn replace_rows(
             .map_err(|e| Error::pg(Role::Target, ctx("deleting the old rows of"), e))?;
     }
     let stats = rows_in(&tx, table, source, (subject, subject), truncated).await?;
+    ledger::record_replaced(&tx, (job_id, subject), &table.name.to_string(), &stats).await?;
     tx.commit()
         .await
         .map_err(|e| Error::pg(Role::Target, ctx("committing"), e))?;

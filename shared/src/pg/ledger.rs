@@ -432,6 +432,71 @@ pub async fn require_all_parts(client: &Client, m: &Manifest) -> Result<()> {
     }
 }
 
+/// An unfinished job (loading, interrupted, shadow) that holds something back from the
+/// target (keys, indexes, triggers or checks taken away, shadow tables made): its id and
+/// kind.
+pub async fn unfinished_holding_back(client: &Client) -> Result<Option<(String, String)>> {
+    if !exists(client).await? {
+        return Ok(None);
+    }
+    let rows = client
+        .query(
+            "SELECT job_id, kind, restore::text, state = 'shadow' FROM dbsync.jobs
+              WHERE state IN ('loading', 'interrupted', 'shadow') ORDER BY started_at",
+            &[],
+        )
+        .await
+        .map_err(pg("reading the job ledger"))?;
+    for r in rows {
+        let restore: Restore = parse_json(r.get(2))?;
+        // An atomic import's shadow tables are there too.
+        if restore.holds_anything_back() || r.get::<_, bool>(3) {
+            return Ok(Some((r.get(0), r.get(1))));
+        }
+    }
+    Ok(None)
+}
+
+/// Records a refresh `loading`, superseding every unfinished job (none holds anything back:
+/// [`unfinished_holding_back`] refused those) and clearing their part rows: the refresh makes
+/// the target current, an earlier half-done load is not resumed over it.
+pub async fn open_refresh(
+    client: &impl GenericClient,
+    job_id: &str,
+    tables: &[QualName],
+) -> Result<()> {
+    supersede_unfinished(client).await?;
+    open_job(client, job_id, "refresh", tables, &Restore::default()).await
+}
+
+/// Records a replaced range `part_id` (its description) of `table` inside the transaction
+/// that replaced it: one row per range and job, however often the range is replaced.
+pub async fn record_replaced(
+    tx: &impl GenericClient,
+    (job_id, part_id): (&str, &str),
+    table: &str,
+    stats: &PartStats,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO dbsync.parts (job_id, part_id, table_name, rows, bytes, sha256)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (job_id, part_id) DO UPDATE
+            SET rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, sha256 = EXCLUDED.sha256,
+                loaded_at = now()",
+        &[
+            &job_id,
+            &part_id,
+            &table,
+            &(stats.rows as i64),
+            &(stats.bytes as i64),
+            &stats.sha256,
+        ],
+    )
+    .await
+    .map_err(|e| Error::pg(Role::Target, format!("recording {part_id}"), e))?;
+    Ok(())
+}
+
 /// Marks a job done.
 pub async fn mark_done(client: &impl GenericClient, job_id: &str) -> Result<()> {
     client

@@ -59,7 +59,8 @@ impl Unit {
     }
 }
 
-fn describe(r: &ChunkRange) -> String {
+/// A range as `[lower, upper)` (`-`/`+` for an open end), or `whole`.
+pub fn describe(r: &ChunkRange) -> String {
     match r {
         ChunkRange::Key { lower, upper } => format!(
             "[{}, {})",

@@ -75,6 +75,15 @@ async fn a_refresh_through_the_api_replaces_only_what_changed_and_ends_identical
     let parts = dbsync_core::parts::PartStore::list(&store, "parts/").await;
     assert!(parts.map(|p| p.is_empty()).unwrap_or(true), "no parts");
     c.assert_target_free(&job).await;
+    // The target's ledger holds the refresh, done, with the ranges it replaced.
+    let sql = format!(
+        "SELECT state || ' ' || (SELECT count(*) > 0 FROM dbsync.parts p WHERE p.job_id = j.job_id)
+           FROM dbsync.jobs j WHERE job_id = '{job_id}' AND kind = 'refresh'"
+    );
+    assert_eq!(
+        dbsync_tests::scalar(&c.pair.target_url, &sql).await,
+        "done true"
+    );
 
     // A target that no longer fits the source fails the refresh before anything changes.
     c.pair

@@ -122,6 +122,7 @@ async fn refresh_span_of(
         setup: &setup,
         span,
         label: &step.item.label,
+        job_id: &step.item.job_id,
         pending: step.pending.clone(),
         deadline,
     };
@@ -247,7 +248,8 @@ pub async fn finish_refresh(
         .connect(Role::Target, &format!("dbsync-{job_id}-finish"))
         .await?;
     let found = (&plan, &report);
-    settle(&client, found, &done.sequences, analyze, &NoProgress).await?;
+    let at = (&client, job_id);
+    settle(at, found, &done.sequences, analyze, &NoProgress).await?;
     store.put(REPORT_KEY, &to_json(&report)).await?;
     let last = report.tables.last().map(|t| t.table.clone());
     jobs.progress(

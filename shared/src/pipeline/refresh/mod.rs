@@ -19,7 +19,7 @@ use crate::model::chunk::{ChunkRange, Plan};
 use crate::model::part::CopyFormat;
 use crate::pg::conn::ConnSpec;
 use crate::pg::copy_out::CopyOutSource;
-use crate::pg::{catalog, copy_in, slice, steps};
+use crate::pg::{catalog, copy_in, ledger, slice, steps};
 use crate::pipeline::planning::{open_source, OpenedSource};
 use crate::pipeline::progress::{Meter, Metered, Progress};
 use crate::pipeline::target::{check_target, sync_spec, CheckedTarget, LoadSpec, Reconnect};
@@ -46,7 +46,7 @@ async fn replace(
     mut w: SyncWorker,
     plan: Arc<Plan>,
     unit: Unit,
-    format: CopyFormat,
+    (format, job_id): (CopyFormat, Arc<str>),
     progress: Arc<dyn Progress>,
 ) -> (SyncWorker, Result<Replaced>) {
     let r = async {
@@ -62,7 +62,8 @@ async fn replace(
             est_bytes: 0,
         };
         let mut src = Metered::new(&mut src, meter);
-        match copy_in::replace_rows(&mut w.tgt, t, cond.as_deref(), &mut src, &what).await {
+        let subject = (what.as_str(), job_id.as_ref());
+        match copy_in::replace_rows(&mut w.tgt, t, cond.as_deref(), &mut src, subject).await {
             Ok(stats) => {
                 progress.chunk_done(&t.name, stats.rows, stats.bytes, 0);
                 Ok(Replaced::Done(stats.rows, stats.bytes))
@@ -85,6 +86,8 @@ fn moved_unique(e: &Error) -> bool {
 /// What the replacement phase works with.
 struct Replacing<'a> {
     plan: &'a Arc<Plan>,
+    /// The job, which the ledger records each replaced range under.
+    job_id: Arc<str>,
     formats: Arc<Vec<CopyFormat>>,
     opts: &'a Options,
     progress: Arc<dyn Progress>,
@@ -99,9 +102,10 @@ async fn replace_all(
     load: &mut LoadReport,
 ) -> Result<(Vec<SyncWorker>, Vec<usize>)> {
     let (plan, formats, shown) = (r.plan.clone(), r.formats.clone(), r.progress.clone());
+    let job_id = r.job_id.clone();
     let (workers, done) = run_pool(workers, todo, &r.opts.interrupt, move |w, u: Unit| {
         let format = formats.get(u.table).copied().unwrap_or_default();
-        replace(w, plan.clone(), u, format, shown.clone())
+        replace(w, plan.clone(), u, (format, job_id.clone()), shown.clone())
     })
     .await?;
     let mut clashed: Vec<usize> = Vec::new();
@@ -148,9 +152,10 @@ async fn analyze_changed(
 }
 
 /// The end of a refresh on the `target`: sequences set to `seqs` (the snapshot's values),
-/// statistics for the tables of `plan` the `report` says changed (as `analyze` says).
+/// statistics for the tables of `plan` the `report` says changed (as `analyze` says), the
+/// job marked done in the ledger.
 pub async fn settle(
-    target: &Client,
+    (target, job_id): (&Client, &str),
     (plan, report): (&Plan, &RefreshReport),
     seqs: &[Sequence],
     analyze: Analyze,
@@ -161,7 +166,7 @@ pub async fn settle(
     if analyze.runs() {
         analyze_changed(plan, report, target, progress, analyze == Analyze::On).await?;
     }
-    Ok(())
+    ledger::mark_done(target, job_id).await
 }
 
 /// The sessions and findings the end of a refresh works with.
@@ -184,14 +189,8 @@ async fn finish(
     let mut seqs = r.plan.catalog.sequences.clone();
     catalog::read_sequence_values(ends.source, Role::Source, &mut seqs).await?;
     let found = (r.plan.as_ref(), ends.report);
-    settle(
-        ends.target,
-        found,
-        &seqs,
-        r.opts.analyze,
-        r.progress.as_ref(),
-    )
-    .await?;
+    let at = (ends.target, r.job_id.as_ref());
+    settle(at, found, &seqs, r.opts.analyze, r.progress.as_ref()).await?;
     load.sequences = seqs.len();
     if r.opts.verify {
         r.progress
@@ -232,6 +231,15 @@ pub fn refresh_sizing(chunk_bytes: u64) -> Sizing {
 /// names the refresh).
 async fn check_for_refresh(spec: &LoadSpec<'_>, setting: &str) -> Result<CheckedTarget> {
     let checked = check_target(spec).await?;
+    if let Some((job, kind)) = ledger::unfinished_holding_back(&checked.coord).await? {
+        return Err(Error::config(
+            setting,
+            format!(
+                "the target has an unfinished {kind} (job {job}) that took keys, indexes, \
+                 triggers or checks away; finish it first (run it again), or run a full sync"
+            ),
+        ));
+    }
     if !checked.replica {
         return Err(Error::config(
             setting,
@@ -241,6 +249,14 @@ async fn check_for_refresh(spec: &LoadSpec<'_>, setting: &str) -> Result<Checked
         ));
     }
     Ok(checked)
+}
+
+/// Records the refresh in the target's ledger (its replaced ranges go under it), superseding
+/// unfinished loads that hold nothing back.
+async fn open_ledger_job(coord: &mut Client, plan: &Plan, job_id: &str) -> Result<()> {
+    ledger::ensure(coord).await?;
+    let names: Vec<_> = plan.catalog.tables.iter().map(|t| t.name.clone()).collect();
+    ledger::open_refresh(&*coord, job_id, &names).await
 }
 
 /// The service's refresh, before any span runs: `target` checked for a refresh of `plan`
@@ -256,7 +272,8 @@ pub async fn set_up_spans(
 ) -> Result<(RefreshSetup, Vec<(Span, usize, usize)>)> {
     let opts = Options::default();
     let spec = sync_spec(plan, target, job_id, app, &opts, reader);
-    let checked = check_for_refresh(&spec, "mode").await?;
+    let mut checked = check_for_refresh(&spec, "mode").await?;
+    open_ledger_job(&mut checked.coord, plan, job_id).await?;
     let spans = spans(plan, span_sizes(chunk_bytes, RANGE_BYTES).1);
     let setup = RefreshSetup {
         target_tables: checked.target_tables,
@@ -334,7 +351,7 @@ pub async fn refresh(
         job_id,
         src_coord,
         plan,
-        checked,
+        mut checked,
         again,
     } = open_both(source, target, opts).await?;
     let units = Arc::new(units(&plan));
@@ -362,9 +379,11 @@ pub async fn refresh(
         ..Default::default()
     };
     if !opts.dry_run && !report.full_sync {
+        open_ledger_job(&mut checked.coord, &plan, &job_id).await?;
         progress.planned("refresh", todo.len(), 0);
         let r = Replacing {
             plan: &plan,
+            job_id: job_id.as_str().into(),
             formats: Arc::new(checked.formats.clone()),
             opts,
             progress: progress.clone(),

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::chunk::{ChunkRange, Plan};
 use crate::pg::copy_out::CopyOutSource;
 use crate::pg::{copy_in, refresh as sql, slice};
-use crate::plan::refresh::{bounds_between, span_mostly_changed, RefreshSetup, Span};
+use crate::plan::refresh::{bounds_between, describe, span_mostly_changed, RefreshSetup, Span};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tokio_postgres::Client;
@@ -24,6 +24,8 @@ pub struct SpanJob<'a> {
     pub span: &'a Span,
     /// The span's label, for messages.
     pub label: &'a str,
+    /// The job, which the ledger records each replaced range under.
+    pub job_id: &'a str,
     /// Positions of the ranges an earlier invocation found differing and left to replace;
     /// None: compare first.
     pub pending: Option<Vec<usize>>,
@@ -184,6 +186,8 @@ async fn replace(
     let cond = slice::range_condition(t.key.as_ref(), range);
     let mut from =
         CopyOutSource::start_as(src, t, range, format, format!("copying {what}")).await?;
-    let stats = copy_in::replace_rows(tgt, t, cond.as_deref(), &mut from, what).await?;
+    let subject = format!("{what}: {}", describe(range));
+    let record = (subject.as_str(), job.job_id);
+    let stats = copy_in::replace_rows(tgt, t, cond.as_deref(), &mut from, record).await?;
     Ok((stats.rows, stats.bytes))
 }
