@@ -141,8 +141,33 @@ settle() {
 verify() { "$DBSYNC" verify -q --jobs "$JOBS" --source "$SRC" --target "$DST" >/dev/null || { echo "bench.sh: $1 did not copy identically" >&2; exit 1; }; }
 add() { awk -v a="$1" -v b="$2" 'BEGIN { print a + b }'; }
 
-declare -A WALLS RSSS
+declare -A WALLS RSSS IO
 record() { WALLS[$1]+="$2 "; RSSS[$1]+="$3 "; }
+
+# What a path read and wrote on each side: the bytes of the pages its sessions read into
+# shared buffers (pg_stat_database's blks_read: from the OS, its page cache or the disk; a
+# sequential scan of a table larger than shared_buffers reads each page once) and the WAL the
+# server wrote (what changed in its tables and indexes, with full-page images; hint bits and
+# pruning after a mass UPDATE count too). io_mark before the path, io_record KEY after it.
+io_now() {
+  psqlc "$1" -Atc "SELECT (SELECT sum(blks_read) * 8192 FROM pg_stat_database
+                            WHERE datname = current_database()) || ' ' || pg_current_wal_lsn()"
+}
+io_mark() { io_src=$(io_now "$SRC"); io_dst=$(io_now "$DST"); }
+io_side() { # DB "bytes lsn" before: "read_MiB wal_MiB" since then
+  local bytes lsn
+  read -r bytes lsn <<<"$2"
+  psqlc "$1" -Atc "SELECT round(((SELECT sum(blks_read) * 8192 FROM pg_stat_database
+                                   WHERE datname = current_database()) - $bytes) / 1048576.0)
+                          || ' ' || round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn') / 1048576.0)"
+}
+io_record() {
+  # Sessions report their counters when they end (and at most a second later).
+  sleep 1.5
+  local s d
+  s=$(io_side "$SRC" "$io_src"); d=$(io_side "$DST" "$io_dst")
+  IO[$1]="${s% *} | ${s#* } | ${d% *} | ${d#* }"
+}
 
 path_dump_restore() {
   truncate_target
@@ -230,8 +255,10 @@ path_sync() {
   [ -n "${MAJOR:-}" ] && modes=(copy on off)
   for analyze in "${modes[@]}"; do
     settle
+    io_mark
     timed "$DBSYNC" sync -q --jobs "$JOBS" --analyze "$analyze" --source "$SRC" --target "$DST"
     record "sync_$analyze" "$wall" "$rss"
+    io_record "sync_$analyze"
     verify "dbsync sync --analyze $analyze"
     echo "  dbsync sync --analyze $analyze ${wall}s"
   done
@@ -255,8 +282,10 @@ path_refresh() {
     psqlc "$SRC" -c "$sql" >/dev/null
     n=$(psqlc "$SRC" -Atc "SELECT max(aid) FROM pgbench_accounts")
     settle
+    io_mark
     timed "$DBSYNC" sync -q --jobs "$JOBS" --changed-only --source "$SRC" --target "$DST"
     record "refresh_$case" "$wall" "$rss"
+    io_record "refresh_$case"
     verify "dbsync sync --changed-only (case $case)"
     echo "  dbsync sync --changed-only, case $case: ${wall}s"
   done
@@ -331,4 +360,13 @@ row "refresh (a) 1% newest keys + 0.5% inserts" refresh_a sync_on
 row "refresh (a) 1% newest keys + 0.5% inserts" refresh_a dump_restore_analyze
 row "refresh (b) 1% scattered" refresh_b sync_on
 row "refresh (d) 30% changed" refresh_d sync_on
+if [ -n "${IO[refresh_c]:-}" ]; then
+  echo
+  echo "pages read into shared buffers and WAL written per side, MiB, last run"
+  echo "| path | source read | source WAL | target read | target WAL |"
+  echo "|---|---:|---:|---:|---:|"
+  for key in sync_on refresh_c refresh_a refresh_b refresh_d; do
+    [ -n "${IO[$key]:-}" ] && echo "| $key | ${IO[$key]} |"
+  done
+fi
 [ -z "$pgcopydb_why" ] || echo "(pgcopydb left out: $pgcopydb_why)"

@@ -117,6 +117,54 @@ async fn a_refresh_replaces_only_the_ranges_that_differ_and_ends_identical() {
 }
 
 #[tokio::test]
+async fn a_range_that_differs_in_one_row_is_narrowed_to_the_run_that_holds_it() {
+    let p = Pair::new("refresh_narrow").await;
+    p.both("CREATE SCHEMA app; CREATE TABLE app.narrow (id int PRIMARY KEY, v text NOT NULL, u text UNIQUE)")
+        .await;
+    p.source(
+        "INSERT INTO app.narrow SELECT g, md5(g::text), 'u' || g FROM generate_series(1, 60000) g; ANALYZE",
+    )
+    .await;
+    let opts = Options {
+        chunk_bytes: 512 * 1024,
+        ..tiny_chunks()
+    };
+    sync(&p, &opts).await.expect("first sync");
+    // One row in each of two ranges far apart; a unique value moved within a range.
+    p.source(
+        "UPDATE app.narrow SET v = 'changed' WHERE id = 1000;
+         DELETE FROM app.narrow WHERE id = 45000;
+         UPDATE app.narrow SET u = NULL WHERE id = 45001;
+         UPDATE app.narrow SET u = 'u45000' WHERE id = 45002;",
+    )
+    .await;
+    let before = last_writer(&p, "app.narrow").await;
+    let refresh = Options {
+        changed_only: Some(0.5),
+        ..opts
+    };
+    let report = sync(&p, &refresh).await.expect("refresh");
+    p.assert_identical().await;
+    let r = report.refresh.expect("a refresh report");
+    let t = outcome(&r, "app.narrow");
+    assert_eq!((t.action, t.differing), ("ranges", 2), "{r:?}");
+    let per_range = 60_000 / t.ranges as u64;
+    assert!(
+        report.rows * 4 < per_range,
+        "a few hundred rows of the two ranges' {per_range} each: {} rows replaced in {} runs",
+        report.rows,
+        report.parts_loaded
+    );
+    // The rows written are those of the replaced runs, no more.
+    let written = dbsync_tests::scalar(
+        &p.target_url,
+        &format!("SELECT count(*)::text FROM app.narrow WHERE xmin::text::bigint > {before}"),
+    )
+    .await;
+    assert_eq!(written, report.rows.to_string());
+}
+
+#[tokio::test]
 async fn a_refresh_is_refused_on_a_target_whose_unfinished_load_took_things_away() {
     let p = synced("refresh_unfinished").await;
     p.source("UPDATE app.big SET v = 'changed' WHERE id = 7")

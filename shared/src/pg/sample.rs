@@ -82,3 +82,41 @@ pub async fn sample_keys(
     };
     Ok(all)
 }
+
+/// Key values that cut the rows of `table` that `condition` selects into about `parts` runs
+/// of at least `min_rows` rows, in key order, as text (every n-th key, exact); none when the
+/// rows are too few to cut. The refresh narrows a range that differs by them.
+pub async fn keys_within(
+    client: &Client,
+    table: &Table,
+    key: &Key,
+    condition: &str,
+    (parts, min_rows): (usize, i64),
+) -> Result<Vec<Vec<String>>> {
+    let sel = key_text_columns(key);
+    let order = key_order_by(key, Some("dbsync_t"));
+    let keys = column_list(key.columns.iter().map(|c| c.name.as_str()));
+    let src = table.name.sql();
+    let sql = format!(
+        "SELECT {sel} FROM (SELECT {keys}, row_number() OVER (ORDER BY {order}) AS dbsync_rn
+           FROM ONLY {src} AS dbsync_t WHERE {condition}) AS dbsync_t
+         WHERE dbsync_rn % GREATEST({min_rows}, (SELECT count(*) FROM ONLY {src} WHERE {condition}) / {parts}) = 0
+         ORDER BY dbsync_rn LIMIT {}",
+        parts.saturating_sub(1)
+    );
+    let rows = client.query(sql.as_str(), &[]).await.map_err(|e| {
+        Error::pg(
+            Role::Source,
+            format!("cutting a range of {}", table.name),
+            e,
+        )
+    })?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (0..key.columns.len())
+                .map(|i| r.get::<_, String>(i))
+                .collect()
+        })
+        .collect())
+}

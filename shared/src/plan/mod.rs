@@ -10,6 +10,7 @@ pub mod cost;
 pub mod ddl;
 pub mod format;
 pub mod load;
+pub mod narrow;
 pub mod order;
 pub mod refresh;
 pub mod rules;

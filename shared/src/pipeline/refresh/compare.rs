@@ -5,10 +5,11 @@
 
 use crate::error::Result;
 use crate::model::catalog::Table;
-use crate::model::chunk::Plan;
-use crate::pg::{refresh as sql, slice};
+use crate::model::chunk::{ChunkRange, Plan};
+use crate::pg::{refresh as sql, sample, slice};
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::workers::{run_pool, SyncWorker};
+use crate::plan::narrow;
 use crate::plan::refresh::{
     bounds_between, most_of_the_data, mostly_changed, sample, Compared, Unit,
 };
@@ -108,6 +109,55 @@ async fn compare(
     (w, r)
 }
 
+/// What replaces `unit`, a key range that differs: the runs of it that differ, compared on
+/// both sides after cutting it at the source's keys ([`narrow::cut`]); the unit itself when
+/// it is too small to cut or most of it differs ([`narrow::to_replace`]).
+async fn narrow_unit(
+    w: &SyncWorker,
+    plan: &Plan,
+    hashes: &Hashes,
+    unit: Unit,
+) -> Result<Vec<Unit>> {
+    let t = &plan.catalog.tables[unit.table];
+    let Some(key) = t
+        .key
+        .as_ref()
+        .filter(|_| matches!(unit.range, ChunkRange::Key { .. }))
+    else {
+        return Ok(vec![unit]);
+    };
+    let cond = slice::range_condition(Some(key), &unit.range).unwrap_or_else(|| "true".into());
+    let cuts =
+        sample::keys_within(&w.src, t, key, &cond, (narrow::PARTS, narrow::MIN_ROWS)).await?;
+    let Some(runs) = narrow::cut(&unit.range, &cuts) else {
+        return Ok(vec![unit]);
+    };
+    let (both, rows, what) = ((&w.src, &w.tgt), &hashes.0[unit.table], unit.what(plan));
+    let scanned = sql::table_fingerprints(both, t, rows, (&cuts, Some(&cond)), &what).await?;
+    let differs: Vec<bool> = match scanned {
+        Some((s, d)) => s.iter().zip(&d).map(|(s, d)| s != d).collect(),
+        None => {
+            let mut out = Vec::with_capacity(runs.len());
+            for r in &runs {
+                let c = slice::range_condition(Some(key), r);
+                let (s, d) = sql::range_fingerprints(both, t, rows, c.as_deref(), &what).await?;
+                out.push(s != d);
+            }
+            out
+        }
+    };
+    Ok(match narrow::to_replace(runs, &differs) {
+        Some(runs) => runs
+            .into_iter()
+            .map(|range| Unit {
+                table: unit.table,
+                range,
+            })
+            .collect(),
+        None => vec![unit],
+    })
+}
+
 /// The lower bounds of a table's ranges after the first, when `ids` are contiguous key
 /// ranges in key order.
 fn thresholds(units: &[Unit], ids: &[usize]) -> Option<Vec<Vec<String>>> {
@@ -172,6 +222,25 @@ impl Comparing<'_> {
             }
         }
         out
+    }
+
+    /// Narrows the key ranges of `todo` that differ to the runs of them that do
+    /// ([`narrow_unit`]), on the workers; whole tables stay whole.
+    pub(super) async fn narrow(
+        &self,
+        workers: Vec<SyncWorker>,
+        todo: Vec<Unit>,
+    ) -> Result<(Vec<SyncWorker>, Vec<Unit>)> {
+        let (plan, hashes) = (self.plan.clone(), self.hashes.clone());
+        let (workers, found) = run_pool(workers, todo, self.interrupt, move |w, unit| {
+            let (plan, hashes) = (plan.clone(), hashes.clone());
+            async move {
+                let r = narrow_unit(&w, &plan, &hashes, unit).await;
+                (w, r)
+            }
+        })
+        .await?;
+        Ok((workers, found.into_iter().flatten().collect()))
     }
 
     /// Compares `works` on the workers.

@@ -379,6 +379,8 @@ pub async fn refresh(
         ..Default::default()
     };
     if !opts.dry_run && !report.full_sync {
+        // A range that differs in a few rows: only the runs of it that differ are replaced.
+        let (workers, todo) = c.narrow(workers, todo).await?;
         open_ledger_job(&mut checked.coord, &plan, &job_id).await?;
         progress.planned("refresh", todo.len(), 0);
         let r = Replacing {
