@@ -6,7 +6,8 @@
 use crate::error::Result;
 use crate::model::catalog::Table;
 use crate::model::chunk::{ChunkRange, Plan};
-use crate::pg::{refresh as sql, sample, slice};
+use crate::pg::sample::keys_within;
+use crate::pg::{refresh as sql, slice};
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::workers::{run_pool, SyncWorker};
 use crate::plan::narrow;
@@ -127,8 +128,7 @@ async fn narrow_unit(
         return Ok(vec![unit]);
     };
     let cond = slice::range_condition(Some(key), &unit.range).unwrap_or_else(|| "true".into());
-    let cuts =
-        sample::keys_within(&w.src, t, key, &cond, (narrow::PARTS, narrow::MIN_ROWS)).await?;
+    let cuts = keys_within(&w.src, t, key, &cond, (narrow::PARTS, narrow::MIN_ROWS)).await?;
     let Some(runs) = narrow::cut(&unit.range, &cuts) else {
         return Ok(vec![unit]);
     };
