@@ -265,6 +265,20 @@ pub fn bounds_between<'a>(
     Some(out)
 }
 
+/// Key ranges in key order as one range: from the first's lower bound to the last's upper;
+/// the whole table when they are not key ranges.
+pub fn spanning(ranges: &[ChunkRange]) -> ChunkRange {
+    match (ranges.first(), ranges.last()) {
+        (Some(ChunkRange::Key { lower, .. }), Some(ChunkRange::Key { upper, .. })) => {
+            ChunkRange::Key {
+                lower: lower.clone(),
+                upper: upper.clone(),
+            }
+        }
+        _ => ChunkRange::Whole,
+    }
+}
+
 /// A run of one table's refresh units that one serverless invocation compares and replaces
 /// (the local refresh compares a table's units on a pool of workers instead).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,17 +290,9 @@ pub struct Span {
 }
 
 impl Span {
-    /// All of the span as one range: from its first range's lower bound to its last's upper.
+    /// All of the span as one range ([`spanning`]).
     pub fn all(&self) -> ChunkRange {
-        match (self.ranges.first(), self.ranges.last()) {
-            (Some(ChunkRange::Key { lower, .. }), Some(ChunkRange::Key { upper, .. })) => {
-                ChunkRange::Key {
-                    lower: lower.clone(),
-                    upper: upper.clone(),
-                }
-            }
-            _ => ChunkRange::Whole,
-        }
+        spanning(&self.ranges)
     }
 
     /// `schema.table ranges a-b of n` (the execution view's label), or `schema.table`.

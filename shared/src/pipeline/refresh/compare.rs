@@ -6,16 +6,18 @@
 use crate::error::Result;
 use crate::model::catalog::Table;
 use crate::model::chunk::{ChunkRange, Plan};
+use crate::model::verify::Fingerprint;
 use crate::pg::sample::keys_within;
 use crate::pg::{refresh as sql, slice};
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::workers::{run_pool, SyncWorker};
 use crate::plan::narrow;
 use crate::plan::refresh::{
-    bounds_between, most_of_the_data, mostly_changed, sample, Compared, Unit,
+    bounds_between, most_of_the_data, mostly_changed, sample, spanning, Compared, Unit,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use tokio_postgres::Client;
 
 /// Each table's row hash on the source (over what its export produces) and on the target.
 pub(super) struct Hashes(Vec<(sql::RowHash, sql::RowHash)>);
@@ -35,8 +37,8 @@ impl Hashes {
 /// One comparison: a unit, or every range of a table in one scan per side.
 enum Work {
     Unit(usize),
-    /// The table's units in key order and the lower bounds of all but the first.
-    Table(Vec<usize>, Vec<Vec<String>>),
+    /// The table's units, contiguous key ranges in key order ([`range_pairs`]).
+    Table(Vec<usize>),
 }
 
 /// Fingerprints one unit on both sides of a worker pair.
@@ -61,31 +63,48 @@ async fn compare_unit(
     })
 }
 
+/// Both sides' fingerprints of `ranges`, key ranges of `t` (`rows`: its row hash on each
+/// side): one scan per side over all of them where they are contiguous and the key allows
+/// ([`sql::table_fingerprints`], the scan kept to the rows they span), else range by range.
+/// The local refresh's tables, the narrowing's runs and the service's spans all compare so.
+pub(super) async fn range_pairs(
+    both: (&Client, &Client),
+    t: &Table,
+    rows: &(sql::RowHash, sql::RowHash),
+    ranges: &[ChunkRange],
+    what: &str,
+) -> Result<Vec<(Fingerprint, Fingerprint)>> {
+    if let Some(bounds) = bounds_between(ranges) {
+        let cond = slice::range_condition(t.key.as_ref(), &spanning(ranges));
+        let scan = (bounds.as_slice(), cond.as_deref());
+        if let Some((s, d)) = sql::table_fingerprints(both, t, rows, scan, what).await? {
+            return Ok(s.into_iter().zip(d).collect());
+        }
+    }
+    let mut out = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        let cond = slice::range_condition(t.key.as_ref(), r);
+        out.push(sql::range_fingerprints(both, t, rows, cond.as_deref(), what).await?);
+    }
+    Ok(out)
+}
+
 /// Fingerprints every range of a table in one scan on each side of a worker pair.
 async fn compare_table(
     w: &SyncWorker,
     plan: &Plan,
     hashes: &Hashes,
     units: &[Unit],
-    (ids, thresholds): (&[usize], &[Vec<String>]),
+    ids: &[usize],
 ) -> Result<Vec<Compared>> {
     let table = units[ids[0]].table;
     let t = &plan.catalog.tables[table];
     let what = format!("table {}", t.name);
-    let both = (&w.src, &w.tgt);
-    let Some((s, d)) =
-        sql::table_fingerprints(both, t, &hashes.0[table], (thresholds, None), &what).await?
-    else {
-        // Only tables whose key allows one scan are handed here; range by range otherwise.
-        let mut out = Vec::with_capacity(ids.len());
-        for &i in ids {
-            out.push(compare_unit(w, plan, hashes, units, i).await?);
-        }
-        return Ok(out);
-    };
+    let ranges: Vec<ChunkRange> = ids.iter().map(|&i| units[i].range.clone()).collect();
+    let pairs = range_pairs((&w.src, &w.tgt), t, &hashes.0[table], &ranges, &what).await?;
     Ok(ids
         .iter()
-        .zip(s.iter().zip(&d))
+        .zip(pairs)
         .map(|(&unit, (s, d))| Compared {
             unit,
             differs: s != d,
@@ -105,7 +124,7 @@ async fn compare(
         Work::Unit(i) => compare_unit(&w, &plan, &hashes, &units, *i)
             .await
             .map(|c| vec![c]),
-        Work::Table(ids, th) => compare_table(&w, &plan, &hashes, &units, (ids, th)).await,
+        Work::Table(ids) => compare_table(&w, &plan, &hashes, &units, ids).await,
     };
     (w, r)
 }
@@ -133,19 +152,8 @@ async fn narrow_unit(
         return Ok(vec![unit]);
     };
     let (both, rows, what) = ((&w.src, &w.tgt), &hashes.0[unit.table], unit.what(plan));
-    let scanned = sql::table_fingerprints(both, t, rows, (&cuts, Some(&cond)), &what).await?;
-    let differs: Vec<bool> = match scanned {
-        Some((s, d)) => s.iter().zip(&d).map(|(s, d)| s != d).collect(),
-        None => {
-            let mut out = Vec::with_capacity(runs.len());
-            for r in &runs {
-                let c = slice::range_condition(Some(key), r);
-                let (s, d) = sql::range_fingerprints(both, t, rows, c.as_deref(), &what).await?;
-                out.push(s != d);
-            }
-            out
-        }
-    };
+    let pairs = range_pairs(both, t, rows, &runs, &what).await?;
+    let differs: Vec<bool> = pairs.iter().map(|(s, d)| s != d).collect();
     Ok(match narrow::to_replace(runs, &differs) {
         Some(runs) => runs
             .into_iter()
@@ -217,7 +225,7 @@ impl Comparing<'_> {
             let all = all.remove(&table).unwrap_or_default();
             let t = &self.plan.catalog.tables[table];
             match thresholds(self.units, &all).filter(|th| sql::one_scan(t, th)) {
-                Some(th) => out.push(Work::Table(all, th)),
+                Some(_) => out.push(Work::Table(all)),
                 None => out.extend(mine.into_iter().map(Work::Unit)),
             }
         }

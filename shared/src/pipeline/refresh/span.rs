@@ -7,12 +7,13 @@
 //! comparison is not repeated); a span run again from the start finds the ranges already
 //! replaced equal, so a retry after a kill replaces nothing twice.
 
+use super::compare::range_pairs;
 use super::moved_unique;
 use crate::error::{Error, Result};
 use crate::model::chunk::{ChunkRange, Plan};
 use crate::pg::copy_out::CopyOutSource;
 use crate::pg::{copy_in, refresh as sql, slice};
-use crate::plan::refresh::{bounds_between, describe, span_mostly_changed, RefreshSetup, Span};
+use crate::plan::refresh::{describe, span_mostly_changed, RefreshSetup, Span};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tokio_postgres::Client;
@@ -137,35 +138,15 @@ async fn replace_all_at_once(
 /// The positions of the span's ranges whose fingerprints differ.
 async fn differing(src: &Client, tgt: &Client, job: &SpanJob<'_>) -> Result<Vec<usize>> {
     let t = &job.plan.catalog.tables[job.span.table];
-    let rows = sql::row_hashes(
-        t,
-        job.setup
-            .target_tables
-            .get(job.span.table)
-            .and_then(Option::as_ref),
-    );
-    let both = (src, tgt);
-    let what = job.label;
-    let ranges = &job.span.ranges;
-    let scan = bounds_between(ranges).filter(|b| sql::one_scan(t, b));
-    if let Some(bounds) = scan {
-        let cond = slice::range_condition(t.key.as_ref(), &job.span.all());
-        let found = sql::table_fingerprints(both, t, &rows, (&bounds, cond.as_deref()), what);
-        if let Some((s, d)) = found.await? {
-            return Ok((0..ranges.len())
-                .filter(|&i| s.get(i) != d.get(i))
-                .collect());
-        }
-    }
-    let mut out = Vec::new();
-    for (i, r) in ranges.iter().enumerate() {
-        let cond = slice::range_condition(t.key.as_ref(), r);
-        let (s, d) = sql::range_fingerprints(both, t, &rows, cond.as_deref(), what).await?;
-        if s != d {
-            out.push(i);
-        }
-    }
-    Ok(out)
+    let theirs = job.setup.target_tables.get(job.span.table);
+    let rows = sql::row_hashes(t, theirs.and_then(Option::as_ref));
+    let pairs = range_pairs((src, tgt), t, &rows, &job.span.ranges, job.label).await?;
+    Ok(pairs
+        .iter()
+        .enumerate()
+        .filter(|(_, (s, d))| s != d)
+        .map(|(i, _)| i)
+        .collect())
 }
 
 /// Replaces `range` of the span's table in one target transaction: rows and bytes copied.
