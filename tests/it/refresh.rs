@@ -48,6 +48,31 @@ fn changed_only() -> Options {
     }
 }
 
+/// A pair with one table in schema `app` (`ddl` on both sides, `rows` at the source),
+/// synced once in full at chunks of `chunk_bytes`; the options it was synced with.
+async fn one_table_synced(hint: &str, ddl: &str, rows: &str, chunk_bytes: u64) -> (Pair, Options) {
+    let p = Pair::new(hint).await;
+    p.both(&format!("CREATE SCHEMA app; {ddl}")).await;
+    p.source(&format!("{rows}; ANALYZE")).await;
+    let opts = Options {
+        chunk_bytes,
+        ..tiny_chunks()
+    };
+    sync(&p, &opts).await.expect("first sync");
+    (p, opts)
+}
+
+/// Runs the refresh at `opts`' chunks and checks the target ends identical.
+async fn refreshed(p: &Pair, opts: Options) -> LoadReport {
+    let refresh = Options {
+        changed_only: Some(0.5),
+        ..opts
+    };
+    let report = sync(p, &refresh).await.expect("refresh");
+    p.assert_identical().await;
+    report
+}
+
 /// The newest transaction that wrote a row of `table` in the target.
 async fn last_writer(p: &Pair, table: &str) -> String {
     dbsync_tests::scalar(
@@ -118,18 +143,13 @@ async fn a_refresh_replaces_only_the_ranges_that_differ_and_ends_identical() {
 
 #[tokio::test]
 async fn a_range_that_differs_in_one_row_is_narrowed_to_the_run_that_holds_it() {
-    let p = Pair::new("refresh_narrow").await;
-    p.both("CREATE SCHEMA app; CREATE TABLE app.narrow (id int PRIMARY KEY, v text NOT NULL, u text UNIQUE)")
-        .await;
-    p.source(
-        "INSERT INTO app.narrow SELECT g, md5(g::text), 'u' || g FROM generate_series(1, 60000) g; ANALYZE",
+    let (p, opts) = one_table_synced(
+        "refresh_narrow",
+        "CREATE TABLE app.narrow (id int PRIMARY KEY, v text NOT NULL, u text UNIQUE)",
+        "INSERT INTO app.narrow SELECT g, md5(g::text), 'u' || g FROM generate_series(1, 60000) g",
+        512 * 1024,
     )
     .await;
-    let opts = Options {
-        chunk_bytes: 512 * 1024,
-        ..tiny_chunks()
-    };
-    sync(&p, &opts).await.expect("first sync");
     // One row in each of two ranges far apart; a unique value moved within a range.
     p.source(
         "UPDATE app.narrow SET v = 'changed' WHERE id = 1000;
@@ -139,12 +159,7 @@ async fn a_range_that_differs_in_one_row_is_narrowed_to_the_run_that_holds_it() 
     )
     .await;
     let before = last_writer(&p, "app.narrow").await;
-    let refresh = Options {
-        changed_only: Some(0.5),
-        ..opts
-    };
-    let report = sync(&p, &refresh).await.expect("refresh");
-    p.assert_identical().await;
+    let report = refreshed(&p, opts).await;
     let r = report.refresh.expect("a refresh report");
     let t = outcome(&r, "app.narrow");
     assert_eq!((t.action, t.differing), ("ranges", 2), "{r:?}");
@@ -162,6 +177,47 @@ async fn a_range_that_differs_in_one_row_is_narrowed_to_the_run_that_holds_it() 
     )
     .await;
     assert_eq!(written, report.rows.to_string());
+}
+
+#[tokio::test]
+async fn a_change_past_the_head_of_a_sampled_range_is_found_by_the_tables_scan() {
+    use dbsync_core::model::chunk::ChunkRange;
+    use dbsync_core::pipeline::refresh::refresh_sizing;
+    use dbsync_core::plan::refresh::HEAD_ROWS;
+    let (p, opts) = one_table_synced(
+        "refresh_head",
+        "CREATE TABLE app.heads (id int PRIMARY KEY, v text NOT NULL)",
+        "INSERT INTO app.heads SELECT g, md5(g::text) FROM generate_series(1, 100000) g",
+        256 * 1024,
+    )
+    .await;
+    // The last row of the first range, which the sample compares first (by its head).
+    let plan = plan_of(&p, refresh_sizing(opts.chunk_bytes)).await;
+    let first = plan.chunks.iter().find(|c| c.table == 0).expect("a chunk");
+    let ChunkRange::Key {
+        upper: Some(upper), ..
+    } = &first.range
+    else {
+        panic!("a key range: {first:?}");
+    };
+    let last: usize = upper[0].parse::<usize>().expect("an integer key") - 1;
+    assert!(
+        last > HEAD_ROWS,
+        "the first range ends past its head: {last}"
+    );
+    p.source(&format!(
+        "UPDATE app.heads SET v = 'changed' WHERE id = {last}"
+    ))
+    .await;
+    let report = refreshed(&p, opts).await;
+    let r = report.refresh.expect("a refresh report");
+    let t = outcome(&r, "app.heads");
+    assert!(t.ranges > 16, "sampled first: {t:?}");
+    assert_eq!(
+        (t.action, t.differing, t.compared),
+        ("ranges", 1, t.ranges),
+        "{r:?}"
+    );
 }
 
 #[tokio::test]

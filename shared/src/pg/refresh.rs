@@ -181,6 +181,28 @@ pub fn range_fingerprint_sql(table: &Table, row: &RowHash, condition: Option<&st
     )
 }
 
+/// The SQL of the fingerprint of a key range's head: its first `rows` rows in key order (of
+/// those `condition` selects). Two ranges alike have heads alike, so a head that differs
+/// tells its range does, at the cost of `rows` index entries instead of the whole range;
+/// a head alike tells nothing. The order is the key's (text in the "C" collation), the same
+/// on both sides.
+pub fn head_fingerprint_sql(
+    table: &Table,
+    row: &RowHash,
+    condition: Option<&str>,
+    rows: usize,
+) -> Option<String> {
+    let key = table.key.as_ref()?;
+    Some(format!(
+        "SELECT count(*)::int8, coalesce(sum(h), 0)::text
+           FROM (SELECT {} AS h FROM ONLY {}{} ORDER BY {} LIMIT {rows}) AS dbsync_head",
+        row.expr,
+        table.name.sql(),
+        where_clause(row, condition),
+        slice::key_order_by(key, None)
+    ))
+}
+
 /// The SQL fingerprinting every key range of `table` in one scan, where its key allows: a
 /// single column not ordered by a collation (`width_bucket` orders by the type's default
 /// btree order, what the ranges' `ROW` comparisons use; a text key's ranges are in the "C"
@@ -296,24 +318,41 @@ pub async fn range_fingerprints(
     condition: Option<&str>,
     what: &str,
 ) -> Result<(Fingerprint, Fingerprint)> {
+    let s = range_fingerprint_sql(table, &rows.0, condition);
+    let t = range_fingerprint_sql(table, &rows.1, condition);
     tokio::try_join!(
-        range_fingerprint(src, Role::Source, table, &rows.0, condition, what),
-        range_fingerprint(tgt, Role::Target, table, &rows.1, condition, what)
+        fingerprint(src, Role::Source, &s, what),
+        fingerprint(tgt, Role::Target, &t, what)
     )
 }
 
-/// Fingerprints the rows of `table` that `condition` selects ([`range_fingerprint_sql`]).
-async fn range_fingerprint(
-    client: &Client,
-    role: Role,
+/// The fingerprints of the head of a key range of `table` (its first `head` rows of those
+/// `condition` selects, [`head_fingerprint_sql`]) on the source and the target at once;
+/// None for a table without a key.
+pub async fn head_fingerprints(
+    (src, tgt): (&Client, &Client),
     table: &Table,
-    row: &RowHash,
-    condition: Option<&str>,
+    rows: &(RowHash, RowHash),
+    (condition, head): (Option<&str>, usize),
     what: &str,
-) -> Result<Fingerprint> {
-    let sql = range_fingerprint_sql(table, row, condition);
+) -> Result<Option<(Fingerprint, Fingerprint)>> {
+    let (Some(s), Some(t)) = (
+        head_fingerprint_sql(table, &rows.0, condition, head),
+        head_fingerprint_sql(table, &rows.1, condition, head),
+    ) else {
+        return Ok(None);
+    };
+    let both = tokio::try_join!(
+        fingerprint(src, Role::Source, &s, what),
+        fingerprint(tgt, Role::Target, &t, what)
+    )?;
+    Ok(Some(both))
+}
+
+/// Runs the fingerprint query `sql` (one row: rows, hash sum).
+async fn fingerprint(client: &Client, role: Role, sql: &str, what: &str) -> Result<Fingerprint> {
     let got = client
-        .query_one(sql.as_str(), &[])
+        .query_one(sql, &[])
         .await
         .map_err(|e| Error::pg(role, format!("checksumming {what}"), e))?;
     Ok(Fingerprint {

@@ -139,6 +139,13 @@ pub const FULL_SYNC_SHARE: f64 = 0.5;
 /// full sync (it runs before one when most ranges differ), enough to tell "most differ".
 const SAMPLED: usize = 6;
 
+/// Rows of a sampled range compared where the table's one scan answers for the whole range
+/// later anyway: the first of them in key order (the range's head). A change scattered in
+/// the range shows there (1 % of rows changed: all but certainly), one clustered elsewhere
+/// is left to the scan; the ranges themselves cost 0.4 s on each side of a 2 GB table
+/// (index scans of 80k rows each) where nothing changed.
+pub const HEAD_ROWS: usize = 2048;
+
 /// The units compared first ([`SAMPLED`] of each table with more than [`SAMPLE_ABOVE`]
 /// ranges, evenly spread) and the rest (the other units of those tables, every unit of the others).
 pub fn sample(units: &[Unit]) -> (Vec<usize>, Vec<usize>) {

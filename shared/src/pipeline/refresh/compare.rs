@@ -1,7 +1,8 @@
 //! The refresh's comparison: every unit fingerprinted on both sides at once, a sample of
 //! each table of many ranges first (a table where most of it differs is decided whole
-//! without reading the rest), then the rest: the ranges of a table whose key allows it in
-//! one scan per side (`pg::refresh::table_fingerprints_sql`), the others range by range.
+//! without reading the rest; where the table's scan answers for the whole ranges later,
+//! only their heads), then the rest: the ranges of a table whose key allows it in one scan
+//! per side (`pg::refresh::table_fingerprints_sql`), the others range by range.
 
 use crate::error::Result;
 use crate::model::catalog::Table;
@@ -13,7 +14,7 @@ use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::workers::{run_pool, SyncWorker};
 use crate::plan::narrow;
 use crate::plan::refresh::{
-    bounds_between, most_of_the_data, mostly_changed, sample, spanning, Compared, Unit,
+    bounds_between, most_of_the_data, mostly_changed, sample, spanning, Compared, Unit, HEAD_ROWS,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -34,32 +35,37 @@ impl Hashes {
     }
 }
 
-/// One comparison: a unit, or every range of a table in one scan per side.
+/// One comparison: a unit, the head of one, or every range of a table in one scan per side.
 enum Work {
     Unit(usize),
+    /// The unit's first [`HEAD_ROWS`] rows in key order: whether it surely differs.
+    Head(usize),
     /// The table's units, contiguous key ranges in key order ([`range_pairs`]).
     Table(Vec<usize>),
 }
 
-/// Fingerprints one unit on both sides of a worker pair.
+/// Fingerprints one unit on both sides of a worker pair, or only its head (`head`): its
+/// first [`HEAD_ROWS`] rows in key order, where heads that differ tell the units do and
+/// heads alike tell nothing ([`sql::head_fingerprint_sql`]).
 async fn compare_unit(
     w: &SyncWorker,
-    plan: &Plan,
-    hashes: &Hashes,
-    units: &[Unit],
+    (plan, hashes, units): (&Plan, &Hashes, &[Unit]),
     i: usize,
+    head: bool,
 ) -> Result<Compared> {
     let u = &units[i];
     let t = &plan.catalog.tables[u.table];
     let cond = slice::range_condition(t.key.as_ref(), &u.range);
-    let both = (&w.src, &w.tgt);
-    let (s, d) =
-        sql::range_fingerprints(both, t, &hashes.0[u.table], cond.as_deref(), &u.what(plan))
-            .await?;
+    let (both, rows, what) = ((&w.src, &w.tgt), &hashes.0[u.table], u.what(plan));
+    let found = match head {
+        true => sql::head_fingerprints(both, t, rows, (cond.as_deref(), HEAD_ROWS), &what).await?,
+        false => Some(sql::range_fingerprints(both, t, rows, cond.as_deref(), &what).await?),
+    };
+    let (differs, rows) = found.map_or((false, 0), |(s, d)| (s != d, s.rows.max(0) as u64));
     Ok(Compared {
         unit: i,
-        differs: s != d,
-        source_rows: s.rows.max(0) as u64,
+        differs,
+        source_rows: if head { 0 } else { rows },
     })
 }
 
@@ -121,9 +127,12 @@ async fn compare(
     work: Work,
 ) -> (SyncWorker, Result<Vec<Compared>>) {
     let r = match &work {
-        Work::Unit(i) => compare_unit(&w, &plan, &hashes, &units, *i)
-            .await
-            .map(|c| vec![c]),
+        Work::Unit(i) | Work::Head(i) => {
+            let head = matches!(work, Work::Head(_));
+            compare_unit(&w, (&plan, &hashes, &units), *i, head)
+                .await
+                .map(|c| vec![c])
+        }
         Work::Table(ids) => compare_table(&w, &plan, &hashes, &units, ids).await,
     };
     (w, r)
@@ -191,41 +200,64 @@ impl Comparing<'_> {
         max_share: f64,
         settle_early: bool,
     ) -> Result<(Vec<SyncWorker>, Vec<Compared>, BTreeSet<usize>)> {
+        let scanned = self.scanned();
         let (first, rest) = sample(self.units);
-        let first = first.into_iter().map(Work::Unit).collect();
+        // Where the table's scan answers for the sampled ranges later, their heads do.
+        let heads: BTreeSet<usize> = first
+            .iter()
+            .copied()
+            .filter(|&i| scanned.contains_key(&self.units[i].table))
+            .collect();
+        let first = first
+            .into_iter()
+            .map(|i| match heads.contains(&i) {
+                true => Work::Head(i),
+                false => Work::Unit(i),
+            })
+            .collect();
         let (workers, mut found) = self.run(workers, first).await?;
         let early = mostly_changed(self.units, &found, max_share);
         if settle_early && most_of_the_data(self.plan, early.iter().copied()) {
             return Ok((workers, found, early));
         }
+        // A head is no answer for its range where the table is compared further.
+        found.retain(|c| !heads.contains(&c.unit) || early.contains(&self.units[c.unit].table));
         let rest: Vec<usize> = rest
             .into_iter()
             .filter(|&i| !early.contains(&self.units[i].table))
             .collect();
-        let (workers, more) = self.run(workers, self.works(&rest)).await?;
+        let (workers, more) = self.run(workers, self.works(&rest, scanned)).await?;
         let done: BTreeSet<usize> = found.iter().map(|c| c.unit).collect();
         // A table's scan answers for its sampled ranges too: those are counted once.
         found.extend(more.into_iter().filter(|c| !done.contains(&c.unit)));
         Ok((workers, found, early))
     }
 
-    /// The comparisons of the units `rest`: one scan per table where its key allows and it
-    /// has more than one range, else one per unit.
-    fn works(&self, rest: &[usize]) -> Vec<Work> {
+    /// The tables compared in one scan per side (their key allows and they have more than
+    /// one range), each with all its units.
+    fn scanned(&self) -> BTreeMap<usize, Vec<usize>> {
         let mut all: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (i, u) in self.units.iter().enumerate() {
             all.entry(u.table).or_default().push(i);
         }
+        all.retain(|&table, ids| {
+            let t = &self.plan.catalog.tables[table];
+            thresholds(self.units, ids).is_some_and(|th| sql::one_scan(t, &th))
+        });
+        all
+    }
+
+    /// The comparisons of the units `rest`: one scan per table of `scanned` (all its units),
+    /// else one per unit.
+    fn works(&self, rest: &[usize], mut scanned: BTreeMap<usize, Vec<usize>>) -> Vec<Work> {
         let mut mine: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for &i in rest {
             mine.entry(self.units[i].table).or_default().push(i);
         }
         let mut out = Vec::new();
         for (table, mine) in mine {
-            let all = all.remove(&table).unwrap_or_default();
-            let t = &self.plan.catalog.tables[table];
-            match thresholds(self.units, &all).filter(|th| sql::one_scan(t, th)) {
-                Some(_) => out.push(Work::Table(all)),
+            match scanned.remove(&table) {
+                Some(all) => out.push(Work::Table(all)),
                 None => out.extend(mine.into_iter().map(Work::Unit)),
             }
         }
