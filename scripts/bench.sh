@@ -124,11 +124,15 @@ timed_after_truncate() {
   timed env DST="$DST" TABLES="$tables" bash -c \
     'psql -X -q -v ON_ERROR_STOP=1 "$DST" -c "TRUNCATE $TABLES" >/dev/null && exec "$@"' _ "$@"
 }
-# settle: waits (untimed, up to 60 s) until no autovacuum worker runs on either server, so a
-# path is not timed against the ANALYZE/VACUUM that the previous path's load set off (a
-# TRUNCATE waits a deadlock_timeout for an autovacuum worker to be cancelled).
+# settle: checkpoints both servers and flushes the OS's dirty pages, then waits (untimed, up
+# to 60 s) until no autovacuum worker runs on either server, so a path is not timed against
+# the ANALYZE/VACUUM that the previous path's load set off (a TRUNCATE waits a
+# deadlock_timeout for an autovacuum worker to be cancelled).
 settle() {
   local i db
+  # What the previous path wrote (a sync's 2 GB of table and WAL) is flushed first, so its
+  # writeback does not run during the next timed path: a nightly run meets a quiet server.
+  psqlc "$SRC" -c CHECKPOINT >/dev/null; psqlc "$DST" -c CHECKPOINT >/dev/null; sync
   for i in $(seq 120); do
     busy=0
     for db in "$SRC" "$DST"; do

@@ -11,6 +11,7 @@ use crate::model::part::{segment_id, segment_key, ExportedPart};
 use crate::pg::conn::ConnSpec;
 use crate::pg::snapshot::{join_snapshot, open_snapshot};
 use crate::pipeline::segment::{export_segment, Budget, PartTarget, SegmentSpec};
+use crate::plan::refresh::Pending;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tokio_postgres::Client;
@@ -27,10 +28,10 @@ pub struct ExportStep {
     /// Where the previous invocation stopped.
     #[serde(default)]
     pub resume: Option<Resume>,
-    /// A refresh's span: the positions of the ranges an earlier invocation found differing
+    /// A refresh's span: the ranges (or runs of them) an earlier invocation found differing
     /// and left to replace (absent: compare the span first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending: Option<Vec<usize>>,
+    pub pending: Option<Vec<Pending>>,
     /// How much each invocation does, and what it may read.
     #[serde(flatten, default)]
     pub tuning: ExportTuning,

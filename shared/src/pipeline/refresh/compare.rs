@@ -138,9 +138,8 @@ async fn compare(
     (w, r)
 }
 
-/// What replaces `unit`, a key range that differs: the runs of it that differ, compared on
-/// both sides after cutting it at the source's keys ([`narrow::cut`]); the unit itself when
-/// it is too small to cut or most of it differs ([`narrow::to_replace`]).
+/// What replaces `unit`, a key range that differs: [`narrow_range`] on a worker pair; whole
+/// tables stay whole.
 async fn narrow_unit(
     w: &SyncWorker,
     plan: &Plan,
@@ -148,31 +147,45 @@ async fn narrow_unit(
     unit: Unit,
 ) -> Result<Vec<Unit>> {
     let t = &plan.catalog.tables[unit.table];
+    let (both, rows, what) = ((&w.src, &w.tgt), &hashes.0[unit.table], unit.what(plan));
+    let runs = narrow_range(both, t, rows, &unit.range, &what).await?;
+    Ok(runs
+        .into_iter()
+        .map(|range| Unit {
+            table: unit.table,
+            range,
+        })
+        .collect())
+}
+
+/// What replaces `range`, a key range of `t` that differs (`rows`: its row hash on each
+/// side): the runs of it that differ, compared on both sides after cutting it at the
+/// source's keys ([`narrow::cut`]); the range itself when it is too small to cut or most of
+/// it differs ([`narrow::to_replace`]). The local refresh's units and the service's spans
+/// narrow so.
+pub(super) async fn narrow_range(
+    both: (&Client, &Client),
+    t: &Table,
+    rows: &(sql::RowHash, sql::RowHash),
+    range: &ChunkRange,
+    what: &str,
+) -> Result<Vec<ChunkRange>> {
+    let whole = || vec![range.clone()];
     let Some(key) = t
         .key
         .as_ref()
-        .filter(|_| matches!(unit.range, ChunkRange::Key { .. }))
+        .filter(|_| matches!(range, ChunkRange::Key { .. }))
     else {
-        return Ok(vec![unit]);
+        return Ok(whole());
     };
-    let cond = slice::range_condition(Some(key), &unit.range).unwrap_or_else(|| "true".into());
-    let cuts = keys_within(&w.src, t, key, &cond, (narrow::PARTS, narrow::MIN_ROWS)).await?;
-    let Some(runs) = narrow::cut(&unit.range, &cuts) else {
-        return Ok(vec![unit]);
+    let cond = slice::range_condition(Some(key), range).unwrap_or_else(|| "true".into());
+    let cuts = keys_within(both.0, t, key, &cond, (narrow::PARTS, narrow::MIN_ROWS)).await?;
+    let Some(runs) = narrow::cut(range, &cuts) else {
+        return Ok(whole());
     };
-    let (both, rows, what) = ((&w.src, &w.tgt), &hashes.0[unit.table], unit.what(plan));
-    let pairs = range_pairs(both, t, rows, &runs, &what).await?;
+    let pairs = range_pairs(both, t, rows, &runs, what).await?;
     let differs: Vec<bool> = pairs.iter().map(|(s, d)| s != d).collect();
-    Ok(match narrow::to_replace(runs, &differs) {
-        Some(runs) => runs
-            .into_iter()
-            .map(|range| Unit {
-                table: unit.table,
-                range,
-            })
-            .collect(),
-        None => vec![unit],
-    })
+    Ok(narrow::to_replace(runs, &differs).unwrap_or_else(whole))
 }
 
 /// The lower bounds of a table's ranges after the first, when `ids` are contiguous key

@@ -1,19 +1,20 @@
 //! One serverless invocation's share of a refresh: a span of one table's key ranges (or a
 //! table compared whole), fingerprinted on both sides in the job's snapshot (one scan per
-//! side where the key allows), each range that differs replaced in one target transaction,
-//! the span at once when most of it differs or a unique value moved between its ranges
-//! (the whole table when the value moved from, or swapped with, a range outside the span).
-//! Ranges left when the invocation's time runs out are handed to the next one (the
-//! comparison is not repeated); a span run again from the start finds the ranges already
-//! replaced equal, so a retry after a kill replaces nothing twice.
+//! side where the key allows), each range that differs narrowed to the runs of it that
+//! differ and each of those replaced in one target transaction; the span at once when most
+//! of it differs or a unique value moved between its ranges (the whole table when the value
+//! moved from, or swapped with, a range outside the span). Runs left when the invocation's
+//! time runs out are handed to the next one (the comparison is not repeated); a span run
+//! again from the start finds the runs already replaced equal, so a retry after a kill
+//! replaces nothing twice.
 
-use super::compare::range_pairs;
+use super::compare::{narrow_range, range_pairs};
 use super::moved_unique;
 use crate::error::{Error, Result};
 use crate::model::chunk::{ChunkRange, Plan};
 use crate::pg::copy_out::CopyOutSource;
 use crate::pg::{copy_in, refresh as sql, slice};
-use crate::plan::refresh::{describe, span_mostly_changed, RefreshSetup, Span};
+use crate::plan::refresh::{describe, span_mostly_changed, Pending, RefreshSetup, Span};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tokio_postgres::Client;
@@ -27,9 +28,9 @@ pub struct SpanJob<'a> {
     pub label: &'a str,
     /// The job, which the ledger records each replaced range under.
     pub job_id: &'a str,
-    /// Positions of the ranges an earlier invocation found differing and left to replace;
-    /// None: compare first.
-    pub pending: Option<Vec<usize>>,
+    /// The ranges (or runs of them) an earlier invocation found differing and left to
+    /// replace; None: compare first.
+    pub pending: Option<Vec<Pending>>,
     /// Replace no further range once this has passed (at least one is replaced per call).
     pub deadline: Instant,
 }
@@ -41,7 +42,7 @@ pub struct SpanOutcome {
     pub compared: usize,
     /// Ranges found differing by this invocation.
     pub differing: usize,
-    /// Ranges replaced (the span at once counts its every range).
+    /// Ranges or runs of them replaced (the span at once counts its every range).
     pub replaced: usize,
     /// Source rows and bytes copied into the target.
     pub rows: u64,
@@ -52,41 +53,49 @@ pub struct SpanOutcome {
     /// the span).
     #[serde(default)]
     pub whole_table: bool,
-    /// Positions still to replace: another invocation continues with them.
-    pub pending: Vec<usize>,
+    /// Ranges or runs still to replace: another invocation continues with them.
+    pub pending: Vec<Pending>,
 }
 
 /// Compares (unless continuing) and replaces the span's differing ranges, `src` reading
 /// the job's snapshot, `tgt` the target.
 pub async fn refresh_span(src: &Client, tgt: &mut Client, job: SpanJob<'_>) -> Result<SpanOutcome> {
     let mut out = SpanOutcome::default();
-    let todo = match job.pending.clone() {
-        Some(p) => p,
+    let todo = match &job.pending {
+        Some(p) => resolve(&job, p)?,
         None => {
-            let d = differing(src, tgt, &job).await?;
-            out.compared = job.span.ranges.len();
+            let t = &job.plan.catalog.tables[job.span.table];
+            let theirs = job.setup.target_tables.get(job.span.table);
+            let rows = sql::row_hashes(t, theirs.and_then(Option::as_ref));
+            let d = differing((src, tgt), &job, &rows).await?;
+            let n = job.span.ranges.len();
+            out.compared = n;
             out.differing = d.len();
-            d
+            if span_mostly_changed(d.len(), n, job.setup.max_share) {
+                return replace_all_at_once(src, tgt, &job, out).await;
+            }
+            let mut runs = Vec::new();
+            for i in d {
+                let range = &job.span.ranges[i];
+                runs.extend(narrow_range((src, tgt), t, &rows, range, job.label).await?);
+            }
+            runs
         }
     };
-    let n = job.span.ranges.len();
-    if span_mostly_changed(todo.len(), n, job.setup.max_share) {
-        return replace_all_at_once(src, tgt, &job, out).await;
-    }
     let mut clashed = Vec::new();
-    for (k, &i) in todo.iter().enumerate() {
+    for (k, range) in todo.iter().enumerate() {
         if k > 0 && Instant::now() >= job.deadline {
-            out.pending = todo[k..].to_vec();
-            out.pending.extend(&clashed);
+            let left = todo[k..].iter().chain(&clashed).cloned();
+            out.pending = left.map(Pending::Range).collect();
             return Ok(out);
         }
-        match replace(src, tgt, &job, &job.span.ranges[i]).await {
+        match replace(src, tgt, &job, range).await {
             Ok((rows, bytes)) => {
                 out.replaced += 1;
                 out.rows += rows;
                 out.bytes += bytes;
             }
-            Err(e) if moved_unique(&e) => clashed.push(i),
+            Err(e) if moved_unique(&e) => clashed.push(range.clone()),
             Err(e) => return Err(e),
         }
     }
@@ -96,6 +105,19 @@ pub async fn refresh_span(src: &Client, tgt: &mut Client, job: SpanJob<'_>) -> R
     // A unique value moved between ranges of the span: replaced together, the old rows
     // are gone before the new ones go in.
     replace_all_at_once(src, tgt, &job, out).await
+}
+
+/// The ranges an earlier invocation left to replace.
+fn resolve(job: &SpanJob<'_>, pending: &[Pending]) -> Result<Vec<ChunkRange>> {
+    pending
+        .iter()
+        .map(|p| {
+            p.range_in(job.span).ok_or_else(|| Error::JobData {
+                path: job.label.to_string(),
+                message: format!("the span has no range {p:?} to continue with"),
+            })
+        })
+        .collect()
 }
 
 /// Replaces the whole span in one transaction. A unique value that still clashes moved from
@@ -135,12 +157,15 @@ async fn replace_all_at_once(
     })
 }
 
-/// The positions of the span's ranges whose fingerprints differ.
-async fn differing(src: &Client, tgt: &Client, job: &SpanJob<'_>) -> Result<Vec<usize>> {
+/// The positions of the span's ranges whose fingerprints differ (`rows`: the table's row
+/// hash on each side).
+async fn differing(
+    both: (&Client, &Client),
+    job: &SpanJob<'_>,
+    rows: &(sql::RowHash, sql::RowHash),
+) -> Result<Vec<usize>> {
     let t = &job.plan.catalog.tables[job.span.table];
-    let theirs = job.setup.target_tables.get(job.span.table);
-    let rows = sql::row_hashes(t, theirs.and_then(Option::as_ref));
-    let pairs = range_pairs((src, tgt), t, &rows, &job.span.ranges, job.label).await?;
+    let pairs = range_pairs(both, t, rows, &job.span.ranges, job.label).await?;
     Ok(pairs
         .iter()
         .enumerate()
