@@ -320,10 +320,7 @@ pub async fn range_fingerprints(
 ) -> Result<(Fingerprint, Fingerprint)> {
     let s = range_fingerprint_sql(table, &rows.0, condition);
     let t = range_fingerprint_sql(table, &rows.1, condition);
-    tokio::try_join!(
-        fingerprint(src, Role::Source, &s, what),
-        fingerprint(tgt, Role::Target, &t, what)
-    )
+    fingerprints((src, tgt), (&s, &t), what).await
 }
 
 /// The fingerprints of the head of a key range of `table` (its first `head` rows of those
@@ -342,11 +339,19 @@ pub async fn head_fingerprints(
     ) else {
         return Ok(None);
     };
-    let both = tokio::try_join!(
-        fingerprint(src, Role::Source, &s, what),
-        fingerprint(tgt, Role::Target, &t, what)
-    )?;
-    Ok(Some(both))
+    Ok(Some(fingerprints((src, tgt), (&s, &t), what).await?))
+}
+
+/// Runs one fingerprint query on each side at once (`sql`: the source's, the target's).
+async fn fingerprints(
+    (src, tgt): (&Client, &Client),
+    sql: (&str, &str),
+    what: &str,
+) -> Result<(Fingerprint, Fingerprint)> {
+    tokio::try_join!(
+        fingerprint(src, Role::Source, sql.0, what),
+        fingerprint(tgt, Role::Target, sql.1, what)
+    )
 }
 
 /// Runs the fingerprint query `sql` (one row: rows, hash sum).
