@@ -266,6 +266,36 @@ async fn a_dry_run_of_the_refresh_says_what_differs_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_dry_run_counts_the_rows_of_the_narrowed_runs_the_refresh_then_replaces() {
+    let (p, opts) = one_table_synced(
+        "refresh_dry_narrow",
+        "CREATE TABLE app.dry (id int PRIMARY KEY, v text NOT NULL)",
+        "INSERT INTO app.dry SELECT g, md5(g::text) FROM generate_series(1, 60000) g",
+        512 * 1024,
+    )
+    .await;
+    p.source("UPDATE app.dry SET v = 'changed' WHERE id = 1000")
+        .await;
+    let before = dbsync_tests::fingerprint(&p.target_url).await;
+    let dry = Options {
+        dry_run: true,
+        changed_only: Some(0.5),
+        ..opts.clone()
+    };
+    let r = sync(&p, &dry).await.expect("dry run").refresh.expect("report");
+    assert_eq!(dbsync_tests::fingerprint(&p.target_url).await, before);
+    let would = outcome(&r, "app.dry").clone();
+    assert_eq!((would.action, would.differing), ("ranges", 1), "{r:?}");
+    let per_range = 60_000 / would.ranges as u64;
+    assert!(
+        would.rows * 4 < per_range,
+        "a run of the range's {per_range} rows: {would:?}"
+    );
+    let report = refreshed(&p, opts).await;
+    assert_eq!(report.rows, would.rows, "the dry run said {would:?}");
+}
+
+#[tokio::test]
 async fn a_refresh_with_nothing_changed_replaces_nothing_and_writes_no_table() {
     let p = synced("refresh_none").await;
     let before = last_writer(&p, "app.big").await;

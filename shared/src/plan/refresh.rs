@@ -25,6 +25,16 @@ pub struct RefreshReport {
     pub full_sync: bool,
 }
 
+impl RefreshReport {
+    /// `table`'s differing ranges were narrowed: `rows_alike` of their source rows are in
+    /// runs found alike, left alone.
+    pub fn narrowed(&mut self, table: &str, rows_alike: u64) {
+        if let Some(t) = self.tables.iter_mut().find(|t| t.table == table) {
+            t.rows = t.rows.saturating_sub(rows_alike);
+        }
+    }
+}
+
 /// One table's outcome.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TableRefresh {
@@ -38,7 +48,8 @@ pub struct TableRefresh {
     pub differing: usize,
     /// `unchanged`, `ranges` (the differing ones replaced) or `whole`.
     pub action: &'static str,
-    /// Source rows in what was (or, in a dry run, would be) replaced.
+    /// Source rows in what was (or, in a dry run, would be) replaced: the differing ranges',
+    /// less the runs of them found alike.
     pub rows: u64,
 }
 

@@ -14,7 +14,8 @@ use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::workers::{run_pool, SyncWorker};
 use crate::plan::narrow;
 use crate::plan::refresh::{
-    bounds_between, most_of_the_data, mostly_changed, sample, spanning, Compared, Unit, HEAD_ROWS,
+    bounds_between, most_of_the_data, mostly_changed, sample, spanning, Compared, RefreshReport,
+    Unit, HEAD_ROWS,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -145,17 +146,26 @@ async fn narrow_unit(
     plan: &Plan,
     hashes: &Hashes,
     unit: Unit,
-) -> Result<Vec<Unit>> {
+) -> Result<(Vec<Unit>, Narrowed)> {
     let t = &plan.catalog.tables[unit.table];
     let (both, rows, what) = ((&w.src, &w.tgt), &hashes.0[unit.table], unit.what(plan));
-    let runs = narrow_range(both, t, rows, &unit.range, &what).await?;
-    Ok(runs
+    let mut narrowed = narrow_range(both, t, rows, &unit.range, &what).await?;
+    let units = std::mem::take(&mut narrowed.runs)
         .into_iter()
         .map(|range| Unit {
             table: unit.table,
             range,
         })
-        .collect())
+        .collect();
+    Ok((units, narrowed))
+}
+
+/// A differing range, narrowed.
+pub(super) struct Narrowed {
+    /// The runs of it to replace (the range itself when it was not narrowed).
+    pub runs: Vec<ChunkRange>,
+    /// Source rows in the runs left alone, found alike.
+    pub rows_alike: u64,
 }
 
 /// What replaces `range`, a key range of `t` that differs (`rows`: its row hash on each
@@ -169,8 +179,11 @@ pub(super) async fn narrow_range(
     rows: &(sql::RowHash, sql::RowHash),
     range: &ChunkRange,
     what: &str,
-) -> Result<Vec<ChunkRange>> {
-    let whole = || vec![range.clone()];
+) -> Result<Narrowed> {
+    let whole = || Narrowed {
+        runs: vec![range.clone()],
+        rows_alike: 0,
+    };
     let Some(key) = t
         .key
         .as_ref()
@@ -185,7 +198,14 @@ pub(super) async fn narrow_range(
     };
     let pairs = range_pairs(both, t, rows, &runs, what).await?;
     let differs: Vec<bool> = pairs.iter().map(|(s, d)| s != d).collect();
-    Ok(narrow::to_replace(runs, &differs).unwrap_or_else(whole))
+    let Some(runs) = narrow::to_replace(runs, &differs) else {
+        return Ok(whole());
+    };
+    let alike = pairs.iter().filter(|(s, d)| s == d);
+    Ok(Narrowed {
+        runs,
+        rows_alike: alike.map(|(s, _)| s.rows.max(0) as u64).sum(),
+    })
 }
 
 /// The lower bounds of a table's ranges after the first, when `ids` are contiguous key
@@ -283,6 +303,7 @@ impl Comparing<'_> {
         &self,
         workers: Vec<SyncWorker>,
         todo: Vec<Unit>,
+        report: &mut RefreshReport,
     ) -> Result<(Vec<SyncWorker>, Vec<Unit>)> {
         let (plan, hashes) = (self.plan.clone(), self.hashes.clone());
         let (workers, found) = run_pool(workers, todo, self.interrupt, move |w, unit| {
@@ -293,7 +314,15 @@ impl Comparing<'_> {
             }
         })
         .await?;
-        Ok((workers, found.into_iter().flatten().collect()))
+        let mut todo = Vec::new();
+        for (units, narrowed) in found {
+            if let Some(u) = units.first() {
+                let table = self.plan.catalog.tables[u.table].name.to_string();
+                report.narrowed(&table, narrowed.rows_alike);
+            }
+            todo.extend(units);
+        }
+        Ok((workers, todo))
     }
 
     /// Compares `works` on the workers.

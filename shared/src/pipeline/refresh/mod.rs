@@ -123,6 +123,31 @@ async fn replace_all(
     Ok((workers, clashed))
 }
 
+/// Replaces whole, one transaction each, the tables a unique value that moved between
+/// ranges kept from being replaced range by range; the report says so.
+async fn replace_clashed(
+    r: &Replacing<'_>,
+    workers: Vec<SyncWorker>,
+    clashed: &[usize],
+    report: &mut RefreshReport,
+    load: &mut LoadReport,
+) -> Result<Vec<SyncWorker>> {
+    if clashed.is_empty() {
+        return Ok(workers);
+    }
+    let whole = clashed.iter().map(|&table| Unit {
+        table,
+        range: ChunkRange::Whole,
+    });
+    for t in report.tables.iter_mut() {
+        let name = |i: &usize| r.plan.catalog.tables[*i].name.to_string();
+        if clashed.iter().any(|i| name(i) == t.table) {
+            t.action = "whole";
+        }
+    }
+    Ok(replace_all(r, workers, whole.collect(), load).await?.0)
+}
+
 /// ANALYZE of the tables whose rows changed, shown as a finishing step.
 async fn analyze_changed(
     plan: &Plan,
@@ -378,41 +403,29 @@ pub async fn refresh(
         tables: plan.catalog.tables.len(),
         ..Default::default()
     };
-    if !opts.dry_run && !report.full_sync {
-        // A range that differs in a few rows: only the runs of it that differ are replaced.
-        let (workers, todo) = c.narrow(workers, todo).await?;
-        open_ledger_job(&mut checked.coord, &plan, &job_id).await?;
-        progress.planned("refresh", todo.len(), 0);
-        let r = Replacing {
-            plan: &plan,
-            job_id: job_id.as_str().into(),
-            formats: Arc::new(checked.formats.clone()),
-            opts,
-            progress: progress.clone(),
-        };
-        let (mut workers, clashed) = replace_all(&r, workers, todo, &mut load).await?;
-        if !clashed.is_empty() {
-            // A unique value moved between ranges: those tables go whole, one transaction each.
-            let whole = clashed.iter().map(|&table| Unit {
-                table,
-                range: ChunkRange::Whole,
-            });
-            for t in report.tables.iter_mut() {
-                if clashed
-                    .iter()
-                    .any(|&i| plan.catalog.tables[i].name.to_string() == t.table)
-                {
-                    t.action = "whole";
-                }
-            }
-            (workers, _) = replace_all(&r, workers, whole.collect(), &mut load).await?;
+    if !report.full_sync {
+        // A range that differs in a few rows: only the runs of it that differ are replaced
+        // (and a dry run says so).
+        let (workers, todo) = c.narrow(workers, todo, &mut report).await?;
+        if !opts.dry_run {
+            open_ledger_job(&mut checked.coord, &plan, &job_id).await?;
+            progress.planned("refresh", todo.len(), 0);
+            let r = Replacing {
+                plan: &plan,
+                job_id: job_id.as_str().into(),
+                formats: Arc::new(checked.formats.clone()),
+                opts,
+                progress: progress.clone(),
+            };
+            let (workers, clashed) = replace_all(&r, workers, todo, &mut load).await?;
+            let workers = replace_clashed(&r, workers, &clashed, &mut report, &mut load).await?;
+            let ends = Ends {
+                source: &src_coord,
+                target: &checked.coord,
+                report: &report,
+            };
+            finish(&r, ends, workers, &mut load).await?;
         }
-        let ends = Ends {
-            source: &src_coord,
-            target: &checked.coord,
-            report: &report,
-        };
-        finish(&r, ends, workers, &mut load).await?;
     }
     load.refresh = Some(report);
     load.elapsed_ms = started.elapsed().as_millis() as u64;

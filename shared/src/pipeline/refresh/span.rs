@@ -77,7 +77,11 @@ pub async fn refresh_span(src: &Client, tgt: &mut Client, job: SpanJob<'_>) -> R
             let mut runs = Vec::new();
             for i in d {
                 let range = &job.span.ranges[i];
-                runs.extend(narrow_range((src, tgt), t, &rows, range, job.label).await?);
+                runs.extend(
+                    narrow_range((src, tgt), t, &rows, range, job.label)
+                        .await?
+                        .runs,
+                );
             }
             runs
         }
