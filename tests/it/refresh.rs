@@ -282,7 +282,11 @@ async fn a_dry_run_counts_the_rows_of_the_narrowed_runs_the_refresh_then_replace
         changed_only: Some(0.5),
         ..opts.clone()
     };
-    let r = sync(&p, &dry).await.expect("dry run").refresh.expect("report");
+    let r = sync(&p, &dry)
+        .await
+        .expect("dry run")
+        .refresh
+        .expect("report");
     assert_eq!(dbsync_tests::fingerprint(&p.target_url).await, before);
     let would = outcome(&r, "app.dry").clone();
     assert_eq!((would.action, would.differing), ("ranges", 1), "{r:?}");
