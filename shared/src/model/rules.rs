@@ -193,13 +193,60 @@ pub struct AppliedRules {
     /// The table's own row filter, as written.
     #[serde(rename = "where", default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
-    /// The condition the source's query applies: the filter, and for each foreign key whose
-    /// parent is filtered, that the parent row is exported too (so no row is orphaned).
+    /// The condition the source's query applies, as SQL: the filter, and for each foreign
+    /// key whose parent is filtered, that the parent row is exported too (so no row is
+    /// orphaned). [`RowCondition`] before it is written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
     /// Columns whose values change, with the rule and the SQL computing them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub columns: BTreeMap<String, AppliedColumn>,
+}
+
+/// One part of a table's row condition, before it is SQL (`pg::rules::condition_sql` writes
+/// it; the parts of a table hold together, AND).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowCondition {
+    /// The table's own filter, as written.
+    Filter(String),
+    /// The row a foreign key points at is exported too, or the key is NULL (it references
+    /// nothing then).
+    ParentExported(ParentRow),
+}
+
+/// The parent row a foreign key of a filtered child points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentRow {
+    /// The parent (a partition root, or a plain table).
+    pub parent: crate::model::ident::QualName,
+    /// Read through the partition root, with its partitions; else the table alone, as it is
+    /// exported.
+    pub through_root: bool,
+    /// The key's columns on the child and, in the same order, on the parent.
+    pub columns: Vec<String>,
+    pub referenced_columns: Vec<String>,
+    /// The parent's own condition.
+    pub condition: Vec<RowCondition>,
+}
+
+impl ParentRow {
+    /// The condition that the row of plain table `app.parent` a one-column key points at
+    /// is exported too, for tests of the pure layers.
+    #[cfg(test)]
+    pub fn for_tests(
+        parent: &str,
+        column: &str,
+        referenced: &str,
+        condition: Vec<RowCondition>,
+    ) -> RowCondition {
+        RowCondition::ParentExported(ParentRow {
+            parent: crate::model::ident::QualName::new("app", parent),
+            through_root: false,
+            columns: vec![column.into()],
+            referenced_columns: vec![referenced.into()],
+            condition,
+        })
+    }
 }
 
 /// One column's rule, as applied.

@@ -8,7 +8,7 @@ use crate::model::chunk::{Chunk, ChunkRange, Plan};
 use crate::model::rules::RulesFile;
 use crate::model::scope::{is_glob, Scope};
 use crate::pg::conn::ConnSpec;
-use crate::pg::{catalog, sample, snapshot, stats, verify};
+use crate::pg::{self, catalog, sample, snapshot, stats, verify};
 use crate::pipeline::workers::{app_name, new_job_id};
 use crate::pipeline::Options;
 use crate::plan::chunks::{self, Sizing};
@@ -124,7 +124,12 @@ pub async fn apply_rules(
     let Some(file) = rules else {
         return Ok(());
     };
-    plan::rules::apply(catalog, file, keyed)?;
+    let conditions = plan::rules::apply(catalog, file, keyed)?;
+    for (t, parts) in catalog.tables.iter_mut().zip(&conditions) {
+        if let Some(r) = t.rules.as_mut() {
+            r.condition = pg::rules::condition_sql(parts, &t.name);
+        }
+    }
     catalog
         .tables
         .iter_mut()

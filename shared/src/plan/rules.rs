@@ -2,21 +2,28 @@
 //! which unit (plain table or partition root) an entry names, what SQL computes each ruled
 //! column, whether a rule fits its column's type and keeps keys unique and foreign keys
 //! joinable, and each table's row condition (its filter, and that its FK parents' rows are
-//! exported too, so a filtered subset never orphans a child). Pure: the source checks the
-//! SQL itself afterwards (`pg::verify::check_rules`).
+//! exported too, so a filtered subset never orphans a child; `pg::rules` writes its SQL).
+//! Pure: the source checks the SQL itself afterwards (`pg::verify::check_rules`).
 
 use crate::error::{Error, Result};
 use crate::model::catalog::{Catalog, ForeignKey, Table};
 use crate::model::ident::{quote_ident, QualName};
-use crate::model::rules::{AppliedRules, ColumnRule, RulesFile, TableRules, SETTING};
+use crate::model::rules::{
+    AppliedRules, ColumnRule, ParentRow, RowCondition, RulesFile, TableRules, SETTING,
+};
 use crate::plan::column_rules::compile_columns;
 use std::collections::{BTreeMap, BTreeSet};
 
 type Units<'a> = BTreeMap<QualName, (&'a str, &'a TableRules)>;
 
 /// Checks `file` against the catalog and records on every table it touches what its export
-/// applies. `keyed`: the source sessions hold a hash key.
-pub fn apply(catalog: &mut Catalog, file: &RulesFile, keyed: bool) -> Result<()> {
+/// applies; answers each table's row condition (in the catalog's order), which the caller
+/// records as SQL (`pg::rules::condition_sql`). `keyed`: the source sessions hold a hash key.
+pub fn apply(
+    catalog: &mut Catalog,
+    file: &RulesFile,
+    keyed: bool,
+) -> Result<Vec<Vec<RowCondition>>> {
     if file.needs_key() && !keyed {
         return Err(err(
             "the rules hash, email, name and phone need a key: set DBSYNC_RULES_KEY \
@@ -45,21 +52,23 @@ pub fn apply(catalog: &mut Catalog, file: &RulesFile, keyed: bool) -> Result<()>
         filtered: &filtered,
     };
     let mut applied = Vec::with_capacity(catalog.tables.len());
+    let mut conditions_of = Vec::with_capacity(catalog.tables.len());
     for (t, columns) in catalog.tables.iter().zip(columns_of) {
         let entry = units.get(t.unit());
-        let condition = conditions.of(&t.name, t.unit(), &t.name.sql())?;
+        let condition = conditions.of(&t.name, t.unit())?;
         let filter = entry.and_then(|(_, r)| r.filter.clone());
-        let any = filter.is_some() || condition.is_some() || !columns.is_empty();
+        let any = filter.is_some() || !condition.is_empty() || !columns.is_empty();
         applied.push(any.then_some(AppliedRules {
             filter,
-            condition,
+            condition: None,
             columns,
         }));
+        conditions_of.push(condition);
     }
     for (t, a) in catalog.tables.iter_mut().zip(applied) {
         t.rules = a;
     }
-    Ok(())
+    Ok(conditions_of)
 }
 
 fn err(message: impl Into<String>) -> Error {
@@ -258,14 +267,13 @@ struct Conditions<'a> {
 }
 
 impl Conditions<'_> {
-    /// The row condition of table `name` of `unit` (referred to as `outer` in SQL text): the
-    /// unit's filter, and for each key to a filtered parent, that the parent row passes too
+    /// The row condition of table `name` of `unit`: the unit's filter, and for each key to a filtered parent, that the parent row passes too
     /// (or the key is NULL, which references nothing).
-    fn of(&self, name: &QualName, unit: &QualName, outer: &str) -> Result<Option<String>> {
+    fn of(&self, name: &QualName, unit: &QualName) -> Result<Vec<RowCondition>> {
         let mut parts = Vec::new();
         if let Some((_, r)) = self.units.get(unit) {
             if let Some(f) = &r.filter {
-                parts.push(format!("({f})"));
+                parts.push(RowCondition::Filter(f.clone()));
             }
         }
         let leaf = |n: &QualName| self.catalog.tables.iter().any(|t| &t.name == n);
@@ -290,43 +298,26 @@ impl Conditions<'_> {
                     fk.name, fk.table
                 )));
             }
-            parts.push(self.parent_exists(fk, outer)?);
+            parts.extend(self.parent_exported(fk)?);
         }
-        Ok((!parts.is_empty()).then(|| parts.join(" AND ")))
+        Ok(parts)
     }
 
     /// That the row `fk` points at is exported too, or `fk` is NULL.
-    fn parent_exists(&self, fk: &ForeignKey, outer: &str) -> Result<String> {
+    fn parent_exported(&self, fk: &ForeignKey) -> Result<Option<RowCondition>> {
         let parent = fk.referenced_unit();
         let Some(ptable) = self.catalog.tables.iter().find(|t| t.unit() == parent) else {
-            return Ok("true".into());
+            return Ok(None);
         };
-        let psql = parent.sql();
-        // A partitioned parent is read through its root; a plain one alone, as it is exported.
-        let from = if ptable.partition_of.is_some() {
-            psql.clone()
-        } else {
-            format!("ONLY {psql}")
-        };
-        let mut conds: Vec<String> = fk
-            .columns
-            .iter()
-            .zip(&fk.referenced_columns)
-            .map(|(c, p)| format!("{psql}.{} = {outer}.{}", quote_ident(p), quote_ident(c)))
-            .collect();
-        if let Some(c) = self.of(parent, parent, &psql)? {
-            conds.push(c);
-        }
-        let nulls: Vec<String> = fk
-            .columns
-            .iter()
-            .map(|c| format!("{outer}.{} IS NULL", quote_ident(c)))
-            .collect();
-        Ok(format!(
-            "({} OR EXISTS (SELECT 1 FROM {from} WHERE {}))",
-            nulls.join(" OR "),
-            conds.join(" AND ")
-        ))
+        Ok(Some(RowCondition::ParentExported(ParentRow {
+            parent: parent.clone(),
+            // A partitioned parent is read through its root; a plain one alone, as it is
+            // exported.
+            through_root: ptable.partition_of.is_some(),
+            columns: fk.columns.clone(),
+            referenced_columns: fk.referenced_columns.clone(),
+            condition: self.of(parent, parent)?,
+        })))
     }
 }
 
@@ -408,31 +399,29 @@ mod tests {
         }
     }
 
-    fn apply_text(cat: &mut Catalog, rules: &str) -> Result<()> {
+    fn apply_text(cat: &mut Catalog, rules: &str) -> Result<Vec<Vec<RowCondition>>> {
         apply(cat, &RulesFile::parse(rules).expect("parses"), true)
     }
 
     #[test]
     fn a_filter_on_a_parent_reaches_its_children_and_grandchildren_through_their_keys() {
         let mut cat = catalog();
-        apply_text(
+        let conditions = apply(
             &mut cat,
-            r#"{"tables": {"app.people": {"where": "region = 'eu'"}}}"#,
+            &RulesFile::parse(r#"{"tables": {"app.people": {"where": "region = 'eu'"}}}"#)
+                .expect("parses"),
+            true,
         )
         .expect("applies");
-        let cond = |i: usize| {
-            cat.tables[i]
-                .rules
-                .as_ref()
-                .and_then(|r| r.condition.clone())
-        };
-        assert_eq!(cond(0).as_deref(), Some("(region = 'eu')"));
+        let eu = vec![RowCondition::Filter("region = 'eu'".into())];
+        let parent = ParentRow::for_tests;
+        let orders = parent("people", "person_email", "email", eu.clone());
+        assert_eq!(conditions[0], eu);
+        assert_eq!(conditions[1], vec![orders.clone()]);
         assert_eq!(
-            cond(1).as_deref(),
-            Some("(\"app\".\"orders\".\"person_email\" IS NULL OR EXISTS (SELECT 1 FROM ONLY \"app\".\"people\" WHERE \"app\".\"people\".\"email\" = \"app\".\"orders\".\"person_email\" AND (region = 'eu')))")
+            conditions[2],
+            vec![parent("orders", "order_id", "id", vec![orders])]
         );
-        let lines = cond(2).expect("grandchild filtered");
-        assert!(lines.starts_with("(\"app\".\"lines\".\"order_id\" IS NULL OR EXISTS (SELECT 1 FROM ONLY \"app\".\"orders\" WHERE \"app\".\"orders\".\"id\" = \"app\".\"lines\".\"order_id\" AND (\"app\".\"orders\".\"person_email\" IS NULL OR EXISTS"), "{lines}");
         assert!(cat.tables[2]
             .rules
             .as_ref()
