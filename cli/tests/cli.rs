@@ -131,7 +131,7 @@ fn an_unreachable_database_is_one_line_without_the_password() {
 }
 
 #[tokio::test]
-async fn export_then_import_through_the_command_line_and_a_broken_manifest_is_named() {
+async fn export_then_import_through_the_command_line_ends_identical() {
     let p = Pair::new("cli_export").await;
     p.both("CREATE TABLE items (id int PRIMARY KEY, name text)")
         .await;
@@ -144,7 +144,18 @@ async fn export_then_import_through_the_command_line_and_a_broken_manifest_is_na
     let o = dbsync(&["import", "--from", d, "--target", &p.target_url], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     p.assert_identical().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn an_import_of_a_manifest_of_another_format_is_refused_by_its_error_name() {
+    let p = Pair::new("cli_bad_manifest").await;
+    p.both("CREATE TABLE items (id int PRIMARY KEY, name text)")
+        .await;
+    let dir = std::env::temp_dir().join(format!("dbsync-cli-{}", p.name));
+    std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("manifest.json"), "{\"format\":\"something else\"}").expect("write");
+    let d = dir.to_str().expect("path");
     let o = dbsync(&["import", "--from", d, "--target", &p.target_url], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -155,14 +166,21 @@ async fn export_then_import_through_the_command_line_and_a_broken_manifest_is_na
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
-async fn sync_via_a_directory_and_a_dry_run_that_changes_nothing() {
-    let p = Pair::new("cli_via").await;
+/// A pair whose `items` (with an index) the source holds 700 rows of and the target one
+/// stale row.
+async fn items_with_a_stale_target(name: &str) -> Pair {
+    let p = Pair::new(name).await;
     p.both("CREATE TABLE items (id int PRIMARY KEY, name text); CREATE INDEX items_name ON items (name)")
         .await;
     p.source("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 700) g")
         .await;
     p.target("INSERT INTO items VALUES (1, 'stale')").await;
+    p
+}
+
+#[tokio::test]
+async fn a_dry_run_of_sync_says_what_it_would_empty_and_rebuild_and_changes_nothing() {
+    let p = items_with_a_stale_target("cli_dry").await;
     let dry = dbsync(
         &[
             "sync",
@@ -186,7 +204,11 @@ async fn sync_via_a_directory_and_a_dry_run_that_changes_nothing() {
         dbsync_tests::scalar(&p.target_url, "SELECT string_agg(name, ',') FROM items").await,
         "stale"
     );
+}
 
+#[tokio::test]
+async fn sync_via_a_directory_exports_there_imports_and_ends_identical() {
+    let p = items_with_a_stale_target("cli_via").await;
     let dir = std::env::temp_dir().join(format!("dbsync-cli-{}", p.name));
     let d = dir.to_str().expect("path");
     let o = dbsync(
@@ -423,7 +445,7 @@ async fn rules_come_from_environment_twins_plan_shows_them_and_a_short_key_is_re
 }
 
 #[tokio::test]
-async fn create_schema_fills_an_empty_target_says_what_it_created_and_refuses_via() {
+async fn create_schema_fills_an_empty_target_and_says_what_it_created() {
     let p = Pair::new("cli_create").await;
     p.source(
         "CREATE TABLE a (id int PRIMARY KEY, v text);
@@ -437,13 +459,6 @@ async fn create_schema_fills_an_empty_target_says_what_it_created_and_refuses_vi
         ("DBSYNC_TARGET", p.target_url.as_str()),
         ("DBSYNC_CREATE_SCHEMA", "true"),
     ];
-    let o = dbsync(&["sync", "--via", "/tmp/nowhere"], &env);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o.stderr).contains("--create-schema"),
-        "{}",
-        text(&o.stderr)
-    );
     let o = Command::new(env!("CARGO_BIN_EXE_dbsync"))
         .args(["sync", "--verify"])
         .envs(env)
@@ -455,8 +470,24 @@ async fn create_schema_fills_an_empty_target_says_what_it_created_and_refuses_vi
     assert!(out.contains("verified identical"), "{out}");
 }
 
+#[test]
+fn create_schema_with_via_is_refused_naming_the_flag() {
+    let env = [
+        ("DBSYNC_SOURCE", "postgresql://nobody@127.0.0.1:1/none"),
+        ("DBSYNC_TARGET", "postgresql://nobody@127.0.0.1:1/none"),
+        ("DBSYNC_CREATE_SCHEMA", "true"),
+    ];
+    let o = dbsync(&["sync", "--via", "/tmp/nowhere"], &env);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("--create-schema"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
 #[tokio::test]
-async fn plan_prices_the_serverless_job_and_a_bad_rate_setting_is_named() {
+async fn plan_prices_the_serverless_job_only_when_asked_for_a_mode() {
     let p = Pair::new("cli_cost").await;
     p.source("CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 20000) g; ANALYZE items")
         .await;
@@ -482,7 +513,16 @@ async fn plan_prices_the_serverless_job_and_a_bad_rate_setting_is_named() {
     let v: serde_json::Value =
         serde_json::from_slice(&dbsync(&["plan", "--json"], &env).stdout).expect("json");
     assert!(v.get("serverless").is_none());
-    let bad = [env[0], ("DBSYNC_COST_S3_PUT", "free")];
+}
+
+#[tokio::test]
+async fn plan_with_a_bad_rate_setting_is_refused_naming_the_setting() {
+    let p = Pair::new("cli_cost_bad").await;
+    p.source("CREATE TABLE items (id int PRIMARY KEY)").await;
+    let bad = [
+        ("DBSYNC_SOURCE", p.source_url.as_str()),
+        ("DBSYNC_COST_S3_PUT", "free"),
+    ];
     let o = dbsync(&["plan", "--mode", "sync"], &bad);
     assert_eq!(o.status.code(), Some(1));
     assert!(

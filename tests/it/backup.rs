@@ -5,8 +5,7 @@ use super::*;
 use dbsync_tests::{fingerprint, scalar};
 
 #[tokio::test]
-async fn importing_the_backup_a_sync_took_puts_the_target_back_byte_for_byte_and_a_bad_location_changes_nothing(
-) {
+async fn importing_the_backup_a_sync_took_puts_the_target_back_byte_for_byte() {
     let p = adversarial("backup").await;
     sync(&p, &tiny_chunks()).await.expect("first sync");
     p.source(
@@ -53,7 +52,15 @@ async fn importing_the_backup_a_sync_took_puts_the_target_back_byte_for_byte_and
         fingerprint(&p.target_url).await,
         "the target is back as it was"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
+#[tokio::test]
+async fn a_backup_location_that_cannot_be_written_refuses_the_sync_before_the_target_changes() {
+    let p = adversarial("backup_bad").await;
+    p.target("INSERT INTO app.customers VALUES (99999, 'stale')")
+        .await;
+    let before = fingerprint(&p.target_url).await;
     let bad = Options {
         backup: Some("/etc/hostname/backup".into()),
         ..tiny_chunks()
@@ -66,5 +73,4 @@ async fn importing_the_backup_a_sync_took_puts_the_target_back_byte_for_byte_and
         fingerprint(&p.target_url).await,
         "nothing was changed"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

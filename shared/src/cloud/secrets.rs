@@ -181,12 +181,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_rules_key_secret_is_its_string_or_its_key_field_and_a_short_one_is_refused_unquoted() {
+    fn a_rules_key_secret_is_its_string_trimmed_or_its_key_field() {
         let k = rules_key_from_secret("dbsync/k", "  0123456789abcdef0123\n").expect("plain");
         assert_eq!(k, b"0123456789abcdef0123");
         let k =
             rules_key_from_secret("dbsync/k", r#"{"key": "fedcba9876543210fedc"}"#).expect("json");
         assert_eq!(k, b"fedcba9876543210fedc");
+    }
+
+    #[test]
+    fn a_short_rules_key_is_refused_naming_the_secret_never_the_value() {
         let e = rules_key_from_secret("dbsync/k", "tiny").expect_err("short");
         let m = e.to_string();
         assert!(
@@ -194,6 +198,10 @@ mod tests {
             "{m}"
         );
         assert!(!m.contains("tiny"), "{m}");
+    }
+
+    #[test]
+    fn a_json_rules_key_secret_without_its_key_field_says_which_field() {
         let e = rules_key_from_secret("dbsync/k", r#"{"value": "x"}"#).expect_err("no key");
         assert!(e.to_string().contains("\"key\""), "{e}");
     }

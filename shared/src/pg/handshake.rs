@@ -67,8 +67,8 @@ async fn first_answer(host: &str, port: u16) -> Option<Answer> {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_server_that_answers_http_is_named_as_not_postgres_and_a_refusal_stays_as_is() {
+    /// A local server that answers whatever it is sent with an HTTP error; its port.
+    async fn http_server() -> u16 {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -80,6 +80,12 @@ mod tests {
                 let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
             }
         });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_server_that_answers_http_is_named_as_not_postgres() {
+        let port = http_server().await;
         let m = explain(
             "error communicating with the server: bytes remaining on stream".into(),
             Some("127.0.0.1"),
@@ -91,15 +97,22 @@ mod tests {
             "{m}"
         );
         assert!(m.contains(&format!("127.0.0.1:{port}")), "{m}");
+    }
+
+    #[tokio::test]
+    async fn a_failure_that_casts_no_doubt_on_the_protocol_stays_as_it_was() {
+        // Even at a server that does not speak PostgreSQL: the message is not the handshake's.
+        let port = http_server().await;
         let refused = "error connecting to server: Connection refused".to_string();
         assert_eq!(
             explain(refused.clone(), Some("127.0.0.1"), port).await,
             refused
         );
-        assert!(
-            explain("invalid configuration: password missing".into(), None, 1)
-                .await
-                .contains("PGPASSFILE")
-        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_password_points_at_where_libpq_would_find_one() {
+        let m = explain("invalid configuration: password missing".into(), None, 1).await;
+        assert!(m.contains("PGPASSFILE") && m.contains("PGPASSWORD"), "{m}");
     }
 }

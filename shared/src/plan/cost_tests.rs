@@ -58,11 +58,15 @@ fn small(kind: JobKind) -> Workload {
 }
 
 #[test]
-fn rates_come_from_their_settings_and_a_bad_one_is_named() {
+fn rates_come_from_their_settings_and_default_where_unset() {
     let r = Rates::from_lookup(&|k| (k == "DBSYNC_COST_EXPORT_MBPS").then(|| "80".into()))
         .expect("rates");
     assert_eq!(r.export_mbps, 80.0);
     assert_eq!(r.transition, 0.000_025);
+}
+
+#[test]
+fn a_rate_that_is_not_a_number_or_a_throughput_of_nothing_is_refused_by_its_setting() {
     let e = Rates::from_lookup(&|k| (k == "DBSYNC_COST_S3_PUT").then(|| "cheap".into()))
         .expect_err("refused");
     assert!(e.to_string().contains("DBSYNC_COST_S3_PUT"), "{e}");
