@@ -138,11 +138,38 @@ pub struct HashedColumn<'a> {
     pub not_null: bool,
 }
 
+/// A table's row hash on each side ([`row_hashes`]).
+#[derive(Debug, Clone)]
+pub struct RowHashes {
+    /// Over the values the source's export produces (data rules applied).
+    pub source: RowHash,
+    /// Over the target's stored values.
+    pub target: RowHash,
+}
+
+/// The two sessions a comparison reads at once: the source's (in the job's snapshot) and
+/// the target's.
+#[derive(Clone, Copy)]
+pub struct Sides<'a> {
+    pub source: &'a Client,
+    pub target: &'a Client,
+}
+
+/// A table compared on both sides: the sessions, the table, its row hash on each side, and
+/// what errors call it.
+#[derive(Clone, Copy)]
+pub struct OnBoth<'a> {
+    pub sides: Sides<'a>,
+    pub table: &'a Table,
+    pub hashes: &'a RowHashes,
+    pub what: &'a str,
+}
+
 /// A table's row hash on the source (over what its export produces) and on the target
 /// (`theirs`: the target's own description of it). A column is hashed by its own type's
 /// function where the target's column has the very same type and no data rule rewrites
 /// it, else through its text form.
-pub fn row_hashes(t: &Table, theirs: Option<&Table>) -> (RowHash, RowHash) {
+pub fn row_hashes(t: &Table, theirs: Option<&Table>) -> RowHashes {
     let cols: Vec<HashedColumn> = t
         .copy_columns()
         .map(|c| {
@@ -160,7 +187,10 @@ pub fn row_hashes(t: &Table, theirs: Option<&Table>) -> (RowHash, RowHash) {
             }
         })
         .collect();
-    (RowHash::new(t, &cols, true), RowHash::new(t, &cols, false))
+    RowHashes {
+        source: RowHash::new(t, &cols, true),
+        target: RowHash::new(t, &cols, false),
+    }
 }
 
 /// The `WHERE` of a fingerprint: `condition` and the row filter.
@@ -285,72 +315,62 @@ async fn scan_fingerprints(
     Ok(out)
 }
 
-/// The fingerprints of every key range of `table` (of the rows `condition` selects: a span
-/// of its ranges) on the source (`src`) and the target (`tgt`) at once, one scan per side,
-/// in key order; None where its key does not allow that ([`one_scan`]). `rows`: the table's row hash on each side ([`row_hashes`]).
+/// The fingerprints of every key range of the table (of the rows `condition` selects: a
+/// span of its ranges) on both sides at once, one scan per side, in key order; None where
+/// its key does not allow that ([`one_scan`]). `thresholds`: the lower bounds of the ranges
+/// after the first.
 pub async fn table_fingerprints(
-    (src, tgt): (&Client, &Client),
-    table: &Table,
-    rows: &(RowHash, RowHash),
-    (thresholds, condition): (&[Vec<String>], Option<&str>),
-    what: &str,
+    c: OnBoth<'_>,
+    thresholds: &[Vec<String>],
+    condition: Option<&str>,
 ) -> Result<Option<(Vec<Fingerprint>, Vec<Fingerprint>)>> {
-    let (Some(s), Some(t)) = (
-        table_fingerprints_sql(table, &rows.0, thresholds, condition),
-        table_fingerprints_sql(table, &rows.1, thresholds, condition),
-    ) else {
+    let sql = |row| table_fingerprints_sql(c.table, row, thresholds, condition);
+    let (Some(s), Some(t)) = (sql(&c.hashes.source), sql(&c.hashes.target)) else {
         return Ok(None);
     };
     let n = thresholds.len() + 1;
     let both = tokio::try_join!(
-        scan_fingerprints(src, Role::Source, &s, n, what),
-        scan_fingerprints(tgt, Role::Target, &t, n, what)
+        scan_fingerprints(c.sides.source, Role::Source, &s, n, c.what),
+        scan_fingerprints(c.sides.target, Role::Target, &t, n, c.what)
     )?;
     Ok(Some(both))
 }
 
-/// The fingerprints of the rows of `table` that `condition` selects on the source and the
-/// target at once ([`range_fingerprint_sql`]).
+/// The fingerprints of the rows of the table that `condition` selects on both sides at
+/// once ([`range_fingerprint_sql`]).
 pub async fn range_fingerprints(
-    (src, tgt): (&Client, &Client),
-    table: &Table,
-    rows: &(RowHash, RowHash),
+    c: OnBoth<'_>,
     condition: Option<&str>,
-    what: &str,
 ) -> Result<(Fingerprint, Fingerprint)> {
-    let s = range_fingerprint_sql(table, &rows.0, condition);
-    let t = range_fingerprint_sql(table, &rows.1, condition);
-    fingerprints((src, tgt), (&s, &t), what).await
+    let s = range_fingerprint_sql(c.table, &c.hashes.source, condition);
+    let t = range_fingerprint_sql(c.table, &c.hashes.target, condition);
+    fingerprints(c, &s, &t).await
 }
 
-/// The fingerprints of the head of a key range of `table` (its first `head` rows of those
-/// `condition` selects, [`head_fingerprint_sql`]) on the source and the target at once;
-/// None for a table without a key.
+/// The fingerprints of the head of a key range of the table (its first `head` rows of those
+/// `condition` selects, [`head_fingerprint_sql`]) on both sides at once; None for a table
+/// without a key.
 pub async fn head_fingerprints(
-    (src, tgt): (&Client, &Client),
-    table: &Table,
-    rows: &(RowHash, RowHash),
-    (condition, head): (Option<&str>, usize),
-    what: &str,
+    c: OnBoth<'_>,
+    condition: Option<&str>,
+    head: usize,
 ) -> Result<Option<(Fingerprint, Fingerprint)>> {
-    let (Some(s), Some(t)) = (
-        head_fingerprint_sql(table, &rows.0, condition, head),
-        head_fingerprint_sql(table, &rows.1, condition, head),
-    ) else {
+    let sql = |row| head_fingerprint_sql(c.table, row, condition, head);
+    let (Some(s), Some(t)) = (sql(&c.hashes.source), sql(&c.hashes.target)) else {
         return Ok(None);
     };
-    Ok(Some(fingerprints((src, tgt), (&s, &t), what).await?))
+    Ok(Some(fingerprints(c, &s, &t).await?))
 }
 
-/// Runs one fingerprint query on each side at once (`sql`: the source's, the target's).
+/// Runs one fingerprint query on each side at once: the source's, the target's.
 async fn fingerprints(
-    (src, tgt): (&Client, &Client),
-    sql: (&str, &str),
-    what: &str,
+    c: OnBoth<'_>,
+    source_sql: &str,
+    target_sql: &str,
 ) -> Result<(Fingerprint, Fingerprint)> {
     tokio::try_join!(
-        fingerprint(src, Role::Source, sql.0, what),
-        fingerprint(tgt, Role::Target, sql.1, what)
+        fingerprint(c.sides.source, Role::Source, source_sql, c.what),
+        fingerprint(c.sides.target, Role::Target, target_sql, c.what)
     )
 }
 

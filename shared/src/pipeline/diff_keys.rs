@@ -32,8 +32,16 @@ pub async fn first_differing_keys(
     let bounds = key_bounds(&w.src, table, key, RANGES - 1, EXACT_KEYS_UP_TO / 20).await?;
     let ranges = key_ranges(&bounds);
     let what = format!("table {}", table.name);
-    let both = (&w.src, &w.tgt);
-    let scanned = sql::table_fingerprints(both, table, &rows, (&bounds, None), &what).await?;
+    let c = sql::OnBoth {
+        sides: sql::Sides {
+            source: &w.src,
+            target: &w.tgt,
+        },
+        table,
+        hashes: &rows,
+        what: &what,
+    };
+    let scanned = sql::table_fingerprints(c, &bounds, None).await?;
     let names: Vec<&str> = key.columns.iter().map(|c| c.name.as_str()).collect();
     let mut out = Vec::new();
     for (at, range) in ranges.iter().enumerate() {
@@ -44,13 +52,12 @@ pub async fn first_differing_keys(
             Some((s, t)) => s.get(at) != t.get(at),
             None => {
                 let cond = slice::range_condition(Some(key), range);
-                let (s, t) =
-                    sql::range_fingerprints(both, table, &rows, cond.as_deref(), &what).await?;
+                let (s, t) = sql::range_fingerprints(c, cond.as_deref()).await?;
                 s != t
             }
         };
         if differs {
-            let found = differing_rows(w, table, &rows, range, &what).await?;
+            let found = differing_rows(c, range).await?;
             out.extend(
                 found
                     .into_iter()
@@ -65,22 +72,19 @@ pub async fn first_differing_keys(
 /// The keys of `range` whose rows differ: changed or missing on the target in the
 /// source's key order, then those only on the target.
 async fn differing_rows(
-    w: &SyncWorker,
-    table: &Table,
-    (src_row, tgt_row): &(sql::RowHash, sql::RowHash),
+    c: sql::OnBoth<'_>,
     range: &ChunkRange,
-    what: &str,
 ) -> Result<Vec<(String, &'static str)>> {
-    let cond = slice::range_condition(table.key.as_ref(), range);
+    let cond = slice::range_condition(c.table.key.as_ref(), range);
     let (Some(s), Some(t)) = (
-        sql::range_rows_sql(table, src_row, cond.as_deref()),
-        sql::range_rows_sql(table, tgt_row, cond.as_deref()),
+        sql::range_rows_sql(c.table, &c.hashes.source, cond.as_deref()),
+        sql::range_rows_sql(c.table, &c.hashes.target, cond.as_deref()),
     ) else {
         return Ok(Vec::new());
     };
     let (src, tgt) = tokio::try_join!(
-        sql::range_rows(&w.src, Role::Source, &s, what),
-        sql::range_rows(&w.tgt, Role::Target, &t, what)
+        sql::range_rows(c.sides.source, Role::Source, &s, c.what),
+        sql::range_rows(c.sides.target, Role::Target, &t, c.what)
     )?;
     Ok(diff_rows(&src, &tgt))
 }

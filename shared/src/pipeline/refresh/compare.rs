@@ -19,10 +19,9 @@ use crate::plan::refresh::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use tokio_postgres::Client;
 
 /// Each table's row hash on the source (over what its export produces) and on the target.
-pub(super) struct Hashes(Vec<(sql::RowHash, sql::RowHash)>);
+pub(super) struct Hashes(Vec<sql::RowHashes>);
 
 impl Hashes {
     pub(super) fn new(plan: &Plan, targets: &[Option<Table>]) -> Hashes {
@@ -34,6 +33,38 @@ impl Hashes {
             .map(|(i, t)| sql::row_hashes(t, targets.get(i).and_then(Option::as_ref)));
         Hashes(pairs.collect())
     }
+
+    /// Table `table` of `plan` compared on the two sides of `w`, called `what`.
+    fn on<'a>(
+        &'a self,
+        w: &'a SyncWorker,
+        plan: &'a Plan,
+        table: usize,
+        what: &'a str,
+    ) -> sql::OnBoth<'a> {
+        sql::OnBoth {
+            sides: sides(w),
+            table: &plan.catalog.tables[table],
+            hashes: &self.0[table],
+            what,
+        }
+    }
+}
+
+/// The sessions of a worker pair, as a comparison reads them.
+fn sides(w: &SyncWorker) -> sql::Sides<'_> {
+    sql::Sides {
+        source: &w.src,
+        target: &w.tgt,
+    }
+}
+
+/// What the comparisons of a plan read: the plan, each table's row hashes, its units.
+#[derive(Clone, Copy)]
+struct Basis<'a> {
+    plan: &'a Plan,
+    hashes: &'a Hashes,
+    units: &'a [Unit],
 }
 
 /// One comparison: a unit, the head of one, or every range of a table in one scan per side.
@@ -48,19 +79,14 @@ enum Work {
 /// Fingerprints one unit on both sides of a worker pair, or only its head (`head`): its
 /// first [`HEAD_ROWS`] rows in key order, where heads that differ tell the units do and
 /// heads alike tell nothing ([`sql::head_fingerprint_sql`]).
-async fn compare_unit(
-    w: &SyncWorker,
-    (plan, hashes, units): (&Plan, &Hashes, &[Unit]),
-    i: usize,
-    head: bool,
-) -> Result<Compared> {
-    let u = &units[i];
-    let t = &plan.catalog.tables[u.table];
-    let cond = slice::range_condition(t.key.as_ref(), &u.range);
-    let (both, rows, what) = ((&w.src, &w.tgt), &hashes.0[u.table], u.what(plan));
+async fn compare_unit(w: &SyncWorker, b: Basis<'_>, i: usize, head: bool) -> Result<Compared> {
+    let u = &b.units[i];
+    let what = u.what(b.plan);
+    let c = b.hashes.on(w, b.plan, u.table, &what);
+    let cond = slice::range_condition(c.table.key.as_ref(), &u.range);
     let found = match head {
-        true => sql::head_fingerprints(both, t, rows, (cond.as_deref(), HEAD_ROWS), &what).await?,
-        false => Some(sql::range_fingerprints(both, t, rows, cond.as_deref(), &what).await?),
+        true => sql::head_fingerprints(c, cond.as_deref(), HEAD_ROWS).await?,
+        false => Some(sql::range_fingerprints(c, cond.as_deref()).await?),
     };
     let (differs, rows) = found.map_or((false, 0), |(s, d)| (s != d, s.rows.max(0) as u64));
     Ok(Compared {
@@ -70,45 +96,35 @@ async fn compare_unit(
     })
 }
 
-/// Both sides' fingerprints of `ranges`, key ranges of `t` (`rows`: its row hash on each
-/// side): one scan per side over all of them where they are contiguous and the key allows
+/// Both sides' fingerprints of `ranges`, key ranges of the table `c` compares: one scan per
+/// side over all of them where they are contiguous and the key allows
 /// ([`sql::table_fingerprints`], the scan kept to the rows they span), else range by range.
 /// The local refresh's tables, the narrowing's runs and the service's spans all compare so.
 pub(super) async fn range_pairs(
-    both: (&Client, &Client),
-    t: &Table,
-    rows: &(sql::RowHash, sql::RowHash),
+    c: sql::OnBoth<'_>,
     ranges: &[ChunkRange],
-    what: &str,
 ) -> Result<Vec<(Fingerprint, Fingerprint)>> {
+    let key = c.table.key.as_ref();
     if let Some(bounds) = bounds_between(ranges) {
-        let cond = slice::range_condition(t.key.as_ref(), &spanning(ranges));
-        let scan = (bounds.as_slice(), cond.as_deref());
-        if let Some((s, d)) = sql::table_fingerprints(both, t, rows, scan, what).await? {
+        let cond = slice::range_condition(key, &spanning(ranges));
+        if let Some((s, d)) = sql::table_fingerprints(c, &bounds, cond.as_deref()).await? {
             return Ok(s.into_iter().zip(d).collect());
         }
     }
     let mut out = Vec::with_capacity(ranges.len());
     for r in ranges {
-        let cond = slice::range_condition(t.key.as_ref(), r);
-        out.push(sql::range_fingerprints(both, t, rows, cond.as_deref(), what).await?);
+        let cond = slice::range_condition(key, r);
+        out.push(sql::range_fingerprints(c, cond.as_deref()).await?);
     }
     Ok(out)
 }
 
 /// Fingerprints every range of a table in one scan on each side of a worker pair.
-async fn compare_table(
-    w: &SyncWorker,
-    plan: &Plan,
-    hashes: &Hashes,
-    units: &[Unit],
-    ids: &[usize],
-) -> Result<Vec<Compared>> {
-    let table = units[ids[0]].table;
-    let t = &plan.catalog.tables[table];
-    let what = format!("table {}", t.name);
-    let ranges: Vec<ChunkRange> = ids.iter().map(|&i| units[i].range.clone()).collect();
-    let pairs = range_pairs((&w.src, &w.tgt), t, &hashes.0[table], &ranges, &what).await?;
+async fn compare_table(w: &SyncWorker, b: Basis<'_>, ids: &[usize]) -> Result<Vec<Compared>> {
+    let table = b.units[ids[0]].table;
+    let what = format!("table {}", b.plan.catalog.tables[table].name);
+    let ranges: Vec<ChunkRange> = ids.iter().map(|&i| b.units[i].range.clone()).collect();
+    let pairs = range_pairs(b.hashes.on(w, b.plan, table, &what), &ranges).await?;
     Ok(ids
         .iter()
         .zip(pairs)
@@ -127,14 +143,17 @@ async fn compare(
     units: Arc<Vec<Unit>>,
     work: Work,
 ) -> (SyncWorker, Result<Vec<Compared>>) {
+    let b = Basis {
+        plan: &plan,
+        hashes: &hashes,
+        units: &units,
+    };
     let r = match &work {
         Work::Unit(i) | Work::Head(i) => {
             let head = matches!(work, Work::Head(_));
-            compare_unit(&w, (&plan, &hashes, &units), *i, head)
-                .await
-                .map(|c| vec![c])
+            compare_unit(&w, b, *i, head).await.map(|c| vec![c])
         }
-        Work::Table(ids) => compare_table(&w, &plan, &hashes, &units, ids).await,
+        Work::Table(ids) => compare_table(&w, b, ids).await,
     };
     (w, r)
 }
@@ -147,9 +166,8 @@ async fn narrow_unit(
     hashes: &Hashes,
     unit: Unit,
 ) -> Result<(Vec<Unit>, Narrowed)> {
-    let t = &plan.catalog.tables[unit.table];
-    let (both, rows, what) = ((&w.src, &w.tgt), &hashes.0[unit.table], unit.what(plan));
-    let mut narrowed = narrow_range(both, t, rows, &unit.range, &what).await?;
+    let what = unit.what(plan);
+    let mut narrowed = narrow_range(hashes.on(w, plan, unit.table, &what), &unit.range).await?;
     let units = std::mem::take(&mut narrowed.runs)
         .into_iter()
         .map(|range| Unit {
@@ -168,22 +186,16 @@ pub(super) struct Narrowed {
     pub rows_alike: u64,
 }
 
-/// What replaces `range`, a key range of `t` that differs (`rows`: its row hash on each
-/// side): the runs of it that differ, compared on both sides after cutting it at the
+/// What replaces `range`, a key range that differs of the table `c` compares: the runs of it that differ, compared on both sides after cutting it at the
 /// source's keys ([`narrow::cut`]); the range itself when it is too small to cut or most of
 /// it differs ([`narrow::to_replace`]). The local refresh's units and the service's spans
 /// narrow so.
-pub(super) async fn narrow_range(
-    both: (&Client, &Client),
-    t: &Table,
-    rows: &(sql::RowHash, sql::RowHash),
-    range: &ChunkRange,
-    what: &str,
-) -> Result<Narrowed> {
+pub(super) async fn narrow_range(c: sql::OnBoth<'_>, range: &ChunkRange) -> Result<Narrowed> {
     let whole = || Narrowed {
         runs: vec![range.clone()],
         rows_alike: 0,
     };
+    let (t, src) = (c.table, c.sides.source);
     let Some(key) = t
         .key
         .as_ref()
@@ -192,11 +204,11 @@ pub(super) async fn narrow_range(
         return Ok(whole());
     };
     let cond = slice::range_condition(Some(key), range).unwrap_or_else(|| "true".into());
-    let cuts = keys_within(both.0, t, key, &cond, (narrow::PARTS, narrow::MIN_ROWS)).await?;
+    let cuts = keys_within(src, t, key, &cond, (narrow::PARTS, narrow::MIN_ROWS)).await?;
     let Some(runs) = narrow::cut(range, &cuts) else {
         return Ok(whole());
     };
-    let pairs = range_pairs(both, t, rows, &runs, what).await?;
+    let pairs = range_pairs(c, &runs).await?;
     let differs: Vec<bool> = pairs.iter().map(|(s, d)| s != d).collect();
     let Some(runs) = narrow::to_replace(runs, &differs) else {
         return Ok(whole());

@@ -67,7 +67,16 @@ pub async fn refresh_span(src: &Client, tgt: &mut Client, job: SpanJob<'_>) -> R
             let t = &job.plan.catalog.tables[job.span.table];
             let theirs = job.setup.target_tables.get(job.span.table);
             let rows = sql::row_hashes(t, theirs.and_then(Option::as_ref));
-            let d = differing((src, tgt), &job, &rows).await?;
+            let c = sql::OnBoth {
+                sides: sql::Sides {
+                    source: src,
+                    target: tgt,
+                },
+                table: t,
+                hashes: &rows,
+                what: job.label,
+            };
+            let d = differing(c, &job.span.ranges).await?;
             let n = job.span.ranges.len();
             out.compared = n;
             out.differing = d.len();
@@ -76,12 +85,7 @@ pub async fn refresh_span(src: &Client, tgt: &mut Client, job: SpanJob<'_>) -> R
             }
             let mut runs = Vec::new();
             for i in d {
-                let range = &job.span.ranges[i];
-                runs.extend(
-                    narrow_range((src, tgt), t, &rows, range, job.label)
-                        .await?
-                        .runs,
-                );
+                runs.extend(narrow_range(c, &job.span.ranges[i]).await?.runs);
             }
             runs
         }
@@ -161,15 +165,9 @@ async fn replace_all_at_once(
     })
 }
 
-/// The positions of the span's ranges whose fingerprints differ (`rows`: the table's row
-/// hash on each side).
-async fn differing(
-    both: (&Client, &Client),
-    job: &SpanJob<'_>,
-    rows: &(sql::RowHash, sql::RowHash),
-) -> Result<Vec<usize>> {
-    let t = &job.plan.catalog.tables[job.span.table];
-    let pairs = range_pairs(both, t, rows, &job.span.ranges, job.label).await?;
+/// The positions of `ranges` (of the table `c` compares) whose fingerprints differ.
+async fn differing(c: sql::OnBoth<'_>, ranges: &[ChunkRange]) -> Result<Vec<usize>> {
+    let pairs = range_pairs(c, ranges).await?;
     Ok(pairs
         .iter()
         .enumerate()
