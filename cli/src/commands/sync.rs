@@ -101,7 +101,7 @@ pub async fn exec(a: Args, out: Output) -> anyhow::Result<()> {
         if !a.dry_run {
             say!(
                 "{}",
-                summary(&report, ("refreshed", "range"), &source, &target)
+                summary(&report, "refreshed", "range", &source, &target)
             );
         }
     } else if let Some(d) = &report.dry_run {
@@ -121,7 +121,7 @@ pub async fn exec(a: Args, out: Output) -> anyhow::Result<()> {
                 count(c.statements, "statement")
             );
         }
-        say!("{}", summary(&report, ("synced", "part"), &source, &target));
+        say!("{}", summary(&report, "synced", "part", &source, &target));
         if !out.quiet {
             say_raw!("{}", progress::render_tables(&report.per_table));
         }
@@ -141,10 +141,11 @@ fn changed_only(a: &Args) -> dbsync_core::Result<Option<f64>> {
     Ok(a.changed_only.then_some(share))
 }
 
-/// The closing line: `synced 3 tables (12 parts, ...)`; `(verb, unit)` of what was loaded.
+/// The closing line: `synced 3 tables (12 parts, ...)`; `verb` and `unit` of what was loaded.
 fn summary(
     report: &pipeline::LoadReport,
-    (verb, unit): (&str, &str),
+    verb: &str,
+    unit: &str,
     source: &ConnSpec,
     target: &ConnSpec,
 ) -> String {

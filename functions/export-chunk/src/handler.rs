@@ -30,8 +30,8 @@ pub async fn handle(
         // A refresh's span: compared with the target and replaced where it differs.
         Some(t) => {
             let target = dbsync_core::cloud::secrets::fetch(&clients.secrets, t).await?;
-            let sides = (&source, &target);
-            steps::refresh_step(sides, &event.snapshot, place, &event.step, deadline).await?
+            let snapshot = &event.snapshot;
+            steps::refresh_step(&source, &target, snapshot, place, &event.step, deadline).await?
         }
         None => {
             let level = clients.env.compress_level;

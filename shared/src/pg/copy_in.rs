@@ -54,7 +54,7 @@ pub async fn load_part(
     }
     let has_columns = table.copy_columns().next().is_some();
     let freeze = how.sole && has_columns && empty_again(&tx, table, &subject).await?;
-    let stats = rows_in(&tx, table, source, (part_id, &subject), freeze).await?;
+    let stats = rows_in(&tx, table, source, part_id, &subject, freeze).await?;
     let corrupt = |detail: String| Error::PartCorrupt {
         table: table.name.to_string(),
         part: part_id.to_string(),
@@ -79,16 +79,17 @@ pub async fn load_part(
 /// Replaces the rows of `table` that `condition` selects (all of them without one) by the
 /// rows of `source`, in one transaction in replica mode (no foreign-key or user trigger
 /// fires: the rows that reference these are replaced to the same snapshot), so the target
-/// never holds the range half-replaced, and recorded in the ledger under `job_id` and
-/// `subject` (the range's description) in the same transaction. The changed-only refresh's
+/// never holds the range half-replaced, and recorded in the ledger under `key` (the job, and
+/// the range's description that errors name) in the same transaction. The changed-only refresh's
 /// unit of work. Returns what was sent.
 pub async fn replace_rows(
     client: &mut (impl GenericClient + Send + Sync),
     table: &Table,
     condition: Option<&str>,
     source: &mut dyn ByteSource,
-    (subject, job_id): (&str, &str),
+    key: ledger::PartKey<'_>,
 ) -> Result<PartStats> {
+    let subject = key.part_id;
     let ctx = |what: &str| format!("{what} {subject}");
     let tx = client
         .transaction()
@@ -110,8 +111,8 @@ pub async fn replace_rows(
             .await
             .map_err(|e| Error::pg(Role::Target, ctx("deleting the old rows of"), e))?;
     }
-    let stats = rows_in(&tx, table, source, (subject, subject), truncated).await?;
-    ledger::record_replaced(&tx, (job_id, subject), &table.name.to_string(), &stats).await?;
+    let stats = rows_in(&tx, table, source, subject, subject, truncated).await?;
+    ledger::record_replaced(&tx, key, &table.name.to_string(), &stats).await?;
     tx.commit()
         .await
         .map_err(|e| Error::pg(Role::Target, ctx("committing"), e))?;
@@ -120,12 +121,13 @@ pub async fn replace_rows(
 
 /// Sends `source`'s rows into `table` in `tx` (COPY, `FREEZE` when `freeze`; a table without
 /// copied columns gets rows of defaults) and checks the server counted every line sent.
-/// `(part, subject)`: the part an error names, and what the statements' errors say.
+/// `part`: the part an error names; `subject`: what the statements' errors say.
 async fn rows_in(
     tx: &Transaction<'_>,
     table: &Table,
     source: &mut dyn ByteSource,
-    (part, subject): (&str, &str),
+    part: &str,
+    subject: &str,
     freeze: bool,
 ) -> Result<PartStats> {
     let (server_rows, tally) = if table.copy_columns().next().is_none() {

@@ -469,14 +469,22 @@ pub async fn open_refresh(
     open_job(client, job_id, "refresh", tables, &Restore::default()).await
 }
 
-/// Records a replaced range `part_id` (its description) of `table` inside the transaction
-/// that replaced it: one row per range and job, however often the range is replaced.
+/// A row of `dbsync.parts`: the job, and the part (or the replaced range's description).
+#[derive(Debug, Clone, Copy)]
+pub struct PartKey<'a> {
+    pub job_id: &'a str,
+    pub part_id: &'a str,
+}
+
+/// Records a replaced range `key` of `table` inside the transaction that replaced it: one
+/// row per range and job, however often the range is replaced.
 pub async fn record_replaced(
     tx: &impl GenericClient,
-    (job_id, part_id): (&str, &str),
+    key: PartKey<'_>,
     table: &str,
     stats: &PartStats,
 ) -> Result<()> {
+    let PartKey { job_id, part_id } = key;
     tx.execute(
         "INSERT INTO dbsync.parts (job_id, part_id, table_name, rows, bytes, sha256)
          VALUES ($1, $2, $3, $4, $5, $6)

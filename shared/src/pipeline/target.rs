@@ -215,7 +215,7 @@ fn formats(spec: &LoadSpec<'_>, tcat: &Catalog) -> Vec<CopyFormat> {
             .tables
             .iter()
             .map(|t| match tcat.table(&t.name) {
-                Some(tt) => format::copy_format(t, tt, (spec.source, &tcat.server), spec.enums),
+                Some(tt) => format::copy_format(t, tt, spec.source, &tcat.server, spec.enums),
                 None => CopyFormat::Text,
             })
             .collect(),

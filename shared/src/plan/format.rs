@@ -92,11 +92,12 @@ fn portable(base: &str, enums: &[EnumType]) -> bool {
 pub fn copy_format(
     source: &Table,
     target: &Table,
-    servers: (&ServerInfo, &ServerInfo),
+    source_server: &ServerInfo,
+    target_server: &ServerInfo,
     enums: &[EnumType],
 ) -> CopyFormat {
     // Before 13 (never a supported server, but a catalog can still say so) nothing is assumed.
-    let supported = servers.0.version_num >= 130000 && servers.1.version_num >= 130000;
+    let supported = source_server.version_num >= 130000 && target_server.version_num >= 130000;
     let mut cols = source.copy_columns().peekable();
     if !supported || cols.peek().is_none() {
         return CopyFormat::Text;
@@ -153,7 +154,7 @@ mod tests {
             labels: vec!["ok".into()],
         }];
         let (a, b) = (server(versions.0), server(versions.1));
-        copy_format(&table(src), &table(dst), (&a, &b), &enums)
+        copy_format(&table(src), &table(dst), &a, &b, &enums)
     }
 
     #[test]

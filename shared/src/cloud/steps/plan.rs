@@ -13,6 +13,7 @@ use crate::pg::snapshot::join_snapshot;
 use crate::pipeline::build_plan;
 use crate::pipeline::planning::apply_rules;
 use crate::pipeline::refresh::span_sizing;
+use crate::pipeline::refresh::SpanSetup;
 use crate::plan::chunks::Sizing;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -92,8 +93,15 @@ pub async fn plan_job(
     store.put(PLAN_KEY, &to_json(&plan)).await?;
     let items: Vec<ChunkItem> = match what.refresh {
         Some(target) => {
-            let on = (&client, app.as_str());
-            refresh_items(on, target, &plan, (store, job_id), what.chunk_bytes).await?
+            let s = SpanSetup {
+                reader: &client,
+                app: &app,
+                target,
+                plan: &plan,
+                job_id,
+                chunk_bytes: what.chunk_bytes,
+            };
+            refresh_items(s, store).await?
         }
         None => plan
             .chunks

@@ -12,17 +12,15 @@ use super::{read_plan, to_json, ChunkItem, ExportStep, ExportStepResult, JobPlac
 use crate::cloud::jobstore::{Counters, JobChange, JobStatus, Phase};
 use crate::error::{Error, Result, Role};
 use crate::model::catalog::Sequence;
-use crate::model::chunk::Plan;
 use crate::model::options::Analyze;
 use crate::parts::PartStore;
 use crate::pg::conn::ConnSpec;
 use crate::pipeline::progress::NoProgress;
 use crate::pipeline::refresh::span::{refresh_span, SpanJob, SpanOutcome};
-use crate::pipeline::refresh::{set_up_spans, settle};
+use crate::pipeline::refresh::{set_up_spans, settle, Settle, SpanSetup};
 use crate::plan::refresh::{report_of_spans, RefreshReport, RefreshSetup, SpanTotals};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
-use tokio_postgres::Client;
 
 /// Store key of the spans and the target as the plan step checked it.
 pub const REFRESH_KEY: &str = "refresh.json";
@@ -50,14 +48,9 @@ pub struct SpanResult {
 /// The refresh's chunk list: one item per span of the plan (`item.chunk` is the span's
 /// position), after `target` passed a sync's checks and allows replica mode; writes what
 /// every span's invocation needs ([`REFRESH_KEY`]).
-pub async fn refresh_items(
-    (reader, app): (&Client, &str),
-    target: &ConnSpec,
-    plan: &Plan,
-    (store, job_id): (&dyn PartStore, &str),
-    chunk_bytes: u64,
-) -> Result<Vec<ChunkItem>> {
-    let (setup, spans) = set_up_spans((reader, app), target, plan, job_id, chunk_bytes).await?;
+pub async fn refresh_items(s: SpanSetup<'_>, store: &dyn PartStore) -> Result<Vec<ChunkItem>> {
+    let (plan, job_id) = (s.plan, s.job_id);
+    let (setup, spans) = set_up_spans(s).await?;
     store.put(REFRESH_KEY, &to_json(&setup)).await?;
     Ok(spans
         .iter()
@@ -84,18 +77,20 @@ async fn read_json<T: for<'de> Deserialize<'de>>(store: &dyn PartStore, key: &st
 /// did next to the job and adds it to the job's counters. Holds one of the source's
 /// connection leases as an export does.
 pub async fn refresh_step(
-    (source, target): (&ConnSpec, &ConnSpec),
+    source: &ConnSpec,
+    target: &ConnSpec,
     snapshot: &str,
     place: JobPlace<'_>,
     step: &ExportStep,
     deadline: Instant,
 ) -> Result<ExportStepResult> {
-    let work = refresh_span_of((source, target), snapshot, place, step, deadline);
+    let work = refresh_span_of(source, target, snapshot, place, step, deadline);
     with_lease(source, place, step, deadline, work).await
 }
 
 async fn refresh_span_of(
-    (source, target): (&ConnSpec, &ConnSpec),
+    source: &ConnSpec,
+    target: &ConnSpec,
     snapshot: &str,
     place: JobPlace<'_>,
     step: &ExportStep,
@@ -247,9 +242,15 @@ pub async fn finish_refresh(
     let client = target
         .connect(Role::Target, &format!("dbsync-{job_id}-finish"))
         .await?;
-    let found = (&plan, &report);
-    let at = (&client, job_id);
-    settle(at, found, &done.sequences, analyze, &NoProgress).await?;
+    let end = Settle {
+        target: &client,
+        job_id,
+        plan: &plan,
+        report: &report,
+        sequences: &done.sequences,
+        analyze,
+    };
+    settle(end, &NoProgress).await?;
     store.put(REPORT_KEY, &to_json(&report)).await?;
     let last = report.tables.last().map(|t| t.table.clone());
     jobs.progress(

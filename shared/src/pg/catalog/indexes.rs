@@ -1,7 +1,7 @@
 //! Secondary indexes a load may drop and build again: plain, valid, not behind a constraint,
 //! not a partition's, and only what this role can build again.
 
-use super::{per_table, Tables};
+use super::{per_table, Query, Tables};
 use crate::error::{Result, Role};
 use crate::model::catalog::SecondaryIndex;
 use tokio_postgres::Client;
@@ -26,7 +26,10 @@ pub(super) async fn add_indexes(
     per_table(
         client,
         role,
-        ("listing indexes", sql),
+        Query {
+            what: "listing indexes",
+            sql,
+        },
         oids,
         tables,
         |t, r| {

@@ -2,7 +2,7 @@
 //! key with the fewest columns), the primary and unique keys a load may drop and build again,
 //! and the unique indexes and validated CHECKs the pre-flight compares between the sides.
 
-use super::{per_table, Tables};
+use super::{per_table, Query, Tables};
 use crate::error::{Error, Result, Role};
 use crate::model::catalog::{CheckConstraint, Key, KeyColumn, KeyConstraint, KeyKind, UniqueKey};
 use tokio_postgres::Client;
@@ -99,7 +99,10 @@ pub(super) async fn add_rebuildable_keys(
     per_table(
         client,
         role,
-        ("listing primary and unique keys", sql),
+        Query {
+            what: "listing primary and unique keys",
+            sql,
+        },
         oids,
         tables,
         |t, r| {
@@ -124,9 +127,9 @@ pub(super) async fn add_unique_keys_and_checks(
     per_table(
         client,
         role,
-        (
-            "listing unique indexes",
-            "SELECT i.indrelid::int8 AS table_oid, ci.relname::text AS name,
+        Query {
+            what: "listing unique indexes",
+            sql: "SELECT i.indrelid::int8 AS table_oid, ci.relname::text AS name,
                     array_agg(a.attname::text ORDER BY k.ord) AS columns,
                     min(pg_get_expr(i.indpred, i.indrelid)) AS predicate,
                     bool_or(coalesce((to_jsonb(i) ->> 'indnullsnotdistinct')::bool, false))
@@ -139,7 +142,7 @@ pub(super) async fn add_unique_keys_and_checks(
                 AND k.ord <= i.indnkeyatts
               GROUP BY i.indrelid, ci.relname, i.indexrelid
               ORDER BY 1, 2",
-        ),
+        },
         oids,
         tables,
         |t, r| {
@@ -155,14 +158,14 @@ pub(super) async fn add_unique_keys_and_checks(
     per_table(
         client,
         role,
-        (
-            "listing check constraints",
-            "SELECT conrelid::int8 AS table_oid, conname::text AS name,
+        Query {
+            what: "listing check constraints",
+            sql: "SELECT conrelid::int8 AS table_oid, conname::text AS name,
                     pg_get_expr(conbin, conrelid) AS expression
                FROM pg_constraint
               WHERE contype = 'c' AND convalidated AND conrelid = ANY($1::oid[])
               ORDER BY 1, 2",
-        ),
+        },
         oids,
         tables,
         |t, r| {

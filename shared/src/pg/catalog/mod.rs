@@ -102,18 +102,23 @@ pub async fn load(client: &Client, role: Role, scope: &Scope) -> Result<Catalog>
 /// Every table's name by oid, and the in-scope ordinary tables and leaf partitions.
 pub(super) type Tables = BTreeMap<i64, Table>;
 
+/// A catalog query: what it is for (in errors), and its SQL.
+pub(super) struct Query<'a> {
+    pub what: &'static str,
+    pub sql: &'a str,
+}
+
 /// Runs a per-table catalog query over the tables `oids` (`$1`; its column `table_oid` is
-/// the table's oid) and hands each row to `add` with its table. `query` is what it is for (in
-/// errors) and its SQL.
+/// the table's oid) and hands each row to `add` with its table.
 pub(super) async fn per_table(
     client: &Client,
     role: Role,
-    query: (&'static str, &str),
+    query: Query<'_>,
     oids: &[u32],
     tables: &mut Tables,
     mut add: impl FnMut(&mut Table, &Row),
 ) -> Result<()> {
-    let (what, sql) = query;
+    let Query { what, sql } = query;
     let rows = client
         .query(sql, &[&oids])
         .await

@@ -2,7 +2,7 @@
 //! with their sizes, RLS and privileges, their user triggers, and what the scope names that
 //! is never copied (foreign tables, materialized views).
 
-use super::{per_table, Listed, Tables};
+use super::{per_table, Listed, Query, Tables};
 use crate::error::{Error, Result, Role};
 use crate::model::catalog::{Skipped, Table};
 use crate::model::ident::QualName;
@@ -96,12 +96,12 @@ pub(super) async fn add_triggers(
     per_table(
         client,
         role,
-        (
-            "listing triggers",
-            "SELECT tgrelid::int8 AS table_oid, tgname::text AS name FROM pg_trigger
+        Query {
+            what: "listing triggers",
+            sql: "SELECT tgrelid::int8 AS table_oid, tgname::text AS name FROM pg_trigger
               WHERE tgrelid = ANY($1::oid[]) AND NOT tgisinternal AND tgenabled <> 'D'
               ORDER BY tgrelid, tgname",
-        ),
+        },
         oids,
         tables,
         |t, r| {

@@ -46,7 +46,8 @@ async fn replace(
     mut w: SyncWorker,
     plan: Arc<Plan>,
     unit: Unit,
-    (format, job_id): (CopyFormat, Arc<str>),
+    format: CopyFormat,
+    job_id: Arc<str>,
     progress: Arc<dyn Progress>,
 ) -> (SyncWorker, Result<Replaced>) {
     let r = async {
@@ -62,8 +63,11 @@ async fn replace(
             est_bytes: 0,
         };
         let mut src = Metered::new(&mut src, meter);
-        let subject = (what.as_str(), job_id.as_ref());
-        match copy_in::replace_rows(&mut w.tgt, t, cond.as_deref(), &mut src, subject).await {
+        let key = ledger::PartKey {
+            job_id: &job_id,
+            part_id: &what,
+        };
+        match copy_in::replace_rows(&mut w.tgt, t, cond.as_deref(), &mut src, key).await {
             Ok(stats) => {
                 progress.chunk_done(&t.name, stats.rows, stats.bytes, 0);
                 Ok(Replaced::Done(stats.rows, stats.bytes))
@@ -105,7 +109,7 @@ async fn replace_all(
     let job_id = r.job_id.clone();
     let (workers, done) = run_pool(workers, todo, &r.opts.interrupt, move |w, u: Unit| {
         let format = formats.get(u.table).copied().unwrap_or_default();
-        replace(w, plan.clone(), u, (format, job_id.clone()), shown.clone())
+        replace(w, plan.clone(), u, format, job_id.clone(), shown.clone())
     })
     .await?;
     let mut clashed: Vec<usize> = Vec::new();
@@ -176,22 +180,30 @@ async fn analyze_changed(
     Ok(())
 }
 
-/// The end of a refresh on the `target`: sequences set to `seqs` (the snapshot's values),
-/// statistics for the tables of `plan` the `report` says changed (as `analyze` says), the
-/// job marked done in the ledger.
-pub async fn settle(
-    (target, job_id): (&Client, &str),
-    (plan, report): (&Plan, &RefreshReport),
-    seqs: &[Sequence],
-    analyze: Analyze,
-    progress: &dyn Progress,
-) -> Result<()> {
-    let set: Vec<_> = seqs.iter().map(steps::set_sequence).collect();
-    steps::run_steps(target, &set).await?;
-    if analyze.runs() {
-        analyze_changed(plan, report, target, progress, analyze == Analyze::On).await?;
+/// What the end of a refresh works on.
+pub struct Settle<'a> {
+    /// The target coordinator.
+    pub target: &'a Client,
+    pub job_id: &'a str,
+    pub plan: &'a Plan,
+    /// What was found and replaced.
+    pub report: &'a RefreshReport,
+    /// The sequences, with the snapshot's values.
+    pub sequences: &'a [Sequence],
+    pub analyze: Analyze,
+}
+
+/// The end of a refresh on the target: sequences set to the snapshot's values, statistics
+/// for the tables the report says changed (as `analyze` says), the job marked done in the
+/// ledger.
+pub async fn settle(s: Settle<'_>, progress: &dyn Progress) -> Result<()> {
+    let set: Vec<_> = s.sequences.iter().map(steps::set_sequence).collect();
+    steps::run_steps(s.target, &set).await?;
+    if s.analyze.runs() {
+        let always = s.analyze == Analyze::On;
+        analyze_changed(s.plan, s.report, s.target, progress, always).await?;
     }
-    ledger::mark_done(target, job_id).await
+    ledger::mark_done(s.target, s.job_id).await
 }
 
 /// The sessions and findings the end of a refresh works with.
@@ -213,9 +225,15 @@ async fn finish(
 ) -> Result<()> {
     let mut seqs = r.plan.catalog.sequences.clone();
     catalog::read_sequence_values(ends.source, Role::Source, &mut seqs).await?;
-    let found = (r.plan.as_ref(), ends.report);
-    let at = (ends.target, r.job_id.as_ref());
-    settle(at, found, &seqs, r.opts.analyze, r.progress.as_ref()).await?;
+    let end = Settle {
+        target: ends.target,
+        job_id: &r.job_id,
+        plan: r.plan,
+        report: ends.report,
+        sequences: &seqs,
+        analyze: r.opts.analyze,
+    };
+    settle(end, r.progress.as_ref()).await?;
     load.sequences = seqs.len();
     if r.opts.verify {
         r.progress
@@ -284,17 +302,30 @@ async fn open_ledger_job(coord: &mut Client, plan: &Plan, job_id: &str) -> Resul
     ledger::open_refresh(&*coord, job_id, &names).await
 }
 
-/// The service's refresh, before any span runs: `target` checked for a refresh of `plan`
-/// (planned with [`span_sizing`]) as [`refresh`] checks it (`reader`, named `app`, reads
-/// the job's snapshot), and what every span's invocation needs of it; spans of up to
-/// `chunk_bytes` of ranges.
-pub async fn set_up_spans(
-    (reader, app): (&Client, &str),
-    target: &ConnSpec,
-    plan: &Plan,
-    job_id: &str,
-    chunk_bytes: u64,
-) -> Result<(RefreshSetup, Vec<(Span, usize, usize)>)> {
+/// The service's refresh being set up.
+pub struct SpanSetup<'a> {
+    /// A source session reading the job's snapshot, and its application name.
+    pub reader: &'a Client,
+    pub app: &'a str,
+    pub target: &'a ConnSpec,
+    /// Planned with [`span_sizing`].
+    pub plan: &'a Plan,
+    pub job_id: &'a str,
+    /// The most a span holds, in ranges' bytes.
+    pub chunk_bytes: u64,
+}
+
+/// The service's refresh, before any span runs: the target checked for a refresh of the
+/// plan as [`refresh`] checks it, and what every span's invocation needs of it; the spans.
+pub async fn set_up_spans(s: SpanSetup<'_>) -> Result<(RefreshSetup, Vec<(Span, usize, usize)>)> {
+    let SpanSetup {
+        reader,
+        app,
+        target,
+        plan,
+        job_id,
+        chunk_bytes,
+    } = s;
     let opts = Options::default();
     let spec = sync_spec(plan, target, job_id, app, &opts, reader);
     let mut checked = check_for_refresh(&spec, "mode").await?;

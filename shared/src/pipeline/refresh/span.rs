@@ -13,7 +13,7 @@ use super::moved_unique;
 use crate::error::{Error, Result};
 use crate::model::chunk::{ChunkRange, Plan};
 use crate::pg::copy_out::CopyOutSource;
-use crate::pg::{copy_in, refresh as sql, slice};
+use crate::pg::{copy_in, ledger, refresh as sql, slice};
 use crate::plan::refresh::{describe, span_mostly_changed, Pending, RefreshSetup, Span};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -195,7 +195,10 @@ async fn replace(
     let mut from =
         CopyOutSource::start_as(src, t, range, format, format!("copying {what}")).await?;
     let subject = format!("{what}: {}", describe(range));
-    let record = (subject.as_str(), job.job_id);
-    let stats = copy_in::replace_rows(tgt, t, cond.as_deref(), &mut from, record).await?;
+    let key = ledger::PartKey {
+        job_id: job.job_id,
+        part_id: &subject,
+    };
+    let stats = copy_in::replace_rows(tgt, t, cond.as_deref(), &mut from, key).await?;
     Ok((stats.rows, stats.bytes))
 }
