@@ -1,8 +1,9 @@
 //! The core's layering, enforced: every `crate::` path in `shared/src` is read and checked
 //! against the layer picture in docs/DESIGN.md (model ← plan; model ← pg, parts; pipeline →
 //! plan, pg, parts; cloud → all; error and aws are base modules any layer may use), no two
-//! modules import each other in a circle, SQL text and database calls stay in `pg/`, and
-//! files and functions stay small enough to read. Comments and doc links do not count.
+//! modules import each other in a circle, SQL text and database calls stay in `pg/`,
+//! files and functions stay small enough to read, and no function takes a tuple. Comments
+//! and doc links do not count.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -372,10 +373,10 @@ fn functions(s: &Source) -> Vec<(String, usize, usize, usize)> {
     out
 }
 
-/// Top-level commas of the parameter list, `self` not counted.
-fn argument_count(header: &str) -> usize {
+/// The parameters of a signature (split at top-level commas), `self` left out.
+fn parameters(header: &str) -> Vec<String> {
     let Some(open) = header.find('(') else {
-        return 0;
+        return Vec::new();
     };
     let mut depth = 0;
     let mut params = Vec::new();
@@ -396,9 +397,62 @@ fn argument_count(header: &str) -> usize {
     params.push(cur);
     params
         .iter()
-        .map(|p| p.trim())
-        .filter(|p| !p.is_empty() && !p.ends_with("self") && *p != "mut self")
-        .count()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty() && !p.ends_with("self") && p != "mut self")
+        .collect()
+}
+
+fn argument_count(header: &str) -> usize {
+    parameters(header).len()
+}
+
+/// Whether a parameter is a tuple (`(a, b): (A, B)` or `both: (A, B)`): named fields say
+/// which is which where a tuple makes the reader count.
+fn is_tuple(param: &str) -> bool {
+    let ty = param.split_once(':').map_or("", |(_, t)| t.trim());
+    param.starts_with('(') || (ty.starts_with('(') && ty != "()")
+}
+
+#[test]
+fn arguments_are_named_never_a_tuple() {
+    assert!(is_tuple("(src, tgt): (&Client, &Client)"));
+    assert!(is_tuple("both: (&Client, &Client)"));
+    assert!(!is_tuple("add: impl FnMut(&mut Table, &Row)"));
+    assert!(!is_tuple("done: ()"));
+    let mut wrong = Vec::new();
+    for s in sources() {
+        for (i, line) in s.code.iter().enumerate() {
+            let t = line.trim_start();
+            let is_fn = [
+                "fn ",
+                "pub fn ",
+                "pub(crate) fn ",
+                "pub(super) fn ",
+                "async fn ",
+                "pub async fn ",
+                "pub(crate) async fn ",
+                "pub(super) async fn ",
+            ]
+            .iter()
+            .any(|p| t.starts_with(p));
+            if !is_fn {
+                continue;
+            }
+            let header: String = s.code[i..]
+                .iter()
+                .take_while(|l| !l.trim_end().ends_with('{') && !l.trim_end().ends_with(';'))
+                .chain(s.code[i..].iter().find(|l| {
+                    let l = l.trim_end();
+                    l.ends_with('{') || l.ends_with(';')
+                }))
+                .map(String::as_str)
+                .collect();
+            for p in parameters(&header).iter().filter(|p| is_tuple(p)) {
+                wrong.push(format!("{}:{}: {p}", s.path, i + 1));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "tuple arguments:\n{}", wrong.join("\n"));
 }
 
 #[test]

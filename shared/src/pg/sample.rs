@@ -83,16 +83,24 @@ pub async fn sample_keys(
     Ok(all)
 }
 
-/// Key values that cut the rows of `table` that `condition` selects into about `parts` runs
-/// of at least `min_rows` rows, in key order, as text (every n-th key, exact); none when the
+/// How finely [`keys_within`] cuts: into about `parts` runs of at least `min_rows` rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Cut {
+    pub parts: usize,
+    pub min_rows: i64,
+}
+
+/// Key values that cut the rows of `table` that `condition` selects into about `cut.parts`
+/// runs of at least `cut.min_rows` rows, in key order, as text (every n-th key, exact); none when the
 /// rows are too few to cut. The refresh narrows a range that differs by them.
 pub async fn keys_within(
     client: &Client,
     table: &Table,
     key: &Key,
     condition: &str,
-    (parts, min_rows): (usize, i64),
+    cut: Cut,
 ) -> Result<Vec<Vec<String>>> {
+    let Cut { parts, min_rows } = cut;
     let sel = key_text_columns(key);
     let order = key_order_by(key, Some("dbsync_t"));
     let keys = column_list(key.columns.iter().map(|c| c.name.as_str()));

@@ -283,7 +283,7 @@ pub struct CostPlan {
 
 /// Seconds to move `bytes` with `lanes` invocations at `per_lane` MB/s, capped by the
 /// database's `cap` MB/s, never less than the largest single piece takes alone.
-fn phase_seconds(bytes: u64, largest: u64, lanes: f64, (per_lane, cap): (f64, f64)) -> f64 {
+fn phase_seconds(bytes: u64, largest: u64, lanes: f64, per_lane: f64, cap: f64) -> f64 {
     let rate = (lanes * per_lane).min(cap) * MIB;
     (bytes as f64 / rate).max(largest as f64 / (per_lane * MIB))
 }
@@ -296,7 +296,7 @@ fn durations(w: &Workload, r: &Rates, parts: u64) -> (f64, f64, f64) {
     let rounds = (parts as f64 / lanes).ceil();
     let export = 3.0 * r.invocation_seconds
         + rounds * r.invocation_seconds
-        + phase_seconds(bytes, largest, lanes, (r.export_mbps, r.source_mbps));
+        + phase_seconds(bytes, largest, lanes, r.export_mbps, r.source_mbps);
     let load = match w.kind {
         JobKind::Export => 0.0,
         // Composed in S3: parts over 5 MiB are copied server-side.
@@ -314,7 +314,7 @@ fn durations(w: &Workload, r: &Rates, parts: u64) -> (f64, f64, f64) {
                     let (sum, max) = (wave.iter().sum(), wave.iter().copied().max().unwrap_or(0));
                     let rounds = (wave.len() as f64 / lanes).ceil();
                     rounds * r.invocation_seconds
-                        + phase_seconds(sum, max, lanes, (r.import_mbps, r.target_mbps))
+                        + phase_seconds(sum, max, lanes, r.import_mbps, r.target_mbps)
                 })
                 .sum::<f64>()
                 + 2.0 * r.invocation_seconds
@@ -329,7 +329,7 @@ fn durations(w: &Workload, r: &Rates, parts: u64) -> (f64, f64, f64) {
 }
 
 /// Counts what the job does, given the phase durations.
-fn usage(w: &Workload, r: &Rates, parts: u64, (export_s, rebuild_s): (f64, f64)) -> Usage {
+fn usage(w: &Workload, r: &Rates, parts: u64, export_s: f64, rebuild_s: f64) -> Usage {
     let bytes = w.total_bytes() as f64;
     let chunks = w.chunks.len() as u64;
     let loads = w.kind == JobKind::Sync;
@@ -451,7 +451,7 @@ pub fn estimate(w: &Workload, r: &Rates) -> CostPlan {
         .map(|c| (c.bytes as f64 / per_invocation).ceil().max(1.0) as u64)
         .sum();
     let (export_s, load_s, rebuild_s) = durations(w, r, parts);
-    let usage = usage(w, r, parts, (export_s, rebuild_s));
+    let usage = usage(w, r, parts, export_s, rebuild_s);
     let cost = dollars(&usage, r, bytes);
     CostPlan {
         kind: w.kind,

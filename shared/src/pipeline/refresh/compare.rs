@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::model::catalog::Table;
 use crate::model::chunk::{ChunkRange, Plan};
 use crate::model::verify::Fingerprint;
-use crate::pg::sample::keys_within;
+use crate::pg::sample::{keys_within, Cut};
 use crate::pg::{refresh as sql, slice};
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::workers::{run_pool, SyncWorker};
@@ -204,7 +204,11 @@ pub(super) async fn narrow_range(c: sql::OnBoth<'_>, range: &ChunkRange) -> Resu
         return Ok(whole());
     };
     let cond = slice::range_condition(Some(key), range).unwrap_or_else(|| "true".into());
-    let cuts = keys_within(src, t, key, &cond, (narrow::PARTS, narrow::MIN_ROWS)).await?;
+    let cut = Cut {
+        parts: narrow::PARTS,
+        min_rows: narrow::MIN_ROWS,
+    };
+    let cuts = keys_within(src, t, key, &cond, cut).await?;
     let Some(runs) = narrow::cut(range, &cuts) else {
         return Ok(whole());
     };
