@@ -8,7 +8,7 @@ use dbsync_core::model::rules::RulesFile;
 use dbsync_core::model::scope::Scope;
 use dbsync_core::model::size::parse_size;
 use dbsync_core::pg::conn::ConnSpec;
-use dbsync_core::pipeline::Options;
+use dbsync_core::pipeline::{ExportOptions, Options};
 
 #[derive(Args, Clone)]
 pub struct ScopeArgs {
@@ -145,4 +145,12 @@ pub fn options(scope_args: &ScopeArgs, work: &WorkArgs) -> dbsync_core::Result<O
         interrupt: interrupt(),
         ..Options::default()
     })
+}
+
+/// An export's options from the shared flags ([`options`], its export part).
+pub fn export_options(
+    scope_args: &ScopeArgs,
+    work: &WorkArgs,
+) -> dbsync_core::Result<ExportOptions> {
+    Ok(options(scope_args, work)?.export())
 }

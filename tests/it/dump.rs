@@ -50,7 +50,7 @@ async fn a_gzip_dump_of_the_live_source_restores_the_same() {
     let export_dir = file.scratch_dir();
     dump_source(
         &p.source_spec(),
-        &tiny_chunks(),
+        &tiny_chunks().export(),
         &export_dir,
         Arc::new(NoProgress),
         &mut file.out(),

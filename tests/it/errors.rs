@@ -236,7 +236,7 @@ async fn verify_works_with_a_read_only_target_role_and_names_what_differs() {
     ))
     .await;
     let target = target_as(&p, &role);
-    let report = pipeline::verify(&p.source_spec(), &target, &tiny_chunks())
+    let report = pipeline::verify(&p.source_spec(), &target, &tiny_chunks().verify())
         .await
         .expect("verify");
     assert!(
@@ -245,7 +245,7 @@ async fn verify_works_with_a_read_only_target_role_and_names_what_differs() {
         report.differences()
     );
     p.target("DELETE FROM app.orders WHERE id = 4000").await;
-    let d = pipeline::verify(&p.source_spec(), &target, &tiny_chunks())
+    let d = pipeline::verify(&p.source_spec(), &target, &tiny_chunks().verify())
         .await
         .expect("verify")
         .differences();

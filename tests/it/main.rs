@@ -47,7 +47,7 @@ pub async fn plan_of(
     p: &Pair,
     sizing: dbsync_core::plan::chunks::Sizing,
 ) -> dbsync_core::model::chunk::Plan {
-    pipeline::plan_only(&p.source_spec(), &tiny_chunks(), sizing)
+    pipeline::plan_only(&p.source_spec(), &tiny_chunks().scope, None, sizing)
         .await
         .expect("plan")
 }
@@ -100,7 +100,13 @@ pub async fn import(
     store: Arc<dyn dbsync_core::parts::PartStore>,
     opts: &Options,
 ) -> dbsync_core::Result<LoadReport> {
-    pipeline::import(&p.target_spec(), store, opts, Arc::new(NoProgress)).await
+    pipeline::import(
+        &p.target_spec(),
+        store,
+        &opts.import(),
+        Arc::new(NoProgress),
+    )
+    .await
 }
 
 /// The target of `p`, connected as `role`.
@@ -122,7 +128,7 @@ pub async fn export_to_temp(
     let m = pipeline::export(
         &p.source_spec(),
         store.clone(),
-        &tiny_chunks(),
+        &tiny_chunks().export(),
         Arc::new(NoProgress),
     )
     .await

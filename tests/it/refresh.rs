@@ -507,9 +507,10 @@ async fn verify_names_the_first_keys_whose_rows_differ_whatever_the_key() {
     )
     .await;
     let opts = Options::default();
-    let r = dbsync_core::pipeline::verify::verify(&p.source_spec(), &p.target_spec(), &opts)
-        .await
-        .expect("verify runs");
+    let r =
+        dbsync_core::pipeline::verify::verify(&p.source_spec(), &p.target_spec(), &opts.verify())
+            .await
+            .expect("verify runs");
     let keys = |t: &str| {
         r.tables
             .iter()

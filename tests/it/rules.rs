@@ -93,7 +93,7 @@ async fn hashed_keys_stay_unique_and_joinable_and_no_ruled_value_reaches_the_par
     let m = pipeline::export(
         &keyed_source(&p),
         store.clone(),
-        &opts,
+        &opts.export(),
         Arc::new(NoProgress),
     )
     .await

@@ -28,9 +28,15 @@ async fn an_export_to_s3_with_multipart_parts_imports_back_byte_for_byte() {
         chunk_bytes: 1 << 30,
         ..tiny_chunks()
     };
-    let m = pipeline::export(&p.source_spec(), store.clone(), &opts, Arc::new(NoProgress))
-        .await
-        .expect("export to S3");
+    let export = opts.export();
+    let m = pipeline::export(
+        &p.source_spec(),
+        store.clone(),
+        &export,
+        Arc::new(NoProgress),
+    )
+    .await
+    .expect("export to S3");
     let big = m
         .tables
         .iter()
@@ -70,7 +76,7 @@ async fn a_missing_bucket_is_an_error_naming_the_s3_location() {
     let err = pipeline::export(
         &p.source_spec(),
         store,
-        &tiny_chunks(),
+        &tiny_chunks().export(),
         Arc::new(NoProgress),
     )
     .await

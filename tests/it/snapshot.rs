@@ -257,7 +257,8 @@ async fn a_relayed_export_reads_the_state_at_its_start_while_a_writer_changes_th
         // Relayed as often as it can be: a fast machine exports this in a fraction of a second.
         snapshot_relay: Some(Duration::from_millis(5)),
         ..Options::default()
-    };
+    }
+    .export();
     let m = pipeline::export(&p.source_spec(), store.clone(), &opts, Arc::new(NoProgress))
         .await
         .expect("export");

@@ -76,7 +76,7 @@ async fn parts_loaded_by_separate_invocations_with_retries_give_an_exact_target(
         "done"
     );
     // Preparing the same manifest again says it is done instead of emptying the target.
-    let again = pipeline::begin_import(&target, &m, store.as_ref(), &tiny_chunks())
+    let again = pipeline::begin_import(&target, &m, store.as_ref(), &tiny_chunks().import())
         .await
         .expect("prepare again");
     assert!(again.already_done);
@@ -95,9 +95,14 @@ async fn exported_and_prepared(
     pipeline::ImportPlan,
 ) {
     let (dir, store, m) = export_to_temp(p).await;
-    let plan = pipeline::begin_import(&p.target_spec(), &m, store.as_ref(), &tiny_chunks())
-        .await
-        .expect("prepare");
+    let plan = pipeline::begin_import(
+        &p.target_spec(),
+        &m,
+        store.as_ref(),
+        &tiny_chunks().import(),
+    )
+    .await
+    .expect("prepare");
     (dir, store, m, plan)
 }
 
@@ -162,7 +167,7 @@ async fn a_finalize_cut_short_then_put_back_and_prepared_again_rebuilds_every_in
         matches!(&undone, dbsync_core::pipeline::undo::Abandoned::PutBack { failed } if failed.is_empty()),
         "{undone:?}"
     );
-    let plan = pipeline::begin_import(&target, &m, store.as_ref(), &tiny_chunks())
+    let plan = pipeline::begin_import(&target, &m, store.as_ref(), &tiny_chunks().import())
         .await
         .expect("prepare again");
     load_parts(&target, &m, &store, &plan).await;

@@ -1,12 +1,12 @@
 //! `dbsync dump`: the source or an export as one psql-restorable SQL script.
 
-use crate::args::{options, RulesArg, ScopeArgs, WorkArgs};
+use crate::args::{export_options, RulesArg, ScopeArgs, WorkArgs};
 use crate::live;
 use crate::output::{count, print_json, Output};
 use dbsync_core::model::size::human_bytes;
 use dbsync_core::parts::{open_store, S3Settings};
 use dbsync_core::pg::conn::ConnSpec;
-use dbsync_core::pipeline::Options;
+use dbsync_core::pipeline::ExportOptions;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -45,9 +45,9 @@ pub async fn exec(a: Args, out: Output) -> anyhow::Result<()> {
     let result = match (&a.source, &a.from) {
         (Some(src), _) => {
             let (rules, source) = a.rules.load(ConnSpec::parse(src, "--source")?)?;
-            let opts = Options {
+            let opts = ExportOptions {
                 rules,
-                ..options(&a.scope, &a.work)?
+                ..export_options(&a.scope, &a.work)?
             };
             let scratch = file.scratch_dir();
             let progress = live::new(out.quiet || a.output == "-");

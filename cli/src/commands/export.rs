@@ -1,12 +1,12 @@
 //! `dbsync export`: the source into gzip parts and a manifest.
 
-use crate::args::{options, RulesArg, ScopeArgs, WorkArgs};
+use crate::args::{export_options, RulesArg, ScopeArgs, WorkArgs};
 use crate::live;
 use crate::output::{count, print_json, Output};
 use dbsync_core::model::size::human_bytes;
 use dbsync_core::parts::{open_store, S3Settings};
 use dbsync_core::pg::conn::ConnSpec;
-use dbsync_core::pipeline::{self, Options};
+use dbsync_core::pipeline::{self, ExportOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -38,11 +38,11 @@ pub struct Args {
 
 pub async fn exec(a: Args, out: Output) -> anyhow::Result<()> {
     let (rules, source) = a.rules.load(ConnSpec::parse(&a.source, "--source")?)?;
-    let opts = Options {
+    let opts = ExportOptions {
         rules,
         compress_level: a.compress_level,
         snapshot_relay: a.snapshot_relay_seconds.map(std::time::Duration::from_secs),
-        ..options(&a.scope, &a.work)?
+        ..export_options(&a.scope, &a.work)?
     };
     let store = open_store(&a.to, &S3Settings::default()).await?;
     pipeline::export::fresh_location(store.as_ref(), "--to", a.force).await?;

@@ -7,7 +7,7 @@ use crate::{live, progress};
 use dbsync_core::model::options::PartCheck;
 use dbsync_core::parts::{open_store, S3Settings};
 use dbsync_core::pg::conn::ConnSpec;
-use dbsync_core::pipeline::{self, Options};
+use dbsync_core::pipeline::{self, ImportOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -42,7 +42,7 @@ pub struct Args {
 
 pub async fn exec(a: Args, out: Output) -> anyhow::Result<()> {
     let target = ConnSpec::parse(&a.target, "--target")?;
-    let opts = Options {
+    let opts = ImportOptions {
         workers: a.workers.count()?,
         keep_indexes: a.keep_indexes,
         analyze: a.analyze.analyze,
@@ -53,7 +53,6 @@ pub async fn exec(a: Args, out: Output) -> anyhow::Result<()> {
         atomic_max_bytes: a.atomic.max_bytes()?,
         interrupt: interrupt(),
         protected: a.protected.patterns.clone(),
-        ..Options::default()
     };
     let store = open_store(&a.from, &S3Settings::default()).await?;
     let r = pipeline::import(&target, store, &opts, live::new(out.quiet)).await?;

@@ -39,7 +39,13 @@ pub async fn exec(a: Args, out: Output) -> anyhow::Result<()> {
         rules,
         ..options(&a.scope, &a.work)?
     };
-    let plan = pipeline::plan_only(&source, &opts, opts.sync_sizing()).await?;
+    let plan = pipeline::plan_only(
+        &source,
+        &opts.scope,
+        opts.rules.as_ref(),
+        opts.sync_sizing(),
+    )
+    .await?;
     let cost = match &a.mode {
         Some(mode) => Some(serverless_cost(&a, *mode, &plan)?),
         None => None,

@@ -4,7 +4,7 @@ use crate::args::{scope, RulesArg, ScopeArgs, WorkersArg};
 use crate::output::{count, print_json, Output};
 use crate::signals::interrupt;
 use dbsync_core::pg::conn::ConnSpec;
-use dbsync_core::pipeline::{self, Options};
+use dbsync_core::pipeline::{self, VerifyOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,12 +25,11 @@ pub struct Args {
 pub async fn exec(a: Args, out: Output) -> anyhow::Result<()> {
     let (rules, source) = a.rules.load(ConnSpec::parse(&a.source, "--source")?)?;
     let target = ConnSpec::parse(&a.target, "--target")?;
-    let opts = Options {
+    let opts = VerifyOptions {
         rules,
         scope: scope(&a.scope)?,
         workers: a.workers.count()?,
         interrupt: interrupt(),
-        ..Options::default()
     };
     let report = pipeline::verify(&source, &target, &opts).await?;
     if out.json {

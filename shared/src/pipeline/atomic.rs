@@ -33,14 +33,14 @@ use tokio_postgres::{Client, Transaction};
 
 /// Refuses an atomic job larger than the setting allows (`total`: the tables in scope on
 /// disk at the source).
-pub(crate) fn check_size(total: u64, opts: &Options) -> Result<()> {
-    if total > opts.atomic_max_bytes {
+pub(crate) fn check_size(total: u64, max_bytes: u64) -> Result<()> {
+    if total > max_bytes {
         return Err(Error::config(
             "--atomic-max-size",
             format!(
                 "the tables in scope take {} on the source, more than {} for one transaction (the target needs room for the old and the new rows until the commit); raise --atomic-max-size (DBSYNC_ATOMIC_MAX_SIZE) or run without --atomic",
                 human_bytes(total),
-                human_bytes(opts.atomic_max_bytes)
+                human_bytes(max_bytes)
             ),
         ));
     }
@@ -61,8 +61,8 @@ pub async fn sync_atomic(
         coord: src_coord,
         snapshot,
         plan,
-    } = open_source(source, opts, opts.sync_sizing()).await?;
-    check_size(plan.catalog.total_bytes(), opts)?;
+    } = open_source(source, &opts.scope, opts.rules.as_ref(), opts.sync_sizing()).await?;
+    check_size(plan.catalog.total_bytes(), opts.atomic_max_bytes)?;
     let cat = &plan.catalog;
     let spec = sync_spec(&plan, target, &job_id, &src_app, opts, &src_coord);
     let checked = check_target(&spec).await?;

@@ -9,7 +9,7 @@ use crate::parts::{open_store, S3Settings};
 use crate::pg::conn::ConnSpec;
 use crate::pg::ledger;
 use crate::pipeline::progress::NoProgress;
-use crate::pipeline::Options;
+use crate::pipeline::{ExportOptions, Options};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -53,12 +53,12 @@ pub async fn backup_target(
         ));
     }
     // The target's own data, as it is: no data rules, the job's scope and sizing.
-    let backup_opts = Options {
+    let backup_opts = ExportOptions {
         scope: opts.scope.clone(),
         workers: opts.workers,
         chunk_bytes: opts.chunk_bytes,
         interrupt: opts.interrupt.clone(),
-        ..Options::default()
+        ..ExportOptions::default()
     };
     let m = crate::pipeline::export(target, store, &backup_opts, Arc::new(NoProgress))
         .await

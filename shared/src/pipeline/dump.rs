@@ -12,7 +12,7 @@ use crate::parts::{check_export, read_manifest, LocalStore, PartStore};
 use crate::pg::conn::ConnSpec;
 use crate::pg::script;
 use crate::pipeline::progress::Progress;
-use crate::pipeline::Options;
+use crate::pipeline::ExportOptions;
 use crate::plan::order::fk_order;
 use serde::Serialize;
 use std::io::Write;
@@ -214,7 +214,7 @@ fn header(m: &Manifest, source: Option<&str>) -> String {
 /// Exports the source into `scratch` (removed after, also on failure), then dumps it.
 pub async fn dump_source(
     source: &ConnSpec,
-    opts: &Options,
+    opts: &ExportOptions,
     scratch: &std::path::Path,
     progress: Arc<dyn Progress>,
     out: &mut DumpOut<'_>,

@@ -14,7 +14,7 @@ use crate::pipeline::progress::{Meter, Progress};
 use crate::pipeline::relay::{Follow, Holder};
 use crate::pipeline::segment::{export_chunk, PartTarget};
 use crate::pipeline::workers::run_pool;
-use crate::pipeline::Options;
+use crate::pipeline::ExportOptions;
 use crate::plan::chunks::estimated_bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -129,7 +129,7 @@ pub async fn fresh_location(store: &dyn PartStore, setting: &str, force: bool) -
 pub async fn export(
     source: &ConnSpec,
     store: Arc<dyn PartStore>,
-    opts: &Options,
+    opts: &ExportOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<Manifest> {
     let started = Instant::now();
@@ -140,7 +140,7 @@ pub async fn export(
         coord,
         snapshot,
         plan,
-    } = open_source(source, opts, opts.export_sizing()).await?;
+    } = open_source(source, &opts.scope, opts.rules.as_ref(), opts.sizing()).await?;
     let plan = Arc::new(plan);
     let planned_ms = started.elapsed().as_millis() as u64;
     crate::pipeline::progress::planned(&*progress, "export", &plan);

@@ -23,7 +23,7 @@ use crate::pipeline::target::{
     check_target, guarded, import_spec, start_load, Reconnect, TargetJob,
 };
 use crate::pipeline::workers::{app_name, open_workers};
-use crate::pipeline::{DryRun, LoadReport, Options};
+use crate::pipeline::{DryRun, ImportOptions, LoadReport};
 use crate::plan::load;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -96,7 +96,7 @@ async fn begin(
     target: &ConnSpec,
     m: &Manifest,
     store: &dyn PartStore,
-    opts: &Options,
+    opts: &ImportOptions,
 ) -> Result<Begun> {
     check_export(store, m).await?;
     let compressed = m
@@ -128,7 +128,7 @@ struct ImportRun<'a> {
     store: Arc<dyn PartStore>,
     tj: &'a TargetJob,
     again: &'a Arc<Reconnect>,
-    opts: &'a Options,
+    opts: &'a ImportOptions,
     progress: Arc<dyn Progress>,
 }
 
@@ -201,7 +201,7 @@ async fn load_and_finish(
 pub async fn import(
     target: &ConnSpec,
     store: Arc<dyn PartStore>,
-    opts: &Options,
+    opts: &ImportOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<LoadReport> {
     opts.check_target_allowed(target)?;
@@ -283,9 +283,9 @@ pub async fn begin_import(
     target: &ConnSpec,
     m: &Manifest,
     store: &dyn PartStore,
-    opts: &Options,
+    opts: &ImportOptions,
 ) -> Result<ImportPlan> {
-    let opts = Options {
+    let opts = ImportOptions {
         dry_run: false,
         ..opts.clone()
     };

@@ -15,6 +15,7 @@ pub mod finish;
 pub mod import;
 pub mod interrupt;
 pub mod load;
+pub mod options;
 pub mod planning;
 pub mod progress;
 pub mod refresh;
@@ -34,154 +35,15 @@ pub use import::{
     begin_import, finalize_import, finalize_import_until, import, import_part, Finished,
     ImportPlan, PartLoad,
 };
+pub use options::{ExportOptions, ImportOptions, Options, VerifyOptions, DEFAULT_ATOMIC_MAX_BYTES};
 pub use planning::{build_plan, plan_only};
 pub use sync::sync;
 pub use verify::verify;
 
-use crate::error::{Error, Result};
-use crate::model::chunk::DEFAULT_CHUNK_BYTES;
-
-/// Default `--atomic-max-size`: 8 GiB.
-pub const DEFAULT_ATOMIC_MAX_BYTES: u64 = 8 << 30;
 pub use crate::model::options::{Analyze, PartCheck, AUTO_CHECK_S3_BYTES};
-use crate::model::options::{LoadChoices, Spelling};
 use crate::model::part::LoadOutcome;
-use crate::model::rules::RulesFile;
-use crate::model::scope::Scope;
 use crate::model::verify::VerifyReport;
-use crate::plan::chunks::Sizing;
-use interrupt::Interrupt;
 use serde::Serialize;
-
-/// Options shared by the pipelines.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Tables in scope.
-    pub scope: Scope,
-    /// Parallel workers (connections per side); `--jobs` on the command line.
-    pub workers: usize,
-    /// Target chunk size in bytes on disk.
-    pub chunk_bytes: u64,
-    /// gzip level for parts (1 fastest .. 9 smallest).
-    pub compress_level: u32,
-    /// Compare row counts and checksums of every table after a sync.
-    pub verify: bool,
-    /// Keep the target's secondary indexes during the load (slower; by default they are
-    /// dropped and rebuilt after, as pgcopydb does).
-    pub keep_indexes: bool,
-    /// How each loaded table gets statistics, so the target is ready to query (`--analyze`).
-    pub analyze: Analyze,
-    /// Run every check against the target and report what would happen; change nothing.
-    pub dry_run: bool,
-    /// Import: start over even if this export was imported (or half-imported) before.
-    pub restart: bool,
-    /// Stops the run when fired (the command line fires it on SIGINT and SIGTERM).
-    pub interrupt: Interrupt,
-    /// Sync in one target transaction ([`atomic`]): the target keeps its old data until
-    /// the new data commits.
-    pub atomic: bool,
-    /// The most a `--atomic` job may hold, on disk at the source.
-    pub atomic_max_bytes: u64,
-    /// Data rules applied at export (`--rules`): row filters and column rules.
-    pub rules: Option<RulesFile>,
-    /// Create the tables in scope (and what they need) that the target lacks, from the
-    /// source's catalog, before the load (`--create-schema`).
-    pub create_schema: bool,
-    /// Export the target's tables in scope here before emptying anything (`--backup`).
-    pub backup: Option<String>,
-    /// Export: hand the snapshot over to a new holder this often ([`relay`]).
-    pub snapshot_relay: Option<std::time::Duration>,
-    /// Targets no job may load (`DBSYNC_PROTECTED_TARGETS`, as the API's): glob patterns
-    /// matched against the target's `host:port/db`.
-    pub protected: Vec<String>,
-    /// Import: read and check every part before the target changes (`--check-parts`).
-    pub check_parts: PartCheck,
-    /// Sync: copy only the key ranges that differ (`--changed-only`), replacing a table
-    /// whole when more than this share of its ranges differ ([`refresh`]).
-    pub changed_only: Option<f64>,
-}
-
-impl Options {
-    /// Refuses a target the protected patterns name, before anything connects to it.
-    pub fn check_target_allowed(&self, target: &crate::pg::conn::ConnSpec) -> Result<()> {
-        let identity = target.identity();
-        match self
-            .protected
-            .iter()
-            .find(|p| crate::model::scope::glob(p, &identity))
-        {
-            Some(p) => Err(Error::Protected(format!(
-                "target {identity} is protected (DBSYNC_PROTECTED_TARGETS pattern {p}); dbsync never loads it"
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    /// Refuses combinations of options a sync cannot honour together, before anything runs.
-    pub fn check_combinations(&self) -> Result<()> {
-        self.choices(false).check(Spelling::Flag)
-    }
-
-    /// The load choices these options make (`via`: through parts), for the one check of
-    /// which combine ([`LoadChoices::check`]).
-    pub fn choices(&self, via: bool) -> LoadChoices {
-        LoadChoices {
-            loads_target: true,
-            atomic: self.atomic,
-            create_schema: self.create_schema,
-            backup: self.backup.is_some(),
-            dry_run: self.dry_run,
-            via,
-            changed_only: self.changed_only.is_some(),
-        }
-    }
-
-    /// How a sync splits its tables: balanced over the workers, by heap pages (one snapshot
-    /// reads every chunk).
-    pub fn sync_sizing(&self) -> Sizing {
-        Sizing {
-            chunk_bytes: self.chunk_bytes,
-            workers: self.workers,
-            by_heap: true,
-            exact_keys_up_to: crate::plan::chunks::EXACT_KEYS_UP_TO,
-        }
-    }
-
-    /// How an export splits them: balanced over the workers, by key (parts that later
-    /// imports and budgeted continuations address by key).
-    pub fn export_sizing(&self) -> Sizing {
-        Sizing {
-            by_heap: false,
-            ..self.sync_sizing()
-        }
-    }
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            scope: Scope::default(),
-            workers: 4,
-            chunk_bytes: DEFAULT_CHUNK_BYTES,
-            compress_level: 1,
-            verify: false,
-            keep_indexes: false,
-            analyze: Analyze::Copy,
-            dry_run: false,
-            restart: false,
-            interrupt: Interrupt::default(),
-            atomic: false,
-            atomic_max_bytes: DEFAULT_ATOMIC_MAX_BYTES,
-            rules: None,
-            create_schema: false,
-            backup: None,
-            snapshot_relay: None,
-            protected: Vec::new(),
-            check_parts: PartCheck::Auto,
-            changed_only: None,
-        }
-    }
-}
 
 /// What a sync or import did.
 #[derive(Debug, Clone, Default, Serialize)]

@@ -10,7 +10,6 @@ use crate::model::scope::{is_glob, Scope};
 use crate::pg::conn::ConnSpec;
 use crate::pg::{self, catalog, sample, snapshot, stats, verify};
 use crate::pipeline::workers::{app_name, new_job_id};
-use crate::pipeline::Options;
 use crate::plan::chunks::{self, Sizing};
 use crate::plan::{self, order};
 use tokio_postgres::Client;
@@ -175,16 +174,18 @@ pub struct OpenedSource {
     pub plan: Plan,
 }
 
-/// Starts a job on the source: a new job id, the snapshot, the plan.
+/// Starts a job on the source: a new job id, the snapshot, the plan of the tables in
+/// `scope` with the data `rules` applied.
 pub async fn open_source(
     source: &ConnSpec,
-    opts: &Options,
+    scope: &Scope,
+    rules: Option<&RulesFile>,
     sizing: Sizing,
 ) -> Result<OpenedSource> {
     let job_id = new_job_id();
     let app = app_name(&job_id, "src");
     let (coord, snapshot) = snapshot::open_snapshot(source, &app).await?;
-    let plan = plan_with_rules(&coord, source, opts, sizing).await?;
+    let plan = plan_with_rules(&coord, source, scope, rules, sizing).await?;
     Ok(OpenedSource {
         job_id,
         app,
@@ -194,22 +195,29 @@ pub async fn open_source(
     })
 }
 
-/// `dbsync plan`: the plan a job of this sizing would make, without changing anything.
-pub async fn plan_only(source: &ConnSpec, opts: &Options, sizing: Sizing) -> Result<Plan> {
+/// `dbsync plan`: the plan a job of this sizing would make of the tables in `scope` with
+/// the data `rules` applied, without changing anything.
+pub async fn plan_only(
+    source: &ConnSpec,
+    scope: &Scope,
+    rules: Option<&RulesFile>,
+    sizing: Sizing,
+) -> Result<Plan> {
     let (c, _snap) = snapshot::open_snapshot(source, "dbsync-plan").await?;
-    plan_with_rules(&c, source, opts, sizing).await
+    plan_with_rules(&c, source, scope, rules, sizing).await
 }
 
-/// The plan of `opts`'s scope with its data rules applied, made on `client` (a session of
+/// The plan of `scope` with the data `rules` applied, made on `client` (a session of
 /// `source`, in the job's snapshot).
 async fn plan_with_rules(
     client: &Client,
     source: &ConnSpec,
-    opts: &Options,
+    scope: &Scope,
+    rules: Option<&RulesFile>,
     sizing: Sizing,
 ) -> Result<Plan> {
-    let mut plan = build_plan(client, &opts.scope, sizing).await?;
+    let mut plan = build_plan(client, scope, sizing).await?;
     let keyed = source.has_rules_key();
-    apply_rules(client, &mut plan.catalog, opts.rules.as_ref(), keyed).await?;
+    apply_rules(client, &mut plan.catalog, rules, keyed).await?;
     Ok(plan)
 }

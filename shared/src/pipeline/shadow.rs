@@ -21,7 +21,7 @@ use crate::pg::{shadow, target};
 use crate::pipeline::atomic::{check_size, finish_in_transaction};
 use crate::pipeline::target::{check_target, import_spec, CheckedTarget, TargetJob};
 use crate::pipeline::workers::app_name;
-use crate::pipeline::{Analyze, Options};
+use crate::pipeline::{Analyze, ImportOptions};
 use crate::plan::load;
 
 /// Starts (or resumes) an atomic import on a checked target: creates the shadow tables and
@@ -29,10 +29,10 @@ use crate::plan::load;
 pub async fn start_shadow(
     checked: CheckedTarget,
     m: &Manifest,
-    opts: &Options,
+    opts: &ImportOptions,
 ) -> Result<TargetJob> {
     let total: u64 = m.tables.iter().map(|t| t.table.bytes.max(0) as u64).sum();
-    check_size(total, opts)?;
+    check_size(total, opts.atomic_max_bytes)?;
     let CheckedTarget {
         mut coord,
         order,
@@ -96,7 +96,7 @@ pub async fn finish_shadow_import(target: &ConnSpec, m: &Manifest) -> Result<()>
         }
     };
     drop(probe);
-    let opts = Options {
+    let opts = ImportOptions {
         keep_indexes: restore.shadow.unwrap_or_default().keep_indexes,
         analyze: if restore.no_analyze {
             Analyze::Off

@@ -216,7 +216,7 @@ async fn stream(
         coord: src_coord,
         snapshot,
         plan,
-    } = open_source(source, opts, opts.sync_sizing()).await?;
+    } = open_source(source, &opts.scope, opts.rules.as_ref(), opts.sync_sizing()).await?;
     let plan = Arc::new(plan);
     let plan_ms = ms();
     let cat = &plan.catalog;

@@ -18,7 +18,7 @@ use crate::pg::{catalog, ledger_owner, preflight, snapshot, stats, target};
 use crate::pipeline::progress::Progress;
 use crate::pipeline::undo;
 use crate::pipeline::workers::{app_name, SyncWorker};
-use crate::pipeline::{Analyze, DryRun, LoadReport, Options};
+use crate::pipeline::{Analyze, DryRun, ImportOptions, LoadReport, Options};
 use crate::plan::{compat, format, load, order};
 use std::future::Future;
 use tokio_postgres::{Client, GenericClient};
@@ -57,7 +57,7 @@ pub fn import_spec<'a>(
     target: &'a ConnSpec,
     m: &'a Manifest,
     tables: &'a [Table],
-    opts: &Options,
+    opts: &ImportOptions,
 ) -> LoadSpec<'a> {
     LoadSpec {
         target,

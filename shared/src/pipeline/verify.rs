@@ -12,7 +12,7 @@ use crate::pipeline::diff_keys::first_differing_keys;
 use crate::pipeline::interrupt::Interrupt;
 use crate::pipeline::planning::{apply_rules, check_patterns, scope_text};
 use crate::pipeline::workers::{run_pool, SyncWorker};
-use crate::pipeline::Options;
+use crate::pipeline::VerifyOptions;
 use crate::plan::compat;
 use std::sync::Arc;
 use tokio_postgres::Client;
@@ -70,7 +70,11 @@ pub async fn verify_against_snapshot(
 }
 
 /// `dbsync verify`: compares the live source and target table by table.
-pub async fn verify(source: &ConnSpec, target: &ConnSpec, opts: &Options) -> Result<VerifyReport> {
+pub async fn verify(
+    source: &ConnSpec,
+    target: &ConnSpec,
+    opts: &VerifyOptions,
+) -> Result<VerifyReport> {
     let src = source.connect(Role::Source, "dbsync-verify").await?;
     let tgt = target.connect(Role::Target, "dbsync-verify").await?;
     let mut cat = catalog::load(&src, Role::Source, &opts.scope).await?;

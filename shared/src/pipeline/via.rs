@@ -36,16 +36,18 @@ pub async fn sync_via(
     opts.choices(true).check(Spelling::Flag)?;
     let store = open_store(via.location, &S3Settings::default()).await?;
     export::fresh_location(store.as_ref(), SETTING, via.force).await?;
-    let m = export::export(source, store.clone(), opts, progress.clone()).await?;
+    let m = export::export(source, store.clone(), &opts.export(), progress.clone()).await?;
     tracing::info!(parts = m.tables.iter().map(|t| t.parts.len()).sum::<usize>(), to = %via.location, "export written");
     let backup = match &opts.backup {
         Some(to) => Some(backup::backup_target(target, opts, to, &m.job_id).await?),
         None => None,
     };
-    let mut report = import::import(target, store, opts, progress).await?;
+    let mut report = import::import(target, store, &opts.import(), progress).await?;
     report.backup = backup;
     if opts.verify {
-        verify::verify(source, target, opts).await?.into_result()?;
+        verify::verify(source, target, &opts.verify())
+            .await?
+            .into_result()?;
     }
     Ok(report)
 }

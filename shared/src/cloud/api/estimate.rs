@@ -9,7 +9,7 @@ use super::{Api, ApiResult};
 use crate::cloud::jobstore::JobRecord;
 use crate::error::{Error, Result};
 use crate::pg::conn::ConnSpec;
-use crate::pipeline::{self, Options};
+use crate::pipeline::{self, ExportOptions};
 use crate::plan::cost::{estimate, ChunkLoad, CostPlan, JobKind, Workload};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -59,12 +59,12 @@ impl Api<'_> {
         let mut work = match export {
             Some(e) => workload_of_export(e, kind, fanout),
             None => {
-                let opts = Options {
+                let opts = ExportOptions {
                     scope: req.scope()?,
                     chunk_bytes: chunk_bytes(req)?,
-                    ..Options::default()
+                    ..ExportOptions::default()
                 };
-                let planned = pipeline::plan_only(source, &opts, opts.export_sizing());
+                let planned = pipeline::plan_only(source, &opts.scope, None, opts.sizing());
                 let plan = tokio::time::timeout(limit, planned).await.map_err(|_| {
                     Error::config(
                         "dry_run",

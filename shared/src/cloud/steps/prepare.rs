@@ -8,7 +8,7 @@ use crate::model::manifest::Manifest;
 use crate::model::options::Analyze;
 use crate::pg::conn::ConnSpec;
 use crate::pg::ledger;
-use crate::pipeline::{begin_import, Options};
+use crate::pipeline::{begin_import, ImportOptions};
 use serde::{Deserialize, Serialize};
 
 /// The prepare function's input.
@@ -146,7 +146,7 @@ pub async fn prepare(
         });
     }
     let store = place.store;
-    let opts = Options {
+    let opts = ImportOptions {
         keep_indexes: event.keep_indexes,
         analyze: event.analyze,
         atomic: event.atomic,

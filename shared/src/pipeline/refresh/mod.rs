@@ -365,7 +365,13 @@ async fn open_both(source: &ConnSpec, target: &ConnSpec, opts: &Options) -> Resu
         coord: src_coord,
         snapshot,
         plan,
-    } = open_source(source, opts, refresh_sizing(opts.chunk_bytes)).await?;
+    } = open_source(
+        source,
+        &opts.scope,
+        opts.rules.as_ref(),
+        refresh_sizing(opts.chunk_bytes),
+    )
+    .await?;
     let plan = Arc::new(plan);
     let spec = sync_spec(&plan, target, &job_id, &app, opts, &src_coord);
     let checked = check_for_refresh(&spec, "changed_only").await?;
