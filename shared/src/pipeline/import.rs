@@ -19,9 +19,8 @@ use crate::pipeline::finish::{finish_load, JobEnd, TableCountdown};
 use crate::pipeline::load::{run_waves, LoadFns, LoadItem};
 use crate::pipeline::progress::{Meter, Metered, Progress};
 use crate::pipeline::shadow::{finish_shadow_import, start_shadow};
-use crate::pipeline::target::{
-    check_target, guarded, import_spec, start_load, Reconnect, TargetJob,
-};
+use crate::pipeline::target::{check_target, import_spec, start_load, Reconnect, TargetJob};
+use crate::pipeline::undo::guarded;
 use crate::pipeline::workers::{app_name, open_workers};
 use crate::pipeline::{DryRun, ImportOptions, LoadReport};
 use crate::plan::load;

@@ -18,8 +18,9 @@ use crate::pipeline::planning::{chunk_context, open_source, OpenedSource};
 use crate::pipeline::progress::{Meter, Metered, Progress};
 use crate::pipeline::refresh::{self, Refreshed};
 use crate::pipeline::target::{
-    check_target, dry_run_report, guarded, start_load, sync_spec, Reconnect, TargetJob,
+    check_target, dry_run_report, start_load, sync_spec, Reconnect, TargetJob,
 };
+use crate::pipeline::undo::guarded;
 use crate::pipeline::verify::verify_against_snapshot;
 use crate::pipeline::workers::{app_name, open_workers, SyncWorker};
 use crate::pipeline::{LoadReport, Options};
