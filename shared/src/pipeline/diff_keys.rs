@@ -33,10 +33,7 @@ pub async fn first_differing_keys(
     let ranges = key_ranges(&bounds);
     let what = format!("table {}", table.name);
     let c = sql::OnBoth {
-        sides: sql::Sides {
-            source: &w.src,
-            target: &w.tgt,
-        },
+        sides: w.sides(),
         table,
         hashes: &rows,
         what: &what,

@@ -32,6 +32,16 @@ pub struct SyncWorker {
     pub tgt: Client,
 }
 
+impl SyncWorker {
+    /// Both sessions, as a comparison reads them.
+    pub fn sides(&self) -> crate::pg::refresh::Sides<'_> {
+        crate::pg::refresh::Sides {
+            source: &self.src,
+            target: &self.tgt,
+        }
+    }
+}
+
 impl Loader for SyncWorker {
     fn target(&self) -> &Client {
         &self.tgt

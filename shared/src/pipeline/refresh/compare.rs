@@ -43,19 +43,11 @@ impl Hashes {
         what: &'a str,
     ) -> sql::OnBoth<'a> {
         sql::OnBoth {
-            sides: sides(w),
+            sides: w.sides(),
             table: &plan.catalog.tables[table],
             hashes: &self.0[table],
             what,
         }
-    }
-}
-
-/// The sessions of a worker pair, as a comparison reads them.
-fn sides(w: &SyncWorker) -> sql::Sides<'_> {
-    sql::Sides {
-        source: &w.src,
-        target: &w.tgt,
     }
 }
 
