@@ -133,17 +133,12 @@ impl Options {
     /// How a sync splits its tables: balanced over the workers, by heap pages (one snapshot
     /// reads every chunk).
     pub fn sync_sizing(&self) -> Sizing {
-        Sizing {
-            chunk_bytes: self.chunk_bytes,
-            workers: self.workers,
-            by_heap: true,
-            exact_keys_up_to: crate::plan::chunks::EXACT_KEYS_UP_TO,
-        }
+        balanced(self.chunk_bytes, self.workers, true)
     }
 
     /// How an export splits them ([`ExportOptions::sizing`]).
     pub fn export_sizing(&self) -> Sizing {
-        self.export().sizing()
+        balanced(self.chunk_bytes, self.workers, false)
     }
 }
 
@@ -170,6 +165,16 @@ impl Default for Options {
             check_parts: PartCheck::Auto,
             changed_only: None,
         }
+    }
+}
+
+/// Chunks of `chunk_bytes` balanced over `workers`, by heap pages or by key.
+fn balanced(chunk_bytes: u64, workers: usize, by_heap: bool) -> Sizing {
+    Sizing {
+        chunk_bytes,
+        workers,
+        by_heap,
+        exact_keys_up_to: crate::plan::chunks::EXACT_KEYS_UP_TO,
     }
 }
 
@@ -212,12 +217,7 @@ impl ExportOptions {
     /// How an export splits the tables: balanced over the workers, by key (parts that later
     /// imports and budgeted continuations address by key).
     pub fn sizing(&self) -> Sizing {
-        Sizing {
-            chunk_bytes: self.chunk_bytes,
-            workers: self.workers,
-            by_heap: false,
-            exact_keys_up_to: crate::plan::chunks::EXACT_KEYS_UP_TO,
-        }
+        balanced(self.chunk_bytes, self.workers, false)
     }
 }
 

@@ -150,24 +150,21 @@ async fn compare(
     (w, r)
 }
 
-/// What replaces `unit`, a key range that differs: [`narrow_range`] on a worker pair; whole
-/// tables stay whole.
+/// What replaces `unit`, a key range that differs: [`narrow_range`] on a worker pair (whole
+/// tables stay whole), and the source rows of its runs found alike.
 async fn narrow_unit(
     w: &SyncWorker,
     plan: &Plan,
     hashes: &Hashes,
     unit: Unit,
-) -> Result<(Vec<Unit>, Narrowed)> {
+) -> Result<(Vec<Unit>, u64)> {
     let what = unit.what(plan);
-    let mut narrowed = narrow_range(hashes.on(w, plan, unit.table, &what), &unit.range).await?;
-    let units = std::mem::take(&mut narrowed.runs)
-        .into_iter()
-        .map(|range| Unit {
-            table: unit.table,
-            range,
-        })
-        .collect();
-    Ok((units, narrowed))
+    let narrowed = narrow_range(hashes.on(w, plan, unit.table, &what), &unit.range).await?;
+    let units = narrowed.runs.into_iter().map(|range| Unit {
+        table: unit.table,
+        range,
+    });
+    Ok((units.collect(), narrowed.rows_alike))
 }
 
 /// A differing range, narrowed.
@@ -178,10 +175,10 @@ pub(super) struct Narrowed {
     pub rows_alike: u64,
 }
 
-/// What replaces `range`, a key range that differs of the table `c` compares: the runs of it that differ, compared on both sides after cutting it at the
-/// source's keys ([`narrow::cut`]); the range itself when it is too small to cut or most of
-/// it differs ([`narrow::to_replace`]). The local refresh's units and the service's spans
-/// narrow so.
+/// What replaces `range`, a differing key range of the table `c` compares: the runs of it
+/// that differ, compared on both sides after cutting it at the source's keys
+/// ([`narrow::cut`]); the range itself when it is too small to cut or most of it differs
+/// ([`narrow::to_replace`]). The local refresh's units and the service's spans narrow so.
 pub(super) async fn narrow_range(c: sql::OnBoth<'_>, range: &ChunkRange) -> Result<Narrowed> {
     let whole = || Narrowed {
         runs: vec![range.clone()],
@@ -323,10 +320,10 @@ impl Comparing<'_> {
         })
         .await?;
         let mut todo = Vec::new();
-        for (units, narrowed) in found {
+        for (units, rows_alike) in found {
             if let Some(u) = units.first() {
                 let table = self.plan.catalog.tables[u.table].name.to_string();
-                report.narrowed(&table, narrowed.rows_alike);
+                report.narrowed(&table, rows_alike);
             }
             todo.extend(units);
         }
