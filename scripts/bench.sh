@@ -48,7 +48,7 @@ case $PROFILE in
     settings="PostgreSQL defaults (shared_buffers 128MB, max_wal_size 1GB, fsync and synchronous_commit on)" ;;
   tuned)
     SCALE=${BENCH_SCALE:-32} APP_SCALE=${BENCH_APP_SCALE:-1} SP=55452 TP=55453
-    export DBSYNC_PG_FSYNC=on DBSYNC_PG_SHARED_BUFFERS=1GB
+    export DBSYNC_PG_FSYNC=on DBSYNC_PG_SHARED_BUFFERS=1GB DBSYNC_PG_MAX_WAL_SIZE=4GB
     settings="shared_buffers 1GB, max_wal_size 4GB, fsync on, synchronous_commit off" ;;
   pg18)
     # Both servers and every client tool of PostgreSQL 18 (scripts/pg.sh fetches them).

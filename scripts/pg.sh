@@ -175,10 +175,13 @@ unix_socket_directories = '$dir'
 max_connections = 200
 CONF
     # DBSYNC_PG_DEFAULTS=1 keeps PostgreSQL's own defaults (the benchmark's "default" profile:
-    # what a user's untuned server runs with); otherwise tuned for throwaway test data.
+    # what a user's untuned server runs with); otherwise tuned for throwaway test data. The
+    # WAL is kept small there (checkpoints cost little without fsync): at 4GB a test run's
+    # two clusters held 4 GB of it, disk a CI machine may not have.
     [ "${DBSYNC_PG_DEFAULTS:-}" = 1 ] || cat >>"$dir/data/postgresql.conf" <<CONF
 shared_buffers = ${DBSYNC_PG_SHARED_BUFFERS:-256MB}
-max_wal_size = 4GB
+max_wal_size = ${DBSYNC_PG_MAX_WAL_SIZE:-256MB}
+min_wal_size = 64MB
 fsync = ${DBSYNC_PG_FSYNC:-off}
 synchronous_commit = off
 full_page_writes = ${DBSYNC_PG_FSYNC:-off}
@@ -203,7 +206,7 @@ CONF
 }
 
 # Drops the databases whose names start with PREFIX on the cluster at PORT (what earlier test
-# runs left behind: every test makes its own pair and keeps it for inspection).
+# runs left behind: a failed test keeps its pair for inspection).
 dropdbs() {
   local port=$1 prefix=$2
   psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<SQL

@@ -24,7 +24,8 @@ if [ -w "$reserved" ] && ! grep -q '55440-55520' "$reserved"; then
 fi
 scripts/pg.sh up test-source "${DBSYNC_TEST_SOURCE_PORT:=55442}"
 scripts/pg.sh up test-target "${DBSYNC_TEST_TARGET_PORT:=55443}"
-# Each test makes its own database pair and leaves it for inspection; the previous run's go now.
+# Each test makes its own database pair and drops it when it passes; a failed test keeps its pair
+# for inspection (every test does under DBSYNC_TEST_KEEP_DBS=1). The previous run's go now.
 scripts/pg.sh dropdbs "$DBSYNC_TEST_SOURCE_PORT" t_
 scripts/pg.sh dropdbs "$DBSYNC_TEST_TARGET_PORT" t_
 # The fault matrix's own clusters (it stops them; the tests start them when they need them).
@@ -70,16 +71,22 @@ scripts/validate.sh
 export DBSYNC_TEST_SOURCE_URL="postgresql://postgres@127.0.0.1:$DBSYNC_TEST_SOURCE_PORT/postgres?sslmode=disable"
 export DBSYNC_TEST_TARGET_URL="postgresql://postgres@127.0.0.1:$DBSYNC_TEST_TARGET_PORT/postgres?sslmode=disable"
 
+# The disk the run has, said before and after: the clusters, the parts and two build trees
+# take several GB, and a CI machine's free disk varies.
+disk() { df -h --output=avail,size "$PWD" | awk -v when="$1" 'NR == 2 { print "test.sh: disk " when ": " $1 " free of " $2 }'; }
+disk "before the tests"
 # No doc-tests exist; leaving them out keeps an empty "0 passed" from closing the output.
+# --no-fail-fast: a failing test binary does not hide what the others would have said.
 log=$(mktemp)
 set +e
-cargo test --workspace --lib --bins --tests "$@" 2>&1 | tee "$log"
+cargo test --workspace --lib --bins --tests --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # The fault matrix's summary (cli/tests/faults.rs), then one total line for the whole run.
 for summary in target/tmp/fault-matrix*.txt; do
   if [ -f "$summary" ]; then cat "$summary"; rm -f "$summary"; fi
 done
+disk "after the tests"
 awk '/^test result:/ { for (i = 2; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "dbsync: %d passed, %d failed\n", p, f }' "$log"
 rm -f "$log"

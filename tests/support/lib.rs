@@ -254,6 +254,47 @@ impl Pair {
     }
 }
 
+/// A pair is dropped with its test: a whole run made 10 GB of databases when each test kept
+/// its own, more than a CI machine's disk may have free. A failed test (the thread is
+/// panicking) keeps its pair for inspection, as does every test under DBSYNC_TEST_KEEP_DBS=1.
+/// Best effort: a cluster a test stopped is simply not reached.
+impl Drop for Pair {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("DBSYNC_TEST_KEEP_DBS").is_some() {
+            return;
+        }
+        let bases = [
+            with_db(&self.source_url, "postgres"),
+            with_db(&self.target_url, "postgres"),
+        ];
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread of its own
+        // with a runtime of its own does the dropping.
+        let dropping = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                for base in &bases {
+                    let connected = tokio::time::timeout(
+                        std::time::Duration::from_secs(5),
+                        tokio_postgres::connect(base, NoTls),
+                    )
+                    .await;
+                    if let Ok(Ok((c, conn))) = connected {
+                        tokio::spawn(conn);
+                        let _ = c.batch_execute(&sql).await;
+                    }
+                }
+            });
+        });
+        let _ = dropping.join();
+    }
+}
+
 /// Per table: row count and md5 of all rows' text forms sorted in C collation; per
 /// sequence: last_value and is_called; and the schema dbsync may touch during a load
 /// ([`schema_fingerprint`]). dbsync's own schemas (the ledger, an atomic import's shadow
