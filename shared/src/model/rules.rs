@@ -249,6 +249,46 @@ impl ParentRow {
     }
 }
 
+/// How a ruled column's value is computed, decided against the column's type and keys
+/// (`plan::column_rules`); `pg::column_rules` writes its SQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputedColumn {
+    /// The rule's name, as the manifest shows it.
+    pub rule: String,
+    /// The column.
+    pub column: String,
+    /// The column's type, which the value is cast to.
+    pub type_name: String,
+    /// What the value is.
+    pub value: Computed,
+}
+
+/// A ruled column's value, as its type takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Computed {
+    /// NULL.
+    Null,
+    /// This constant.
+    Value(String),
+    /// The first N characters.
+    Truncate(u32),
+    /// `user_<16 hex of the hash>@example.com`.
+    Email,
+    /// `+1 555 ` and seven digits from the hash.
+    Phone,
+    /// A first and last name picked by the hash.
+    Name,
+    /// The hash's 64 hex digits (text columns).
+    HashText,
+    /// The hash's first 32 hex digits (uuid columns).
+    HashUuid,
+    /// The hash's first `bits` bits with the sign bit clear (integer columns).
+    HashInt {
+        /// 16, 32 or 64.
+        bits: u32,
+    },
+}
+
 /// One column's rule, as applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedColumn {

@@ -5,6 +5,7 @@
 //! never `plan`, `parts`, `pipeline` or `cloud`.
 
 pub mod catalog;
+pub mod column_rules;
 pub mod conn;
 pub mod copy_in;
 pub mod copy_out;

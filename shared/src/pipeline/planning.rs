@@ -5,7 +5,7 @@
 use crate::error::{Error, Result, Role};
 use crate::model::catalog::{Catalog, Key, Table};
 use crate::model::chunk::{Chunk, ChunkRange, Plan};
-use crate::model::rules::RulesFile;
+use crate::model::rules::{AppliedColumn, RulesFile};
 use crate::model::scope::{is_glob, Scope};
 use crate::pg::conn::ConnSpec;
 use crate::pg::{self, catalog, sample, snapshot, stats, verify};
@@ -123,10 +123,24 @@ pub async fn apply_rules(
     let Some(file) = rules else {
         return Ok(());
     };
-    let conditions = plan::rules::apply(catalog, file, keyed)?;
-    for (t, parts) in catalog.tables.iter_mut().zip(&conditions) {
+    let decided = plan::rules::apply(catalog, file, keyed)?;
+    for (t, d) in catalog.tables.iter_mut().zip(&decided) {
         if let Some(r) = t.rules.as_mut() {
-            r.condition = pg::rules::condition_sql(parts, &t.name);
+            r.condition = pg::rules::condition_sql(&d.condition, &t.name);
+            r.columns = d
+                .columns
+                .iter()
+                .map(|(name, c)| {
+                    let sql = pg::column_rules::column_sql(c);
+                    (
+                        name.clone(),
+                        AppliedColumn {
+                            rule: c.rule.clone(),
+                            sql,
+                        },
+                    )
+                })
+                .collect();
         }
     }
     catalog

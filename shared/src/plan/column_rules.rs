@@ -1,25 +1,23 @@
-//! What each column rule computes: the SQL of a rule on a column of a given type (the keyed
-//! hash from the pads the source session holds, fakes derived from it), refusing a rule
-//! the type cannot take or that would make a unique column repeat values.
+//! What each column rule computes on a column of a given type (the keyed hash as hex, a uuid
+//! or an integer; fakes derived from it), refusing a rule the type cannot take or that would
+//! make a unique column repeat values. `pg::column_rules` writes the SQL of what it decides.
 
 use crate::error::{Error, Result};
 use crate::model::catalog::{Column, Table};
-use crate::model::ident::{quote_ident, quote_literal};
-use crate::model::rules::{
-    AppliedColumn, ColumnRule, TableRules, IPAD_SETTING, OPAD_SETTING, SETTING,
-};
+use crate::model::ident::quote_ident;
+use crate::model::rules::{ColumnRule, Computed, ComputedColumn, TableRules, SETTING};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn err(message: String) -> Error {
     Error::config(SETTING, message)
 }
 
-/// The SQL of every ruled column of `table`, checked against its type and keys.
+/// What every ruled column of `table` computes, checked against its type and keys.
 pub(crate) fn compile_columns(
     table: &Table,
     key: &str,
     rules: &TableRules,
-) -> Result<BTreeMap<String, AppliedColumn>> {
+) -> Result<BTreeMap<String, ComputedColumn>> {
     let unique: BTreeSet<&str> = table
         .key
         .iter()
@@ -49,14 +47,16 @@ pub(crate) fn compile_columns(
             )));
         }
         let is_unique = unique.contains(name.as_str());
-        if let Some(sql) =
-            column_sql(col, rule, is_unique).map_err(|m| err(format!("{}: {m}", at())))?
+        if let Some(value) =
+            column_value(col, rule, is_unique).map_err(|m| err(format!("{}: {m}", at())))?
         {
             out.insert(
                 name.clone(),
-                AppliedColumn {
+                ComputedColumn {
                     rule: rule.name(),
-                    sql,
+                    column: name.clone(),
+                    type_name: col.type_name.clone(),
+                    value,
                 },
             );
         }
@@ -94,45 +94,13 @@ fn shape(type_name: &str) -> Shape {
     }
 }
 
-const FIRST_NAMES: [&str; 32] = [
-    "Ada", "Alan", "Alice", "Amir", "Ana", "Ben", "Chen", "Clara", "Dev", "Elena", "Emil",
-    "Fatima", "Grace", "Hana", "Ivan", "Jonas", "Kai", "Lena", "Luis", "Maya", "Nia", "Omar",
-    "Priya", "Quinn", "Rosa", "Sam", "Sofia", "Tariq", "Uma", "Victor", "Yuki", "Zoe",
-];
-const LAST_NAMES: [&str; 32] = [
-    "Adams", "Berg", "Costa", "Dubois", "Evans", "Fischer", "Garcia", "Hansen", "Ito", "Jensen",
-    "Kim", "Larsen", "Moreau", "Nakamura", "Okafor", "Patel", "Quist", "Rossi", "Silva", "Tanaka",
-    "Ueda", "Varga", "Weber", "Xu", "Yilmaz", "Zhang", "Novak", "Lopez", "Meyer", "Khan", "Sato",
-    "Olsen",
-];
-
-/// The HMAC of a column's text form as bytea, computed by the source from the pads its
-/// session holds.
-fn mac(column: &str) -> String {
-    format!(
-        "sha256(decode(current_setting('{OPAD_SETTING}'), 'hex') || \
-         sha256(decode(current_setting('{IPAD_SETTING}'), 'hex') || \
-         convert_to({column}::text, 'UTF8')))"
-    )
-}
-
-fn mac_hex(column: &str) -> String {
-    format!("encode({}, 'hex')", mac(column))
-}
-
-fn pick(list: &[&str], index: String) -> String {
-    let items: Vec<String> = list.iter().map(|s| quote_literal(s)).collect();
-    format!("(ARRAY[{}])[1 + {index}]", items.join(", "))
-}
-
-/// A rule's SQL on `col`, cast to its type; None for keep. Refuses what the type cannot
-/// take and what would make a unique column repeat values.
-fn column_sql(
+/// What a rule computes on `col`; None for keep. Refuses what the type cannot take and what
+/// would make a unique column repeat values.
+fn column_value(
     col: &Column,
     rule: &ColumnRule,
     unique: bool,
-) -> std::result::Result<Option<String>, String> {
-    let c = quote_ident(&col.name);
+) -> std::result::Result<Option<Computed>, String> {
     let shape = shape(&col.type_name);
     let ty = &col.type_name;
     if unique && !rule.keeps_distinct() {
@@ -152,63 +120,49 @@ fn column_sql(
             rule.name()
         )),
     };
-    let h = mac_hex(&c);
-    let expr = match rule {
+    let value = match rule {
         ColumnRule::Keep => return Ok(None),
         ColumnRule::Null if col.not_null => {
             return Err("null does not fit a NOT NULL column".into());
         }
-        ColumnRule::Null => "NULL".to_string(),
-        ColumnRule::Value(v) => quote_literal(v),
+        ColumnRule::Null => Computed::Null,
+        ColumnRule::Value(v) => Computed::Value(v.clone()),
         ColumnRule::Truncate(n) => {
             text_only(0)?;
-            format!("left({c}, {n})")
+            Computed::Truncate(*n)
         }
         ColumnRule::Email => {
             text_only(33)?;
-            format!("'user_' || left({h}, 16) || '@example.com'")
+            Computed::Email
         }
         ColumnRule::Phone => {
             text_only(14)?;
-            format!(
-                "'+1 555 ' || lpad(((('x' || left({h}, 8))::bit(32)::int8) % 10000000)::text, 7, '0')"
-            )
+            Computed::Phone
         }
         ColumnRule::Name => {
             text_only(0)?;
-            let m = mac(&c);
-            format!(
-                "{} || ' ' || {}",
-                pick(&FIRST_NAMES, format!("get_byte({m}, 0) % 32")),
-                pick(&LAST_NAMES, format!("get_byte({m}, 1) % 32"))
-            )
+            Computed::Name
         }
-        ColumnRule::Hash => hash_sql(&h, shape, unique, ty)?,
+        ColumnRule::Hash => hash_value(shape, unique, ty)?,
     };
-    Ok(Some(format!("({expr})::{ty}")))
+    Ok(Some(value))
 }
 
-fn hash_sql(h: &str, shape: Shape, unique: bool, ty: &str) -> std::result::Result<String, String> {
-    let bits = |n: u32| {
-        let hex = n / 4;
-        let mask = (1u64 << (n - 1)) - 1;
-        let int = if n == 64 { "int8" } else { "int4" };
-        format!("(('x' || left({h}, {hex}))::bit({n})::{int} & {mask})")
-    };
+fn hash_value(shape: Shape, unique: bool, ty: &str) -> std::result::Result<Computed, String> {
     match shape {
         Shape::Text(Some(n)) if unique && n < 16 => Err(format!(
             "hash of a unique {ty} column keeps only {n} hex digits and could repeat; \
              the column needs at least 16 characters"
         )),
-        Shape::Text(_) => Ok(h.to_string()),
-        Shape::Uuid => Ok(format!("left({h}, 32)")),
-        Shape::Int(64) => Ok(bits(64)),
+        Shape::Text(_) => Ok(Computed::HashText),
+        Shape::Uuid => Ok(Computed::HashUuid),
+        Shape::Int(64) => Ok(Computed::HashInt { bits: 64 }),
         Shape::Int(n) if unique => Err(format!(
             "hash of a unique {ty} column has {} bits and could repeat; hash bigint, text or \
              uuid keys",
             n - 1
         )),
-        Shape::Int(n) => Ok(bits(n)),
+        Shape::Int(n) => Ok(Computed::HashInt { bits: n }),
         Shape::Other => Err(format!(
             "hash applies to text, varchar, char, uuid and integer columns, and the column is {ty}"
         )),
@@ -220,15 +174,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hashes_of_integers_keep_the_sign_bit_clear_and_unique_small_integers_are_refused() {
+    fn hashes_of_integers_keep_their_width_and_unique_small_integers_are_refused() {
         assert_eq!(
-            hash_sql("H", Shape::Int(64), true, "bigint").expect("bigint"),
-            "(('x' || left(H, 16))::bit(64)::int8 & 9223372036854775807)"
+            hash_value(Shape::Int(64), true, "bigint"),
+            Ok(Computed::HashInt { bits: 64 })
         );
-        assert!(hash_sql("H", Shape::Int(32), true, "integer").is_err());
+        assert!(hash_value(Shape::Int(32), true, "integer").is_err());
         assert_eq!(
-            hash_sql("H", Shape::Int(16), false, "smallint").expect("smallint"),
-            "(('x' || left(H, 4))::bit(16)::int4 & 32767)"
+            hash_value(Shape::Int(16), false, "smallint"),
+            Ok(Computed::HashInt { bits: 16 })
         );
         assert_eq!(shape("character varying(40)"), Shape::Text(Some(40)));
         assert_eq!(shape("public.citext"), Shape::Text(None));

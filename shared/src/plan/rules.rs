@@ -9,21 +9,28 @@ use crate::error::{Error, Result};
 use crate::model::catalog::{Catalog, ForeignKey, Table};
 use crate::model::ident::{quote_ident, QualName};
 use crate::model::rules::{
-    AppliedRules, ColumnRule, ParentRow, RowCondition, RulesFile, TableRules, SETTING,
+    AppliedRules, ColumnRule, ComputedColumn, ParentRow, RowCondition, RulesFile, TableRules,
+    SETTING,
 };
 use crate::plan::column_rules::compile_columns;
 use std::collections::{BTreeMap, BTreeSet};
 
 type Units<'a> = BTreeMap<QualName, (&'a str, &'a TableRules)>;
 
-/// Checks `file` against the catalog and records on every table it touches what its export
-/// applies; answers each table's row condition (in the catalog's order), which the caller
-/// records as SQL (`pg::rules::condition_sql`). `keyed`: the source sessions hold a hash key.
-pub fn apply(
-    catalog: &mut Catalog,
-    file: &RulesFile,
-    keyed: bool,
-) -> Result<Vec<Vec<RowCondition>>> {
+/// What the rules decided for one table, which the caller records on its applied rules as
+/// SQL (`pg::rules::condition_sql`, `pg::column_rules::column_sql`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decided {
+    /// The row condition, one `AND` of these (none: every row).
+    pub condition: Vec<RowCondition>,
+    /// Per ruled column, what its value is computed as.
+    pub columns: BTreeMap<String, ComputedColumn>,
+}
+
+/// Checks `file` against the catalog and records on every table it touches that its export
+/// applies rules (its filter as written); answers what was decided for each table, in the
+/// catalog's order. `keyed`: the source sessions hold a hash key.
+pub fn apply(catalog: &mut Catalog, file: &RulesFile, keyed: bool) -> Result<Vec<Decided>> {
     if file.needs_key() && !keyed {
         return Err(err(
             "the rules hash, email, name and phone need a key: set DBSYNC_RULES_KEY \
@@ -52,7 +59,7 @@ pub fn apply(
         filtered: &filtered,
     };
     let mut applied = Vec::with_capacity(catalog.tables.len());
-    let mut conditions_of = Vec::with_capacity(catalog.tables.len());
+    let mut decided = Vec::with_capacity(catalog.tables.len());
     for (t, columns) in catalog.tables.iter().zip(columns_of) {
         let entry = units.get(t.unit());
         let condition = conditions.of(&t.name, t.unit())?;
@@ -61,14 +68,14 @@ pub fn apply(
         applied.push(any.then_some(AppliedRules {
             filter,
             condition: None,
-            columns,
+            columns: BTreeMap::new(),
         }));
-        conditions_of.push(condition);
+        decided.push(Decided { condition, columns });
     }
     for (t, a) in catalog.tables.iter_mut().zip(applied) {
         t.rules = a;
     }
-    Ok(conditions_of)
+    Ok(decided)
 }
 
 fn err(message: impl Into<String>) -> Error {
@@ -325,6 +332,7 @@ impl Conditions<'_> {
 mod tests {
     use super::*;
     use crate::model::catalog::{Column, Key, KeyColumn, KeyKind, ServerInfo};
+    use crate::model::rules::Computed;
 
     fn column(name: &str, ty: &str) -> Column {
         Column::for_tests(name, ty)
@@ -399,14 +407,14 @@ mod tests {
         }
     }
 
-    fn apply_text(cat: &mut Catalog, rules: &str) -> Result<Vec<Vec<RowCondition>>> {
+    fn apply_text(cat: &mut Catalog, rules: &str) -> Result<Vec<Decided>> {
         apply(cat, &RulesFile::parse(rules).expect("parses"), true)
     }
 
     #[test]
     fn a_filter_on_a_parent_reaches_its_children_and_grandchildren_through_their_keys() {
         let mut cat = catalog();
-        let conditions = apply(
+        let decided = apply(
             &mut cat,
             &RulesFile::parse(r#"{"tables": {"app.people": {"where": "region = 'eu'"}}}"#)
                 .expect("parses"),
@@ -416,10 +424,10 @@ mod tests {
         let eu = vec![RowCondition::Filter("region = 'eu'".into())];
         let parent = ParentRow::for_tests;
         let orders = parent("people", "person_email", "email", eu.clone());
-        assert_eq!(conditions[0], eu);
-        assert_eq!(conditions[1], vec![orders.clone()]);
+        assert_eq!(decided[0].condition, eu);
+        assert_eq!(decided[1].condition, vec![orders.clone()]);
         assert_eq!(
-            conditions[2],
+            decided[2].condition,
             vec![parent("orders", "order_id", "id", vec![orders])]
         );
         assert!(cat.tables[2]
@@ -437,19 +445,17 @@ mod tests {
         )
         .expect_err("child not ruled");
         assert!(e.to_string().contains("foreign key orders_person_fk joins app.orders.\"person_email\" (keep) to app.people.\"email\" (email)"), "{e}");
-        apply_text(
+        let decided = apply_text(
             &mut cat,
             r#"{"tables": {"people": {"columns": {"email": "email"}}, "orders": {"columns": {"person_email": "email"}}}}"#,
         )
         .expect("both sides alike");
-        let sql = &cat.tables[1].rules.as_ref().expect("ruled").columns["person_email"].sql;
-        assert!(
-            sql.starts_with(
-                "('user_' || left(encode(sha256(decode(current_setting('dbsync.rules_opad')"
-            ),
-            "{sql}"
+        let computed = &decided[1].columns["person_email"];
+        assert_eq!(
+            (&computed.value, computed.type_name.as_str()),
+            (&Computed::Email, "text")
         );
-        assert!(sql.ends_with(")::text"), "{sql}");
+        assert!(cat.tables[1].rules.is_some(), "the child is ruled");
     }
 
     #[test]
