@@ -12,6 +12,13 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 command -v cargo >/dev/null || { echo "test.sh: cargo (Rust toolchain) is required" >&2; exit 1; }
 
+# A run needs about 7 GB at its peak (two build trees, the clusters, the parts): said up front,
+# rather than as tests failing with "No space left on device".
+free_kb=$(df --output=avail -k "$PWD" | tail -n 1)
+if [ "$free_kb" -lt $((8 * 1024 * 1024)) ]; then
+  echo "test.sh: only $((free_kb / 1024 / 1024)) GB free on $(df --output=target "$PWD" | tail -n 1); the suite needs about 7 GB at its peak and may fail with 'No space left on device'" >&2
+fi
+
 scripts/pg.sh install
 # The tests' fixed ports (clusters 55442-55478, the emulator 55500-55509) lie in Linux's
 # ephemeral range: a test's outgoing connection could take one just as a cluster starts on
