@@ -262,7 +262,7 @@ async fn an_atomic_import_is_exact_one_that_fails_at_the_swap_leaves_the_target_
     let p = adversarial("atomic_import").await;
     p.target("INSERT INTO app.customers VALUES (99999, 'stale')")
         .await;
-    let (_dir, store, _) = export_to_temp(&p).await;
+    let (dir, store, _) = export_to_temp(&p).await;
     let atomic = Options {
         atomic: true,
         ..tiny_chunks()
@@ -311,6 +311,8 @@ async fn an_atomic_import_is_exact_one_that_fails_at_the_swap_leaves_the_target_
     };
     let e = import(&p, store, &small).await.expect_err("too big");
     assert!(e.to_string().contains("--atomic-max-size"), "{e}");
+    // Both exports wrote the same directory (named after the pair).
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The streaming sync sends tables of built-in types, their arrays and enums in binary COPY,
